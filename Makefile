@@ -1,0 +1,56 @@
+# Two commands: `make demo` (set up, train the demo runs, open JupyterLab) and `make test`.
+# Both install what they need themselves: the virtual env, the npm packages, Debian's chromium.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := dev,demo,images,mlflow,tensorboard,wandb,e2e
+DEMO_DIR ?= demo-runs
+PORT ?= 8888
+
+.PHONY: demo test setup js chromium unit e2e lint bench demo-runs
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(VENV)/.installed js
+
+# The front end is bundled into src/rungroup/static/ (git-ignored) by esbuild.
+js:
+	@if [ -f js/package.json ]; then \
+		npm --prefix js ci --no-audit --no-fund --loglevel=error && npm --prefix js run build; \
+	fi
+
+# Browser tests drive Debian's chromium; Playwright cannot download its own browser here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo-runs: $(VENV)/.installed
+	@if [ -d "$(DEMO_DIR)" ]; then echo "demo runs already in $(DEMO_DIR)/ (delete it yourself to retrain)"; \
+	else $(BIN)/rungroup demo "$(DEMO_DIR)"; fi
+
+demo: setup demo-runs
+	RUNGROUP_DEMO_DIR="$(abspath $(DEMO_DIR))" $(BIN)/jupyter lab notebooks/quickstart.ipynb \
+		--ip=127.0.0.1 --port=$(PORT) --no-browser --ServerApp.open_browser=False
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	@if [ -f js/package.json ]; then npm --prefix js run typecheck; fi
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+e2e: setup chromium
+	$(BIN)/python -m pytest tests/e2e -q
+
+test: setup chromium lint
+	$(BIN)/python -m pytest tests -q
+
+bench: setup
+	$(BIN)/python -m benchmarks
