@@ -7,6 +7,8 @@ hand the engine something of another shape.
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -261,3 +263,78 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+class LoadWarning(UserWarning):
+    """Something in a source could not be read; the message names the file (and line)."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "json"
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def unify_column(name: str, values: list[Any]) -> pl.Series:
+    """One column from per-run values of possibly different types.
+
+    bool, int and float columns keep their type (int and float together become float);
+    lists and dicts become their JSON text; any other mix becomes text, with a warning that
+    names the column, because grouping may then split `1` and `"1"` apart.
+    """
+    kinds = {_kind(v) for v in values if v is not None}
+    if kinds == {"bool"}:
+        return pl.Series(name, values, dtype=pl.Boolean)
+    if kinds == {"int"}:
+        if all(-(2**63) <= v < 2**63 for v in values if v is not None):
+            return pl.Series(name, values, dtype=pl.Int64)
+        return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
+    if kinds and kinds <= {"int", "float"}:
+        return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
+    if len(kinds - {"json"}) > 1:
+        warnings.warn(
+            f"column {name!r} holds values of different types ({', '.join(sorted(kinds))}) "
+            "in different runs; loaded as text",
+            LoadWarning,
+            stacklevel=3,
+        )
+    return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
+
+
+def build_runs_frame(records: list[Mapping[str, Any]]) -> pl.DataFrame:
+    """The `runs` frame from one dict per run.
+
+    Each record has the base fields of `RUN_SCHEMA` (missing ones become null) plus optional
+    `config` and `summary` dicts, which are flattened with '.' into `config.<key>` and
+    `summary.<key>` columns of one common type each (see `unify_column`).
+    """
+    base = {
+        name: pl.Series(name, [r.get(name) for r in records], dtype=dtype, strict=False)
+        for name, dtype in RUN_SCHEMA.items()
+        if name not in ("tags",)
+    }
+    base["tags"] = pl.Series(
+        "tags", [list(r.get("tags") or []) for r in records], dtype=pl.List(pl.String)
+    )
+    columns = [base[name] for name in RUN_SCHEMA]
+    for prefix, key in ((CONFIG_PREFIX, "config"), (SUMMARY_PREFIX, "summary")):
+        flat = [flatten(r.get(key) or {}) for r in records]
+        names = sorted({k for entry in flat for k in entry})
+        columns.extend(unify_column(f"{prefix}{k}", [entry.get(k) for entry in flat]) for k in names)
+    if not records:
+        return empty_runs_frame()
+    return pl.DataFrame(columns)

@@ -1,0 +1,36 @@
+"""Every source of runs ends in the same `Runs`; `load()` picks the reader for a source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rungroup.runs import Runs
+from rungroup.sources.store import is_store, load_store
+
+__all__ = ["load", "load_store"]
+
+_ACCEPTED = (
+    "a rungroup store folder (a root, a project or one run), "
+    "or a Runs object"
+)
+
+
+def load(source: Any, **options: Any) -> Runs:
+    """Load runs from `source`, detecting its kind.
+
+    `options` go to the reader that handles the source (e.g. `project=` for a store).
+    """
+    if isinstance(source, Runs):
+        if options:
+            raise TypeError(f"options {sorted(options)} do not apply to a Runs object")
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if is_store(path):
+            return load_store(path, **options)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {source}; expected {_ACCEPTED}")
+        raise ValueError(f"{source} is not a source rungroup can read; expected {_ACCEPTED}")
+    raise TypeError(f"cannot load runs from a {type(source).__name__}; expected {_ACCEPTED}")

@@ -1,0 +1,435 @@
+"""Shared plumbing of the loaders: run records -> `Runs`, path templates, warnings, progress.
+
+Every loader reads its format into a list of `RunRecord` (one per run) and a list of history
+chunks (small Polars frames, one or a few per run), then calls `assemble()`. That is the one
+place where config values get their column types, where a summary is derived from the history
+when a format has none, and where the frames are checked against the `Runs` schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+
+from rungroup.runs import CONFIG_PREFIX, HISTORY_SCHEMA, SUMMARY_PREFIX, Runs, flatten
+
+T = TypeVar("T")
+
+#: Template fields that fill a base column of `Runs.runs` instead of `config.<field>`.
+BASE_FIELDS = ("project", "group", "job_type", "name")
+
+#: History columns of a chunk before `run_id` and `metric` become categorical.
+CHUNK_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "metric": pl.String(),
+    "step": pl.Int64(),
+    "time": pl.Float64(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "value": pl.Float64(),
+}
+
+#: Sources with more items than this show a progress bar (when `progress=None`).
+PROGRESS_THRESHOLD = 64
+
+
+class SourceWarning(UserWarning):
+    """A file or record of a source could not be read; the other runs still load."""
+
+
+def warn(path: str | Path, message: str) -> None:
+    """Warn about one unreadable file (or record of it), naming the file first."""
+    warnings.warn(f"{path}: {message}", SourceWarning, stacklevel=3)
+
+
+class MissingExtraError(ImportError):
+    """A source needs an optional package; the message names the extra to install."""
+
+
+def require(module: str, extra: str) -> Any:
+    """Import `module` or raise `MissingExtraError` naming `pip install 'rungroup[extra]'`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"this source needs the {module!r} package: pip install 'rungroup[{extra}]'"
+        ) from error
+
+
+def progress(
+    items: Iterable[T], *, total: int, desc: str, enabled: bool | None = None
+) -> Iterator[T]:
+    """Iterate `items` with a tqdm.auto bar when the source is large (or `enabled=True`)."""
+    show = total > PROGRESS_THRESHOLD if enabled is None else enabled
+    if not show:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, total=total, desc=desc, unit="run", leave=False)
+
+
+@dataclass
+class RunRecord:
+    """What a loader knows about one run before it becomes a row of `Runs.runs`."""
+
+    id: str
+    source: str
+    name: str | None = None
+    project: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    state: str | None = None
+    tags: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    runtime: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None  # None: last value of every metric
+
+
+def chunk(
+    run_id: str,
+    metric: str | Sequence[str] | pl.Series,
+    step: Sequence[int] | pl.Series | None,
+    value: Sequence[float] | pl.Series,
+    *,
+    time: Sequence[float | None] | pl.Series | None = None,
+    timestamp_us: Sequence[int | None] | pl.Series | None = None,
+) -> pl.DataFrame:
+    """One history chunk in `CHUNK_SCHEMA` (timestamps as integer microseconds since 1970)."""
+    n = len(value)
+    metrics = pl.Series("metric", [metric] * n if isinstance(metric, str) else metric, pl.String)
+    steps = (
+        pl.int_range(n, eager=True, dtype=pl.Int64).alias("step")
+        if step is None
+        else pl.Series("step", step, pl.Int64)
+    )
+    times = pl.Series("time", [None] * n if time is None else time, pl.Float64)
+    stamps = pl.Series(
+        "timestamp", [None] * n if timestamp_us is None else timestamp_us, pl.Int64
+    ).cast(pl.Datetime("us", "UTC"))
+    return pl.DataFrame(
+        [
+            pl.Series("run_id", [run_id] * n, pl.String),
+            metrics,
+            steps,
+            times,
+            stamps,
+            pl.Series("value", value, pl.Float64, strict=False),
+        ]
+    )
+
+
+def utc_from_seconds(seconds: float | None) -> datetime | None:
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+# --- values ---------------------------------------------------------------------------------
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?|[+-]?(inf|nan|infinity)", re.I)
+
+
+def parse_number(text: str) -> int | float | str:
+    """'3' -> 3, '0.1' -> 0.1, '1e-3' -> 0.001, anything else unchanged."""
+    stripped = text.strip()
+    if _INT.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT.fullmatch(stripped):
+        return float(stripped)
+    return text
+
+
+def _column(name: str, values: list[Any], parse_strings: bool) -> pl.Series:
+    """One config/summary column with a single honest type (no sentinel strings)."""
+    present = [v for v in values if v is not None]
+    if parse_strings:
+        parsed: dict[int, Any] = {}
+        ok = True
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                p = parse_number(v) if v.strip() else v
+                if isinstance(p, str):
+                    ok = False
+                    break
+                parsed[i] = p
+        if ok and parsed:
+            values = [parsed.get(i, v) for i, v in enumerate(values)]
+            present = [v for v in values if v is not None]
+    if not present:
+        return pl.Series(name, values, pl.Null)
+    if all(isinstance(v, bool) for v in present):
+        return pl.Series(name, values, pl.Boolean)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        if all(-(2**63) <= v < 2**63 for v in present):
+            return pl.Series(name, values, pl.Int64)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
+    if all(isinstance(v, datetime) for v in present):
+        return pl.Series(name, values)
+    return pl.Series(name, [None if v is None else _text(v) for v in values], pl.String)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# --- templates ------------------------------------------------------------------------------
+
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A path template such as ``logs/{algo}/{env}/seed_{seed}``.
+
+    `root` is the folder before the first field or wildcard, `glob` the pattern below it, and
+    `match()` turns a path (relative to `root`) into the field values, numbers parsed.
+    """
+
+    root: Path
+    glob: str
+    regex: re.Pattern[str]
+    fields: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, template: str | Path) -> Template:
+        text = str(template).replace("\\", "/")
+        parts = text.split("/")
+        fixed: list[str] = []
+        for part in parts:
+            if "{" in part or "*" in part or "?" in part or "[" in part:
+                break
+            fixed.append(part)
+        rest = parts[len(fixed) :]
+        if not fixed:
+            root = Path(".")
+        elif fixed == [""]:
+            root = Path("/")
+        else:
+            root = Path("/".join(fixed) or "/")
+        pattern = "/".join(rest)
+        fields: list[str] = []
+        regex_parts: list[str] = []
+        glob_parts: list[str] = []
+        pos = 0
+        for m in _FIELD.finditer(pattern):
+            literal = pattern[pos : m.start()]
+            regex_parts.append(_glob_to_regex(literal))
+            glob_parts.append(literal)
+            name = m.group(1)
+            group = name.replace(".", "__dot__")
+            if name in fields:
+                regex_parts.append(f"(?P={group})")
+            else:
+                fields.append(name)
+                regex_parts.append(f"(?P<{group}>[^/]+?)")
+            glob_parts.append("*")
+            pos = m.end()
+        regex_parts.append(_glob_to_regex(pattern[pos:]))
+        glob_parts.append(pattern[pos:])
+        return cls(
+            root=root,
+            glob="".join(glob_parts),
+            regex=re.compile("".join(regex_parts)),
+            fields=tuple(fields),
+        )
+
+    @property
+    def has_pattern(self) -> bool:
+        return bool(self.glob)
+
+    def match(self, relative: str) -> dict[str, int | float | str] | None:
+        m = self.regex.fullmatch(relative.replace("\\", "/"))
+        if m is None:
+            return None
+        return {
+            name: parse_number(m.group(name.replace(".", "__dot__"))) for name in self.fields
+        }
+
+    def paths(self) -> list[Path]:
+        """Every existing path below `root` that matches (sorted, so loading is stable)."""
+        if not self.glob:
+            return [self.root] if self.root.exists() else []
+        found = []
+        for path in self.root.glob(self.glob):
+            relative = path.relative_to(self.root).as_posix()
+            if self.match(relative) is not None:
+                found.append(path)
+        return sorted(found)
+
+
+def _glob_to_regex(literal: str) -> str:
+    out = []
+    i = 0
+    while i < len(literal):
+        c = literal[i]
+        if literal.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if literal.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def apply_fields(record: RunRecord, values: Mapping[str, Any]) -> None:
+    """Template fields -> base columns (`group`, `job_type`, `name`, `project`) or config."""
+    for key, value in values.items():
+        if key in BASE_FIELDS:
+            setattr(record, key, str(value))
+        elif not key.startswith("_"):
+            record.config[key] = value
+
+
+def format_option(option: str | None, values: Mapping[str, Any]) -> str | None:
+    """A `group=`/`job_type=`/`name=` option: a field name, or a format string of fields."""
+    if option is None:
+        return None
+    if "{" in option:
+        try:
+            return option.format(**values)
+        except (KeyError, IndexError, ValueError):
+            return None
+    value = values.get(option)
+    return None if value is None else str(value)
+
+
+# --- assembly -------------------------------------------------------------------------------
+
+
+def _history(chunks: list[pl.DataFrame]) -> pl.DataFrame:
+    if not chunks:
+        return pl.DataFrame(schema=CHUNK_SCHEMA)
+    frame = pl.concat([c.select(list(CHUNK_SCHEMA)) for c in chunks], how="vertical", rechunk=True)
+    return frame
+
+
+def last_values(history: pl.DataFrame) -> pl.DataFrame:
+    """Per run: the last logged value of every metric (by step, then logged order)."""
+    if history.height == 0:
+        return pl.DataFrame({"id": []}, schema={"id": pl.String})
+    last = (
+        history.with_row_index("_order")
+        .sort("run_id", "metric", "step", "_order")
+        .group_by("run_id", "metric", maintain_order=True)
+        .agg(pl.col("value").last())
+    )
+    wide = last.pivot(on="metric", index="run_id", values="value", sort_columns=True)
+    return wide.rename(
+        {c: f"{SUMMARY_PREFIX}{c}" for c in wide.columns if c != "run_id"} | {"run_id": "id"}
+    )
+
+
+def assemble(
+    records: list[RunRecord],
+    chunks: list[pl.DataFrame],
+    *,
+    parse_strings: bool = False,
+) -> Runs:
+    """Build a checked `Runs` from run records and history chunks."""
+    history = _history(chunks)
+    base: dict[str, list[Any]] = {
+        "id": [r.id for r in records],
+        "name": [r.name if r.name is not None else r.id for r in records],
+        "project": [r.project for r in records],
+        "group": [r.group for r in records],
+        "job_type": [r.job_type for r in records],
+        "state": [r.state for r in records],
+        "tags": [list(r.tags) for r in records],
+        "created_at": [r.created_at for r in records],
+        "runtime": [r.runtime for r in records],
+        "source": [r.source for r in records],
+    }
+    runs = pl.DataFrame(
+        base,
+        schema={
+            "id": pl.String,
+            "name": pl.String,
+            "project": pl.String,
+            "group": pl.String,
+            "job_type": pl.String,
+            "state": pl.String,
+            "tags": pl.List(pl.String),
+            "created_at": pl.Datetime("us", "UTC"),
+            "runtime": pl.Float64,
+            "source": pl.String,
+        },
+    )
+    extra: list[pl.Series] = []
+    configs = [flatten(r.config) for r in records]
+    for key in sorted({k for c in configs for k in c}):
+        extra.append(
+            _column(f"{CONFIG_PREFIX}{key}", [c.get(key) for c in configs], parse_strings)
+        )
+    given = [r.summary for r in records]
+    summaries = [flatten(s) if s is not None else {} for s in given]
+    for key in sorted({k for s in summaries for k in s}):
+        extra.append(_column(f"{SUMMARY_PREFIX}{key}", [s.get(key) for s in summaries], False))
+    if extra:
+        runs = runs.with_columns(extra)
+    derive = [r.id for r, s in zip(records, given, strict=True) if s is None]
+    if derive and history.height:
+        last = last_values(history.filter(pl.col("run_id").is_in(derive)))
+        if last.width > 1:
+            runs = _fill_summary(runs, last)
+    hist = history.with_columns(
+        pl.col("run_id").cast(pl.Categorical), pl.col("metric").cast(pl.Categorical)
+    ).select(list(HISTORY_SCHEMA))
+    return Runs(runs, hist.lazy())
+
+
+def _fill_summary(runs: pl.DataFrame, last: pl.DataFrame) -> pl.DataFrame:
+    """Join derived summaries, filling (not replacing) columns a source already gave."""
+    joined = runs.join(last, on="id", how="left", suffix="__derived")
+    fills = []
+    drop = []
+    for column in last.columns:
+        if column == "id":
+            continue
+        derived = f"{column}__derived"
+        if derived in joined.columns:
+            if joined.schema[column].is_numeric() or joined.schema[column] == pl.Null:
+                fills.append(
+                    pl.coalesce(pl.col(column).cast(pl.Float64), pl.col(derived)).alias(column)
+                )
+            drop.append(derived)
+    if fills:
+        joined = joined.with_columns(fills)
+    return joined.drop(drop)
+
+
+def unique_ids(records: list[RunRecord]) -> None:
+    """Make run ids unique in place ('id', 'id-2', ...) so that a `Runs` can hold them all."""
+    seen: dict[str, int] = {}
+    for record in records:
+        count = seen.get(record.id, 0) + 1
+        seen[record.id] = count
+        if count > 1:
+            record.id = f"{record.id}-{count}"

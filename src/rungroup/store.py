@@ -1,0 +1,266 @@
+"""The run store on disk: one folder per run, written by exactly one process.
+
+Layout (documented in docs/store.md)::
+
+    <store>/<project>/<run_id>/run.json       metadata, replaced atomically (temp file + rename)
+    <store>/<project>/<run_id>/history.rgh    append-only binary history
+
+A history file starts with an 8-byte header (`HISTORY_MAGIC`, which carries the format
+version) and continues with records. Each record is framed as
+``RECORD_MAGIC | payload length (u32) | crc32(payload) (u32) | payload`` so that a reader can
+tell a record still being written (or torn by a crash) from a complete one, and can resync
+after garbage. A payload holds the metric names first used in it, then its points as four
+column arrays (step i64, wall-clock f64, metric index u32, value f64), all little-endian.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+META_FILE = "run.json"
+HISTORY_FILE = "history.rgh"
+HISTORY_MAGIC = b"RGHIST\x00\x01"
+RECORD_MAGIC = b"RGRC"
+_RECORD_HEADER = struct.Struct("<4sII")
+_COUNT = struct.Struct("<I")
+#: Bytes per stored point: step (8) + wall time (8) + metric index (4) + value (8).
+POINT_BYTES = 28
+#: A record larger than this is garbage, not data (a flush never writes one this big).
+MAX_RECORD_BYTES = 1 << 30
+
+_FORBIDDEN = re.compile(r"[/\\\x00]")
+
+
+class StoreError(ValueError):
+    """A name or path that the store refuses, or a run that already exists."""
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse names that would escape the store or hide from it (`..`, `/`, NUL, empty)."""
+    if not isinstance(value, str):
+        raise StoreError(f"{what} must be a string, not {type(value).__name__}")
+    if not value or value.strip() != value:
+        raise StoreError(f"{what} {value!r} is empty or has leading/trailing spaces")
+    if value in (".", "..") or value.startswith("."):
+        raise StoreError(f"{what} {value!r} may not start with '.'")
+    if _FORBIDDEN.search(value):
+        raise StoreError(f"{what} {value!r} may not contain '/', '\\\\' or NUL")
+    if len(value) > 128:
+        raise StoreError(f"{what} {value!r} is longer than 128 characters")
+    return value
+
+
+def run_dir(root: Path, project: str, run_id: str) -> Path:
+    return root / check_name(project, "project") / check_name(run_id, "run id")
+
+
+def write_json_atomically(path: Path, content: Mapping[str, Any]) -> None:
+    """Write `content` so that readers see either the old file or the new one, never half."""
+    data = json.dumps(content, indent=1, sort_keys=True, allow_nan=True).encode()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def encode_record(
+    new_names: list[str],
+    steps: Any,
+    walls: Any,
+    metric_indices: Any,
+    values: Any,
+) -> bytes:
+    """One framed record; the column arguments are buffers (array.array) of equal length."""
+    names = json.dumps(new_names).encode() if new_names else b""
+    count = len(values)
+    payload = b"".join(
+        (
+            _COUNT.pack(len(names)),
+            names,
+            _COUNT.pack(count),
+            bytes(steps),
+            bytes(walls),
+            bytes(metric_indices),
+            bytes(values),
+        )
+    )
+    return _RECORD_HEADER.pack(RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class HistoryColumns:
+    """The decoded points of one history file; `problems` says what could not be read."""
+
+    names: list[str]
+    steps: np.ndarray
+    walls: np.ndarray
+    metric_indices: np.ndarray
+    values: np.ndarray
+    problems: list[str] = field(default_factory=list)
+    #: bytes at the end that are not (yet) a complete record: a write in progress or a crash
+    incomplete_tail: int = 0
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
+def _empty_columns(problems: list[str]) -> HistoryColumns:
+    return HistoryColumns(
+        [],
+        np.empty(0, np.int64),
+        np.empty(0, np.float64),
+        np.empty(0, np.uint32),
+        np.empty(0, np.float64),
+        problems,
+    )
+
+
+def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
+    """Decode a whole history file. Never raises on bad content: problems are reported."""
+    problems: list[str] = []
+    if not data:
+        return _empty_columns(problems)
+    if len(data) < len(HISTORY_MAGIC):
+        if HISTORY_MAGIC.startswith(data):
+            columns = _empty_columns(problems)
+            columns.incomplete_tail = len(data)
+            return columns
+        problems.append(f"{label}: not a rungroup history file (bad header)")
+        return _empty_columns(problems)
+    header = data[: len(HISTORY_MAGIC)]
+    if header != HISTORY_MAGIC:
+        if header[:6] == HISTORY_MAGIC[:6]:
+            version = int.from_bytes(header[6:], "big")
+            problems.append(
+                f"{label}: history format version {version} is not supported "
+                f"(this rungroup reads version {FORMAT_VERSION}); upgrade rungroup"
+            )
+        else:
+            problems.append(f"{label}: not a rungroup history file (bad header)")
+        return _empty_columns(problems)
+
+    names: list[str] = []
+    parts: list[tuple[int, int]] = []  # (offset of the points in `data`, their count)
+    position = len(HISTORY_MAGIC)
+    end = len(data)
+    incomplete = 0
+    view = memoryview(data)
+    while position < end:
+        if end - position < _RECORD_HEADER.size:
+            incomplete = end - position
+            break
+        magic, length, checksum = _RECORD_HEADER.unpack_from(data, position)
+        if magic != RECORD_MAGIC or length > MAX_RECORD_BYTES:
+            resync = data.find(RECORD_MAGIC, position + 1)
+            skipped_to = resync if resync >= 0 else end
+            problems.append(
+                f"{label}: {skipped_to - position} bytes of garbage at byte {position} skipped"
+            )
+            position = skipped_to
+            continue
+        start = position + _RECORD_HEADER.size
+        if start + length > end:
+            incomplete = end - position
+            break
+        payload = view[start : start + length]
+        if zlib.crc32(payload) != checksum:
+            problems.append(f"{label}: record at byte {position} fails its checksum; skipped")
+            resync = data.find(RECORD_MAGIC, position + 1)
+            position = resync if resync >= 0 else end
+            continue
+        parsed = _parse_payload(payload, len(names))
+        if isinstance(parsed, str):
+            problems.append(f"{label}: record at byte {position} {parsed}; skipped")
+        else:
+            new_names, points_offset, count = parsed
+            names.extend(new_names)
+            if count:
+                parts.append((start + points_offset, count))
+        position = start + length
+
+    total = sum(count for _, count in parts)
+    steps = np.empty(total, np.int64)
+    walls = np.empty(total, np.float64)
+    indices = np.empty(total, np.uint32)
+    values = np.empty(total, np.float64)
+    filled = 0
+    for offset, count in parts:
+        stop = filled + count
+        steps[filled:stop] = np.frombuffer(data, np.int64, count, offset)
+        offset += 8 * count
+        walls[filled:stop] = np.frombuffer(data, np.float64, count, offset)
+        offset += 8 * count
+        indices[filled:stop] = np.frombuffer(data, np.uint32, count, offset)
+        offset += 4 * count
+        values[filled:stop] = np.frombuffer(data, np.float64, count, offset)
+        filled = stop
+    if total and int(indices.max()) >= len(names):
+        keep = indices < len(names)
+        problems.append(
+            f"{label}: {int((~keep).sum())} points name an undefined metric; skipped"
+        )
+        steps, walls, indices, values = steps[keep], walls[keep], indices[keep], values[keep]
+    return HistoryColumns(names, steps, walls, indices, values, problems, incomplete)
+
+
+def _parse_payload(payload: memoryview, known_names: int) -> tuple[list[str], int, int] | str:
+    if len(payload) < 8:
+        return "is too short"
+    (names_length,) = _COUNT.unpack_from(payload, 0)
+    if 4 + names_length + 4 > len(payload):
+        return "has a name table longer than itself"
+    new_names: list[str] = []
+    if names_length:
+        try:
+            decoded = json.loads(bytes(payload[4 : 4 + names_length]))
+        except (ValueError, UnicodeDecodeError):
+            return "has an unreadable name table"
+        if not isinstance(decoded, list) or not all(isinstance(n, str) for n in decoded):
+            return "has a name table that is not a list of strings"
+        new_names = decoded
+    (count,) = _COUNT.unpack_from(payload, 4 + names_length)
+    points_offset = 8 + names_length
+    if points_offset + count * POINT_BYTES != len(payload):
+        return f"holds {len(payload) - points_offset} bytes for {count} points"
+    return new_names, points_offset, count
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Read run.json; raises ValueError (with the file named) when it is not usable."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror})") from error
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: run format version {version!r} is not supported "
+            f"(this rungroup reads version {FORMAT_VERSION})"
+        )
+    if not isinstance(meta.get("id"), str) or not meta["id"]:
+        raise ValueError(f"{path}: has no run id")
+    return meta
