@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from rungroup.runs import CONFIG_PREFIX, HISTORY_SCHEMA, SUMMARY_PREFIX, Runs, flatten
+from rungroup.runs import CONFIG_PREFIX, HISTORY_SCHEMA, SUMMARY_PREFIX, LoadWarning, Runs, flatten
 
 T = TypeVar("T")
 
@@ -41,13 +41,9 @@ CHUNK_SCHEMA: dict[str, pl.DataType] = {
 PROGRESS_THRESHOLD = 64
 
 
-class SourceWarning(UserWarning):
-    """A file or record of a source could not be read; the other runs still load."""
-
-
 def warn(path: str | Path, message: str) -> None:
     """Warn about one unreadable file (or record of it), naming the file first."""
-    warnings.warn(f"{path}: {message}", SourceWarning, stacklevel=3)
+    warnings.warn(f"{path}: {message}", LoadWarning, stacklevel=3)
 
 
 class MissingExtraError(ImportError):
@@ -172,9 +168,10 @@ def _column(name: str, values: list[Any], parse_strings: bool) -> pl.Series:
         return pl.Series(name, values, pl.Null)
     if all(isinstance(v, bool) for v in present):
         return pl.Series(name, values, pl.Boolean)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        if all(-(2**63) <= v < 2**63 for v in present):
-            return pl.Series(name, values, pl.Int64)
+    if all(
+        isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in present
+    ):
+        return pl.Series(name, values, pl.Int64)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
     if all(isinstance(v, datetime) for v in present):
@@ -220,7 +217,7 @@ class Template:
             fixed.append(part)
         rest = parts[len(fixed) :]
         if not fixed:
-            root = Path(".")
+            root = Path()
         elif fixed == [""]:
             root = Path("/")
         else:
@@ -260,9 +257,7 @@ class Template:
         m = self.regex.fullmatch(relative.replace("\\", "/"))
         if m is None:
             return None
-        return {
-            name: parse_number(m.group(name.replace(".", "__dot__"))) for name in self.fields
-        }
+        return {name: parse_number(m.group(name.replace(".", "__dot__"))) for name in self.fields}
 
     def paths(self) -> list[Path]:
         """Every existing path below `root` that matches (sorted, so loading is stable)."""
@@ -385,9 +380,7 @@ def assemble(
     extra: list[pl.Series] = []
     configs = [flatten(r.config) for r in records]
     for key in sorted({k for c in configs for k in c}):
-        extra.append(
-            _column(f"{CONFIG_PREFIX}{key}", [c.get(key) for c in configs], parse_strings)
-        )
+        extra.append(_column(f"{CONFIG_PREFIX}{key}", [c.get(key) for c in configs], parse_strings))
     given = [r.summary for r in records]
     summaries = [flatten(s) if s is not None else {} for s in given]
     for key in sorted({k for s in summaries for k in s}):
