@@ -1,0 +1,122 @@
+// The charts: the spec comes from Python (rungroup.chart()); its data is a named source
+// ("rungroup") fed from Arrow rows. A new spec is embedded only when its shape changes;
+// otherwise the existing view gets new data.
+import embed, { type Result } from "vega-embed";
+
+export const DATA_NAME = "rungroup";
+export const HOVER_SIGNAL = "rg_hover";
+
+type Row = Record<string, unknown>;
+
+function cssVar(root: HTMLElement, name: string, fallback: string): string {
+  const value = getComputedStyle(root).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
+/** Vega config from JupyterLab's theme variables (with fallbacks outside JupyterLab). */
+export function themeConfig(root: HTMLElement): Record<string, unknown> {
+  const fg = cssVar(root, "--jp-ui-font-color1", "#1f1f1f");
+  const fg2 = cssVar(root, "--jp-ui-font-color2", "#5f5f5f");
+  const grid = cssVar(root, "--jp-border-color2", "#e0e0e0");
+  const font = cssVar(root, "--jp-ui-font-family", "system-ui, sans-serif");
+  const axis = { labelColor: fg2, titleColor: fg, gridColor: grid, domainColor: grid, tickColor: grid };
+  return {
+    background: "transparent",
+    font,
+    axis,
+    legend: { labelColor: fg2, titleColor: fg },
+    title: { color: fg },
+    header: { labelColor: fg, titleColor: fg },
+    view: { stroke: grid },
+  };
+}
+
+export class ChartPanel {
+  readonly el: HTMLDivElement;
+  private result: Result | null = null;
+  specKey: string | null = null;
+  private hoverListeners: ((series: string | null) => void)[] = [];
+
+  constructor(private readonly root: HTMLElement) {
+    this.el = document.createElement("div");
+    this.el.className = "rg-chart";
+  }
+
+  get view(): Result["view"] | null {
+    return this.result?.view ?? null;
+  }
+
+  onHover(listener: (series: string | null) => void): void {
+    this.hoverListeners.push(listener);
+  }
+
+  /** Force the next `show` to embed again (theme change). */
+  invalidate(): void {
+    this.specKey = null;
+  }
+
+  async show(spec: Record<string, unknown> | null, specKey: string, rows: Row[]): Promise<void> {
+    if (spec !== null || this.result === null) {
+      if (spec === null) return; // nothing to draw yet
+      this.result?.finalize();
+      this.result = null;
+      this.el.replaceChildren();
+      const result = await embed(this.el, spec as never, {
+        actions: false,
+        renderer: "svg",
+        config: themeConfig(this.root) as never,
+        // no loader: the spec carries no URLs and nothing may be fetched
+      });
+      this.result = result;
+      this.specKey = specKey;
+      const view = result.view;
+      const emit = (series: string | null) => {
+        for (const listener of this.hoverListeners) listener(series);
+      };
+      view.addEventListener("mouseover", (_event, item) => {
+        const datum = (item as { datum?: Row } | null | undefined)?.datum;
+        const series = datum && typeof datum.series === "string" ? datum.series : null;
+        if (series !== null) emit(series);
+      });
+      view.addEventListener("mouseout", () => emit(null));
+    }
+    const view = this.result.view;
+    view.data(DATA_NAME, rows);
+    await view.runAsync();
+  }
+
+  /** Emphasise one series (or none) through the signal the Python side added to the spec. */
+  highlight(series: string | null): void {
+    const view = this.view;
+    if (!view) return;
+    try {
+      view.signal(HOVER_SIGNAL, series);
+      void view.runAsync();
+    } catch {
+      // a spec without the hover signal: nothing to emphasise
+    }
+  }
+
+  /** The colour the chart gives a series (so table swatches match the lines). */
+  colorOf(series: string): string | null {
+    const view = this.view;
+    if (!view) return null;
+    try {
+      const scale = view.scale("color") as ((value: string) => string) | undefined;
+      return scale ? scale(series) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async image(type: "png" | "svg"): Promise<string> {
+    const view = this.view;
+    if (!view) throw new Error("no chart to export yet");
+    return view.toImageURL(type, type === "png" ? 2 : 1);
+  }
+
+  destroy(): void {
+    this.result?.finalize();
+    this.result = null;
+  }
+}

@@ -1,0 +1,83 @@
+// Tiny DOM helpers. Every piece of text goes in through textContent, never innerHTML:
+// run names, groups, tags and config values come from users and must never become markup.
+
+export type Child = Node | string | null | undefined | false;
+
+export interface Props {
+  class?: string;
+  text?: string;
+  title?: string;
+  attrs?: Record<string, string>;
+  on?: { [K in keyof HTMLElementEventMap]?: (event: HTMLElementEventMap[K]) => void };
+}
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Props = {},
+  children: Child[] = [],
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (props.class) node.className = props.class;
+  if (props.text !== undefined) node.textContent = props.text;
+  if (props.title !== undefined) node.title = props.title;
+  if (props.attrs) {
+    for (const [name, value] of Object.entries(props.attrs)) node.setAttribute(name, value);
+  }
+  if (props.on) {
+    for (const [name, handler] of Object.entries(props.on)) {
+      node.addEventListener(name, handler as EventListener);
+    }
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+/** Replace the options of a <select> (values and labels as text). */
+export function setOptions(
+  select: HTMLSelectElement,
+  options: { value: string; label: string }[],
+  selected: string,
+): void {
+  const same =
+    select.options.length === options.length &&
+    options.every((o, i) => select.options[i].value === o.value && select.options[i].text === o.label);
+  if (!same) {
+    select.replaceChildren(
+      ...options.map((o) => {
+        const option = document.createElement("option");
+        option.value = o.value;
+        option.textContent = o.label;
+        return option;
+      }),
+    );
+  }
+  select.value = selected;
+}
+
+/** Save bytes as a file through the browser's download machinery (no network involved). */
+export function download(data: BlobPart, filename: string, mime: string): void {
+  const blob = new Blob([data], { type: mime });
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.style.display = "none";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: number): (...args: A) => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return (...args: A) => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      fn(...args);
+    }, ms);
+  };
+}

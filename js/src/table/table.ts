@@ -1,0 +1,264 @@
+// The runs table: group rows (expandable to their runs) or run rows, virtualised: only the
+// rows in view (plus an overscan) are in the DOM, at absolute positions inside a spacer as
+// tall as the whole table. Rows arrive in pages (Arrow) from Python, fetched ahead of scroll.
+import { h } from "../dom";
+import type { TableColumn, TableMeta, TableRow } from "../types";
+
+export const ROW_HEIGHT = 26;
+export const PAGE_SIZE = 100;
+const OVERSCAN = 8;
+
+export interface TableHandlers {
+  fetch(offset: number, limit: number): Promise<TableRow[]>;
+  sort(column: string): void;
+  toggleExpanded(key: string): void;
+  toggleHidden(row: TableRow): void;
+  focus(series: string): void;
+  hover(series: string | null): void;
+  colorOf(series: string): string | null;
+  pickColumns(names: string[]): void;
+}
+
+export class RunsTable {
+  readonly el: HTMLDivElement;
+  private readonly header: HTMLDivElement;
+  private readonly viewport: HTMLDivElement;
+  private readonly spacer: HTMLDivElement;
+  private readonly picker: HTMLDivElement;
+  private meta: TableMeta = { total: 0, columns: [], all_columns: [] };
+  private pages = new Map<number, TableRow[]>();
+  private loading = new Set<number>();
+  private generation = 0;
+  private sort: string[] = [];
+  private highlighted: string | null = null;
+  private frame = 0;
+  private widths: number[] = [];
+
+  constructor(private readonly handlers: TableHandlers) {
+    this.header = h("div", { class: "rg-thead", attrs: { role: "row" } });
+    this.spacer = h("div", { class: "rg-spacer" });
+    this.viewport = h("div", { class: "rg-viewport", attrs: { role: "rowgroup" } }, [this.spacer]);
+    this.viewport.addEventListener("scroll", () => this.schedule(), { passive: true });
+    this.picker = h("div", { class: "rg-popover rg-column-picker", attrs: { hidden: "" } });
+    const pickButton = h("button", {
+      class: "rg-button rg-columns-button",
+      text: "Columns",
+      title: "Choose the table's columns",
+      on: { click: () => this.togglePicker() },
+    });
+    this.el = h("div", { class: "rg-table", attrs: { role: "table" } }, [
+      h("div", { class: "rg-table-tools" }, [pickButton, this.picker]),
+      h("div", { class: "rg-table-scroll" }, [this.header, this.viewport]),
+    ]);
+  }
+
+  get total(): number {
+    return this.meta.total;
+  }
+
+  /** New data: drop every cached page; `first` is page 0, delivered with the data reply. */
+  setData(meta: TableMeta, first: TableRow[], sort: string[]): void {
+    this.generation++;
+    this.meta = meta;
+    this.sort = sort;
+    this.pages.clear();
+    this.loading.clear();
+    this.pages.set(0, first);
+    this.widths = meta.columns.map((c, i) => (i === 0 ? 240 : c.numeric ? 130 : 110));
+    this.spacer.style.height = `${meta.total * ROW_HEIGHT}px`;
+    const width = this.widths.reduce((a, b) => a + b, 0);
+    this.spacer.style.width = `${width}px`;
+    this.renderHeader(width);
+    this.renderPicker();
+    this.render();
+  }
+
+  highlight(series: string | null): void {
+    this.highlighted = series;
+    for (const row of this.spacer.children) {
+      const element = row as HTMLElement;
+      element.classList.toggle("rg-highlight", series !== null && element.dataset.series === series);
+    }
+  }
+
+  /** Re-colour the swatches (after the chart has its colour scale). */
+  refreshColors(): void {
+    this.render();
+  }
+
+  private schedule(): void {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  private renderHeader(width: number): void {
+    const [sortColumn, direction] = this.sort;
+    this.header.style.width = `${width}px`;
+    this.header.replaceChildren(
+      ...this.meta.columns.map((column, i) => {
+        const arrow = column.name === sortColumn ? (direction === "desc" ? " ▼" : " ▲") : "";
+        return h(
+          "div",
+          {
+            class: `rg-th${column.numeric ? " rg-num" : ""}`,
+            text: column.label + arrow,
+            title: `Sort by ${column.label}`,
+            attrs: { role: "columnheader", style: `width:${this.widths[i]}px`, "data-column": column.name },
+            on: { click: () => this.handlers.sort(column.name) },
+          },
+        );
+      }),
+    );
+  }
+
+  private renderPicker(): void {
+    const shown = new Set(this.meta.columns.map((c) => c.name));
+    this.picker.replaceChildren(
+      ...this.meta.all_columns.map((column) => {
+        const box = h("input", { attrs: { type: "checkbox" } });
+        box.checked = shown.has(column.name);
+        if (column.name === "name") box.disabled = true;
+        box.addEventListener("change", () => {
+          const names = this.meta.all_columns
+            .filter((c) => (c.name === column.name ? box.checked : shown.has(c.name)))
+            .map((c) => c.name);
+          this.handlers.pickColumns(names);
+        });
+        return h("label", { class: "rg-check" }, [box, column.label]);
+      }),
+    );
+  }
+
+  private togglePicker(): void {
+    this.picker.toggleAttribute("hidden");
+  }
+
+  private row(index: number): TableRow | undefined {
+    const page = Math.floor(index / PAGE_SIZE);
+    const rows = this.pages.get(page);
+    if (rows) return rows[index - page * PAGE_SIZE];
+    this.load(page);
+    return undefined;
+  }
+
+  private load(page: number): void {
+    if (this.loading.has(page) || this.pages.has(page)) return;
+    this.loading.add(page);
+    const generation = this.generation;
+    this.handlers
+      .fetch(page * PAGE_SIZE, PAGE_SIZE)
+      .then((rows) => {
+        if (generation !== this.generation) return;
+        this.pages.set(page, rows);
+        this.loading.delete(page);
+        this.schedule();
+      })
+      .catch(() => {
+        if (generation === this.generation) this.loading.delete(page);
+      });
+  }
+
+  private render(): void {
+    const top = this.viewport.scrollTop;
+    const height = this.viewport.clientHeight || 320;
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(this.meta.total, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+    // fetch the page ahead of the scroll too
+    const ahead = Math.floor((last + PAGE_SIZE / 2) / PAGE_SIZE);
+    if (ahead * PAGE_SIZE < this.meta.total) this.row(ahead * PAGE_SIZE);
+    const nodes: HTMLElement[] = [];
+    for (let i = first; i < last; i++) {
+      const row = this.row(i);
+      nodes.push(row ? this.renderRow(row, i) : this.placeholder(i));
+    }
+    this.spacer.replaceChildren(...nodes);
+  }
+
+  private placeholder(index: number): HTMLElement {
+    return h("div", {
+      class: "rg-tr rg-loading",
+      attrs: { style: `top:${index * ROW_HEIGHT}px` },
+    });
+  }
+
+  private renderRow(row: TableRow, index: number): HTMLElement {
+    const series = row._series ?? "";
+    const cells = this.meta.columns.map((column, i) =>
+      i === 0 ? this.nameCell(row, column, this.widths[i]) : this.cell(row, column, this.widths[i]),
+    );
+    const element = h(
+      "div",
+      {
+        class: `rg-tr rg-${row._kind}${row._hidden ? " rg-hidden" : ""}${
+          this.highlighted !== null && series === this.highlighted ? " rg-highlight" : ""
+        }`,
+        attrs: {
+          role: "row",
+          style: `top:${index * ROW_HEIGHT}px`,
+          "data-kind": row._kind,
+          "data-key": row._key,
+          "data-series": series,
+        },
+      },
+      cells,
+    );
+    element.addEventListener("mouseenter", () => this.handlers.hover(row._series));
+    element.addEventListener("mouseleave", () => this.handlers.hover(null));
+    return element;
+  }
+
+  private cell(row: TableRow, column: TableColumn, width: number): HTMLElement {
+    const value = row[column.name];
+    return h("div", {
+      class: `rg-td${column.numeric ? " rg-num" : ""}`,
+      text: value === null || value === undefined ? "" : String(value),
+      attrs: { role: "cell", style: `width:${width}px` },
+    });
+  }
+
+  private nameCell(row: TableRow, column: TableColumn, width: number): HTMLElement {
+    const text = String(row[column.name] ?? "");
+    const parts: HTMLElement[] = [];
+    parts.push(h("span", { class: "rg-indent", attrs: { style: `width:${row._depth * 16}px` } }));
+    if (row._kind === "group") {
+      parts.push(
+        h("button", {
+          class: "rg-icon rg-expand",
+          text: row._expanded ? "▾" : "▸",
+          title: row._expanded ? "Collapse" : "Show its runs",
+          attrs: { "aria-expanded": String(row._expanded) },
+          on: { click: () => this.handlers.toggleExpanded(row._key) },
+        }),
+      );
+    }
+    parts.push(
+      h("button", {
+        class: `rg-icon rg-eye${row._hidden ? " rg-off" : ""}`,
+        text: row._hidden ? "◌" : "◉",
+        title: row._hidden ? "Show in the charts" : "Hide from the charts",
+        attrs: { "aria-pressed": String(!row._hidden) },
+        on: { click: () => this.handlers.toggleHidden(row) },
+      }),
+    );
+    const color = row._series !== null ? this.handlers.colorOf(row._series) : null;
+    const swatch = h("span", { class: "rg-swatch" });
+    if (color) swatch.style.background = color;
+    parts.push(swatch);
+    if (row._kind === "group") {
+      parts.push(
+        h("button", {
+          class: "rg-link rg-group-name",
+          text,
+          title: `Open ${text}`,
+          on: { click: () => this.handlers.focus(row._key) },
+        }),
+      );
+    } else {
+      parts.push(h("span", { class: "rg-run-name", text, title: text }));
+    }
+    return h("div", { class: "rg-td rg-name", attrs: { role: "cell", style: `width:${width}px` } }, parts);
+  }
+}

@@ -1,0 +1,96 @@
+// The synced traits of rungroup.Explorer (src/rungroup/widget.py) and the shapes of replies.
+
+/** Traits that are fields of rungroup.View (same names, same order). */
+export const VIEW_FIELDS = [
+  "metrics",
+  "group_by",
+  "grouping",
+  "reverse",
+  "x",
+  "line",
+  "band",
+  "quantiles",
+  "ci_level",
+  "ci_method",
+  "bootstrap_samples",
+  "seed",
+  "align",
+  "points",
+  "min_runs",
+  "smoothing",
+  "smoothing_param",
+  "smooth_order",
+  "log_y",
+  "hidden",
+] as const;
+
+/** Widget-only traits that change what is shown (not part of the View). */
+export const UI_FIELDS = ["search", "focus", "sort", "expanded", "table_columns"] as const;
+
+export interface ColumnInfo {
+  name: string;
+  distinct: number;
+}
+
+export interface Info {
+  n_runs: number;
+  metrics: string[];
+  columns: ColumnInfo[];
+  x_choices: string[];
+  choices: Record<string, string[]>;
+}
+
+export interface Model {
+  [key: string]: unknown;
+  metrics: string[];
+  group_by: string[];
+  grouping: boolean;
+  reverse: boolean;
+  x: string;
+  line: string;
+  band: string;
+  quantiles: number[];
+  ci_level: number;
+  ci_method: string;
+  bootstrap_samples: number;
+  seed: number;
+  align: string;
+  points: number;
+  min_runs: number;
+  smoothing: string;
+  smoothing_param: number;
+  smooth_order: string;
+  log_y: boolean;
+  hidden: string[];
+  search: string;
+  focus: string;
+  sort: string[];
+  expanded: string[];
+  table_columns: string[];
+  error: string;
+  info: Info;
+}
+
+export interface TableColumn {
+  name: string;
+  label: string;
+  numeric: boolean;
+}
+
+export interface TableMeta {
+  total: number;
+  columns: TableColumn[];
+  all_columns: TableColumn[];
+}
+
+/** One row of the runs table (display strings plus the underscore-prefixed row metadata). */
+export interface TableRow {
+  [column: string]: unknown;
+  _kind: "group" | "run";
+  _key: string;
+  _series: string | null;
+  _depth: number;
+  _hidden: boolean;
+  _expanded: boolean;
+  _count: number;
+}

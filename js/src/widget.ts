@@ -1,0 +1,199 @@
+// rungroup.Explorer front end: toolbar + settings, runs table and grouped charts.
+// Settings are synced traits; rows and series come from Python as Arrow IPC buffers in
+// id-tagged request/response messages (see protocol.ts and src/rungroup/widget.py).
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import "./widget.css";
+import { ChartPanel } from "./chart/chart";
+import { buildControls, type ExportKind } from "./controls/controls";
+import { download, h } from "./dom";
+import { arrow, Channel, type Reply } from "./protocol";
+import { PAGE_SIZE, RunsTable } from "./table/table";
+import { type Model, type TableMeta, type TableRow, UI_FIELDS, VIEW_FIELDS } from "./types";
+
+interface DataReply extends Reply {
+  spec: Record<string, unknown> | null;
+  spec_key: string;
+  table: TableMeta;
+  chart_rows: number;
+  runs: number;
+  groups: number;
+  focus_label: string | null;
+}
+
+function rows<T>(buffer: DataView | undefined): T[] {
+  return (arrow(buffer)?.toArray() ?? []) as T[];
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function render({ model, el }: RenderProps<Model>): () => void {
+  const root = h("div", { class: "rungroup-explorer" });
+  const channel = new Channel(model as AnyModel);
+  const set = (changes: Partial<Model>) => {
+    for (const [key, value] of Object.entries(changes)) model.set(key as keyof Model, value as never);
+    model.save_changes();
+  };
+
+  const errorBox = h("div", { class: "rg-error", attrs: { role: "alert", hidden: "" } });
+  let localError = "";
+  const showError = () => {
+    const text = localError || model.get("error");
+    errorBox.textContent = text;
+    errorBox.toggleAttribute("hidden", !text);
+  };
+
+  const chart = new ChartPanel(root);
+  const table = new RunsTable({
+    fetch: async (offset, limit) => {
+      const [, buffers] = await channel.request("rows", { offset, limit });
+      return rows<TableRow>(buffers[0]);
+    },
+    sort: (column) => {
+      const [current, direction] = model.get("sort");
+      const next = current === column && direction !== "desc" ? "desc" : "asc";
+      set({ sort: [column, next] });
+    },
+    toggleExpanded: (key) => {
+      const expanded = model.get("expanded");
+      set({ expanded: expanded.includes(key) ? expanded.filter((k) => k !== key) : [...expanded, key] });
+    },
+    toggleHidden: (row) => {
+      channel
+        .request("hide", { row_kind: row._kind, key: row._key, hide: !row._hidden })
+        .catch((error: unknown) => {
+          localError = message(error);
+          showError();
+        });
+    },
+    focus: (series) => set({ focus: series, expanded: [] }),
+    hover: (series) => {
+      chart.highlight(series);
+      table.highlight(series);
+    },
+    colorOf: (series) => chart.colorOf(series),
+    pickColumns: (names) => set({ table_columns: names }),
+  });
+  chart.onHover((series) => {
+    table.highlight(series);
+    chart.highlight(series);
+  });
+
+  const onExport = async (kind: ExportKind) => {
+    try {
+      if (kind === "png" || kind === "svg") {
+        const url = await chart.image(kind);
+        const link = h("a", { attrs: { href: url, download: `rungroup-chart.${kind}` } });
+        link.style.display = "none";
+        document.body.append(link);
+        link.click();
+        link.remove();
+        return;
+      }
+      const [reply, buffers] = await channel.request("export", { what: kind });
+      const buffer = buffers[0];
+      const bytes = new Uint8Array(buffer.byteLength);
+      bytes.set(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
+      download(bytes, String(reply.filename), String(reply.mime));
+    } catch (error) {
+      localError = message(error);
+      showError();
+    }
+  };
+  const controls = buildControls(model, (kind) => void onExport(kind));
+
+  const back = h("button", {
+    class: "rg-link rg-back",
+    text: "← All groups",
+    on: { click: () => set({ focus: "" }) },
+  });
+  const crumbName = h("span", { class: "rg-crumb-name" });
+  const breadcrumb = h("div", { class: "rg-breadcrumb", attrs: { hidden: "" } }, [back, " / ", crumbName]);
+  const status = h("div", { class: "rg-status" });
+
+  root.append(
+    controls.toolbar,
+    controls.settings,
+    errorBox,
+    breadcrumb,
+    h("div", { class: "rg-body" }, [table.el, chart.el]),
+    status,
+  );
+  el.append(root);
+
+  // --- data: one request per burst of changes; stale replies are dropped ---------------------
+  let ticket = 0;
+  let renders = 0;
+  let scheduled = false;
+  async function refresh(): Promise<void> {
+    scheduled = false;
+    const mine = ++ticket;
+    root.classList.add("rg-busy");
+    const before = channel.bytesReceived;
+    try {
+      const [reply, buffers] = (await channel.request("data", {
+        spec_key: chart.specKey,
+        limit: PAGE_SIZE,
+      })) as [DataReply, DataView[]];
+      if (mine !== ticket) return;
+      localError = "";
+      await chart.show(reply.spec, reply.spec_key, rows(buffers[0]));
+      if (mine !== ticket) return;
+      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"));
+      const focus = reply.focus_label;
+      breadcrumb.toggleAttribute("hidden", focus === null);
+      crumbName.textContent = focus ?? "";
+      status.textContent =
+        `${reply.runs} runs` +
+        (model.get("grouping") ? ` · ${reply.groups} groups` : "") +
+        ` · ${reply.chart_rows} points`;
+      renders++;
+      root.dataset.renders = String(renders);
+      root.dataset.bytes = String(channel.bytesReceived - before);
+    } catch (error) {
+      if (mine === ticket) localError = message(error);
+      root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);
+    } finally {
+      if (mine === ticket) root.classList.remove("rg-busy");
+      showError();
+    }
+  }
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(() => void refresh());
+  };
+
+  const onChange = () => {
+    controls.update();
+    schedule();
+  };
+  const fields = [...VIEW_FIELDS, ...UI_FIELDS];
+  for (const name of fields) model.on(`change:${name}`, onChange);
+  const onInfo = () => controls.update();
+  const onError = () => showError();
+  model.on("change:info", onInfo);
+  model.on("change:error", onError);
+
+  // Re-embed with the new colours when JupyterLab switches between light and dark themes.
+  const themeObserver = new MutationObserver(() => {
+    chart.invalidate();
+    schedule();
+  });
+  themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+
+  controls.update();
+  schedule();
+
+  return () => {
+    for (const name of fields) model.off(`change:${name}`, onChange);
+    model.off("change:info", onInfo);
+    model.off("change:error", onError);
+    themeObserver.disconnect();
+    channel.close();
+    chart.destroy();
+  };
+}
+
+export default { render };
