@@ -1,0 +1,5 @@
+import sys
+
+from rungroup.cli import main
+
+sys.exit(main())
