@@ -19,7 +19,14 @@ import polars as pl
 import yaml
 
 from rungroup.runs import Runs
-from rungroup.sources.assemble import (
+from rungroup.sources.frames import (
+    STEP_COLUMNS,
+    TIME_COLUMNS,
+    TIMESTAMP_COLUMNS,
+    detect_column,
+    wide_to_long,
+)
+from rungroup.sources.runrecords import (
     RunRecord,
     Template,
     apply_fields,
@@ -28,13 +35,6 @@ from rungroup.sources.assemble import (
     progress,
     utc_from_seconds,
     warn,
-)
-from rungroup.sources.frames import (
-    STEP_COLUMNS,
-    TIME_COLUMNS,
-    TIMESTAMP_COLUMNS,
-    detect_column,
-    wide_to_long,
 )
 
 __all__ = ["load_csv"]

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import CONFIG_PREFIX, HISTORY_SCHEMA, RUN_SCHEMA, SUMMARY_PREFIX, Runs
-from rungroup.sources.assemble import CHUNK_SCHEMA
+from rungroup.sources.runrecords import CHUNK_SCHEMA
 
 __all__ = ["STEP_COLUMNS", "TIMESTAMP_COLUMNS", "TIME_COLUMNS", "from_frames", "wide_to_long"]
 
@@ -309,7 +309,7 @@ def _runs_frame(
     if "source" not in frame.columns:
         frame = frame.with_columns(pl.lit(source).alias("source"))
     if not any(c.startswith(SUMMARY_PREFIX) for c in frame.columns) and chunks.height:
-        from rungroup.sources.assemble import last_values
+        from rungroup.sources.runrecords import last_values
 
         frame = frame.join(last_values(chunks), on="id", how="left")
     return frame

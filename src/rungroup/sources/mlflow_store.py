@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import Runs
-from rungroup.sources.assemble import (
+from rungroup.sources.runrecords import (
     RunRecord,
     assemble,
     progress,
