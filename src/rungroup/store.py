@@ -9,8 +9,10 @@ A history file starts with an 8-byte header (`HISTORY_MAGIC`, which carries the 
 version) and continues with records. Each record is framed as
 ``RECORD_MAGIC | payload length (u32) | crc32(payload) (u32) | payload`` so that a reader can
 tell a record still being written (or torn by a crash) from a complete one, and can resync
-after garbage. A payload holds the metric names first used in it, then its points as four
-column arrays (step i64, wall-clock f64, metric index u32, value f64), all little-endian.
+after garbage. A payload holds the names of every metric the run has logged so far (so each
+record can be read on its own, even when an earlier one is damaged), then its points as four
+column arrays (step i64, wall-clock f64, metric index u32 into those names, value f64), all
+little-endian.
 """
 
 from __future__ import annotations
@@ -82,19 +84,19 @@ def write_json_atomically(path: Path, content: Mapping[str, Any]) -> None:
 
 
 def encode_record(
-    new_names: list[str],
+    names: list[str],
     steps: Any,
     walls: Any,
     metric_indices: Any,
     values: Any,
 ) -> bytes:
     """One framed record; the column arguments are buffers (array.array) of equal length."""
-    names = json.dumps(new_names).encode() if new_names else b""
+    table = json.dumps(names).encode()
     count = len(values)
     payload = b"".join(
         (
-            _COUNT.pack(len(names)),
-            names,
+            _COUNT.pack(len(table)),
+            table,
             _COUNT.pack(count),
             bytes(steps),
             bytes(walls),
@@ -158,7 +160,9 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
         return _empty_columns(problems)
 
     names: list[str] = []
-    parts: list[tuple[int, int]] = []  # (offset of the points in `data`, their count)
+    codes: dict[str, int] = {}
+    # (offset of the points in `data`, their count, record index -> position in `names`)
+    parts: list[tuple[int, int, np.ndarray]] = []
     position = len(HISTORY_MAGIC)
     end = len(data)
     incomplete = 0
@@ -186,61 +190,65 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
             resync = data.find(RECORD_MAGIC, position + 1)
             position = resync if resync >= 0 else end
             continue
-        parsed = _parse_payload(payload, len(names))
+        parsed = _parse_payload(payload)
         if isinstance(parsed, str):
             problems.append(f"{label}: record at byte {position} {parsed}; skipped")
         else:
-            new_names, points_offset, count = parsed
-            names.extend(new_names)
+            table, points_offset, count = parsed
+            lookup = np.array([codes.setdefault(n, len(codes)) for n in table], np.uint32)
+            if len(codes) > len(names):
+                names.extend(list(codes)[len(names) :])
             if count:
-                parts.append((start + points_offset, count))
+                parts.append((start + points_offset, count, lookup))
         position = start + length
 
-    total = sum(count for _, count in parts)
+    total = sum(count for _, count, _ in parts)
     steps = np.empty(total, np.int64)
     walls = np.empty(total, np.float64)
     indices = np.empty(total, np.uint32)
     values = np.empty(total, np.float64)
     filled = 0
-    for offset, count in parts:
-        stop = filled + count
-        steps[filled:stop] = np.frombuffer(data, np.int64, count, offset)
-        offset += 8 * count
-        walls[filled:stop] = np.frombuffer(data, np.float64, count, offset)
-        offset += 8 * count
-        indices[filled:stop] = np.frombuffer(data, np.uint32, count, offset)
-        offset += 4 * count
-        values[filled:stop] = np.frombuffer(data, np.float64, count, offset)
-        filled = stop
-    if total and int(indices.max()) >= len(names):
-        keep = indices < len(names)
-        problems.append(
-            f"{label}: {int((~keep).sum())} points name an undefined metric; skipped"
+    undefined = 0
+    for offset, count, lookup in parts:
+        local = np.frombuffer(data, np.uint32, count, offset + 16 * count)
+        valid = local < lookup.shape[0]
+        kept = count if bool(valid.all()) else int(valid.sum())
+        undefined += count - kept
+        stop = filled + kept
+        columns = (
+            np.frombuffer(data, np.int64, count, offset),
+            np.frombuffer(data, np.float64, count, offset + 8 * count),
+            np.frombuffer(data, np.float64, count, offset + 20 * count),
         )
-        steps, walls, indices, values = steps[keep], walls[keep], indices[keep], values[keep]
+        if kept < count:
+            columns = tuple(c[valid] for c in columns)  # type: ignore[assignment]
+            local = local[valid]
+        steps[filled:stop], walls[filled:stop], values[filled:stop] = columns
+        np.take(lookup, local, out=indices[filled:stop])
+        filled = stop
+    if undefined:
+        problems.append(f"{label}: {undefined} points name an undefined metric; skipped")
+        steps, walls, indices, values = steps[:filled], walls[:filled], indices[:filled], values[:filled]
     return HistoryColumns(names, steps, walls, indices, values, problems, incomplete)
 
 
-def _parse_payload(payload: memoryview, known_names: int) -> tuple[list[str], int, int] | str:
+def _parse_payload(payload: memoryview) -> tuple[list[str], int, int] | str:
     if len(payload) < 8:
         return "is too short"
     (names_length,) = _COUNT.unpack_from(payload, 0)
     if 4 + names_length + 4 > len(payload):
         return "has a name table longer than itself"
-    new_names: list[str] = []
-    if names_length:
-        try:
-            decoded = json.loads(bytes(payload[4 : 4 + names_length]))
-        except (ValueError, UnicodeDecodeError):
-            return "has an unreadable name table"
-        if not isinstance(decoded, list) or not all(isinstance(n, str) for n in decoded):
-            return "has a name table that is not a list of strings"
-        new_names = decoded
+    try:
+        table = json.loads(bytes(payload[4 : 4 + names_length]))
+    except (ValueError, UnicodeDecodeError):
+        return "has an unreadable name table"
+    if not isinstance(table, list) or not all(isinstance(n, str) for n in table):
+        return "has a name table that is not a list of strings"
     (count,) = _COUNT.unpack_from(payload, 4 + names_length)
     points_offset = 8 + names_length
     if points_offset + count * POINT_BYTES != len(payload):
         return f"holds {len(payload) - points_offset} bytes for {count} points"
-    return new_names, points_offset, count
+    return table, points_offset, count
 
 
 def read_meta(path: Path) -> dict[str, Any]:

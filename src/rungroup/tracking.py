@@ -215,7 +215,6 @@ class Run:
         self.config = Config(self, config)
         self.summary = Summary(self)
         self._indices: dict[str, int] = {}
-        self._new_names: list[str] = []
         self._steps = array("q")
         self._walls = array("d")
         self._metric_indices = array("I")
@@ -262,7 +261,6 @@ class Run:
                     if not isinstance(key, str) or not key:
                         raise TypeError(f"metric names must be non-empty strings, got {key!r}")
                     index = indices[key] = len(indices)
-                    self._new_names.append(key)
                 self._steps.append(step)
                 self._walls.append(wall)
                 self._metric_indices.append(index)
@@ -276,9 +274,9 @@ class Run:
     def _flush(self) -> None:
         with self._write_lock:
             with self._lock:
-                if not self._values and not self._new_names:
+                if not self._values:
                     return
-                names, self._new_names = self._new_names, []
+                names = list(self._indices)
                 steps, self._steps = self._steps, array("q")
                 walls, self._walls = self._walls, array("d")
                 indices, self._metric_indices = self._metric_indices, array("I")
@@ -419,9 +417,8 @@ def init(
         _previous_excepthook = sys.excepthook
         sys.excepthook = _record_uncaught
     root = Path(_setting(dir, "RUNGROUP_DIR") or DEFAULT_DIR)
-    project = store.check_name(
-        _setting(project, "RUNGROUP_PROJECT", "WANDB_PROJECT") or DEFAULT_PROJECT, "project"
-    )
+    project = _setting(project, "RUNGROUP_PROJECT", "WANDB_PROJECT")
+    project = store.check_name(DEFAULT_PROJECT if project is None else project, "project")
     group = _setting(group, "RUNGROUP_RUN_GROUP", "WANDB_RUN_GROUP")
     job_type = _setting(job_type, "RUNGROUP_JOB_TYPE", "WANDB_JOB_TYPE")
     name = _setting(name, "RUNGROUP_NAME", "WANDB_NAME")

@@ -30,6 +30,8 @@ def load(source: Any, **options: Any) -> Runs:
         path = Path(source)
         if is_store(path):
             return load_store(path, **options)
+        if path.is_dir() and not any(path.iterdir()):
+            return Runs()  # a store that has no runs yet
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {source}; expected {_ACCEPTED}")
         raise ValueError(f"{source} is not a source rungroup can read; expected {_ACCEPTED}")

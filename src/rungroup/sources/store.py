@@ -287,7 +287,7 @@ def load_store(
         records.append(record)
         run_ids.append(run_id)
         starts.append(start)
-    runs = build_runs_frame(records)
+    runs = build_runs_frame(records).sort("created_at", "id", nulls_last=True)
     history_frame = columns.frame(run_ids, starts)
     return Runs(runs, history_frame, validate=False)
 
