@@ -90,7 +90,7 @@ class RunRecord:
     created_at: datetime | None = None
     runtime: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] | None = None  # None: last value of every metric
+    summary: dict[str, Any] | None = None  # besides the last value of every metric
 
 
 def chunk(
@@ -387,9 +387,9 @@ def assemble(
         extra.append(_column(f"{SUMMARY_PREFIX}{key}", [s.get(key) for s in summaries], False))
     if extra:
         runs = runs.with_columns(extra)
-    derive = [r.id for r, s in zip(records, given, strict=True) if s is None]
-    if derive and history.height:
-        last = last_values(history.filter(pl.col("run_id").is_in(derive)))
+    if history.height:
+        # Summaries a source wrote win; every other metric's summary is its last value.
+        last = last_values(history)
         if last.width > 1:
             runs = _fill_summary(runs, last)
     hist = history.with_columns(

@@ -1,0 +1,409 @@
+"""W&B run folders (`wandb/offline-run-*`, `wandb/run-*`), read without wandb or syncing.
+
+A `run-<id>.wandb` file starts with a 7-byte header (":W&B", magic 0xBEE1, version) and then
+follows LevelDB's log format: 32 KiB blocks of records, each `crc32 (4, zlib's CRC-32 of the
+type byte and the data), length (2), type (1: full, 2: first, 3: middle, 4: last), data`; a
+block's last < 7 bytes are padding. Joined, each record is a `wandb_internal.Record` protobuf:
+run = 17 (id, project, config, group, job type, name, tags, start time), config = 5,
+history = 2, summary = 3, exit = 18 (exit code, runtime), preempting = 23.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup.runs import Runs
+from rungroup.sources.protoreader import DecodeError, signed, spans, text, to_double, zigzag
+from rungroup.sources.runrecords import (
+    RunRecord,
+    assemble,
+    chunk,
+    progress,
+    utc_from_seconds,
+    warn,
+)
+
+__all__ = ["is_wandb", "load_wandb"]
+
+HEADER = b":W&B"
+HEADER_SIZE = 7
+BLOCK = 32768
+RECORD_HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+#: A run without an exit record whose file changed this recently is taken to be running.
+RUNNING_WITHIN = 120.0
+#: History keys that wandb adds itself; they fill step / time / timestamp, not metrics.
+_STEP, _RUNTIME, _TIMESTAMP = "_step", "_runtime", "_timestamp"
+
+
+def is_wandb(source: Any) -> bool:
+    """True for a .wandb file, a run folder, or a folder with run folders (e.g. `wandb/`)."""
+    try:
+        path = Path(source)
+        if path.is_file():
+            return path.suffix == ".wandb"
+        if not path.is_dir():
+            return False
+        for pattern in ("run-*.wandb", "*run-*/run-*.wandb", "wandb/*run-*/run-*.wandb"):
+            if next(iter(path.glob(pattern)), None) is not None:
+                return True
+    except (OSError, TypeError):
+        return False
+    return False
+
+
+def read_records(path: Path) -> tuple[list[bytes], list[str]]:
+    """The records of a .wandb file, and a list of problems (corrupt or truncated records)."""
+    data = path.read_bytes()
+    problems: list[str] = []
+    if len(data) < HEADER_SIZE or data[:4] != HEADER:
+        raise ValueError("not a W&B run file (no ':W&B' header)")
+    records: list[bytes] = []
+    pending: list[bytes] | None = None
+    pos = HEADER_SIZE
+    size = len(data)
+    index = 0
+    while pos < size:
+        left_in_block = BLOCK - pos % BLOCK
+        if left_in_block < RECORD_HEADER:
+            pos += left_in_block  # padding
+            continue
+        if pos + RECORD_HEADER > size:
+            problems.append(f"record {index} is truncated")
+            break
+        checksum, length, kind = struct.unpack_from("<IHB", data, pos)
+        start = pos + RECORD_HEADER
+        end = start + length
+        if kind == 0 and length == 0 and checksum == 0:
+            pos += left_in_block  # zero-filled rest of a block (preallocated file)
+            continue
+        if end > size:
+            problems.append(f"record {index} is truncated")
+            break
+        if end > pos + left_in_block:
+            problems.append(f"record {index} crosses a block boundary (corrupt); skipped")
+            pos += left_in_block
+            pending = None
+            continue
+        chunk_bytes = data[start:end]
+        pos = end
+        if zlib.crc32(chunk_bytes, zlib.crc32(bytes([kind]))) != checksum:
+            problems.append(f"record {index}: checksum mismatch; skipped")
+            pending = None
+            index += 1
+            continue
+        if kind == FULL:
+            records.append(chunk_bytes)
+            index += 1
+        elif kind == FIRST:
+            pending = [chunk_bytes]
+        elif kind == MIDDLE and pending is not None:
+            pending.append(chunk_bytes)
+        elif kind == LAST and pending is not None:
+            pending.append(chunk_bytes)
+            records.append(b"".join(pending))
+            pending = None
+            index += 1
+        else:
+            problems.append(f"record {index}: unexpected fragment type {kind}; skipped")
+            pending = None
+    if pending is not None:
+        problems.append(f"record {index} is truncated")
+    return records, problems
+
+
+@dataclass
+class _Run:
+    run_id: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    name: str | None = None
+    notes: str | None = None
+    tags: list[str] = field(default_factory=list)
+    start: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    runtime: float | None = None
+    preempted: bool = False
+    metrics: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    times: list[float | None] = field(default_factory=list)
+    stamps: list[int | None] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    last_runtime: float | None = None
+
+
+def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
+    """A ConfigItem / SummaryItem / HistoryItem: (dotted key, decoded value)."""
+    key = ""
+    nested: list[str] = []
+    value: Any = None
+    has_value = False
+    for number, wire, x, y in spans(data, a, b):
+        if number == 1 and wire == 2:
+            key = text(data, x, y)
+        elif number == 2 and wire == 2:
+            nested.append(text(data, x, y))
+        elif number == 16 and wire == 2:
+            raw = text(data, x, y)
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+            has_value = True
+        elif not has_value:
+            if number == 6 and wire == 1:  # number (double)
+                value = to_double(x)
+            elif number == 5 and wire == 0:  # integer (sint64)
+                value = zigzag(x)
+            elif number == 4 and wire == 0:  # boolean
+                value = bool(x)
+            elif number == 7 and wire == 2:  # text
+                value = text(data, x, y)
+            elif number == 8 and wire == 2:  # json
+                try:
+                    value = json.loads(text(data, x, y))
+                except ValueError:
+                    value = None
+    return (".".join(nested) if nested else key), value
+
+
+def _items(data: bytes, a: int, b: int, into: dict[str, Any]) -> None:
+    """ConfigRecord / SummaryRecord: update = 1, remove = 2."""
+    for number, wire, x, y in spans(data, a, b):
+        if wire != 2:
+            continue
+        key, value = _key(data, x, y)
+        if number == 1:
+            into[key] = value
+        elif number == 2:
+            into.pop(key, None)
+
+
+def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
+    for number, wire, x, y in spans(data, a, b):
+        if wire == 2:
+            if number == 1:
+                run.run_id = text(data, x, y) or run.run_id
+            elif number == 2:
+                run.entity = text(data, x, y) or None
+            elif number == 3:
+                run.project = text(data, x, y) or run.project
+            elif number == 4:
+                _items(data, x, y, run.config)
+            elif number == 5:
+                _items(data, x, y, run.summary)
+            elif number == 6:
+                run.group = text(data, x, y) or run.group
+            elif number == 7:
+                run.job_type = text(data, x, y) or run.job_type
+            elif number == 8:
+                run.name = text(data, x, y) or run.name
+            elif number == 9:
+                run.notes = text(data, x, y) or None
+            elif number == 10:
+                tag = text(data, x, y)
+                if tag not in run.tags:
+                    run.tags.append(tag)
+            elif number == 17:  # google.protobuf.Timestamp
+                seconds = nanos = 0
+                for tnum, twire, tx, _ in spans(data, x, y):
+                    if tnum == 1 and twire == 0:
+                        seconds = signed(tx)
+                    elif tnum == 2 and twire == 0:
+                        nanos = tx
+                run.start = seconds + nanos / 1e9
+
+
+def _history(data: bytes, a: int, b: int, run: _Run) -> None:
+    step: int | None = None
+    points: list[tuple[str, Any]] = []
+    for number, wire, x, y in spans(data, a, b):
+        if number == 1 and wire == 2:
+            points.append(_key(data, x, y))
+        elif number == 2 and wire == 2:
+            for snum, swire, sx, _ in spans(data, x, y):
+                if snum == 1 and swire == 0:
+                    step = signed(sx)
+    runtime: float | None = None
+    stamp: int | None = None
+    metrics: list[tuple[str, float]] = []
+    for key, value in points:
+        if key == _STEP:
+            if step is None and isinstance(value, (int, float)):
+                step = int(value)
+        elif key == _RUNTIME:
+            runtime = float(value) if isinstance(value, (int, float)) else None
+        elif key == _TIMESTAMP:
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                stamp = round(value * 1e6)
+        else:
+            _numbers(key, value, metrics)
+    if step is None:
+        step = run.steps[-1] + 1 if run.steps else 0
+    if runtime is not None:
+        run.last_runtime = runtime
+    for key, point in metrics:
+        run.metrics.append(key)
+        run.steps.append(step)
+        run.times.append(runtime)
+        run.stamps.append(stamp)
+        run.values.append(point)
+
+
+def _numbers(key: str, value: Any, out: list[tuple[str, float]]) -> None:
+    """Numeric history values (nested dicts flattened with '.'; media and text skipped)."""
+    if isinstance(value, (int, float)):  # bool is an int
+        out.append((key, float(value)))
+    elif isinstance(value, dict) and "_type" not in value:
+        for sub, inner in value.items():
+            _numbers(f"{key}.{sub}", inner, out)
+
+
+def _read_run(path: Path) -> _Run | None:
+    try:
+        records, problems = read_records(path)
+    except (OSError, ValueError) as error:
+        warn(path, f"not read ({error})")
+        return None
+    run = _Run()
+    for index, record in enumerate(records):
+        try:
+            for number, wire, x, y in spans(record):
+                if wire != 2:
+                    continue
+                if number == 2:
+                    _history(record, x, y, run)
+                elif number == 17:
+                    _run_record(record, x, y, run)
+                elif number == 5:
+                    _items(record, x, y, run.config)
+                elif number == 3:
+                    _items(record, x, y, run.summary)
+                elif number == 18:
+                    for enum, ewire, ex, _ in spans(record, x, y):
+                        if enum == 1 and ewire == 0:
+                            run.exit_code = signed(ex) if ex < 1 << 32 else ex - (1 << 64)
+                        elif enum == 2 and ewire == 0:
+                            run.runtime = float(signed(ex))
+                    if run.exit_code is None:
+                        run.exit_code = 0
+                elif number == 23:
+                    run.preempted = True
+        except (DecodeError, IndexError, struct.error) as error:
+            warn(path, f"record {index} is not a readable W&B record ({error}); skipped")
+    if run.exit_code is None:
+        # A run still being written ends in a partial record; that is not worth a warning.
+        recent = time.time() - path.stat().st_mtime < RUNNING_WITHIN
+        problems = [p for p in problems if not (recent and "truncated" in p)]
+    for problem in problems:
+        warn(path, problem)
+    return run
+
+
+def _state(run: _Run, path: Path) -> str:
+    if run.exit_code is not None:
+        return "finished" if run.exit_code == 0 else "failed"
+    if run.preempted:
+        return "crashed"
+    try:
+        recent = time.time() - path.stat().st_mtime < RUNNING_WITHIN
+    except OSError:
+        recent = False
+    return "running" if recent else "crashed"
+
+
+def _find_files(source: str | Path) -> list[Path]:
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such W&B folder or file: {source}")
+    files = sorted(p for p in path.rglob("run-*.wandb") if p.is_file())
+    # `wandb/latest-run` is a link to one of the run folders: read each file once.
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return sorted(unique.values())
+
+
+def load_wandb(
+    source: str | Path = "wandb",
+    *,
+    project: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    progress_bar: bool | None = None,
+) -> Runs:
+    """Load W&B runs from their local files, offline or synced, without wandb installed.
+
+    `source`: a `wandb/` folder (every `offline-run-*` and `run-*` folder below it), one run
+    folder, or one `run-<id>.wandb` file. `project`, `group`, `job_type` fill those columns
+    for runs that did not set them. A run logged twice (resumed) appears once per folder,
+    with the folder name appended to its id.
+    """
+    files = _find_files(source)
+    parsed: list[tuple[Path, _Run]] = []
+    for path in progress(files, total=len(files), desc="wandb", enabled=progress_bar):
+        run = _read_run(path)
+        if run is not None:
+            parsed.append((path, run))
+    counts: dict[str, int] = {}
+    for path, run in parsed:
+        run_id = run.run_id or path.stem.removeprefix("run-")
+        counts[run_id] = counts.get(run_id, 0) + 1
+    records: list[RunRecord] = []
+    chunks: list[pl.DataFrame] = []
+    for path, run in parsed:
+        run_id = run.run_id or path.stem.removeprefix("run-")
+        if counts[run_id] > 1:
+            run_id = f"{run_id}@{path.parent.name}"
+        config = {k: v for k, v in run.config.items() if not k.startswith("_wandb")}
+        summary = {k: v for k, v in run.summary.items() if not k.startswith("_") and _is_scalar(v)}
+        runtime = run.runtime if run.runtime is not None else run.last_runtime
+        records.append(
+            RunRecord(
+                id=run_id,
+                source=f"wandb:{path.parent}",
+                name=run.name or run_id,
+                project=run.project or project,
+                group=run.group or group,
+                job_type=run.job_type or job_type,
+                state=_state(run, path),
+                tags=list(run.tags),
+                created_at=utc_from_seconds(run.start),
+                runtime=runtime,
+                config=config,
+                summary=summary,
+            )
+        )
+        if run.values:
+            chunks.append(
+                chunk(
+                    run_id,
+                    run.metrics,
+                    run.steps,
+                    run.values,
+                    time=run.times,
+                    timestamp_us=run.stamps,
+                )
+            )
+    return assemble(records, chunks)
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "_type" not in value
+    return not isinstance(value, list)
