@@ -2,6 +2,11 @@
 
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
+from rungroup.sources.csv_tree import load_csv
+from rungroup.sources.frames import from_frames
+from rungroup.sources.mlflow_store import load_mlflow
+from rungroup.sources.tensorboard_events import load_tensorboard
+from rungroup.sources.wandb_offline import load_wandb
 from rungroup.store import StoreError
 from rungroup.tracking import Config, Run, Summary, generate_id, init
 
@@ -15,7 +20,12 @@ __all__ = [
     "StoreError",
     "Summary",
     "__version__",
+    "from_frames",
     "generate_id",
     "init",
     "load",
+    "load_csv",
+    "load_mlflow",
+    "load_tensorboard",
+    "load_wandb",
 ]

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rungroup.runs import Runs
+from rungroup.sources.detect import KINDS, reader_for
 from rungroup.sources.store import is_store, load_store
 
 __all__ = ["load", "load_store"]
 
-_ACCEPTED = (
-    "a rungroup store folder (a root, a project or one run), "
-    "or a Runs object"
-)
+_ACCEPTED = f"a rungroup store folder (a root, a project or one run), {KINDS}, or a Runs object"
 
 
 def load(source: Any, **options: Any) -> Runs:
@@ -30,9 +28,13 @@ def load(source: Any, **options: Any) -> Runs:
         path = Path(source)
         if is_store(path):
             return load_store(path, **options)
+        if (reader := reader_for(source)) is not None:  # other trackers (sources/detect.py)
+            return reader(source, **options)
         if path.is_dir() and not any(path.iterdir()):
             return Runs()  # a store that has no runs yet
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {source}; expected {_ACCEPTED}")
         raise ValueError(f"{source} is not a source rungroup can read; expected {_ACCEPTED}")
+    if (reader := reader_for(source)) is not None:  # pandas / Polars frames
+        return reader(source, **options)
     raise TypeError(f"cannot load runs from a {type(source).__name__}; expected {_ACCEPTED}")
