@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -99,9 +99,9 @@ def _coerce_runs(frame: pl.DataFrame) -> pl.DataFrame:
     if result["id"].n_unique() != result.height:
         duplicated = result.filter(pl.col("id").is_duplicated())["id"].unique().sort()
         raise SchemaError(f"run ids must be unique; repeated: {duplicated.head(5).to_list()}")
-    bad_states = result.filter(
-        pl.col("state").is_not_null() & ~pl.col("state").is_in(RUN_STATES)
-    )["state"]
+    bad_states = result.filter(pl.col("state").is_not_null() & ~pl.col("state").is_in(RUN_STATES))[
+        "state"
+    ]
     if bad_states.len():
         raise SchemaError(
             f"unknown run state {bad_states[0]!r}; valid states: {', '.join(RUN_STATES)}"
@@ -113,9 +113,7 @@ def _coerce_history(history: pl.LazyFrame) -> pl.LazyFrame:
     schema = history.collect_schema()
     unknown = [c for c in schema.names() if c not in HISTORY_SCHEMA]
     if unknown:
-        raise SchemaError(
-            f"history has unknown column(s) {unknown}; valid: {list(HISTORY_SCHEMA)}"
-        )
+        raise SchemaError(f"history has unknown column(s) {unknown}; valid: {list(HISTORY_SCHEMA)}")
     for required in ("run_id", "metric", "value"):
         if required not in schema:
             raise SchemaError(f"history has no {required!r} column; columns: {schema.names()}")
@@ -132,7 +130,9 @@ def _coerce_history(history: pl.LazyFrame) -> pl.LazyFrame:
             columns.append(source.cast(dtype, strict=True))
         elif name == "step":
             # A source without steps numbers each run's points of a metric in logged order.
-            columns.append(pl.int_range(pl.len()).over("run_id", "metric").cast(pl.Int64).alias(name))
+            columns.append(
+                pl.int_range(pl.len()).over("run_id", "metric").cast(pl.Int64).alias(name)
+            )
         else:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
     return history.select(columns)
@@ -145,7 +145,7 @@ class Runs:
     both frames against the schemas (`RUN_SCHEMA`, `HISTORY_SCHEMA`).
     """
 
-    __slots__ = ("_runs", "_history", "_metrics")
+    __slots__ = ("_history", "_metrics", "_runs")
 
     def __init__(
         self,
@@ -213,7 +213,11 @@ class Runs:
         Keyword constraints compare a column to a value: ``runs.filter(group="cv-1")``; use
         ``**{"config.lr": 0.1}`` for dotted names.
         """
-        kept = self._runs.filter(*predicates, **constraints) if (predicates or constraints) else self._runs
+        kept = (
+            self._runs.filter(*predicates, **constraints)
+            if (predicates or constraints)
+            else self._runs
+        )
         return self._with_runs(kept)
 
     def select_ids(self, ids: Iterable[str]) -> Runs:
@@ -315,7 +319,7 @@ def unify_column(name: str, values: list[Any]) -> pl.Series:
     return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
 
 
-def build_runs_frame(records: list[Mapping[str, Any]]) -> pl.DataFrame:
+def build_runs_frame(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     """The `runs` frame from one dict per run.
 
     Each record has the base fields of `RUN_SCHEMA` (missing ones become null) plus optional
@@ -334,7 +338,9 @@ def build_runs_frame(records: list[Mapping[str, Any]]) -> pl.DataFrame:
     for prefix, key in ((CONFIG_PREFIX, "config"), (SUMMARY_PREFIX, "summary")):
         flat = [flatten(r.get(key) or {}) for r in records]
         names = sorted({k for entry in flat for k in entry})
-        columns.extend(unify_column(f"{prefix}{k}", [entry.get(k) for entry in flat]) for k in names)
+        columns.extend(
+            unify_column(f"{prefix}{k}", [entry.get(k) for entry in flat]) for k in names
+        )
     if not records:
         return empty_runs_frame()
     return pl.DataFrame(columns)

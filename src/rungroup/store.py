@@ -77,7 +77,7 @@ def write_json_atomically(path: Path, content: Mapping[str, Any]) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -215,20 +215,25 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
         kept = count if bool(valid.all()) else int(valid.sum())
         undefined += count - kept
         stop = filled + kept
-        columns = (
-            np.frombuffer(data, np.int64, count, offset),
-            np.frombuffer(data, np.float64, count, offset + 8 * count),
-            np.frombuffer(data, np.float64, count, offset + 20 * count),
-        )
+        record_steps = np.frombuffer(data, np.int64, count, offset)
+        record_walls = np.frombuffer(data, np.float64, count, offset + 8 * count)
+        record_values = np.frombuffer(data, np.float64, count, offset + 20 * count)
         if kept < count:
-            columns = tuple(c[valid] for c in columns)  # type: ignore[assignment]
-            local = local[valid]
-        steps[filled:stop], walls[filled:stop], values[filled:stop] = columns
+            record_steps, record_walls = record_steps[valid], record_walls[valid]
+            record_values, local = record_values[valid], local[valid]
+        steps[filled:stop] = record_steps
+        walls[filled:stop] = record_walls
+        values[filled:stop] = record_values
         np.take(lookup, local, out=indices[filled:stop])
         filled = stop
     if undefined:
         problems.append(f"{label}: {undefined} points name an undefined metric; skipped")
-        steps, walls, indices, values = steps[:filled], walls[:filled], indices[:filled], values[:filled]
+        steps, walls, indices, values = (
+            steps[:filled],
+            walls[:filled],
+            indices[:filled],
+            values[:filled],
+        )
     return HistoryColumns(names, steps, walls, indices, values, problems, incomplete)
 
 

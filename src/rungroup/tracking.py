@@ -9,6 +9,7 @@ flushes them to the history file at least once a second and refreshes the heartb
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import socket
@@ -368,7 +369,10 @@ class Run:
         self.finish(exit_code=0 if kind is None else 1)
 
     def __repr__(self) -> str:
-        return f"Run(id={self.id!r}, project={self.project!r}, group={self.group!r}, state={self._state!r})"
+        return (
+            f"Run(id={self.id!r}, project={self.project!r}, group={self.group!r}, "
+            f"state={self._state!r})"
+        )
 
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
@@ -390,10 +394,8 @@ def _finish_live_runs() -> None:
     """A script that ends without finish() still leaves a finished (or failed) run behind."""
     exit_code = 1 if _uncaught else 0
     for run in list(_live_runs):
-        try:
+        with contextlib.suppress(OSError):
             run.finish(exit_code=exit_code)
-        except OSError:
-            pass
 
 
 def init(

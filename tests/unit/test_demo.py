@@ -55,7 +55,13 @@ def test_training_really_learns(runs: rg.Runs) -> None:
 def test_the_distributed_job_shares_one_group_across_processes(runs: rg.Runs) -> None:
     job = runs.filter(pl.col("group").str.starts_with("ddp-"))
     assert job.runs["group"].n_unique() == 1
-    assert sorted(job.runs["job_type"].to_list()) == ["eval", "worker", "worker", "worker", "worker"]
+    assert sorted(job.runs["job_type"].to_list()) == [
+        "eval",
+        "worker",
+        "worker",
+        "worker",
+        "worker",
+    ]
     workers = job.filter(job_type="worker").runs
     assert sorted(workers["config.rank"].to_list()) == [0, 1, 2, 3]
     assert workers["source"].n_unique() == 4

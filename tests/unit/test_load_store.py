@@ -85,7 +85,12 @@ def test_metrics_columns_filter_and_select_ids(store_dir: Path) -> None:
     assert runs.metrics == ["acc", "loss"]
     assert runs.columns[:6] == ["project", "group", "job_type", "name", "state", "tags"]
     assert "config.optim.name" in runs.columns and "summary.loss" in runs.columns
-    assert runs.config_columns == ["config.lr", "config.optim.momentum", "config.optim.name", "config.seed"]
+    assert runs.config_columns == [
+        "config.lr",
+        "config.optim.momentum",
+        "config.optim.name",
+        "config.seed",
+    ]
     subset = runs.filter(pl.col("config.lr") == 0.1)
     assert len(subset) == 2
     assert set(subset.history.collect()["run_id"].cast(pl.String)) == set(subset.ids)

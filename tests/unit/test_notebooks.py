@@ -21,9 +21,12 @@ def test_notebook_runs_without_errors(
     monkeypatch.setenv("RUNGROUP_DEMO_DIR", str(demo_runs))
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={
-        "metadata": {"path": str(NOTEBOOKS)}
-    }).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)

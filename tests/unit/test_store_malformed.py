@@ -108,6 +108,7 @@ def _duplicate_id(folder: Path) -> None:
 
 
 # (description, damage, expected words in the warning, file named, points of `bad` still loaded)
+# fmt: off
 CASES: list[tuple[str, Callable[[Path], None], str, str, int | None]] = [
     ("meta not json", lambda f: (f / "run.json").write_text("{not json"), "not valid JSON", "run.json", None),
     ("meta empty", lambda f: (f / "run.json").write_text(""), "not valid JSON", "run.json", None),
@@ -136,6 +137,7 @@ CASES: list[tuple[str, Callable[[Path], None], str, str, int | None]] = [
     ("history undefined metric", _undefined_metric, "undefined metric", store.HISTORY_FILE, 2 * STEPS),
     ("history as a folder", lambda f: ((f / store.HISTORY_FILE).unlink(), (f / store.HISTORY_FILE).mkdir()), "cannot be read", store.HISTORY_FILE, 0),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -150,7 +152,7 @@ def test_damage_is_reported_and_nothing_else_is_lost(
     named: str,
     bad_points: int | None,
 ) -> None:
-    good, bad = make_store(tmp_path)
+    _, bad = make_store(tmp_path)
     damage(bad)
     before = snapshot(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
@@ -179,7 +181,7 @@ def test_there_are_at_least_twenty_kinds_of_damage() -> None:
 
 
 def test_a_folder_with_a_history_but_no_metadata_is_reported(tmp_path: Path) -> None:
-    good, bad = make_store(tmp_path)
+    _, bad = make_store(tmp_path)
     (bad / store.META_FILE).unlink()
     with pytest.warns(rg.LoadWarning, match=f"{bad}: has a history but no run.json"):
         runs = rg.load(tmp_path)
@@ -188,7 +190,7 @@ def test_a_folder_with_a_history_but_no_metadata_is_reported(tmp_path: Path) -> 
 
 def test_unknown_project_lists_the_projects(tmp_path: Path) -> None:
     make_store(tmp_path)
-    with pytest.raises(ValueError, match="no project 'nope'.*projects: p"):
+    with pytest.raises(ValueError, match=r"no project 'nope'.*projects: p"):
         rg.load(tmp_path, project="nope")
 
 

@@ -43,9 +43,7 @@ def test_sixteen_processes_log_into_one_group_and_every_point_is_there_once(
 ) -> None:
     steps = 5000
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(steps)], env=writer_env(tmp_path, rank)
-        )
+        subprocess.Popen([sys.executable, "-c", WRITER, str(steps)], env=writer_env(tmp_path, rank))
         for rank in range(16)
     ]
     assert [p.wait(timeout=300) for p in processes] == [0] * 16

@@ -200,7 +200,7 @@ class _Columns:
         )
         # The wall-clock timestamp is run start + relative time; deriving it only when a
         # query asks for it saves 8 bytes per point.
-        start_us = dict(zip(run_ids, (round(s * 1e6) for s in starts)))
+        start_us = dict(zip(run_ids, (round(s * 1e6) for s in starts), strict=True))
         timestamp = (
             pl.col("run_id").cast(pl.String).replace_strict(start_us, return_dtype=pl.Int64)
             + (pl.col("time") * 1e6).round().cast(pl.Int64)
@@ -271,7 +271,9 @@ def load_store(
                 f"{history_path}: the last record is torn ({history.incomplete_tail} bytes, "
                 "written when the run stopped); skipped"
             )
-        start = created.timestamp() if created else (float(history.walls[0]) if len(history) else 0.0)
+        start = (
+            created.timestamp() if created else (float(history.walls[0]) if len(history) else 0.0)
+        )
         columns.add(history, start)
         last = _last_values(history)
         record.update(
@@ -299,4 +301,4 @@ def _last_values(history: store.HistoryColumns) -> dict[str, float]:
     reversed_indices = history.metric_indices[::-1]
     found, position = np.unique(reversed_indices, return_index=True)
     last = history.values[::-1][position]
-    return {history.names[int(i)]: float(v) for i, v in zip(found, last)}
+    return {history.names[int(i)]: float(v) for i, v in zip(found, last, strict=True)}
