@@ -1,0 +1,96 @@
+"""`aggregate(runs, view)`: the Aggregate frame of DESIGN.md, one row per series point.
+
+The steps, each in its own module: group the runs (`grouping`), pick x and the points
+(`xaxis`), smooth each run (`smoothing`, ``smooth_order="before"``), align the runs of a series
+(`align`), compute the statistics across runs (`stats`), drop points below ``min_runs``, derive
+``line``/``lower``/``upper``, smooth those (``smooth_order="after"``), attach the keys and labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from rungroup.engine.align import align
+from rungroup.engine.grouping import Grouping, group_runs
+from rungroup.engine.recipe import attach_recipe
+from rungroup.engine.smoothing import smooth
+from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
+from rungroup.engine.xaxis import output_x_dtype, points, select_metrics, to_output_x
+from rungroup.runs import Runs
+from rungroup.view import View, resolve_view
+
+#: The Aggregate columns after the key columns.
+VALUE_COLUMNS = ("series", "metric", "x", "n", "dropped", "line", "lower", "upper", *STAT_COLUMNS)
+
+#: Columns smoothed together with ``smooth_order="after"``.
+SMOOTHED_AFTER = ("line", "lower", "upper", *STAT_COLUMNS)
+
+
+def aggregate_schema(grouping: Grouping, view: View) -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = dict(grouping.key_schema)
+    schema.update(
+        {
+            "series": pl.String(),
+            "metric": pl.String(),
+            "x": output_x_dtype(view),
+            "n": pl.Int64(),
+            "dropped": pl.Int64(),
+        }
+    )
+    for name in ("line", "lower", "upper", *STAT_COLUMNS):
+        schema[name] = pl.Float64()
+    return schema
+
+
+def aggregate(runs: Runs, view: View | None = None, **fields: Any) -> pl.DataFrame:
+    """Aggregate the runs' history per group (or per run), as the view says.
+
+    Returns a `pl.DataFrame`: the key columns (the group-by columns, or ``run_id`` when grouping
+    is off), ``series``, ``metric``, ``x``, ``n``, ``dropped``, ``line``, ``lower``, ``upper`` and
+    the statistics ``mean, median, min, max, std, stderr, ci_low, ci_high, q_low, q_high, iqm``.
+    Sorted by metric (in the order asked for), series, x. `rungroup.recipe_of(frame)` gives the
+    `View` back. Unknown metrics or columns raise `ValueError` naming the valid ones.
+    """
+    if not isinstance(runs, Runs):
+        raise TypeError(f"aggregate() takes a rungroup Runs, got {type(runs).__name__}")
+    view = resolve_view(view, **fields)
+    metrics = select_metrics(runs, view)
+    grouping = group_runs(runs, view)
+    schema = aggregate_schema(grouping, view)
+    frame = _aggregate(runs, view, grouping, metrics, schema)
+    return attach_recipe(frame, view)
+
+
+def _aggregate(
+    runs: Runs,
+    view: View,
+    grouping: Grouping,
+    metrics: list[str],
+    schema: dict[str, pl.DataType],
+) -> pl.DataFrame:
+    if not metrics or grouping.runs.height == 0:
+        return pl.DataFrame(schema=schema)
+    logged = points(runs, view, grouping, metrics)
+    if logged.height == 0:
+        return pl.DataFrame(schema=schema)
+    if view.smoothing != "none" and view.smooth_order == "before":
+        logged = logged.sort("_r", "_m", "x", maintain_order=True)
+        logged = smooth(logged, ["v"], ["_r", "_m"], view)
+    aligned = align(logged, grouping.members, view)
+    stats = statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
+    stats = line_and_band(stats, view)
+    if view.smoothing != "none" and view.smooth_order == "after":
+        stats = smooth(stats.sort("_s", "_m", "x"), list(SMOOTHED_AFTER), ["_s", "_m"], view)
+    metric_names = pl.DataFrame(
+        {"_m": list(range(len(metrics))), "metric": metrics},
+        schema={"_m": pl.Int64, "metric": pl.String},
+    )
+    out = (
+        stats.join(grouping.series, on="_s", how="left")
+        .join(metric_names, on="_m", how="left")
+        .sort("_m", "_s", "x")
+        .with_columns(to_output_x(pl.col("x"), view).alias("x"))
+    )
+    return out.select(pl.col(name).cast(dtype) for name, dtype in schema.items())

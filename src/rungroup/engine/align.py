@@ -1,0 +1,321 @@
+"""Alignment: which value each run contributes at each x of its series.
+
+Input: the points ``_r, _m, x, v`` (after per-run smoothing) and the membership pairs
+``_r, _s``. Output: one row per (series, metric, x, run) with ``v`` (the run's finite value
+there, null if it has none) and ``d`` (how many non-finite values were left out there).
+
+- One value per run and x first: a run that logged several values at one x contributes the
+  mean of its finite ones (``d`` counts the others).
+- ``exact``: the runs that logged that x.
+- ``bucket``: ``points`` equal-width bins over each metric's x range (all selected runs, so the
+  series of one metric share their bins); a run contributes the mean of its finite values in a
+  bin; the bin is drawn at its centre.
+- ``interpolate``: the x values of a series are the union of its runs' x values; each run is
+  linearly interpolated at those inside its own x span (no extrapolation), once per x. At an x
+  it logged, a run contributes its own value; between two logged points with a non-finite one,
+  it contributes nothing and is counted in ``d``.
+- ``auto``: ``exact`` for a series whose runs all logged the same x values, else
+  ``interpolate``.
+- The cap: a series never has more than ``points`` x values. ``bucket`` has at most ``points``
+  bins by construction; ``exact`` and ``interpolate`` keep, of a series' sorted distinct x values
+  ``x_0 .. x_(m-1)``, those at ranks ``round_half_up(j·(m-1)/(points-1))`` for
+  ``j = 0 .. points-1`` (evenly spread, first and last kept, deterministic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from rungroup.view import View
+
+ALIGNED_SCHEMA: dict[str, pl.DataType] = {
+    "_k": pl.Int64(),
+    "_s": pl.Int64(),
+    "_m": pl.Int64(),
+    "x": pl.Float64(),
+    "_r": pl.Int64(),
+    "v": pl.Float64(),
+    "d": pl.Int64(),
+}
+#: The columns before the point key is added.
+_COLUMNS = ("_s", "_m", "x", "_r", "v", "d")
+
+
+def _is_sorted(r: np.ndarray, m: np.ndarray, x: np.ndarray) -> bool:
+    if r.size < 2:
+        return True
+    dr = r[1:] - r[:-1]
+    dm = m[1:] - m[:-1]
+    dx = x[1:] >= x[:-1]
+    return bool(np.all((dr > 0) | ((dr == 0) & ((dm > 0) | ((dm == 0) & dx)))))
+
+
+def reduce_per_run(points: pl.DataFrame, key: str = "x") -> pl.DataFrame:
+    """One row per (_r, _m, key): ``v`` = mean of the finite values (NaN if none), ``d``,
+    ``c`` = number of finite values. Sorted by (_r, _m, key)."""
+    r = points["_r"].to_numpy()
+    m = points["_m"].to_numpy()
+    k = points[key].to_numpy()
+    if not _is_sorted(r, m, k):
+        points = points.sort("_r", "_m", key, maintain_order=True)
+        r = points["_r"].to_numpy()
+        m = points["_m"].to_numpy()
+        k = points[key].to_numpy()
+    v = points["v"].cast(pl.Float64).to_numpy()  # nulls become NaN
+    finite = np.isfinite(v)
+    n = v.size
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = (r[1:] != r[:-1]) | (m[1:] != m[:-1]) | (k[1:] != k[:-1])
+    if new.all():
+        return pl.DataFrame(
+            {
+                "_r": r,
+                "_m": m,
+                key: k,
+                "v": np.where(finite, v, np.nan),
+                "d": (~finite).astype(np.int64),
+                "c": finite.astype(np.int64),
+            }
+        )
+    starts = np.flatnonzero(new)
+    sums = np.add.reduceat(np.where(finite, v, 0.0), starts)
+    counts = np.add.reduceat(finite.astype(np.int64), starts)
+    lengths = np.diff(np.append(starts, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.nan)
+    return pl.DataFrame(
+        {
+            "_r": r[starts],
+            "_m": m[starts],
+            key: k[starts],
+            "v": means,
+            "d": lengths - counts,
+            "c": counts,
+        }
+    )
+
+
+def _as_contribution(frame: pl.DataFrame) -> pl.DataFrame:
+    """``v`` null where the run has no finite value."""
+    return frame.with_columns(pl.col("v").fill_nan(None))
+
+
+def cap_points(frame: pl.DataFrame, points: int) -> pl.DataFrame:
+    """Keep at most `points` distinct x per (_s, _m): evenly spread ranks, ends kept."""
+    distinct = frame.select("_s", "_m", "x").unique().sort("_s", "_m", "x")
+    counts = distinct.group_by("_s", "_m").agg(pl.len().alias("count"))
+    if counts.height == 0 or counts["count"].max() <= points:  # type: ignore[operator]
+        return frame
+    p1 = points - 1
+    rank = pl.int_range(pl.len(), dtype=pl.Int64).over("_s", "_m")
+    m1 = pl.len().over("_s", "_m").cast(pl.Int64) - 1
+    # j nearest to rank·(P-1)/(m-1), then check that j maps back onto this rank
+    j = (2 * rank * p1 + m1) // (2 * m1)
+    back = (2 * j * m1 + p1) // (2 * p1)
+    kept = distinct.filter((m1 < points) | (back == rank)).select("_s", "_m", "x")
+    return frame.join(kept, on=["_s", "_m", "x"], how="semi")
+
+
+def _exact(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.DataFrame:
+    joined = reduced.join(pairs, on=["_r", "_m"], how="inner")
+    return cap_points(_as_contribution(joined.select(*_COLUMNS)), view.points)
+
+
+def _interpolate(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.DataFrame:
+    knots = reduced.select("_r", "_m", "x", "v")
+    grid = knots.join(pairs, on=["_r", "_m"], how="inner").select("_s", "_m", "x").unique()
+    grid = cap_points(grid, view.points)
+    span = knots.group_by("_r", "_m").agg(
+        pl.col("x").min().alias("lo"), pl.col("x").max().alias("hi")
+    )
+    targets = (
+        grid.join(pairs, on=["_s", "_m"], how="inner")
+        .join(span, on=["_r", "_m"], how="inner")
+        .filter(pl.col("x").is_between(pl.col("lo"), pl.col("hi")))
+        .select("_s", "_m", "x", "_r")
+        .sort("x")
+    )
+    right = knots.sort("x")
+    before = right.select("_r", "_m", pl.col("x").alias("x0"), pl.col("v").alias("v0"))
+    after = right.select("_r", "_m", pl.col("x").alias("x1"), pl.col("v").alias("v1"))
+    # both sides are sorted by x, hence within every (_r, _m) group too
+    matched = targets.join_asof(
+        before,
+        left_on="x",
+        right_on="x0",
+        by=["_r", "_m"],
+        strategy="backward",
+        check_sortedness=False,
+    ).join_asof(
+        after,
+        left_on="x",
+        right_on="x1",
+        by=["_r", "_m"],
+        strategy="forward",
+        check_sortedness=False,
+    )
+    x, x0, x1, v0, v1 = (pl.col(c) for c in ("x", "x0", "x1", "v0", "v1"))
+    # np.interp's formula: slope · (x - x0) + v0; at a logged x the run's own value
+    value = pl.when(x == x0).then(v0).otherwise((v1 - v0) / (x1 - x0) * (x - x0) + v0)
+    finite = value.is_finite().fill_null(False)
+    return matched.select(
+        "_s",
+        "_m",
+        "x",
+        "_r",
+        pl.when(finite).then(value).alias("v"),
+        (~finite).cast(pl.Int64).alias("d"),
+    )
+
+
+def segment_sums(
+    key: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct `key` (ascending): the key, sum and count of the finite values, and the
+    number of non-finite ones. Linear when `key` is already sorted (the usual case: histories
+    are stored run by run in step order); otherwise dense counting or a sort."""
+    n = key.size
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros(0), empty, empty
+    finite: np.ndarray | None = np.isfinite(values)
+    if finite is not None and bool(finite.all()):
+        finite = None  # the common case: nothing to leave out
+    clean = values if finite is None else np.where(finite, values, 0.0)
+    if not bool(np.all(key[1:] >= key[:-1])):
+        top = int(key.max()) + 1
+        if top <= max(4 * n, 1 << 20):
+            lengths = np.bincount(key, minlength=top)
+            present = np.flatnonzero(lengths)
+            sums = np.bincount(key, weights=clean, minlength=top)[present]
+            if finite is None:
+                counts = lengths[present]
+            else:
+                counts = np.bincount(key, weights=finite, minlength=top)[present].astype(np.int64)
+            return present, sums, counts, lengths[present] - counts
+        order = np.argsort(key, kind="stable")
+        key, clean = key[order], clean[order]
+        finite = None if finite is None else finite[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    lengths = np.diff(np.append(starts, n))
+    sums = np.add.reduceat(clean, starts)
+    counts = lengths if finite is None else np.add.reduceat(finite.astype(np.int64), starts)
+    return key[starts], sums, counts, lengths - counts
+
+
+def _series_of_runs(members: pl.DataFrame) -> np.ndarray | None:
+    """`_s` indexed by `_r` when every run is in exactly one series (no tag explode)."""
+    if members.height == 0 or members["_r"].n_unique() != members.height:
+        return None
+    table = np.full(int(members["_r"].max()) + 1, -1, dtype=np.int64)  # type: ignore[arg-type]
+    table[members["_r"].to_numpy()] = members["_s"].to_numpy()
+    return table
+
+
+def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataFrame:
+    bins = view.points
+    r = points["_r"].to_numpy()
+    m = points["_m"].to_numpy()
+    x = points["x"].to_numpy()
+    v = points["v"].cast(pl.Float64).to_numpy()
+    ranges = points.group_by("_m").agg(pl.col("x").min().alias("lo"), pl.col("x").max().alias("hi"))
+    n_metrics = int(ranges["_m"].max()) + 1  # type: ignore[arg-type]
+    lo_of = np.full(n_metrics, np.nan)
+    hi_of = np.full(n_metrics, np.nan)
+    lo_of[ranges["_m"].to_numpy()] = ranges["lo"].to_numpy()
+    hi_of[ranges["_m"].to_numpy()] = ranges["hi"].to_numpy()
+    width_of = (hi_of - lo_of) / bins
+    # bin index = floor((x - lo) / width), clipped; in place, these arrays are the big ones
+    if n_metrics == 1:
+        offset = x - lo_of[0]
+        if width_of[0] > 0:
+            offset /= width_of[0]
+        else:
+            offset[:] = 0.0
+    else:
+        offset = x - lo_of[m]
+        width = width_of[m]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            offset /= width
+        offset[~(width > 0)] = 0.0
+    np.floor(offset, out=offset)
+    np.clip(offset, 0, bins - 1, out=offset)
+    key = offset.astype(np.int64)
+    del offset
+    if n_metrics == 1:
+        key += r * bins
+    else:
+        key += (r * n_metrics + m) * bins
+    keys, sums, counts, dropped = segment_sums(key, v)
+    rr = keys // (n_metrics * bins)
+    mm = (keys // bins) % n_metrics
+    bb = keys % bins
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    centre = np.where(
+        width_of[mm] > 0, lo_of[mm] + (bb.astype(np.float64) + 0.5) * width_of[mm], lo_of[mm]
+    )
+    per_run = pl.DataFrame({"_r": rr, "_m": mm, "_b": bb, "x": centre, "v": means, "d": dropped})
+    single = _series_of_runs(members)
+    if single is not None:
+        joined = per_run.with_columns(pl.Series("_s", single[rr], dtype=pl.Int64))
+    else:
+        joined = per_run.join(members, on="_r", how="inner")
+    point = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
+    out = joined.with_columns(point.alias("_k")).sort("_k", maintain_order=True)
+    return _as_contribution(out.select(*ALIGNED_SCHEMA))
+
+
+def point_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Sort by (_s, _m, x) and number the distinct points ``_k`` = 0, 1, ..."""
+    frame = frame.sort("_s", "_m", "x", maintain_order=True)
+    n = frame.height
+    changed = np.ones(n, dtype=bool)
+    if n > 1:
+        s = frame["_s"].to_numpy()
+        m = frame["_m"].to_numpy()
+        x = frame["x"].to_numpy()
+        changed[1:] = (s[1:] != s[:-1]) | (m[1:] != m[:-1]) | (x[1:] != x[:-1])
+    keys = np.cumsum(changed) - 1
+    return frame.with_columns(pl.Series("_k", keys, dtype=pl.Int64)).select(*ALIGNED_SCHEMA)
+
+
+def _shared(reduced: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The (_s, _m) whose runs all logged the same x values."""
+    joined = reduced.select("_r", "_m", "x").join(pairs, on=["_r", "_m"], how="inner")
+    union = joined.group_by("_s", "_m").agg(pl.col("x").n_unique().alias("union"))
+    per_run = joined.group_by("_s", "_m", "_r").agg(pl.len().alias("count"))
+    smallest = per_run.group_by("_s", "_m").agg(pl.col("count").min().alias("smallest"))
+    return (
+        union.join(smallest, on=["_s", "_m"])
+        .filter(pl.col("union") == pl.col("smallest"))
+        .select("_s", "_m")
+    )
+
+
+def align(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataFrame:
+    """Per (series, metric, x, run): the run's contribution ``v`` and its dropped count ``d``."""
+    if points.height == 0:
+        return pl.DataFrame(schema=ALIGNED_SCHEMA)
+    if view.align == "bucket":
+        out = _bucket(points, members, view)
+    else:
+        reduced = reduce_per_run(points)
+        # (_r, _s, _m): run r contributes metric m to series s
+        pairs = members.join(reduced.select("_r", "_m").unique(), on="_r", how="inner")
+        if view.align == "exact":
+            out = _exact(reduced, pairs, view)
+        elif view.align == "interpolate":
+            out = _interpolate(reduced, pairs, view)
+        else:
+            shared = _shared(reduced, pairs)
+            exact_pairs = pairs.join(shared, on=["_s", "_m"], how="semi")
+            other_pairs = pairs.join(shared, on=["_s", "_m"], how="anti")
+            out = pl.concat(
+                [_exact(reduced, exact_pairs, view), _interpolate(reduced, other_pairs, view)],
+                how="vertical_relaxed",
+            )
+        out = point_keys(out)
+    return out.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
