@@ -1,5 +1,6 @@
 """rungroup: group machine-learning runs into experiments, locally and offline, in Jupyter."""
 
+from rungroup.engine import aggregate, recipe_of
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
 from rungroup.sources.csv_tree import load_csv
@@ -9,17 +10,22 @@ from rungroup.sources.tensorboard_events import load_tensorboard
 from rungroup.sources.wandb_offline import load_wandb
 from rungroup.store import StoreError
 from rungroup.tracking import Config, Run, Summary, generate_id, init
+from rungroup.view import View
+from rungroup.widget import Explorer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Config",
+    "Explorer",
     "LoadWarning",
     "Run",
     "Runs",
     "StoreError",
     "Summary",
+    "View",
     "__version__",
+    "aggregate",
     "from_frames",
     "generate_id",
     "init",
@@ -28,4 +34,5 @@ __all__ = [
     "load_mlflow",
     "load_tensorboard",
     "load_wandb",
+    "recipe_of",
 ]

@@ -61,7 +61,10 @@ export class ChartPanel {
       this.result?.finalize();
       this.result = null;
       this.el.replaceChildren();
-      const result = await embed(this.el, spec as never, {
+      // Embed with the data in place (an empty view would size itself for no data).
+      const datasets = (spec.datasets ?? {}) as Record<string, unknown>;
+      const withData = { ...spec, datasets: { ...datasets, [DATA_NAME]: rows } };
+      const result = await embed(this.el, withData as never, {
         actions: false,
         renderer: "svg",
         config: themeConfig(this.root) as never,
@@ -79,6 +82,7 @@ export class ChartPanel {
         if (series !== null) emit(series);
       });
       view.addEventListener("mouseout", () => emit(null));
+      return;
     }
     const view = this.result.view;
     view.data(DATA_NAME, rows);

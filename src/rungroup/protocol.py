@@ -1,0 +1,545 @@
+"""Payloads of `rungroup.Explorer`: what travels to the browser, built without any widget.
+
+Pure functions of (Runs, View, widget state): the runs filter, group membership, the runs
+table (group rows, expanded runs, sorted, paged) and the chart payload (the Vega-Lite spec
+from `rungroup.chart()` with its data moved out into an Arrow IPC buffer). Kept apart from
+`widget.py` so that they can be tested without a comm.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup.engine.aggregate import aggregate
+from rungroup.engine.grouping import RUN_KEY, group_runs, key_columns_of
+from rungroup.runs import CONFIG_PREFIX, Runs
+from rungroup.view import View
+
+#: Name of the Vega dataset fed from Arrow in the browser (see js/src/chart/chart.ts).
+DATA_NAME = "rungroup"
+#: Vega signal set by the browser to emphasise one series (table row hover).
+HOVER_SIGNAL = "rg_hover"
+#: Prefixes of the metric columns of the runs table: final value (or group mean) and std.
+METRIC = "m:"
+METRIC_STD = "s:"
+#: Row metadata columns of the table (the browser reads them; never shown as cells).
+ROW_META = ("_kind", "_key", "_series", "_depth", "_hidden", "_expanded", "_count")
+#: Statistics that are drawn; they travel as float32 (7 significant digits, half the bytes).
+_FLOAT32 = (
+    "line",
+    "lower",
+    "upper",
+    "mean",
+    "median",
+    "min",
+    "max",
+    "std",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "q_low",
+    "q_high",
+    "iqm",
+)
+
+
+def ipc(frame: pl.DataFrame) -> bytes:
+    """Arrow IPC file bytes, in the oldest layout (plain/large strings, no views)."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    return buffer.getvalue()
+
+
+# --- runs filter and groups
+
+
+def filter_runs(runs: Runs, text: str) -> Runs:
+    """Runs whose name, id, group, job type or a tag contains `text` (case-insensitive)."""
+    needle = text.strip().lower()
+    if not needle:
+        return runs
+    frame = runs.runs
+
+    def has(column: str) -> pl.Expr:
+        return pl.col(column).cast(pl.String).str.to_lowercase().str.contains(needle, literal=True)
+
+    conditions = [has(c).fill_null(False) for c in ("name", "id", "group", "job_type")]
+    if "tags" in frame.columns:
+        conditions.append(
+            pl.col("tags")
+            .list.eval(pl.element().str.to_lowercase().str.contains(needle, literal=True))
+            .list.any()
+            .fill_null(False)
+        )
+    return runs.filter(pl.any_horizontal(conditions))
+
+
+def group_columns(runs: Runs, view: View) -> list[str]:
+    """The key columns of the groups (every config key but the chosen ones with `reverse`)."""
+    if not view.grouping:
+        return []
+    return list(key_columns_of(runs, view))
+
+
+def membership(runs: Runs, view: View) -> pl.DataFrame:
+    """One row per (run, series): ``id`` and ``series`` (its label in the charts).
+
+    The engine's own grouping (`rungroup.engine.grouping`), with no run hidden, so that a
+    hidden run (or a group whose runs are all hidden) keeps its row in the table. A run in
+    several tag groups (``group_by="tags"``) has one row per tag.
+    """
+    grouping = group_runs(runs, view.replace(hidden=frozenset()))
+    return (
+        grouping.members.join(grouping.runs.select("_r", RUN_KEY), on="_r")
+        .join(grouping.series.select("_s", "series"), on="_s")
+        .sort("_s", "_r")
+        .select(pl.col(RUN_KEY).alias("id"), pl.col("series").cast(pl.String))
+    )
+
+
+# --- final values and the runs table
+
+
+def final_values(runs: Runs) -> pl.DataFrame:
+    """Each run's last logged value of each metric: ``id`` and one ``m:<metric>`` column each."""
+    last = (
+        runs.history.select(
+            pl.col("run_id").cast(pl.String).alias("id"),
+            pl.col("metric").cast(pl.String),
+            "step",
+            "value",
+        )
+        .sort("step")
+        .group_by("id", "metric")
+        .agg(pl.col("value").last())
+        .collect()
+    )
+    base = runs.runs.select("id")
+    if last.height == 0:
+        return base
+    wide = last.pivot(on="metric", index="id", values="value")
+    wide = wide.rename({m: f"{METRIC}{m}" for m in wide.columns if m != "id"})
+    return base.join(wide, on="id", how="left")
+
+
+def _display_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_display_value(v) for v in value)
+    return str(value)
+
+
+@dataclass
+class Table:
+    """The runs table as the browser pages through it."""
+
+    #: Sorted rows: `ROW_META` columns, then the raw values of every column.
+    rows: pl.DataFrame
+    #: Shown columns, in order: ``{"name", "label", "numeric"}``.
+    columns: list[dict[str, Any]]
+    #: Every column the picker offers.
+    all_columns: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.rows.height
+
+    def meta(self) -> dict[str, Any]:
+        return {"total": self.total, "columns": self.columns, "all_columns": self.all_columns}
+
+    def display(self, offset: int = 0, limit: int | None = None) -> pl.DataFrame:
+        """Rows `offset` .. `offset + limit` with every shown cell as display text."""
+        part = self.rows.slice(offset, limit)
+        out: dict[str, pl.Series] = {name: part[name] for name in ROW_META}
+        for column in self.columns:
+            name = column["name"]
+            if name.startswith(METRIC):
+                std_name = METRIC_STD + name[len(METRIC) :]
+                means = part[name].to_list() if name in part.columns else [None] * part.height
+                stds = (
+                    part[std_name].to_list() if std_name in part.columns else [None] * part.height
+                )
+                text = [
+                    _display_value(m) + (f" ± {_display_value(s)}" if s is not None else "")
+                    for m, s in zip(means, stds, strict=True)
+                ]
+            elif name in part.columns:
+                text = [_display_value(v) for v in part[name].to_list()]
+            else:
+                text = [""] * part.height
+            out[name] = pl.Series(name, text, dtype=pl.String)
+        return pl.DataFrame(out)
+
+
+def table_page(table: Table, offset: int, limit: int) -> bytes:
+    return ipc(table.display(offset, limit))
+
+
+def _column(name: str, numeric: bool, label: str | None = None) -> dict[str, Any]:
+    return {"name": name, "label": label or name, "numeric": numeric}
+
+
+def _displayable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Config columns of odd types (structs, objects) as strings, so that rows concatenate."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if name.startswith(CONFIG_PREFIX) and not (
+            dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.String
+        ):
+            if isinstance(dtype, pl.List):
+                casts.append(pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(", "))
+            else:
+                casts.append(pl.col(name).cast(pl.String, strict=False))
+    return frame.with_columns(casts) if casts else frame
+
+
+def build_table(
+    runs: Runs,
+    view: View,
+    membership: pl.DataFrame,
+    finals: pl.DataFrame,
+    *,
+    focus: str | None = None,
+    sort: Sequence[str] = (),
+    expanded: Iterable[str] = (),
+    columns: Sequence[str] = (),
+) -> Table:
+    """The runs table: group rows (with their expanded runs) when grouped, else run rows.
+
+    On a group page (`focus`) the table lists the group's runs with the config keys that
+    differ between them.
+    """
+    hidden = view.hidden
+    metric_names = list(view.metrics) or runs.metrics
+    base = _displayable(runs.runs)
+    config = [c for c in base.columns if c.startswith(CONFIG_PREFIX)]
+    metric_columns = [f"{METRIC}{m}" for m in runs.metrics]
+    run_rows = base.join(finals, on="id", how="left").with_columns(
+        pl.lit("run").alias("_kind"),
+        pl.col("id").alias("_key"),
+        pl.col("id").is_in(list(hidden)).alias("_hidden"),
+        pl.lit(False).alias("_expanded"),
+        pl.lit(1).cast(pl.Int32).alias("_count"),
+    )
+    for name in metric_columns:
+        if name not in run_rows.columns:
+            run_rows = run_rows.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
+    sort_column, descending = _sort_spec(sort)
+
+    def ordered(frame: pl.DataFrame, default: str) -> pl.DataFrame:
+        by = sort_column if sort_column in frame.columns else default
+        return frame.sort(by, descending=descending, nulls_last=True, maintain_order=True)
+
+    grouped = view.grouping and focus is None
+    if not grouped:
+        if focus is not None:
+            ids = membership.filter(pl.col("series") == focus)["id"]
+            run_rows = run_rows.filter(pl.col("id").is_in(ids.implode()))
+            differing = [c for c in config if run_rows[c].n_unique() > 1]
+            default = ["name", "state", *differing]
+            series = pl.lit(focus)
+        else:
+            default = ["name", "group", "state", *config[:6]]
+            series = pl.col("id").replace_strict(
+                membership["id"], membership["series"], default=None, return_dtype=pl.String
+            )
+        rows = ordered(
+            run_rows.with_columns(series.alias("_series"), pl.lit(0).alias("_depth")), "name"
+        )
+        offered = ["name", "group", "job_type", "state", "tags", *config, *metric_columns]
+        shown_default = [*default, *[f"{METRIC}{m}" for m in metric_names[:6]]]
+    else:
+        member_rows = run_rows.join(membership, on="id", how="inner").rename({"series": "_series"})
+        visible = member_rows.filter(~pl.col("_hidden"))
+        shared = [
+            pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first()).alias(c) for c in config
+        ]
+        counts = member_rows.group_by("_series").agg(
+            pl.len().cast(pl.Int32).alias("runs"),
+            pl.col("_hidden").all().alias("_hidden"),
+            *shared,
+        )
+        stats = visible.group_by("_series").agg(
+            *[pl.col(m).filter(pl.col(m).is_finite()).mean().alias(m) for m in metric_columns],
+            *[
+                pl.col(m).filter(pl.col(m).is_finite()).std().alias(METRIC_STD + m[len(METRIC) :])
+                for m in metric_columns
+            ],
+        )
+        expanded_set = set(expanded)
+        groups = counts.join(stats, on="_series", how="left").with_columns(
+            pl.lit("group").alias("_kind"),
+            pl.col("_series").alias("_key"),
+            pl.col("_series").alias("name"),
+            pl.col("_series").is_in(list(expanded_set)).alias("_expanded"),
+            pl.col("runs").alias("_count"),
+            pl.lit(0).alias("_depth"),
+        )
+        groups = ordered(groups, "name").with_row_index("_g")
+        children = member_rows.filter(pl.col("_series").is_in(list(expanded_set)))
+        children = ordered(children, "name").with_columns(
+            pl.int_range(pl.len()).over("_series").alias("_r"), pl.lit(1).alias("_depth")
+        )
+        children = children.join(groups.select("_series", "_g"), on="_series", how="left")
+        rows = (
+            pl.concat(
+                [groups.with_columns(pl.lit(-1).cast(pl.Int64).alias("_r")), children],
+                how="diagonal_relaxed",
+            )
+            .sort("_g", "_r")
+            .drop("_g", "_r")
+        )
+        keys = group_columns(runs, view)
+        varying = [c for c in config if c not in keys]
+        offered = ["name", "runs", "state", *config, *metric_columns]
+        shown_default = ["name", "runs", *varying[:5], *[f"{METRIC}{m}" for m in metric_names[:6]]]
+    numeric = {"runs", *metric_columns} | {
+        c for c in config if c in rows.columns and rows.schema[c].is_numeric()
+    }
+    labels = {m: m[len(METRIC) :] for m in metric_columns}
+    offered = [c for c in dict.fromkeys(offered) if c in rows.columns or c.startswith(METRIC)]
+    chosen = [c for c in columns if c in offered] or [c for c in shown_default if c in offered]
+    if "name" in chosen:
+        chosen.remove("name")
+    chosen = ["name", *chosen]
+    rows = rows.with_columns(
+        pl.col("_series").cast(pl.String),
+        pl.col("_key").cast(pl.String),
+        pl.col("_depth").cast(pl.Int8),
+        pl.col("_count").cast(pl.Int32),
+    )
+    return Table(
+        rows=rows,
+        columns=[_column(c, c in numeric, labels.get(c)) for c in chosen],
+        all_columns=[_column(c, c in numeric, labels.get(c)) for c in offered],
+    )
+
+
+def _sort_spec(sort: Sequence[str]) -> tuple[str | None, bool]:
+    if not sort:
+        return None, False
+    column = sort[0]
+    direction = sort[1] if len(sort) > 1 else "asc"
+    if direction not in ("asc", "desc"):
+        raise ValueError(f"sort direction {direction!r} is not valid; choose one of: asc, desc")
+    return column, direction == "desc"
+
+
+# --- charts
+
+
+def chart_dict(chart: Any) -> dict[str, Any]:
+    """An Altair chart (or a spec dict) as a Vega-Lite dict with its data inline."""
+    if isinstance(chart, dict):
+        return copy.deepcopy(chart)
+    spec: dict[str, Any] = chart.to_dict()
+    return spec
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _mark_type(unit: dict[str, Any]) -> str | None:
+    mark = unit.get("mark")
+    if isinstance(mark, str):
+        return mark
+    if isinstance(mark, dict):
+        kind = mark.get("type")
+        return kind if isinstance(kind, str) else None
+    return None
+
+
+def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Move the main dataset out of the spec (it travels as Arrow, named `DATA_NAME`), add
+    the hover signal and the emphasis it drives; also return the data fields the spec uses."""
+    spec = copy.deepcopy(spec)
+    datasets: dict[str, Any] = spec.pop("datasets", None) or {}
+    main = max(datasets, key=lambda name: len(datasets[name]), default=None)
+    for node in _walk(spec):
+        data = node.get("data")
+        if not isinstance(data, dict):
+            continue
+        if (main is not None and data.get("name") == main) or (
+            main is None and node is spec and "values" in data
+        ):
+            node["data"] = {"name": DATA_NAME}
+    rest = {name: rows for name, rows in datasets.items() if name != main}
+    if rest:
+        spec["datasets"] = rest
+    if "data" not in spec and not any("data" in n for n in _walk(spec) if n is not spec):
+        spec["data"] = {"name": DATA_NAME}
+    params = list(spec.get("params", []))
+    if not any(p.get("name") == HOVER_SIGNAL for p in params if isinstance(p, dict)):
+        params.append({"name": HOVER_SIGNAL, "value": None})
+    spec["params"] = params
+    test = f"{HOVER_SIGNAL} === null || datum.series === {HOVER_SIGNAL}"
+    for unit in list(_walk(spec)):
+        kind = _mark_type(unit)
+        if kind not in ("line", "area", "point"):
+            continue
+        encoding = unit.setdefault("encoding", {})
+        if not isinstance(encoding, dict) or "opacity" in encoding:
+            continue
+        mark = unit.get("mark")
+        base = mark.get("opacity") if isinstance(mark, dict) else None
+        level = float(base) if isinstance(base, int | float) else (0.25 if kind == "area" else 1.0)
+        encoding["opacity"] = {
+            "condition": {"test": test, "value": level},
+            "value": round(level * 0.2, 3),
+        }
+    fields = {"series"}
+    for node in _walk(spec):
+        name = node.get("field")
+        if isinstance(name, str):
+            fields.add(name.split(".")[0] if "\\." not in name else name.replace("\\.", "."))
+        for key in ("groupby",):
+            group = node.get(key)
+            if isinstance(group, list):
+                fields.update(g for g in group if isinstance(g, str))
+    return spec, sorted(fields)
+
+
+def spec_key(spec: dict[str, Any]) -> str:
+    """A digest of the spec's shape (no data): the browser re-embeds only when it changes."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def chart_payload(aggregated: pl.DataFrame, fields: Iterable[str]) -> bytes:
+    """The chart's rows as Arrow IPC: only the fields the spec reads, statistics as float32."""
+    wanted = set(fields) | {"series", "metric", "x", "line", "lower", "upper", "n"}
+    if "layer" in aggregated.columns:
+        wanted |= {"layer", "run"}
+    keep = [c for c in aggregated.columns if c in wanted]
+    frame = aggregated.select(keep).with_columns(
+        pl.col(c).cast(pl.Float32) for c in keep if c in _FLOAT32
+    )
+    return ipc(frame)
+
+
+# --- group page
+
+
+def focus_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
+    """What a group page shows: the group's line and band (``layer="group"``) and each of its
+    runs (``layer="run"``, run label in ``run``, ``series`` = the group, for its colour)."""
+    group = aggregate(group_runs, view=view).with_columns(
+        pl.lit("group").alias("layer"), pl.lit(None, dtype=pl.String).alias("run")
+    )
+    single = aggregate(group_runs, view=view.replace(grouping=False))
+    single = single.with_columns(
+        pl.col("series").cast(pl.String).alias("run"),
+        pl.lit(label).alias("series"),
+        pl.lit("run").alias("layer"),
+    )
+    group = group.with_columns(pl.col("series").cast(pl.String))
+    return pl.concat([group, single], how="diagonal_relaxed")
+
+
+def focus_spec(spec: dict[str, Any], view: View) -> dict[str, Any]:
+    """Add a layer of thin run lines under the group's line and band (a group page)."""
+    spec = copy.deepcopy(spec)
+    only_group = {"filter": "datum.layer !== 'run'"}
+    line_unit: dict[str, Any] | None = None
+    for unit in _walk(spec):
+        if "mark" in unit:
+            unit["transform"] = [only_group, *unit.get("transform", [])]
+            if line_unit is None and _mark_type(unit) == "line":
+                line_unit = unit
+    if line_unit is None:
+        return spec
+    runs_unit = copy.deepcopy(line_unit)
+    runs_unit["transform"] = [
+        {"filter": "datum.layer === 'run'"},
+        *runs_unit["transform"][1:],
+    ]
+    runs_unit["mark"] = {"type": "line", "strokeWidth": 1, "opacity": 0.45, "clip": True}
+    encoding = runs_unit.setdefault("encoding", {})
+    for drop in ("opacity", "strokeWidth", "size", "strokeDash"):
+        encoding.pop(drop, None)
+    encoding["detail"] = {"field": "run", "type": "nominal"}
+    encoding["tooltip"] = [
+        {"field": "run", "type": "nominal", "title": "run"},
+        *[t for t in _as_list(encoding.get("tooltip")) if isinstance(t, dict)],
+    ]
+    for parent in _walk(spec):
+        layers = parent.get("layer")
+        if isinstance(layers, list) and any(layer is line_unit for layer in layers):
+            layers.insert(0, runs_unit)
+            return spec
+    # a single unit at the top: make it a layer
+    unit_keys = ("mark", "encoding", "transform", "params")
+    top = {k: v for k, v in spec.items() if k not in unit_keys}
+    line_only = {k: spec[k] for k in unit_keys if k in spec}
+    top["layer"] = [runs_unit, line_only]
+    return top
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+# --- files
+
+
+def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV cannot hold lists or categoricals with odd types: lists become joined text."""
+    casts = [
+        pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(", ")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.List)
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
+def frame_bytes(frame: pl.DataFrame, fmt: str, recipe: dict[str, Any]) -> bytes:
+    """`frame` as CSV or Parquet bytes (Parquet carries the recipe as key-value metadata)."""
+    buffer = io.BytesIO()
+    if fmt == "csv":
+        _flat(frame).write_csv(buffer)
+    elif fmt == "parquet":
+        frame.write_parquet(buffer, metadata={"rungroup": json.dumps(recipe)})
+    else:
+        raise ValueError(f"format {fmt!r} is not valid; choose one of: csv, parquet")
+    return buffer.getvalue()
+
+
+def write_frame(frame: pl.DataFrame, path: Path, recipe: dict[str, Any]) -> Path:
+    """Write `frame` to `path` (.csv or .parquet) with its recipe; return the path."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"cannot export to {path.name!r}; use a .csv or .parquet file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(frame_bytes(frame, suffix[1:], recipe))
+    if suffix == ".csv":
+        sidecar = path.with_name(path.name + ".recipe.json")
+        sidecar.write_text(json.dumps(recipe, indent=2) + "\n")
+    return path

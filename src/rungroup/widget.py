@@ -1,0 +1,517 @@
+"""`rungroup.Explorer`: the runs table with group rows and the grouped charts, as one anywidget.
+
+The widget is a thin layer over the engine (DESIGN.md): its traits are the fields of `View`
+(same names), `w.view` is that `View`, and every reply is computed by `aggregate()`,
+`summarize()` and `chart()` from the runs and the view.
+
+Small settings travel as synced traits. Bulk data (chart series, table rows, exported files)
+travels as binary buffers (Arrow IPC) in id-tagged request/response custom messages:
+the browser sends ``{"kind": ..., "id": n, ...}`` and gets ``{"kind": ..., "id": n, "ok": True,
+...}`` back with the buffers, or ``{"ok": False, "error": "..."}``: nothing times out silently.
+See `rungroup.protocol` for the payload builders and docs/widget.md for the message list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import polars as pl
+import traitlets
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode
+
+from rungroup import protocol
+from rungroup.engine.aggregate import aggregate
+from rungroup.runs import Runs
+from rungroup.view import (
+    ALIGNS,
+    BANDS,
+    CI_METHODS,
+    LINES,
+    SMOOTH_ORDERS,
+    SMOOTHINGS,
+    X_BUILTINS,
+    View,
+)
+
+_STATIC = Path(__file__).parent / "static"
+_DEFAULT = View()
+
+#: Traits that are `View` fields (same names, same order as the dataclass).
+VIEW_FIELDS: tuple[str, ...] = View.field_names()
+#: Widget-only settings: what the table shows and which group page is open.
+UI_FIELDS: tuple[str, ...] = ("search", "focus", "sort", "expanded", "table_columns")
+
+
+def _trait_value(name: str, value: Any) -> Any:
+    """A `View` field value as its trait value (tuples and sets become lists)."""
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _view_value(name: str, value: Any) -> Any:
+    """A trait value as the `View` field value."""
+    if name == "hidden":
+        return frozenset(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Everything the charts show for one (view, search, focus): computed once, then cached."""
+
+    runs: Runs
+    view: View
+    aggregated: pl.DataFrame
+    spec: dict[str, Any]
+    spec_key: str
+    chart_ipc: bytes
+    membership: pl.DataFrame
+    focus_label: str | None
+
+
+class Explorer(anywidget.AnyWidget):
+    """Explore runs grouped into experiments: a runs table with group rows and grouped charts.
+
+    ``Explorer(source, **settings)`` takes anything `rungroup.load` accepts (or a `Runs`) and
+    any `View` field as a keyword (``group_by="config.lr"``, ``band="ci"``, ...). Every field
+    is a synced trait with the same name; ``w.view`` is the whole `View`.
+    """
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+
+    # --- View fields (one trait each, same name; defaults are View()'s) -----------------------
+    metrics = List(Unicode(), default_value=list(_DEFAULT.metrics)).tag(sync=True)
+    group_by = List(Unicode(), default_value=list(_DEFAULT.group_by)).tag(sync=True)
+    grouping = Bool(_DEFAULT.grouping).tag(sync=True)
+    reverse = Bool(_DEFAULT.reverse).tag(sync=True)
+    x = Unicode(_DEFAULT.x).tag(sync=True)
+    line = Unicode(_DEFAULT.line).tag(sync=True)
+    band = Unicode(_DEFAULT.band).tag(sync=True)
+    quantiles = List(Float(), default_value=list(_DEFAULT.quantiles), minlen=2, maxlen=2).tag(
+        sync=True
+    )
+    ci_level = Float(_DEFAULT.ci_level).tag(sync=True)
+    ci_method = Unicode(_DEFAULT.ci_method).tag(sync=True)
+    bootstrap_samples = Int(_DEFAULT.bootstrap_samples).tag(sync=True)
+    seed = Int(_DEFAULT.seed).tag(sync=True)
+    align = Unicode(_DEFAULT.align).tag(sync=True)
+    points = Int(_DEFAULT.points).tag(sync=True)
+    min_runs = Int(_DEFAULT.min_runs).tag(sync=True)
+    smoothing = Unicode(_DEFAULT.smoothing).tag(sync=True)
+    smoothing_param = Float(_DEFAULT.smoothing_param).tag(sync=True)
+    smooth_order = Unicode(_DEFAULT.smooth_order).tag(sync=True)
+    log_y = Bool(_DEFAULT.log_y).tag(sync=True)
+    hidden = List(Unicode(), default_value=[]).tag(sync=True)
+
+    # --- widget state (not part of the View)
+    #: Run filter: runs whose name, id, group, job type or tags contain it (case-insensitive).
+    search = Unicode("").tag(sync=True)
+    #: The group page that is open (a series label), "" for all groups.
+    focus = Unicode("").tag(sync=True)
+    #: Table sort: ``[column, "asc" | "desc"]`` or ``[]``.
+    sort = List(Unicode(), default_value=[], maxlen=2).tag(sync=True)
+    #: Group rows opened to show their runs (series labels).
+    expanded = List(Unicode(), default_value=[]).tag(sync=True)
+    #: Table columns shown, in order; ``[]`` = a default choice.
+    table_columns = List(Unicode(), default_value=[]).tag(sync=True)
+    #: The last error (shown in the widget); "" when everything worked.
+    error = Unicode("").tag(sync=True)
+    #: Choices for the controls: metrics, groupable columns with distinct counts, ...
+    info = Dict().tag(sync=True)
+
+    def __init__(self, runs_or_source: Any, /, **settings: Any) -> None:
+        valid = (*VIEW_FIELDS, *UI_FIELDS)
+        unknown = [name for name in settings if name not in valid]
+        if unknown:
+            raise TypeError(
+                f"Explorer() got unknown setting(s) {', '.join(map(repr, unknown))}; "
+                f"valid settings: {', '.join(valid)}"
+            )
+        runs = runs_or_source if isinstance(runs_or_source, Runs) else _load(runs_or_source)
+        view_settings = {k: v for k, v in settings.items() if k in VIEW_FIELDS}
+        ui_settings = {k: v for k, v in settings.items() if k in UI_FIELDS}
+        view = View(**view_settings)
+        self._runs = runs.collect()
+        self._finals_cache: pl.DataFrame | None = None
+        self._frame_cache: tuple[Any, _Frame] | None = None
+        self._table_cache: tuple[Any, protocol.Table] | None = None
+        _check_against_runs(view, self._runs)
+        traits = {name: _trait_value(name, getattr(view, name)) for name in VIEW_FIELDS}
+        super().__init__(**traits, **ui_settings, info=_info(self._runs))
+        self.on_msg(self._on_message)
+
+    # --- the View
+
+    @property
+    def view(self) -> View:
+        """The `View` that the traits describe (what the charts show)."""
+        return View(**{name: _view_value(name, getattr(self, name)) for name in VIEW_FIELDS})
+
+    @view.setter
+    def view(self, view: View) -> None:
+        if not isinstance(view, View):
+            raise TypeError(f"view must be a rungroup.View, got {type(view).__name__}")
+        self.update(**{name: getattr(view, name) for name in VIEW_FIELDS})
+
+    def update(self, **settings: Any) -> None:
+        """Change several settings at once (validated together, one refresh)."""
+        valid = (*VIEW_FIELDS, *UI_FIELDS)
+        unknown = [name for name in settings if name not in valid]
+        if unknown:
+            raise TypeError(
+                f"unknown setting(s) {', '.join(map(repr, unknown))}; valid settings: "
+                f"{', '.join(valid)}"
+            )
+        view_settings = {k: v for k, v in settings.items() if k in VIEW_FIELDS}
+        view = self.view.replace(**view_settings)
+        _check_against_runs(view, self._runs)
+        with self.hold_trait_notifications():
+            for name, value in settings.items():
+                setattr(self, name, _trait_value(name, getattr(view, name, value)))
+
+    @traitlets.validate(*VIEW_FIELDS)
+    def _validate_view_field(self, proposal: Mapping[str, Any]) -> Any:
+        name = proposal["trait"].name
+        value = proposal["value"]
+        try:
+            fields = {n: _view_value(n, getattr(self, n)) for n in VIEW_FIELDS}
+            fields[name] = _view_value(name, value)
+            view = View(**fields)
+            if hasattr(self, "_runs"):
+                _check_against_runs(view, self._runs, only=name)
+        except (TypeError, ValueError) as error:
+            raise TraitError(str(error)) from error
+        return _trait_value(name, getattr(view, name))
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Changes from the browser: an invalid one is shown in the widget and undone there."""
+        try:
+            super().set_state(sync_data)
+        except TraitError as error:
+            self.error = str(error)
+            self.send_state(list(sync_data))
+
+    # --- data
+
+    @property
+    def runs(self) -> Runs:
+        """All the runs the widget was given."""
+        return self._runs
+
+    @runs.setter
+    def runs(self, runs: Runs) -> None:
+        if not isinstance(runs, Runs):
+            runs = _load(runs)
+        self._runs = runs.collect()
+        self._finals_cache = None
+        self._frame_cache = None
+        self._table_cache = None
+        self.info = _info(self._runs)
+
+    @property
+    def filtered_runs(self) -> Runs:
+        """The runs that pass the filter box (hidden runs included)."""
+        return protocol.filter_runs(self._runs, self.search)
+
+    @property
+    def selected_runs(self) -> list[str]:
+        """Ids of the runs that pass the filter and are not hidden: those in the aggregates."""
+        hidden = set(self.hidden)
+        return [run_id for run_id in self.filtered_runs.ids if run_id not in hidden]
+
+    @property
+    def aggregated(self) -> pl.DataFrame:
+        """Exactly what the charts show (DESIGN.md's Aggregate schema).
+
+        On a group page it also holds the group's runs, one series each, marked by the
+        ``layer`` column (``"group"`` or ``"run"``).
+        """
+        return self._frame().aggregated
+
+    @property
+    def summary(self) -> pl.DataFrame:
+        """The group table: one row per group (`rungroup.summarize` of the shown runs)."""
+        import rungroup
+
+        frame = self._frame()
+        return rungroup.summarize(frame.runs, view=frame.view)  # type: ignore[no-any-return]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The Vega-Lite spec the browser renders (its data arrive separately as Arrow)."""
+        return self._frame().spec
+
+    def export(self, path: str | Path, what: str = "aggregated") -> Path:
+        """Write the aggregated frame (``what="aggregated"``) or the group table
+        (``what="summary"``) to `path` (``.csv`` or ``.parquet``), with the View as recipe:
+        Parquet key-value metadata, or a JSON sidecar ``<path>.recipe.json`` for CSV."""
+        if what not in ("aggregated", "summary"):
+            raise ValueError(f"what={what!r} is not valid; choose one of: aggregated, summary")
+        frame = self.aggregated if what == "aggregated" else self.summary
+        return protocol.write_frame(frame, Path(path), self.recipe())
+
+    def recipe(self) -> dict[str, Any]:
+        """The View (and the widget's filter and group page) that reproduce the charts."""
+        recipe: dict[str, Any] = {"rungroup_view": self.view.to_dict()}
+        if self.search:
+            recipe["search"] = self.search
+        if self.focus:
+            recipe["focus"] = self.focus
+        return recipe
+
+    def _frame(self) -> _Frame:
+        view = self.view
+        key = (view, self.search, self.focus, id(self._runs))
+        if self._frame_cache is not None and self._frame_cache[0] == key:
+            return self._frame_cache[1]
+        frame = _compute_frame(self._runs, view, self.search, self.focus)
+        self._frame_cache = (key, frame)
+        return frame
+
+    def _finals(self) -> pl.DataFrame:
+        if self._finals_cache is None:
+            self._finals_cache = protocol.final_values(self._runs)
+        return self._finals_cache
+
+    def _table(self) -> protocol.Table:
+        frame = self._frame()
+        key = (
+            frame.spec_key,
+            frame.view,
+            self.search,
+            self.focus,
+            tuple(self.sort),
+            tuple(self.expanded),
+            tuple(self.table_columns),
+        )
+        if self._table_cache is not None and self._table_cache[0] == key:
+            return self._table_cache[1]
+        table = protocol.build_table(
+            frame.runs,
+            frame.view,
+            frame.membership,
+            self._finals(),
+            focus=frame.focus_label,
+            sort=list(self.sort),
+            expanded=set(self.expanded),
+            columns=list(self.table_columns),
+        )
+        self._table_cache = (key, table)
+        return table
+
+    # --- messages
+
+    def _on_message(self, _widget: Any, content: Any, buffers: Sequence[Any]) -> None:
+        if not isinstance(content, dict) or "kind" not in content:
+            return  # not ours (anywidget's own messages)
+        reply, out = self.handle(content)
+        self.send(reply, out)
+
+    def handle(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """Answer one request from the browser: ``(reply, buffers)``, errors included."""
+        kind = request.get("kind")
+        request_id = request.get("id")
+        handler = {
+            "data": self._reply_data,
+            "rows": self._reply_rows,
+            "hide": self._reply_hide,
+            "export": self._reply_export,
+        }.get(str(kind))
+        try:
+            if handler is None:
+                raise ValueError(
+                    f"unknown request kind {kind!r}; valid kinds: data, rows, hide, export"
+                )
+            body, buffers = handler(request)
+        except Exception as error:  # every failure is answered, and shown in the widget
+            message = _describe(error)
+            self.error = message
+            return {"kind": kind, "id": request_id, "ok": False, "error": message}, []
+        if kind == "data" and self.error:
+            self.error = ""
+        return {"kind": kind, "id": request_id, "ok": True, **body}, buffers
+
+    def _reply_data(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        frame = self._frame()
+        table = self._table()
+        limit = _int_arg(request, "limit", 100)
+        page = protocol.table_page(table, 0, limit)
+        same = request.get("spec_key") == frame.spec_key
+        body = {
+            "spec": None if same else frame.spec,
+            "spec_key": frame.spec_key,
+            "chart_rows": frame.aggregated.height,
+            "table": table.meta(),
+            "runs": len(frame.runs),
+            "groups": frame.membership["series"].n_unique() if frame.view.grouping else 0,
+            "focus_label": frame.focus_label,
+        }
+        return body, [frame.chart_ipc, page]
+
+    def _reply_rows(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        table = self._table()
+        offset = _int_arg(request, "offset", 0)
+        limit = _int_arg(request, "limit", 100)
+        return {"offset": offset, "total": table.total}, [protocol.table_page(table, offset, limit)]
+
+    def _reply_hide(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        row_kind = request.get("row_kind")
+        key = str(request.get("key"))
+        hide = bool(request.get("hide"))
+        if row_kind == "run":
+            ids = {key}
+        elif row_kind == "group":
+            membership = self._frame().membership
+            ids = set(membership.filter(pl.col("series") == key)["id"].to_list())
+            if not ids:
+                raise ValueError(f"no group {key!r} in the table")
+        else:
+            raise ValueError(f"row_kind={row_kind!r} is not valid; choose one of: run, group")
+        self.set_hidden(ids, hide)
+        return {"hidden": len(self.hidden)}, []
+
+    def _reply_export(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        what = request.get("what")
+        recipe = self.recipe()
+        if what == "csv":
+            data = protocol.frame_bytes(self.aggregated, "csv", recipe)
+            return {"filename": "rungroup-aggregated.csv", "mime": "text/csv"}, [data]
+        if what == "parquet":
+            data = protocol.frame_bytes(self.aggregated, "parquet", recipe)
+            name = "rungroup-aggregated.parquet"
+            return {"filename": name, "mime": "application/vnd.apache.parquet"}, [data]
+        if what == "groups_csv":
+            data = protocol.frame_bytes(self.summary, "csv", recipe)
+            return {"filename": "rungroup-groups.csv", "mime": "text/csv"}, [data]
+        if what == "recipe":
+            data = json.dumps(recipe, indent=2).encode()
+            return {"filename": "rungroup-recipe.json", "mime": "application/json"}, [data]
+        raise ValueError(
+            f"what={what!r} is not valid; choose one of: csv, parquet, groups_csv, recipe"
+        )
+
+    def set_hidden(self, run_ids: set[str] | Sequence[str], hide: bool = True) -> None:
+        """Hide (or show again) runs: hidden runs leave the aggregates and the charts."""
+        current = set(self.hidden)
+        current = current | set(run_ids) if hide else current - set(run_ids)
+        self.hidden = sorted(current)
+
+
+# --- helpers
+
+
+def _load(source: Any) -> Runs:
+    import rungroup
+
+    return rungroup.load(source)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, (ValueError, TypeError, TraitError, KeyError)):
+        return text
+    return f"{type(error).__name__}: {text}"
+
+
+def _int_arg(request: Mapping[str, Any], name: str, default: int) -> int:
+    value = request.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _info(runs: Runs) -> dict[str, Any]:
+    frame = runs.runs
+    columns = []
+    for name in runs.columns:
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        if isinstance(series.dtype, pl.List):
+            series = series.explode()
+        columns.append({"name": name, "distinct": int(series.drop_nulls().n_unique())})
+    metrics = runs.metrics
+    return {
+        "n_runs": len(runs),
+        "metrics": metrics,
+        "columns": columns,
+        "x_choices": [*X_BUILTINS, *metrics],
+        "choices": {
+            "line": list(LINES),
+            "band": list(BANDS),
+            "ci_method": list(CI_METHODS),
+            "align": list(ALIGNS),
+            "smoothing": list(SMOOTHINGS),
+            "smooth_order": list(SMOOTH_ORDERS),
+        },
+    }
+
+
+def _check_against_runs(view: View, runs: Runs, only: str | None = None) -> None:
+    """The choices that depend on the data: metric names, run columns, the x axis."""
+    metrics = runs.metrics
+    if only in (None, "metrics"):
+        unknown = [m for m in view.metrics if m not in metrics]
+        if unknown and metrics:
+            raise ValueError(
+                f"metrics: {', '.join(map(repr, unknown))} not logged; choose from: "
+                f"{', '.join(metrics)}"
+            )
+    if only in (None, "group_by"):
+        columns = [c for c in runs.columns if c in runs.runs.columns]
+        unknown = [c for c in view.group_by if c not in columns]
+        if unknown:
+            raise ValueError(
+                f"group_by: {', '.join(map(repr, unknown))} is not a run column; choose from: "
+                f"{', '.join(columns)}"
+            )
+    if only in (None, "x") and view.x not in X_BUILTINS and view.x not in metrics and metrics:
+        raise ValueError(
+            f"x={view.x!r} is not valid; choose one of: {', '.join((*X_BUILTINS, *metrics))}"
+        )
+
+
+def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
+    import rungroup
+
+    shown = protocol.filter_runs(runs, search)
+    visible = shown.select_ids([i for i in shown.ids if i not in view.hidden])
+    membership = protocol.membership(shown, view)
+    focus_label: str | None = None
+    if focus and view.grouping:
+        ids = membership.filter(pl.col("series") == focus)["id"].to_list()
+        if ids:
+            focus_label = focus
+    if focus_label is not None:
+        members = set(membership.filter(pl.col("series") == focus_label)["id"].to_list())
+        group_runs = visible.select_ids([i for i in visible.ids if i in members])
+        aggregated = protocol.focus_frame(group_runs, view, focus_label)
+        base = rungroup.chart(aggregated.filter(pl.col("layer") == "group"))
+        spec = protocol.focus_spec(protocol.chart_dict(base), view)
+    else:
+        aggregated = aggregate(visible, view=view)
+        spec = protocol.chart_dict(rungroup.chart(aggregated))
+    spec, fields = protocol.prepare_spec(spec)
+    spec_key = protocol.spec_key(spec)
+    chart_ipc = protocol.chart_payload(aggregated, fields)
+    return _Frame(
+        runs=shown,
+        view=view,
+        aggregated=aggregated,
+        spec=spec,
+        spec_key=spec_key,
+        chart_ipc=chart_ipc,
+        membership=membership,
+        focus_label=focus_label,
+    )

@@ -1,0 +1,93 @@
+"""Driving the Explorer in JupyterLab / Notebook 7 from Playwright."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+WIDGET = ".rungroup-explorer"
+
+
+def open_lab(page: Any, url: str, notebook: str, theme: str | None = None) -> None:
+    """Open `notebook` in JupyterLab, wait for its kernel, run every cell."""
+    page.goto(f"{url}/lab/tree/{notebook}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    if theme:
+        set_theme(page, theme)
+    wait_kernel_idle(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def open_notebook7(page: Any, url: str, notebook: str) -> None:
+    page.goto(f"{url}/notebooks/{notebook}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    wait_kernel_idle(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def wait_kernel_idle(page: Any) -> None:
+    page.wait_for_function(
+        """() => {
+            const widget = window.jupyterapp.shell.currentWidget;
+            const kernel = widget && widget.sessionContext && widget.sessionContext.session
+                && widget.sessionContext.session.kernel;
+            return kernel && kernel.status === 'idle';
+        }""",
+        timeout=60_000,
+    )
+
+
+def set_theme(page: Any, theme: str) -> None:
+    page.evaluate(
+        "(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme
+    )
+    light = "true" if "Light" in theme else "false"
+    page.wait_for_function(
+        "(light) => document.body.dataset.jpThemeLight === light", arg=light, timeout=20_000
+    )
+
+
+def renders(page: Any) -> int:
+    value = page.eval_on_selector(WIDGET, "el => el.dataset.renders || '0'")
+    return int(value)
+
+
+def wait_render(page: Any, after: int, timeout: float = 30_000) -> int:
+    """Wait until the widget finished a repaint after render number `after`."""
+    page.wait_for_function(
+        "([selector, after]) => { const el = document.querySelector(selector);"
+        " return el && Number(el.dataset.renders || 0) > after"
+        " && !el.classList.contains('rg-busy'); }",
+        arg=[WIDGET, after],
+        timeout=timeout,
+    )
+    # let the change settle (a burst of trait changes can cause a second repaint)
+    time.sleep(0.15)
+    page.wait_for_function(
+        "(selector) => !document.querySelector(selector).classList.contains('rg-busy')",
+        arg=WIDGET,
+    )
+    return renders(page)
+
+
+def count(page: Any, selector: str) -> int:
+    return int(page.eval_on_selector_all(f"{WIDGET} {selector}", "els => els.length"))
+
+
+def chart_counts(page: Any) -> tuple[int, int]:
+    """(lines, bands) drawn in the Vega view: one SVG path per series and facet."""
+    lines = count(page, ".rg-chart g.mark-line path")
+    bands = count(page, ".rg-chart g.mark-area path")
+    return lines, bands
+
+
+def act(page: Any, action: Any) -> int:
+    """Do `action()` and wait for the repaint it causes; return the new render count."""
+    before = renders(page)
+    action()
+    return wait_render(page, before)
