@@ -247,7 +247,10 @@ def _value(value: Any, is_nan: Any = False) -> float:
 def _meta(path: Path) -> dict[str, Any]:
     import yaml
 
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"not YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(loaded, dict):
         raise ValueError("meta.yaml is not a mapping")
     return loaded

@@ -16,41 +16,43 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-GROUPS = {"adam": 0.001, "sgd": 0.1}
-SEEDS = (0, 1, 2)
-STEPS = tuple(range(0, 100, 5))
-
-
-def curve(group: str, seed: int, step: int) -> dict[str, float]:
-    """The values every source logs (float32-representable is not needed: TB is compared
-    within float32 precision)."""
-    lr = GROUPS[group]
-    return {
-        "loss": 1.0 / (1.0 + lr * 10 * step + 0.01 * seed) + 0.001 * seed,
-        "acc": min(1.0, 0.5 + step * lr + 0.013 * seed),
-    }
-
-
-def all_runs() -> Iterator[tuple[str, float, int]]:
-    for group, lr in GROUPS.items():
-        for seed in SEEDS:
-            yield group, lr, seed
+from source_curves import STEPS, all_runs, curve
 
 
 @pytest.fixture(scope="session")
-def mlflow_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its tables and no runs (the migrations take seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-empty") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite(
+    empty_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Path:
+    import shutil
+
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     root = tmp_path_factory.mktemp("mlflow-sqlite")
     path = root / "mlflow.db"
+    shutil.copy(empty_mlflow_db, path)
     client = MlflowClient(tracking_uri=f"sqlite:///{path}")
     _log_mlflow(client, Metric, Param, RunTag)
+    # The tracking server takes half a minute to start: start it now, in the background, so
+    # that it is up by the time the REST test asks for it (see `mlflow_server`).
+    served = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copy(path, served / "served.db")
+    _SERVER["process"], _SERVER["url"], _SERVER["log"] = _start_server(served)
+    request.addfinalizer(_stop_server)
     return path
 
 
@@ -171,16 +173,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(mlflow_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 serving a copy of the SQLite fixture."""
-    import shutil
+_SERVER: dict[str, Any] = {}
 
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    database = folder / "served.db"
-    shutil.copy(mlflow_sqlite, database)
+
+def _start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -188,7 +187,7 @@ def mlflow_server(mlflow_sqlite: Path, tmp_path_factory: pytest.TempPathFactory)
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{database}",
+            f"sqlite:///{folder / 'served.db'}",
             "--default-artifact-root",
             (folder / "artifacts").as_uri(),
             "--host",
@@ -198,27 +197,38 @@ def mlflow_server(mlflow_sqlite: Path, tmp_path_factory: pytest.TempPathFactory)
             "--workers",
             "1",
         ],
-        stdout=(folder / "server.log").open("w"),
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         cwd=folder,
+        env=env,
     )
+    return process, f"http://127.0.0.1:{port}", log
+
+
+def _stop_server() -> None:
+    process = _SERVER.pop("process", None)
+    if process is None:
+        return
+    process.terminate()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "server.log").read_text()[-2000:]
-                pytest.fail(f"mlflow server did not start: {log}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_sqlite: Path) -> str:
+    """A real `mlflow server` on 127.0.0.1 serving a copy of the SQLite fixture."""
+    process, url, log = _SERVER["process"], _SERVER["url"], _SERVER["log"]
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return str(url)
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"mlflow server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.3)

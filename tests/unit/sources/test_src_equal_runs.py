@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import GROUPS, SEEDS, STEPS, curve
+from source_curves import GROUPS, SEEDS, STEPS, curve
 
 import rungroup as rg
 from rungroup.runs import Runs
