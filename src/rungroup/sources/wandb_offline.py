@@ -332,9 +332,12 @@ def _find_files(source: str | Path) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"no such W&B folder or file: {source}")
     files = sorted(p for p in path.rglob("run-*.wandb") if p.is_file())
-    # `wandb/latest-run` is a link to one of the run folders: read each file once.
+    # `wandb/latest-run` is a link to (or, once copied, a copy of) one of the run folders.
+    names = {f.name for f in files if f.parent.name != "latest-run"}
     unique: dict[Path, Path] = {}
     for f in files:
+        if f.parent.name == "latest-run" and f.name in names:
+            continue
         unique.setdefault(f.resolve(), f)
     return sorted(unique.values())
 
