@@ -108,45 +108,74 @@ def encode_record(
 
 
 @dataclass
-class HistoryColumns:
-    """The decoded points of one history file; `problems` says what could not be read."""
+class RecordPoints:
+    """The points of one record, as views into the file's bytes (no copy yet)."""
 
-    names: list[str]
     steps: np.ndarray
     walls: np.ndarray
+    #: positions in the history's `names` (already mapped from the record's own table)
     metric_indices: np.ndarray
     values: np.ndarray
+
+
+@dataclass
+class DecodedHistory:
+    """The readable part of one history file; `problems` says what could not be read."""
+
+    names: list[str] = field(default_factory=list)
+    records: list[RecordPoints] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     #: bytes at the end that are not (yet) a complete record: a write in progress or a crash
     incomplete_tail: int = 0
 
     def __len__(self) -> int:
-        return int(self.values.shape[0])
+        return sum(int(r.values.shape[0]) for r in self.records)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column over all records, concatenated (a copy)."""
+        parts = [getattr(r, name) for r in self.records]
+        if parts:
+            return np.concatenate(parts)
+        dtype = {"steps": np.int64, "metric_indices": np.uint32}.get(name, np.float64)
+        return np.empty(0, dtype)
+
+    def last_values(self) -> dict[str, float]:
+        """The last logged value of each metric, in logging order (W&B's default summary)."""
+        found: dict[int, float] = {}
+        for record in reversed(self.records):
+            indices, values = record.metric_indices, record.values
+            end = indices.shape[0]
+            window = 64
+            # The latest points hold the last value of nearly every metric: look at a
+            # growing window from the end instead of sorting the whole record.
+            while end > 0 and len(found) < len(self.names):
+                begin = max(0, end - window)
+                tail = indices[begin:end][::-1]
+                unique, first = np.unique(tail, return_index=True)
+                tail_values = values[begin:end][::-1]
+                for index, position in zip(unique.tolist(), first.tolist(), strict=True):
+                    found.setdefault(index, float(tail_values[position]))
+                end, window = begin, window * 8
+            if len(found) == len(self.names):
+                break
+        return {self.names[i]: v for i, v in found.items()}
 
 
-def _empty_columns(problems: list[str]) -> HistoryColumns:
-    return HistoryColumns(
-        [],
-        np.empty(0, np.int64),
-        np.empty(0, np.float64),
-        np.empty(0, np.uint32),
-        np.empty(0, np.float64),
-        problems,
-    )
+def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
+    """Decode a whole history file. Never raises on bad content: problems are reported.
 
-
-def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
-    """Decode a whole history file. Never raises on bad content: problems are reported."""
-    problems: list[str] = []
+    The returned records are views into `data`, which must stay alive while they are used.
+    """
+    decoded = DecodedHistory()
+    problems = decoded.problems
     if not data:
-        return _empty_columns(problems)
+        return decoded
     if len(data) < len(HISTORY_MAGIC):
         if HISTORY_MAGIC.startswith(data):
-            columns = _empty_columns(problems)
-            columns.incomplete_tail = len(data)
-            return columns
-        problems.append(f"{label}: not a rungroup history file (bad header)")
-        return _empty_columns(problems)
+            decoded.incomplete_tail = len(data)
+        else:
+            problems.append(f"{label}: not a rungroup history file (bad header)")
+        return decoded
     header = data[: len(HISTORY_MAGIC)]
     if header != HISTORY_MAGIC:
         if header[:6] == HISTORY_MAGIC[:6]:
@@ -157,19 +186,17 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
             )
         else:
             problems.append(f"{label}: not a rungroup history file (bad header)")
-        return _empty_columns(problems)
+        return decoded
 
-    names: list[str] = []
+    names = decoded.names
     codes: dict[str, int] = {}
-    # (offset of the points in `data`, their count, record index -> position in `names`)
-    parts: list[tuple[int, int, np.ndarray]] = []
+    undefined = 0
     position = len(HISTORY_MAGIC)
     end = len(data)
-    incomplete = 0
     view = memoryview(data)
     while position < end:
         if end - position < _RECORD_HEADER.size:
-            incomplete = end - position
+            decoded.incomplete_tail = end - position
             break
         magic, length, checksum = _RECORD_HEADER.unpack_from(data, position)
         if magic != RECORD_MAGIC or length > MAX_RECORD_BYTES:
@@ -182,7 +209,7 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
             continue
         start = position + _RECORD_HEADER.size
         if start + length > end:
-            incomplete = end - position
+            decoded.incomplete_tail = end - position
             break
         payload = view[start : start + length]
         if zlib.crc32(payload) != checksum:
@@ -195,46 +222,35 @@ def decode_history(data: bytes, label: str = "history") -> HistoryColumns:
             problems.append(f"{label}: record at byte {position} {parsed}; skipped")
         else:
             table, points_offset, count = parsed
-            lookup = np.array([codes.setdefault(n, len(codes)) for n in table], np.uint32)
+            lookup = [codes.setdefault(n, len(codes)) for n in table]
             if len(codes) > len(names):
                 names.extend(list(codes)[len(names) :])
             if count:
-                parts.append((start + points_offset, count, lookup))
+                record, dropped = _record_points(data, start + points_offset, count, lookup)
+                undefined += dropped
+                if record.values.shape[0]:
+                    decoded.records.append(record)
         position = start + length
-
-    total = sum(count for _, count, _ in parts)
-    steps = np.empty(total, np.int64)
-    walls = np.empty(total, np.float64)
-    indices = np.empty(total, np.uint32)
-    values = np.empty(total, np.float64)
-    filled = 0
-    undefined = 0
-    for offset, count, lookup in parts:
-        local = np.frombuffer(data, np.uint32, count, offset + 16 * count)
-        valid = local < lookup.shape[0]
-        kept = count if bool(valid.all()) else int(valid.sum())
-        undefined += count - kept
-        stop = filled + kept
-        record_steps = np.frombuffer(data, np.int64, count, offset)
-        record_walls = np.frombuffer(data, np.float64, count, offset + 8 * count)
-        record_values = np.frombuffer(data, np.float64, count, offset + 20 * count)
-        if kept < count:
-            record_steps, record_walls = record_steps[valid], record_walls[valid]
-            record_values, local = record_values[valid], local[valid]
-        steps[filled:stop] = record_steps
-        walls[filled:stop] = record_walls
-        values[filled:stop] = record_values
-        np.take(lookup, local, out=indices[filled:stop])
-        filled = stop
     if undefined:
         problems.append(f"{label}: {undefined} points name an undefined metric; skipped")
-        steps, walls, indices, values = (
-            steps[:filled],
-            walls[:filled],
-            indices[:filled],
-            values[:filled],
-        )
-    return HistoryColumns(names, steps, walls, indices, values, problems, incomplete)
+    return decoded
+
+
+def _record_points(
+    data: bytes, offset: int, count: int, lookup: list[int]
+) -> tuple[RecordPoints, int]:
+    steps = np.frombuffer(data, np.int64, count, offset)
+    walls = np.frombuffer(data, np.float64, count, offset + 8 * count)
+    indices = np.frombuffer(data, np.uint32, count, offset + 16 * count)
+    values = np.frombuffer(data, np.float64, count, offset + 20 * count)
+    valid = indices < len(lookup)
+    dropped = 0
+    if not valid.all():
+        dropped = count - int(valid.sum())
+        steps, walls, indices, values = steps[valid], walls[valid], indices[valid], values[valid]
+    if lookup != list(range(len(lookup))):  # the usual case maps each index to itself
+        indices = np.asarray(lookup, np.uint32)[indices]
+    return RecordPoints(steps, walls, indices, values), dropped
 
 
 def _parse_payload(payload: memoryview) -> tuple[list[str], int, int] | str:

@@ -175,3 +175,19 @@ def test_runs_checks_frames_against_the_schema() -> None:
     assert history.schema == pl.Schema(HISTORY_SCHEMA)
     assert history["step"].to_list() == [0, 1]
     assert runs.runs["name"].to_list() == ["a"]
+
+
+def test_summary_finds_the_last_value_of_a_metric_logged_long_ago(tmp_path: Path) -> None:
+    with rg.init(dir=tmp_path, project="p") as run:
+        run.log({"rare": 1.0, "often": 0.0})
+        run.log({"rare": 2.0})
+        run._flush()  # the rare metric's last value sits in an earlier record
+        for step in range(5000):
+            run.log({"often": float(step)})
+        run.log({"sometimes": 7.0})
+        for step in range(3000):
+            run.log({"often": -float(step)})
+    row = rg.load(tmp_path).runs.row(0, named=True)
+    assert row["summary.rare"] == 2.0
+    assert row["summary.sometimes"] == 7.0
+    assert row["summary.often"] == -2999.0

@@ -6,7 +6,10 @@ import os
 import socket
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -150,21 +153,23 @@ class _Columns:
         self.counts: list[int] = []
         self.metric_codes: dict[str, int] = {}
 
-    def add(self, columns: store.HistoryColumns, start: float) -> None:
-        count = len(columns)
+    def add(self, history: store.DecodedHistory, start: float) -> None:
+        count = len(history)
         if self.size + count > self.steps.shape[0]:
             self._grow(self.size + count)
-        stop = self.size + count
-        lookup = np.array(
-            [self.metric_codes.setdefault(n, len(self.metric_codes)) for n in columns.names],
-            dtype=np.uint32,
-        )
-        self.steps[self.size : stop] = columns.steps
-        np.subtract(columns.walls, start, out=self.times[self.size : stop])
-        if count:
-            np.take(lookup, columns.metric_indices, out=self.codes[self.size : stop])
-        self.values[self.size : stop] = columns.values
-        self.size = stop
+        codes = [self.metric_codes.setdefault(n, len(self.metric_codes)) for n in history.names]
+        lookup = None if codes == list(range(len(codes))) else np.asarray(codes, np.uint32)
+        position = self.size
+        for record in history.records:
+            stop = position + record.values.shape[0]
+            self.steps[position:stop] = record.steps
+            np.subtract(record.walls, start, out=self.times[position:stop])
+            self.codes[position:stop] = (
+                record.metric_indices if lookup is None else lookup[record.metric_indices]
+            )
+            self.values[position:stop] = record.values
+            position = stop
+        self.size = position
         self.counts.append(count)
 
     def _grow(self, needed: int) -> None:
@@ -200,14 +205,67 @@ class _Columns:
         )
         # The wall-clock timestamp is run start + relative time; deriving it only when a
         # query asks for it saves 8 bytes per point.
-        start_us = dict(zip(run_ids, (round(s * 1e6) for s in starts), strict=True))
+        physical = pl.Series(run_ids, dtype=pl.Categorical).to_physical()
+        start_us = pl.Series([round(s * 1e6) for s in starts], dtype=pl.Int64)
         timestamp = (
-            pl.col("run_id").cast(pl.String).replace_strict(start_us, return_dtype=pl.Int64)
+            pl.col("run_id").to_physical().replace_strict(physical, start_us, return_dtype=pl.Int64)
             + (pl.col("time") * 1e6).round().cast(pl.Int64)
         ).cast(pl.Datetime("us", "UTC"))
         return frame.lazy().select(
             "run_id", "metric", "step", "time", timestamp.alias("timestamp"), "value"
         )
+
+
+@dataclass
+class _RunFiles:
+    """What a reader thread got from one run folder; warnings are raised by the caller."""
+
+    folder: Path
+    meta: dict[str, Any] | None
+    history: store.DecodedHistory
+    problems: list[str]
+    #: keeps the bytes alive while `history` holds views into them
+    data: bytes = b""
+
+
+def _read_run(folder: Path) -> _RunFiles:
+    meta_path = folder / store.META_FILE
+    try:
+        meta = store.read_meta(meta_path)
+    except ValueError as error:
+        return _RunFiles(folder, None, store.DecodedHistory(), [f"{error}; run skipped"])
+    history_path = folder / store.HISTORY_FILE
+    problems = []
+    try:
+        data = history_path.read_bytes()
+    except FileNotFoundError:
+        problems.append(f"{history_path}: missing; the run is loaded without history")
+        data = b""
+    except OSError as error:
+        problems.append(
+            f"{history_path}: cannot be read ({error.strerror}); loaded without history"
+        )
+        data = b""
+    history = store.decode_history(data, str(history_path))
+    return _RunFiles(folder, meta, history, problems + history.problems, data)
+
+
+def _read_ahead(folders: list[Path], ahead: int = 4) -> Iterator[_RunFiles]:
+    """Read and decode runs on two threads (file reads, CRCs and copies release the GIL),
+    keeping only a few runs in flight so that memory stays near the size of the result."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rungroup-load") as pool:
+        pending: deque[Future[_RunFiles]] = deque()
+        queue = iter(folders)
+        for folder in queue:
+            pending.append(pool.submit(_read_run, folder))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for folder in queue:
+                pending.append(pool.submit(_read_run, folder))
+                break
+            yield result
 
 
 def load_store(
@@ -237,13 +295,14 @@ def load_store(
     run_ids: list[str] = []
     starts: list[float] = []
     seen: dict[str, Path] = {}
-    for folder in tqdm(folders, desc="loading runs", unit="run", disable=not show):
-        meta_path = folder / store.META_FILE
-        try:
-            meta = store.read_meta(meta_path)
-        except ValueError as error:
-            _warn(f"{error}; run skipped")
+    reads = _read_ahead(folders)
+    for files in tqdm(reads, total=len(folders), desc="loading runs", unit="run", disable=not show):
+        meta, history, folder = files.meta, files.history, files.folder
+        for problem in files.problems:
+            _warn(problem)
+        if meta is None:
             continue
+        meta_path = folder / store.META_FILE
         run_id = meta["id"]
         if run_id in seen:
             _warn(f"{meta_path}: run id {run_id!r} is also used by {seen[run_id]}; run skipped")
@@ -253,37 +312,22 @@ def load_store(
         created = _parse_time(meta.get("created_at"), str(meta_path))
         heartbeat = _parse_time(meta.get("heartbeat_at"), str(meta_path))
         state = _state(meta, heartbeat, stale_after)
-        history_path = folder / store.HISTORY_FILE
-        try:
-            data = history_path.read_bytes()
-        except FileNotFoundError:
-            _warn(f"{history_path}: missing; the run is loaded without history")
-            data = b""
-        except OSError as error:
-            _warn(f"{history_path}: cannot be read ({error.strerror}); loaded without history")
-            data = b""
-        history = store.decode_history(data, str(history_path))
-        del data
-        for problem in history.problems:
-            _warn(problem)
         if history.incomplete_tail and state != "running":
             _warn(
-                f"{history_path}: the last record is torn ({history.incomplete_tail} bytes, "
-                "written when the run stopped); skipped"
+                f"{folder / store.HISTORY_FILE}: the last record is torn "
+                f"({history.incomplete_tail} bytes, written when the run stopped); skipped"
             )
-        start = (
-            created.timestamp() if created else (float(history.walls[0]) if len(history) else 0.0)
-        )
+        first_wall = float(history.records[0].walls[0]) if history.records else 0.0
+        start = created.timestamp() if created else first_wall
         columns.add(history, start)
-        last = _last_values(history)
         record.update(
             state=state,
             created_at=created,
             source=f"rungroup:{folder}",
-            summary={**last, **record["summary"]},
+            summary={**history.last_values(), **record["summary"]},
         )
-        if len(history) and created is not None:
-            logged_runtime = float(history.walls.max()) - start
+        if history.records and created is not None:
+            logged_runtime = max(float(r.walls.max()) for r in history.records) - start
             if state != "finished" or record["runtime"] is None:
                 record["runtime"] = max(record["runtime"] or 0.0, logged_runtime)
         records.append(record)
@@ -292,13 +336,3 @@ def load_store(
     runs = build_runs_frame(records).sort("created_at", "id", nulls_last=True)
     history_frame = columns.frame(run_ids, starts)
     return Runs(runs, history_frame, validate=False)
-
-
-def _last_values(history: store.HistoryColumns) -> dict[str, float]:
-    """The last logged value of each metric, in logging order (W&B's default summary)."""
-    if not len(history):
-        return {}
-    reversed_indices = history.metric_indices[::-1]
-    found, position = np.unique(reversed_indices, return_index=True)
-    last = history.values[::-1][position]
-    return {history.names[int(i)]: float(v) for i, v in zip(found, last, strict=True)}
