@@ -54,9 +54,7 @@ def run_sets(
     """A few runs in a few groups, each logging a subset of steps of one metric."""
     n_runs = draw(st.integers(1, max_runs))
     groups = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n_runs, max_size=n_runs))
-    finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False).map(
-        lambda v: round(v, 3)
-    )
+    finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 3))
     value = (
         st.one_of(finite, finite, finite, st.sampled_from([math.nan, math.inf, -math.inf]))
         if non_finite
@@ -71,9 +69,7 @@ def run_sets(
         if shared_steps:
             steps = common
         else:
-            steps = sorted(
-                draw(st.sets(st.integers(0, max_steps), min_size=1, max_size=max_steps))
-            )
+            steps = sorted(draw(st.sets(st.integers(0, max_steps), min_size=1, max_size=max_steps)))
         for step in steps:
             repeat = draw(st.integers(1, 2)) if duplicates else 1
             for _ in range(repeat):

@@ -22,7 +22,19 @@ from hypothesis import strategies as st
 
 import rungroup as rg
 
-STATS = ("mean", "median", "min", "max", "std", "stderr", "ci_low", "ci_high", "q_low", "q_high", "iqm")
+STATS = (
+    "mean",
+    "median",
+    "min",
+    "max",
+    "std",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "q_low",
+    "q_high",
+    "iqm",
+)
 
 
 def most_points_per_series(frame: pl.DataFrame) -> int:
@@ -130,7 +142,7 @@ def test_interpolation_is_linear_and_never_extrapolates():
     runs = [{"id": "a", "group": "g"}, {"id": "b", "group": "g"}]
     points = [("a", "m", 0, 0.0), ("a", "m", 10, 10.0), ("b", "m", 5, 3.0), ("b", "m", 20, 6.0)]
     frame = rg.aggregate(make_runs(runs, points), align="interpolate")
-    got = dict(zip(frame["x"].to_list(), zip(frame["n"], frame["mean"]), strict=True))
+    got = {row[0]: (row[1], row[2]) for row in frame.select("x", "n", "mean").rows()}
     assert got[0.0] == (1, 0.0)  # b starts at 5: not extrapolated back
     assert got[5.0] == (2, (5.0 + 3.0) / 2)  # a interpolated at 5
     assert got[10.0] == (2, (10.0 + 4.0) / 2)  # b interpolated at 10: 3 + 3 * 5/15

@@ -72,7 +72,19 @@ def test_statistics_match_pandas_and_scipy_on_demo_like_runs():
     got["step"] = got["step"].astype(int)
     merged = expected.merge(got, on=["group", "step"], suffixes=("_ref", ""))
     assert len(merged) == len(expected) == frame.height == 4 * 60
-    for name in ["mean", "median", "min", "max", "std", "stderr", "ci_low", "ci_high", "q_low", "q_high", "iqm"]:
+    for name in [
+        "mean",
+        "median",
+        "min",
+        "max",
+        "std",
+        "stderr",
+        "ci_low",
+        "ci_high",
+        "q_low",
+        "q_high",
+        "iqm",
+    ]:
         np.testing.assert_allclose(merged[name], merged[f"{name}_ref"], rtol=1e-12, atol=1e-12)
     assert (merged["n"] == merged["n_ref"]).all()
 
@@ -187,7 +199,6 @@ def test_bootstrap_agrees_with_t_interval_for_normal_data():
     rng = np.random.default_rng(0)
     values = list(rng.normal(10.0, 2.0, 400))
     boot = bootstrap_row(values, bootstrap_samples=4000)
-    t = bootstrap_row(values, bootstrap_samples=4000) | {}
     t_row = rg.aggregate(
         make_runs(
             [{"id": f"r{i}", "group": "g"} for i in range(400)],
@@ -195,7 +206,6 @@ def test_bootstrap_agrees_with_t_interval_for_normal_data():
         ),
         band="ci",
     ).row(0, named=True)
-    assert t == boot
     width_t = t_row["ci_high"] - t_row["ci_low"]
     assert boot["ci_low"] == pytest.approx(t_row["ci_low"], abs=0.1 * width_t)
     assert boot["ci_high"] == pytest.approx(t_row["ci_high"], abs=0.1 * width_t)

@@ -1,0 +1,198 @@
+"""Grouping, the x axis, errors and empty selections of aggregate()."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+from engine_helpers import make_runs
+
+import rungroup as rg
+from rungroup.engine.aggregate import VALUE_COLUMNS
+
+
+def sample() -> rg.Runs:
+    runs = [
+        {
+            "id": "a",
+            "name": "alpha",
+            "group": "g1",
+            "tags": ["t1", "t2"],
+            "config.lr": 0.1,
+            "config.seed": 0,
+            "state": "finished",
+        },
+        {
+            "id": "b",
+            "name": "beta",
+            "group": "g1",
+            "tags": ["t2"],
+            "config.lr": 0.1,
+            "config.seed": 1,
+            "state": "finished",
+        },
+        {
+            "id": "c",
+            "name": "gamma",
+            "group": "g2",
+            "tags": [],
+            "config.lr": 0.01,
+            "config.seed": 0,
+            "state": "failed",
+        },
+        {
+            "id": "d",
+            "name": "alpha",
+            "group": None,
+            "tags": ["t1"],
+            "config.lr": None,
+            "config.seed": 1,
+            "state": "running",
+        },
+    ]
+    values = {"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0}
+    points = [
+        (r, m, s, values[r] * (s + 1)) for r in values for m in ("loss", "acc") for s in range(3)
+    ]
+    return make_runs(runs, points)
+
+
+def line_at(frame: pl.DataFrame, series: str, x: float = 0.0, metric: str = "loss") -> tuple:
+    row = frame.filter(
+        (pl.col("series") == series) & (pl.col("x") == x) & (pl.col("metric") == metric)
+    )
+    return tuple(row.select("n", "mean").row(0))
+
+
+def test_group_by_group_with_a_missing_group():
+    frame = rg.aggregate(sample(), metrics="loss")
+    assert frame.columns == ["group", *VALUE_COLUMNS]
+    assert frame["series"].unique(maintain_order=True).to_list() == ["g1", "g2", "(missing)"]
+    assert line_at(frame, "g1") == (2, 1.5)
+    assert line_at(frame, "(missing)") == (1, 8.0)
+    assert frame.filter(pl.col("series") == "(missing)")["group"].null_count() == 3
+
+
+def test_tags_put_a_run_in_each_of_its_tag_groups():
+    frame = rg.aggregate(sample(), metrics="loss", group_by="tags")
+    assert line_at(frame, "t1") == (2, (1.0 + 8.0) / 2)  # a and d
+    assert line_at(frame, "t2") == (2, (1.0 + 2.0) / 2)  # a and b
+    assert line_at(frame, "(missing)") == (1, 4.0)  # c has no tags
+    assert frame.schema["tags"] == pl.String
+
+
+def test_nested_groups():
+    frame = rg.aggregate(sample(), metrics="loss", group_by=("group", "config.lr"))
+    assert frame.columns[:2] == ["group", "config.lr"]
+    assert set(frame["series"]) == {"g1 / 0.1", "g2 / 0.01", "(missing) / (missing)"}
+    assert frame.schema["config.lr"] == pl.Float64
+
+
+def test_reverse_groups_by_every_other_config_key():
+    frame = rg.aggregate(sample(), metrics="loss", group_by="config.seed", reverse=True)
+    assert frame.columns[0] == "config.lr"
+    assert line_at(frame, "0.1") == (2, 1.5)  # seeds 0 and 1 of lr 0.1 fall together
+    assert set(frame["series"]) == {"0.1", "0.01", "(missing)"}
+
+
+def test_no_keys_is_one_group_of_all_runs():
+    frame = rg.aggregate(sample(), metrics="loss", group_by=())
+    assert line_at(frame, "(all runs)") == (4, 15.0 / 4)
+
+
+def test_grouping_off_labels_by_name_and_disambiguates_repeats():
+    frame = rg.aggregate(sample(), metrics="loss", grouping=False)
+    assert frame.columns[0] == "run_id"
+    labels = dict(frame.select("run_id", "series").unique().iter_rows())
+    assert labels == {"a": "alpha (a)", "b": "beta", "c": "gamma", "d": "alpha (d)"}
+
+
+def test_metrics_default_to_all_in_sorted_order_and_keep_asked_order():
+    assert rg.aggregate(sample())["metric"].unique(maintain_order=True).to_list() == ["acc", "loss"]
+    asked = rg.aggregate(sample(), metrics=("loss", "acc"))
+    assert asked["metric"].unique(maintain_order=True).to_list() == ["loss", "acc"]
+
+
+def test_x_time_timestamp_and_a_metric():
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    history = pl.DataFrame(
+        {
+            "run_id": ["a", "a", "a", "a", "b", "b"],
+            "metric": ["loss", "epoch", "loss", "epoch", "loss", "epoch"],
+            "step": [0, 0, 5, 5, 0, 0],
+            "time": [0.0, 0.0, 2.5, 2.5, None, None],
+            "timestamp": [
+                start,
+                start,
+                start.replace(second=3),
+                start.replace(second=3),
+                None,
+                None,
+            ],
+            "value": [1.0, 0.5, 3.0, 1.5, 7.0, 0.5],
+        }
+    )
+    runs = rg.Runs(pl.DataFrame({"id": ["a", "b"], "group": ["g", "g"]}), history)
+    by_time = rg.aggregate(runs, metrics="loss", x="time")
+    assert by_time.select("x", "n").rows() == [(0.0, 1), (2.5, 1)]  # b has no times
+    by_wall = rg.aggregate(runs, metrics="loss", x="timestamp")
+    assert by_wall.schema["x"] == pl.Datetime("us", "UTC")
+    assert by_wall["x"].to_list() == [start, start.replace(second=3)]
+    by_epoch = rg.aggregate(runs, x="epoch")
+    assert by_epoch["metric"].unique().to_list() == ["loss"]  # x metric left out of "all"
+    assert by_epoch.select("x", "n", "mean").rows() == [(0.5, 2, 4.0), (1.5, 1, 3.0)]
+
+
+def test_unknown_names_raise_errors_listing_the_valid_ones():
+    runs = sample()
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) 'nope'; valid metrics: acc, loss"):
+        rg.aggregate(runs, metrics="nope")
+    with pytest.raises(ValueError, match=r"valid columns: project, group, job_type, name"):
+        rg.aggregate(runs, group_by="config.nope")
+    with pytest.raises(ValueError, match=r"x='nope' is not valid; choose one of: step, time"):
+        rg.aggregate(runs, x="nope")
+    with pytest.raises(ValueError, match="choose one of: mean, median, min, max, iqm"):
+        rg.aggregate(runs, line="mode")
+    with pytest.raises(TypeError, match="valid fields: metrics, group_by"):
+        rg.aggregate(runs, colour="red")
+    with pytest.raises(TypeError, match="takes a rungroup Runs"):
+        rg.aggregate(pl.DataFrame())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"grouping": False},
+        {"group_by": ("group", "config.lr")},
+        {"x": "timestamp"},
+        {"ci_method": "bootstrap", "smoothing": "ema"},
+    ],
+)
+def test_empty_selection_returns_the_full_schema(fields):
+    runs = sample()
+    everyone = {"a", "b", "c", "d"}
+    frame = rg.aggregate(runs, hidden=everyone, **fields)
+    assert frame.height == 0
+    full = rg.aggregate(runs, **fields)
+    assert frame.schema == full.schema
+    no_points = rg.Runs(runs.runs, None)
+    assert rg.aggregate(no_points, metrics=(), **fields).height == 0
+
+
+def test_only_non_finite_values_gives_an_empty_frame():
+    runs = make_runs([{"id": "a", "group": "g"}], [("a", "m", 0, math.nan)])
+    frame = rg.aggregate(runs)
+    assert frame.height == 0
+    assert "dropped" in frame.columns
+
+
+def test_recipe_is_the_view_and_lives_with_the_frame():
+    runs = sample()
+    view = rg.View(metrics=("loss",), band="ci")
+    frame = rg.aggregate(runs, view, line="median")
+    assert rg.recipe_of(frame) == view.replace(line="median")
+    assert rg.recipe_of(frame.filter(pl.col("n") > 1)) is None
+    assert rg.recipe_of(pl.DataFrame()) is None

@@ -1,0 +1,212 @@
+"""Smoothing: TensorBoard's EMA, the centred window and the gaussian, before and after."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from engine_helpers import make_runs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rungroup as rg
+from rungroup.engine.smoothing import smooth
+
+
+def tensorboard_ema(values: list[float], weight: float) -> list[float]:
+    """A straight transcription of TensorBoard's resmoothDataset (vz_line_chart2)."""
+    last = 0.0 if len(values) > 0 else math.nan
+    num_accum = 0
+    is_constant = all(v == values[0] for v in values)  # JS ==: NaN is never equal
+    out = []
+    for next_val in values:
+        if is_constant or not math.isfinite(next_val):
+            out.append(next_val)
+        else:
+            last = last * weight + (1 - weight) * next_val
+            num_accum += 1
+            debias_weight = 1.0
+            if weight != 1:
+                debias_weight = 1.0 - weight**num_accum
+            out.append(last / debias_weight)
+    return out
+
+
+def smooth_one(values: list[float], **fields) -> list[float]:
+    frame = pl.DataFrame(
+        {"g": [0] * len(values), "x": np.arange(len(values), dtype=float), "v": values},
+        schema={"g": pl.Int64, "x": pl.Float64, "v": pl.Float64},
+    )
+    return smooth(frame, ["v"], ["g"], rg.View(**fields))["v"].to_list()
+
+
+def same(a: list[float], b: list[float]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if math.isnan(x) or math.isnan(y):
+            if not (math.isnan(x) and math.isnan(y)):
+                return False
+        elif math.isinf(x) or math.isinf(y):
+            if x != y:
+                return False
+        elif abs(x - y) > 1e-12 * max(1.0, abs(x), abs(y)):
+            return False
+    return True
+
+
+VECTORS = [
+    [1.0, 2.0, 3.0, 4.0, 5.0],
+    [5.0, 5.0, 5.0, 5.0],  # constant: unchanged
+    [0.1] * 7,  # constant where the EMA would not give back 0.1 exactly
+    [1.0, math.nan, 3.0, math.inf, 2.0, -math.inf, 5.0, -1.0],
+    [math.nan, 1.0, 2.0],
+    [math.nan, math.nan],
+    [2.0, 2.0, math.nan, 2.0],  # a NaN makes it non-constant for TensorBoard
+    [3.0],
+    [1e6, -1e6, 1e6, -1e6, 0.5],
+]
+
+
+@pytest.mark.parametrize("values", VECTORS)
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
+def test_ema_matches_tensorboard(values, weight):
+    got = smooth_one(values, smoothing="ema", smoothing_param=weight)
+    assert same(got, tensorboard_ema(values, weight)), (got, tensorboard_ema(values, weight))
+
+
+def test_constant_series_is_returned_unchanged_bit_for_bit():
+    assert smooth_one([0.1] * 7, smoothing="ema", smoothing_param=0.9) == [0.1] * 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-1e3, 1e3, allow_nan=False),
+            st.sampled_from([math.nan, math.inf, -math.inf]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.floats(0.0, 0.999),
+)
+def test_ema_matches_tensorboard_on_random_vectors(values, weight):
+    got = smooth_one(values, smoothing="ema", smoothing_param=weight)
+    assert same(got, tensorboard_ema(values, weight))
+
+
+def window_reference(values: list[float], k: int) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            out.append(v)
+            continue
+        around = values[max(0, i - k // 2) : i + (k - 1) // 2 + 1]
+        finite = [a for a in around if math.isfinite(a)]
+        out.append(float(np.mean(finite)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.sampled_from([math.nan, math.inf])),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(1, 9),
+)
+def test_window_is_a_centred_mean_of_finite_neighbours(values, k):
+    got = smooth_one(values, smoothing="window", smoothing_param=k)
+    assert same(got, window_reference(values, k))
+
+
+def gaussian_reference(x: list[float], values: list[float], sigma: float) -> list[float]:
+    out = []
+    for xi, vi in zip(x, values, strict=True):
+        if not math.isfinite(vi):
+            out.append(vi)
+            continue
+        num = den = 0.0
+        for xj, vj in zip(x, values, strict=True):
+            if math.isfinite(vj) and abs(xj - xi) <= 4 * sigma:
+                w = math.exp(-0.5 * ((xj - xi) / sigma) ** 2)
+                num += w * vj
+                den += w
+        out.append(num / den)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 200),
+            st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.just(math.nan)),
+        ),
+        min_size=1,
+        max_size=30,
+        unique_by=lambda p: p[0],
+    ),
+    st.floats(0.5, 40.0),
+)
+def test_gaussian_weights_neighbours_by_distance_in_x(pairs, sigma):
+    pairs.sort()
+    x = [float(p[0]) for p in pairs]
+    values = [p[1] for p in pairs]
+    frame = pl.DataFrame({"g": [0] * len(x), "x": x, "v": values})
+    got = smooth(frame, ["v"], ["g"], rg.View(smoothing="gaussian", smoothing_param=sigma))
+    assert same(got["v"].to_list(), gaussian_reference(x, values, sigma))
+
+
+def test_smoothing_stays_inside_each_group():
+    frame = pl.DataFrame({"g": [0, 0, 1, 1], "x": [0.0, 1.0, 0.0, 1.0], "v": [0.0, 0.0, 9.0, 9.0]})
+    for kind, param in [("ema", 0.9), ("window", 3), ("gaussian", 5.0)]:
+        out = smooth(frame, ["v"], ["g"], rg.View(smoothing=kind, smoothing_param=param))
+        assert out["v"].to_list() == [0.0, 0.0, 9.0, 9.0]
+
+
+def curves():
+    runs = [{"id": "a", "group": "g"}, {"id": "b", "group": "g"}]
+    points = [("a", "m", s, float((s * 7) % 5)) for s in range(10)]
+    points += [("b", "m", s, float((s * 3) % 4)) for s in range(10)]
+    return make_runs(runs, points)
+
+
+def test_before_smooths_each_run_then_aggregates():
+    runs = curves()
+    per_run = rg.aggregate(runs, grouping=False, smoothing="ema", smoothing_param=0.7)
+    grouped = rg.aggregate(runs, smoothing="ema", smoothing_param=0.7)
+    a = per_run.filter(pl.col("run_id") == "a")["line"].to_numpy()
+    b = per_run.filter(pl.col("run_id") == "b")["line"].to_numpy()
+    np.testing.assert_allclose(grouped["mean"], (a + b) / 2, rtol=1e-12)
+    raw_a = [float((s * 7) % 5) for s in range(10)]
+    np.testing.assert_allclose(a, tensorboard_ema(raw_a, 0.7), rtol=1e-12)
+
+
+def test_after_smooths_line_and_band_alike():
+    runs = curves()
+    raw = rg.aggregate(runs, band="std")
+    after = rg.aggregate(
+        runs, band="std", smoothing="ema", smoothing_param=0.7, smooth_order="after"
+    )
+    for column in ["line", "lower", "upper", "mean", "std", "median"]:
+        expected = tensorboard_ema(raw[column].to_list(), 0.7)
+        np.testing.assert_allclose(after[column], expected, rtol=1e-12)
+    assert after["n"].equals(raw["n"])
+    assert (after["lower"] <= after["line"]).all() and (after["line"] <= after["upper"]).all()
+
+
+def test_gaussian_sigma_is_in_x_units():
+    runs = make_runs(
+        [{"id": "a", "group": "g"}],
+        [("a", "m", 0, 0.0), ("a", "m", 1000, 10.0), ("a", "m", 2000, 0.0)],
+    )
+    narrow = rg.aggregate(runs, smoothing="gaussian", smoothing_param=1.0)
+    assert narrow["line"].to_list() == [0.0, 10.0, 0.0]  # neighbours are 1000 sigma away
+    wide = rg.aggregate(runs, smoothing="gaussian", smoothing_param=1000.0)
+    w = math.exp(-0.5)
+    assert wide["line"][1] == pytest.approx(10.0 / (1 + 2 * w), rel=1e-12)
