@@ -2,5 +2,6 @@
 
 from rungroup.engine.aggregate import aggregate
 from rungroup.engine.recipe import recipe_of
+from rungroup.engine.summarize import summarize
 
-__all__ = ["aggregate", "recipe_of"]
+__all__ = ["aggregate", "recipe_of", "summarize"]

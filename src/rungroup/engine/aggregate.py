@@ -8,6 +8,7 @@ The steps, each in its own module: group the runs (`grouping`), pick x and the p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -44,7 +45,9 @@ def aggregate_schema(grouping: Grouping, view: View) -> dict[str, pl.DataType]:
     return schema
 
 
-def aggregate(runs: Runs, view: View | None = None, **fields: Any) -> pl.DataFrame:
+def aggregate(
+    runs: Runs, view: View | Mapping[str, Any] | None = None, **fields: Any
+) -> pl.DataFrame:
     """Aggregate the runs' history per group (or per run), as the view says.
 
     Returns a `pl.DataFrame`: the key columns (the group-by columns, or ``run_id`` when grouping

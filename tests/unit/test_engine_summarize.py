@@ -1,0 +1,97 @@
+"""summarize(): one row per group with counts, states, shared config and metric statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from engine_helpers import make_runs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_engine_grouping import sample
+
+import rungroup as rg
+
+
+def test_one_row_per_group_with_counts_states_and_config():
+    table = rg.summarize(sample(), metrics="loss")
+    assert table.columns[:6] == ["group", "series", "runs", "states", "config.lr", "config.seed"]
+    rows = {row["series"]: row for row in table.iter_rows(named=True)}
+    assert list(rows) == ["g1", "g2", "(missing)"]
+    assert rows["g1"]["runs"] == 2
+    assert rows["g1"]["states"] == "2 finished"
+    assert rows["g1"]["config.lr"] == "0.1"  # shared
+    assert rows["g1"]["config.seed"] == "2 values"  # differs
+    assert rows["(missing)"]["states"] == "1 running"
+
+
+def test_metric_statistics_over_the_last_values():
+    table = rg.summarize(sample(), metrics="loss")
+    g1 = table.row(0, named=True)
+    last = np.array([1.0 * 3, 2.0 * 3])  # a and b at their last step
+    assert g1["loss.mean"] == last.mean()
+    assert g1["loss.std"] == pytest.approx(last.std(ddof=1), rel=1e-12)
+    assert g1["loss.stderr"] == pytest.approx(last.std(ddof=1) / math.sqrt(2), rel=1e-12)
+    assert (g1["loss.min"], g1["loss.max"], g1["loss.n"]) == (3.0, 6.0, 2)
+    g2 = table.row(1, named=True)
+    assert g2["loss.std"] is None and g2["loss.n"] == 1
+
+
+@pytest.mark.parametrize(
+    ("reduce", "k", "expected"),
+    [("last", 10, 2.0), ("min", 10, -5.0), ("max", 10, 9.0), ("mean_last", 2, (4.0 + 2.0) / 2)],
+)
+def test_reductions_use_finite_values_in_step_order(reduce, k, expected):
+    points = [("a", "m", 3, 4.0), ("a", "m", 0, 9.0), ("a", "m", 1, -5.0), ("a", "m", 5, 2.0)]
+    points += [("a", "m", 6, math.nan)]
+    table = rg.summarize(make_runs([{"id": "a", "group": "g"}], points), reduce=reduce, k=k)
+    assert table["m.mean"].to_list() == [expected]
+
+
+def test_tags_grouping_off_hidden_and_bad_arguments():
+    runs = sample()
+    by_tag = rg.summarize(runs, group_by="tags", metrics="loss")
+    assert dict(zip(by_tag["series"], by_tag["runs"], strict=True)) == {
+        "t1": 2,
+        "t2": 2,
+        "(missing)": 1,
+    }
+    per_run = rg.summarize(runs, grouping=False, hidden={"a"})
+    assert per_run["run_id"].to_list() == ["d", "b", "c"]
+    assert (per_run["runs"] == 1).all()
+    with pytest.raises(ValueError, match="choose one of: last, min, max, mean_last"):
+        rg.summarize(runs, reduce="median")
+    with pytest.raises(ValueError, match="valid metrics: acc, loss"):
+        rg.summarize(runs, metrics="nope")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=6),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["last", "min", "max", "mean_last"]),
+)
+def test_summary_matches_numpy(curves, reduce):
+    runs = [{"id": f"r{i}", "group": "g"} for i in range(len(curves))]
+    points = [(f"r{i}", "m", s, v) for i, c in enumerate(curves) for s, v in enumerate(c)]
+    row = rg.summarize(make_runs(runs, points), reduce=reduce, k=3).row(0, named=True)
+    per_run = {
+        "last": [c[-1] for c in curves],
+        "min": [min(c) for c in curves],
+        "max": [max(c) for c in curves],
+        "mean_last": [float(np.mean(c[-3:])) for c in curves],
+    }[reduce]
+    v = np.array(per_run)
+    assert row["m.n"] == len(curves)
+    assert row["m.mean"] == pytest.approx(v.mean(), rel=1e-12, abs=1e-12)
+    assert (row["m.min"], row["m.max"]) == pytest.approx((v.min(), v.max()), rel=1e-12, abs=1e-12)
+    if len(curves) > 1:
+        assert row["m.std"] == pytest.approx(v.std(ddof=1), rel=1e-12, abs=1e-12)
+    assert row["runs"] == len(curves)
+    assert isinstance(row["states"], str)
+    assert pl.DataFrame([row]).height == 1
