@@ -1,6 +1,6 @@
 """rungroup: group machine-learning runs into experiments, locally and offline, in Jupyter."""
 
-from rungroup.engine import aggregate, recipe_of
+from rungroup.engine import aggregate, recipe_of, summarize
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
 from rungroup.sources.csv_tree import load_csv
@@ -35,4 +35,5 @@ __all__ = [
     "load_tensorboard",
     "load_wandb",
     "recipe_of",
+    "summarize",
 ]
