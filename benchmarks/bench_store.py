@@ -120,18 +120,28 @@ LOAD_CHILD = """
 import json, resource, sys, time
 import polars as pl
 import rungroup as rg
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base = peak()
 began = time.perf_counter()
 runs = rg.load(sys.argv[1])
+loaded = time.perf_counter() - began
+loaded_peak = peak() - base
+in_memory = runs.history.select("run_id", "metric", "step", "time", "value").collect()
+resident = in_memory.estimated_size()
+del in_memory
+began = time.perf_counter()
 history = runs.history.collect()
-seconds = time.perf_counter() - began
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+collected = time.perf_counter() - began
 print(json.dumps({
-    "seconds": seconds,
+    "load_seconds": loaded,
+    "load_peak_bytes": loaded_peak,
+    "resident_bytes": resident,
+    "collect_seconds": collected,
+    "collect_peak_bytes": peak() - base,
+    "frame_bytes": history.estimated_size(),
     "points": history.height,
     "runs": len(runs),
-    "peak_bytes": (peak - base) * 1024,
-    "frame_bytes": history.estimated_size(),
 }))
 """
 
@@ -174,20 +184,26 @@ def main() -> None:
     points = options.runs * options.steps * len(METRICS)
     raw = points * 8
     results = bench_load(root, options.repeats)
-    seconds = statistics.median(r["seconds"] for r in results)
-    peak = max(r["peak_bytes"] for r in results)
-    frame = results[0]["frame_bytes"]
     assert results[0]["points"] == points, results[0]
+    mib = 2**20
     print(
         f"load {options.runs} runs x {options.steps} steps x {len(METRICS)} metrics "
-        f"({points / 1e6:g} M points), history collected, {options.repeats} fresh processes"
+        f"({points / 1e6:g} M points; raw float64 values {raw / mib:,.0f} MiB), "
+        f"median of {options.repeats} fresh processes"
     )
-    each = ", ".join(f"{r['seconds']:.2f}" for r in results)
-    print(f"  median {seconds:.2f} s  (each: {each})")
+    for label, key in (("rungroup.load()", "load"), ("+ history.collect()", "collect")):
+        seconds = statistics.median(r[f"{key}_seconds"] for r in results)
+        each = ", ".join(f"{r[f'{key}_seconds']:.2f}" for r in results)
+        peak = max(r[f"{key}_peak_bytes"] for r in results)
+        print(
+            f"  {label:20s} {seconds:6.2f} s (each: {each}); peak memory above imports "
+            f"{peak / mib:,.0f} MiB = {peak / raw:.2f}x raw"
+        )
+    resident, frame = results[0]["resident_bytes"], results[0]["frame_bytes"]
     print(
-        f"  peak memory above imports {peak / 2**20:,.0f} MiB = {peak / raw:.2f}x raw float64 "
-        f"values ({raw / 2**20:,.0f} MiB); the frame itself {frame / 2**20:,.0f} MiB "
-        f"({frame / points:.0f} bytes/point)"
+        f"  history held in memory {resident / mib:,.0f} MiB "
+        f"({resident / points:.0f} bytes/point); "
+        f"collected with timestamp {frame / mib:,.0f} MiB ({frame / points:.0f} bytes/point)"
     )
 
 
