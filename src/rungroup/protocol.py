@@ -432,15 +432,33 @@ def spec_key(spec: dict[str, Any]) -> str:
 
 
 def chart_payload(aggregated: pl.DataFrame, fields: Iterable[str]) -> bytes:
-    """The chart's rows as Arrow IPC: only the fields the spec reads, statistics as float32."""
+    """The chart's rows as Arrow IPC, as small as the drawing allows: only the fields the spec
+    reads, statistics and x as float32, labels dictionary-encoded, counts as small integers."""
     wanted = set(fields) | {"series", "metric", "x", "line", "lower", "upper", "n"}
     if "layer" in aggregated.columns:
         wanted |= {"layer", "run"}
     keep = [c for c in aggregated.columns if c in wanted]
-    frame = aggregated.select(keep).with_columns(
-        pl.col(c).cast(pl.Float32) for c in keep if c in _FLOAT32
-    )
-    return ipc(frame)
+    frame = aggregated.select(keep)
+    casts: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        if name in _FLOAT32 or (name == "x" and dtype.is_float()):
+            casts.append(pl.col(name).cast(pl.Float32))
+        elif name == "x" and dtype.is_integer():
+            casts.append(pl.col(name).cast(pl.Float64 if _wide(frame[name]) else pl.Float32))
+        elif dtype == pl.String:
+            casts.append(pl.col(name).cast(pl.Categorical))
+        elif name == "n" and dtype.is_integer():
+            small = frame.height == 0 or (frame[name].max() or 0) < 2**15  # type: ignore[operator]
+            casts.append(pl.col(name).cast(pl.Int16 if small else pl.Int32))
+    return ipc(frame.with_columns(casts) if casts else frame)
+
+
+def _wide(column: pl.Series) -> bool:
+    """Integers that float32 cannot hold exactly (beyond 2**24)."""
+    if column.len() == 0:
+        return False
+    low, high = column.min(), column.max()
+    return bool(abs(low) > 2**24 or abs(high) > 2**24)  # type: ignore[arg-type]
 
 
 # --- group page

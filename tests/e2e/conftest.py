@@ -7,7 +7,6 @@ Set RUNGROUP_DEMO_DIR to reuse demo runs already trained (else they are trained 
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import os
@@ -18,12 +17,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from tests.e2e.helpers import Server, Watch
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -58,29 +57,6 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "rungroup", "demo", str(target)], check=True, cwd=ROOT, timeout=300
     )
     return target
-
-
-@dataclass
-class Server:
-    url: str
-    root: Path
-    runtime: Path
-
-    def write_notebook(self, name: str, cells: list[str]) -> str:
-        """Write a notebook of code cells (from strings) into the served folder."""
-        import nbformat
-
-        notebook = nbformat.v4.new_notebook()
-        notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-        for i, cell in enumerate(notebook.cells):
-            cell["id"] = f"cell-{i}"
-        notebook.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        nbformat.write(notebook, self.root / name)
-        return name
 
 
 @pytest.fixture(scope="session")
@@ -166,15 +142,6 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@dataclass
-class Watch:
-    """What the page did that it must not: requests off this machine, console errors."""
-
-    blocked: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-
 def _is_loopback(url: str) -> bool:
     parsed = urlparse(url)
     if parsed.scheme in ("data", "blob", "about"):
@@ -219,47 +186,3 @@ def page(browser: Any, watch: Watch, request: pytest.FixtureRequest) -> Iterator
     assert watch.blocked == [], f"requests off this machine were attempted: {watch.blocked}"
     assert watch.errors == [], f"browser console errors: {watch.errors}"
     assert watch.dialogs == [], f"dialogs opened (script ran?): {watch.dialogs}"
-
-
-class Kernel:
-    """Evaluate Python expressions in the kernel behind the open notebook."""
-
-    def __init__(self, server: Server, kernel_id: str) -> None:
-        from jupyter_client import BlockingKernelClient
-
-        self.client = BlockingKernelClient(
-            connection_file=str(server.runtime / f"kernel-{kernel_id}.json")
-        )
-        self.client.load_connection_file()
-        self.client.start_channels()
-
-    def eval(self, expression: str, timeout: float = 30) -> Any:
-        """`ast.literal_eval` of the repr of `expression` evaluated in the kernel."""
-        msg_id = self.client.execute(
-            "", silent=True, store_history=False, user_expressions={"value": expression}
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        result = reply["content"]["user_expressions"]["value"]
-        if result.get("status") != "ok":
-            raise AssertionError(f"{expression!r} failed in the kernel: {result}")
-        return ast.literal_eval(result["data"]["text/plain"])
-
-    def run(self, code: str, timeout: float = 30) -> None:
-        reply = self.client.execute_interactive(code, silent=True, timeout=timeout)
-        assert reply["content"]["status"] == "ok", reply["content"]
-
-    def close(self) -> None:
-        self.client.stop_channels()
-
-
-def kernel_for(server: Server, notebook: str) -> Kernel:
-    with urllib.request.urlopen(f"{server.url}/api/sessions", timeout=5) as response:
-        sessions = json.load(response)
-    for session in sessions:
-        if session.get("path", "").endswith(notebook):
-            return Kernel(server, session["kernel"]["id"])
-    raise AssertionError(f"no kernel session for {notebook}: {sessions}")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +95,79 @@ def act(page: Any, action: Any) -> int:
     before = renders(page)
     action()
     return wait_render(page, before)
+
+
+@dataclass
+class Server:
+    url: str
+    root: Path
+    runtime: Path
+
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        """Write a notebook of code cells (from strings) into the served folder."""
+        import nbformat
+
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+        for i, cell in enumerate(notebook.cells):
+            cell["id"] = f"cell-{i}"
+        notebook.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        nbformat.write(notebook, self.root / name)
+        return name
+
+
+@dataclass
+class Watch:
+    """What the page did that it must not: requests off this machine, console errors."""
+
+    blocked: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+class Kernel:
+    """Evaluate Python expressions in the kernel behind the open notebook."""
+
+    def __init__(self, server: Server, kernel_id: str) -> None:
+        from jupyter_client import BlockingKernelClient
+
+        self.client = BlockingKernelClient(
+            connection_file=str(server.runtime / f"kernel-{kernel_id}.json")
+        )
+        self.client.load_connection_file()
+        self.client.start_channels()
+
+    def eval(self, expression: str, timeout: float = 30) -> Any:
+        """`ast.literal_eval` of the repr of `expression` evaluated in the kernel."""
+        msg_id = self.client.execute(
+            "", silent=True, store_history=False, user_expressions={"value": expression}
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        result = reply["content"]["user_expressions"]["value"]
+        if result.get("status") != "ok":
+            raise AssertionError(f"{expression!r} failed in the kernel: {result}")
+        return ast.literal_eval(result["data"]["text/plain"])
+
+    def run(self, code: str, timeout: float = 30) -> None:
+        reply = self.client.execute_interactive(code, silent=True, timeout=timeout)
+        assert reply["content"]["status"] == "ok", reply["content"]
+
+    def close(self) -> None:
+        self.client.stop_channels()
+
+
+def kernel_for(server: Server, notebook: str) -> Kernel:
+    with urllib.request.urlopen(f"{server.url}/api/sessions", timeout=5) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        if session.get("path", "").endswith(notebook):
+            return Kernel(server, session["kernel"]["id"])
+    raise AssertionError(f"no kernel session for {notebook}: {sessions}")

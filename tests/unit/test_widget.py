@@ -14,7 +14,7 @@ from traitlets import TraitError
 from rungroup import protocol
 from rungroup.runs import Runs
 from rungroup.view import View
-from rungroup.widget import UI_FIELDS, VIEW_FIELDS, Explorer
+from rungroup.widget import UI_FIELDS, VIEW_FIELDS, WIDGET_POINTS, Explorer
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -68,7 +68,8 @@ def test_one_synced_trait_per_view_field(widget: Explorer) -> None:
     synced = set(widget.keys)
     for name in (*VIEW_FIELDS, *UI_FIELDS, "error", "info"):
         assert name in synced, name
-    assert widget.view == View()
+    assert widget.view == View(points=WIDGET_POINTS)
+    assert widget.view.replace(points=View().points) == View()
 
 
 def test_settings_become_traits_and_view(runs: Runs) -> None:
@@ -78,7 +79,11 @@ def test_settings_become_traits_and_view(runs: Runs) -> None:
     assert w.quantiles == [0.1, 0.9]
     assert w.hidden == ["r1"]
     assert w.view == View(
-        group_by=("config.lr",), band="stderr", quantiles=(0.1, 0.9), hidden=frozenset({"r1"})
+        group_by=("config.lr",),
+        band="stderr",
+        quantiles=(0.1, 0.9),
+        hidden=frozenset({"r1"}),
+        points=WIDGET_POINTS,
     )
 
 
@@ -92,6 +97,7 @@ def test_trait_changes_update_view_and_back(widget: Explorer) -> None:
     assert seen == ["band", "group_by"]
     widget.view = View(line="median", grouping=False)
     assert (widget.line, widget.grouping, widget.band) == ("median", False, "std")
+    assert widget.points == View().points  # a whole View replaces every field
 
 
 def test_update_validates_several_settings_together(widget: Explorer) -> None:
@@ -169,6 +175,7 @@ def test_chart_shows_exactly_the_aggregate(widget: Explorer) -> None:
     assert chart["line"].to_list() == pytest.approx(agg["line"].to_list(), rel=1e-6)
     assert sorted(chart["series"].unique()) == ["0.01", "0.1"]
     assert chart.schema["line"] == pl.Float32  # half the bytes on the wire
+    assert chart.schema["series"] == pl.Categorical  # labels once, then 4-byte codes
 
 
 def test_grouping_off_gives_one_series_per_run(widget: Explorer) -> None:
