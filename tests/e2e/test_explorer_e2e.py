@@ -1,0 +1,248 @@
+"""rungroup.Explorer in real JupyterLab 4 and Notebook 7, driven by Playwright with chromium.
+
+Each step is checked twice: in the browser (lines and bands in the Vega view, table rows) and
+in the kernel (the widget's traits and `aggregated`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+from tests.e2e.helpers import (
+    ARTIFACTS,
+    WIDGET,
+    Kernel,
+    Server,
+    Watch,
+    act,
+    chart_counts,
+    count,
+    kernel_for,
+    open_lab,
+    open_notebook7,
+    set_theme,
+    wait_render,
+)
+
+pytestmark = pytest.mark.e2e
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def series_count(kernel: Kernel, layer: str | None = None) -> int:
+    frame = "explorer.aggregated"
+    if layer is not None:
+        frame = f"{frame}.filter(pl.col('layer') == {layer!r})"
+    key = "['run', 'metric']" if layer == "run" else "['series', 'metric']"
+    return int(kernel.eval(f"{frame}.select({key}).n_unique()"))
+
+
+def check_chart_matches_python(page: Any, kernel: Kernel) -> tuple[int, int]:
+    lines, bands = chart_counts(page)
+    expected = series_count(kernel)
+    assert lines == expected, f"{lines} lines drawn, {expected} series x metrics in Python"
+    return lines, bands
+
+
+def table_total(page: Any) -> int:
+    text = page.inner_text(f"{WIDGET} .rg-status")
+    return int(text.split(" runs")[0])
+
+
+def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Watch) -> None:
+    open_lab(page, jupyter.url, "quickstart.ipynb", theme="JupyterLab Light")
+    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=90_000)
+    wait_render(page, 0)
+    kernel = kernel_for(jupyter, "quickstart.ipynb")
+    try:
+        page.locator(WIDGET).scroll_into_view_if_needed()
+        # grouped by group: the CV group and the distributed group
+        groups = kernel.eval("explorer.aggregated['series'].n_unique()")
+        assert groups == 2
+        assert count(page, ".rg-tr.rg-group") == 2
+        lines, bands = check_chart_matches_python(page, kernel)
+        assert bands == lines  # std band by default, one per line
+
+        # grouping off: one line per run
+        act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
+        assert kernel.eval("explorer.grouping") is False
+        n_runs = kernel.eval("len(explorer.runs)")
+        assert table_total(page) == n_runs
+        assert count(page, ".rg-tr.rg-group") == 0
+        assert count(page, ".rg-tr.rg-run") >= min(n_runs, 10)
+        check_chart_matches_python(page, kernel)
+        act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
+        assert kernel.eval("explorer.grouping") is True
+
+        # one level: by learning rate
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-group-by >> nth=0", "config.lr"))
+        assert kernel.eval("explorer.group_by") == ["config.lr"]
+        lr_groups = kernel.eval("explorer.runs.runs['config.lr'].n_unique()")
+        assert count(page, ".rg-tr.rg-group") == lr_groups
+        check_chart_matches_python(page, kernel)
+
+        # nested: learning rate, then seed
+        act(page, lambda: page.click(f"{WIDGET} .rg-add-level"))
+        second_level = f"{WIDGET} select.rg-group-by >> nth=1"
+        act(page, lambda: page.select_option(second_level, "config.seed"))
+        assert kernel.eval("explorer.group_by") == ["config.lr", "config.seed"]
+        nested = kernel.eval("explorer.aggregated['series'].n_unique()")
+        assert nested > lr_groups
+        assert count(page, ".rg-tr.rg-group") == nested
+        check_chart_matches_python(page, kernel)
+        act(page, lambda: page.click(f"{WIDGET} .rg-remove-level >> nth=1"))
+        assert kernel.eval("explorer.group_by") == ["config.lr"]
+
+        # line and band from the settings panel
+        page.click(f"{WIDGET} .rg-settings-button")
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-line", "median"))
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-band", "minmax"))
+        assert kernel.eval("(explorer.line, explorer.band)") == ("median", "minmax")
+        assert kernel.eval("explorer.view.line") == "median"
+        assert kernel.eval(
+            "bool((explorer.aggregated['line'] == explorer.aggregated['median']).all())"
+        )
+        lines, bands = check_chart_matches_python(page, kernel)
+        assert bands == lines
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-band", "quantile"))
+        assert page.is_visible(f"{WIDGET} .rg-quantiles")
+        act(
+            page,
+            lambda: (
+                page.fill(f"{WIDGET} input.rg-q-low", "10")
+                or page.press(f"{WIDGET} input.rg-q-low", "Enter")
+            ),
+        )
+        assert kernel.eval("explorer.quantiles") == [0.1, 0.75]
+
+        # a change from Python shows up in the browser
+        act(page, lambda: kernel.run("explorer.band = 'stderr'"))
+        assert page.eval_on_selector(f"{WIDGET} select.rg-band", "el => el.value") == "stderr"
+
+        # hide one run: expand the first group and click its first run's eye
+        act(page, lambda: page.click(f"{WIDGET} .rg-tr.rg-group .rg-expand >> nth=0"))
+        run_row = page.locator(f"{WIDGET} .rg-tr.rg-run").first
+        run_id = run_row.get_attribute("data-key")
+        series = run_row.get_attribute("data-series")
+        n_before = kernel.eval(
+            f"int(explorer.aggregated.filter(pl.col('series') == {series!r})['n'].max())"
+        )
+        act(page, lambda: run_row.locator(".rg-eye").click())
+        assert kernel.eval("explorer.hidden") == [run_id]
+        assert run_id not in kernel.eval("explorer.selected_runs")
+        n_after = kernel.eval(
+            f"int(explorer.aggregated.filter(pl.col('series') == {series!r})['n'].max())"
+        )
+        assert n_after == n_before - 1
+        assert page.locator(f"{WIDGET} .rg-tr.rg-run.rg-hidden").count() == 1
+
+        # the group page: its runs under its line and band
+        name = page.locator(f"{WIDGET} .rg-group-name").first
+        label = name.inner_text()
+        act(page, lambda: name.click())
+        assert kernel.eval("explorer.focus") == label
+        assert page.is_visible(f"{WIDGET} .rg-breadcrumb")
+        assert page.inner_text(f"{WIDGET} .rg-crumb-name") == label
+        runs_drawn = series_count(kernel, "run")
+        group_drawn = series_count(kernel, "group")
+        lines, bands = chart_counts(page)
+        assert lines == runs_drawn + group_drawn
+        assert bands == group_drawn
+        members = kernel.eval(
+            f"explorer.runs.runs.filter(pl.col('config.lr').cast(pl.String) == {label!r}).height"
+        )
+        assert table_total(page) == members
+        page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-group-page.png"))
+        act(page, lambda: page.click(f"{WIDGET} .rg-back"))
+        assert kernel.eval("explorer.focus") == ""
+
+        # hover a table row: its line is emphasised (the hover signal is set)
+        page.hover(f"{WIDGET} .rg-tr.rg-group >> nth=0")
+        hovered = page.locator(f"{WIDGET} .rg-tr.rg-group").first.get_attribute("data-series")
+        page.wait_for_function(
+            "([sel, s]) => document.querySelector(sel).classList.contains('rg-highlight')",
+            arg=[f"{WIDGET} .rg-tr.rg-group", hovered],
+        )
+
+        # export the aggregated frame as CSV, downloaded by the browser
+        page.click(f"{WIDGET} .rg-export-button")
+        with page.expect_download() as info:
+            page.click(f"{WIDGET} [data-export=csv]")
+        download = info.value
+        target = ARTIFACTS / "explorer-export.csv"
+        download.save_as(str(target))
+        text = target.read_text()
+        header = text.splitlines()[0].split(",")
+        assert "series" in header and "line" in header
+        assert len(text.strip().splitlines()) - 1 == kernel.eval("explorer.aggregated.height")
+
+        # light and dark themes
+        page.mouse.move(0, 0)
+        page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-light.png"))
+        light_label = page.eval_on_selector(
+            f"{WIDGET} .rg-chart svg text", "el => getComputedStyle(el).fill"
+        )
+        before = int(page.eval_on_selector(WIDGET, "el => el.dataset.renders"))
+        set_theme(page, "JupyterLab Dark")
+        wait_render(page, before)
+        page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-dark.png"))
+        dark_label = page.eval_on_selector(
+            f"{WIDGET} .rg-chart svg text", "el => getComputedStyle(el).fill"
+        )
+        assert light_label != dark_label
+        set_theme(page, "JupyterLab Light")
+    finally:
+        kernel.close()
+    assert watch.blocked == []
+
+
+def test_run_names_are_text(page: Any, jupyter: Server, watch: Watch) -> None:
+    notebook = jupyter.write_notebook(
+        "xss.ipynb",
+        [
+            "import polars as pl\nimport rungroup as rg\n"
+            f"names = [{XSS!r}, 'plain', '<b>bold</b>']\n"
+            "runs = rg.Runs(\n"
+            "    pl.DataFrame({'id': ['a', 'b', 'c'], 'name': names, 'group': names}),\n"
+            "    pl.DataFrame({'run_id': ['a', 'b', 'c'] * 3, 'metric': ['loss'] * 9,\n"
+            "                  'step': [0, 0, 0, 1, 1, 1, 2, 2, 2],\n"
+            "                  'value': [3.0, 2.0, 1.0, 2.5, 1.5, 0.5, 2.0, 1.0, 0.2]}),\n"
+            ")\n"
+            "explorer = rg.Explorer(runs, grouping=False)\nexplorer",
+        ],
+    )
+    open_lab(page, jupyter.url, notebook)
+    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=90_000)
+    wait_render(page, 0)
+    names = page.eval_on_selector_all(
+        f"{WIDGET} .rg-run-name", "els => els.map(e => e.textContent)"
+    )
+    assert XSS in names and "<b>bold</b>" in names
+    assert count(page, "img") == 0
+    assert count(page, "b") == 0
+    # grouped by group, the same text is a group row and a chart label
+    act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
+    groups = page.eval_on_selector_all(
+        f"{WIDGET} .rg-group-name", "els => els.map(e => e.textContent)"
+    )
+    assert XSS in groups
+    assert count(page, "img") == 0
+    assert watch.dialogs == []
+
+
+def test_quickstart_in_notebook7(page: Any, jupyter: Server) -> None:
+    shutil.copy(jupyter.root / "quickstart.ipynb", jupyter.root / "quickstart-nb7.ipynb")
+    open_notebook7(page, jupyter.url, "quickstart-nb7.ipynb")
+    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=90_000)
+    wait_render(page, 0)
+    kernel = kernel_for(jupyter, "quickstart-nb7.ipynb")
+    try:
+        check_chart_matches_python(page, kernel)
+        act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
+        assert kernel.eval("explorer.grouping") is False
+        check_chart_matches_python(page, kernel)
+        page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-notebook7.png"))
+    finally:
+        kernel.close()
