@@ -48,16 +48,52 @@ def _mask(crc: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
 def masked_crc32c_many(
     buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.uint32]:
-    """Masked CRC-32C of buf[starts[i] : starts[i] + lengths[i]] for every i."""
+    """Masked CRC-32C of buf[starts[i] : starts[i] + lengths[i]] for every i.
+
+    Records are bucketed by length (up to 16, 32, 64, ... bytes) and each bucket runs as one
+    matrix, right-aligned and zero-padded on the left: with the initial 0xFFFFFFFF folded
+    into the first four bytes of each record, the register starts at 0 and leading zero bytes
+    leave it at 0, so the padding does not change the result.
+    """
     out = np.zeros(len(starts), dtype=np.uint32)
     if len(starts) == 0:
         return out
-    for length in np.unique(lengths):
-        index = np.flatnonzero(lengths == length)
-        crc = np.full(len(index), 0xFFFFFFFF, dtype=np.uint32)
-        base = starts[index]
-        for offset in range(int(length)):
-            byte = buf[base + offset].astype(np.uint32)
-            crc = _TABLE[(crc ^ byte) & np.uint32(0xFF)] ^ (crc >> np.uint32(8))
-        out[index] = crc ^ np.uint32(0xFFFFFFFF)
+    short = np.flatnonzero(lengths < 4)
+    for i in short:
+        s, n = int(starts[i]), int(lengths[i])
+        out[i] = crc32c(bytes(buf[s : s + n]))
+    limit = 16
+    done = lengths < 4
+    while not done.all():
+        index = np.flatnonzero(~done & (lengths <= limit))
+        done[index] = True
+        if len(index):
+            width = int(lengths[index].max())
+            out[index] = _crc_matrix(buf, starts[index], lengths[index], width)
+        limit *= 2
     return _mask(out)
+
+
+def _crc_matrix(
+    buf: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    width: int,
+) -> npt.NDArray[np.uint32]:
+    column = np.arange(width, dtype=np.int64)[None, :]
+    pad = (width - lengths)[:, None]
+    inside = column >= pad
+    index = np.where(inside, starts[:, None] + column - pad, 0)
+    matrix = np.where(inside, buf[index], 0).astype(np.uint32)
+    first = pad[:, 0]
+    rows = np.arange(len(starts))
+    for k in range(4):  # fold the initial register value into the first four bytes
+        matrix[rows, first + k] ^= np.uint32(0xFF)
+    crc = np.zeros(len(starts), dtype=np.uint32)
+    table = _TABLE
+    eight = np.uint32(8)
+    low = np.uint32(0xFF)
+    for k in range(width):
+        crc = table[(crc ^ matrix[:, k]) & low] ^ (crc >> eight)
+    result: npt.NDArray[np.uint32] = crc ^ np.uint32(0xFFFFFFFF)
+    return result

@@ -157,11 +157,7 @@ def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
         elif number == 2 and wire == 2:
             nested.append(text(data, x, y))
         elif number == 16 and wire == 2:
-            raw = text(data, x, y)
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                value = raw
+            value = _json(text(data, x, y))
             has_value = True
         elif not has_value:
             if number == 6 and wire == 1:  # number (double)
@@ -180,16 +176,68 @@ def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
     return (".".join(nested) if nested else key), value
 
 
+def _json(raw: str) -> Any:
+    """A value_json: numbers (most history values) without the json module's overhead."""
+    try:
+        return float(raw) if "." in raw or "e" in raw or "N" in raw or "I" in raw else int(raw)
+    except ValueError:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+
+def _fast_item(data: bytes, a: int, b: int) -> tuple[str, str] | None:
+    """(key, value_json) of an item with one key (`key = 1` or one `nested_key = 2`) and
+    `value_json = 16`, else None.
+
+    Every history item and summary update that wandb writes has this shape; decoding it
+    without the generic field iterator is several times faster.
+    """
+    if data[a] != 0x0A and data[a] != 0x12:  # key = 1, or a single nested_key = 2
+        return None
+    n = data[a + 1]
+    if n >= 0x80:
+        return None
+    key_end = a + 2 + n
+    if key_end + 3 > b or data[key_end] != 0x82 or data[key_end + 1] != 0x01:
+        return None
+    m = data[key_end + 2]
+    if m >= 0x80:
+        if key_end + 4 > b or data[key_end + 3] >= 0x80:
+            return None
+        m = (m & 0x7F) | (data[key_end + 3] << 7)
+        start = key_end + 4
+    else:
+        start = key_end + 3
+    if start + m != b:
+        return None
+    key = data[a + 2 : key_end].decode("utf-8", "replace")
+    return key, data[start:b].decode("utf-8", "replace")
+
+
 def _items(data: bytes, a: int, b: int, into: dict[str, Any]) -> None:
     """ConfigRecord / SummaryRecord: update = 1, remove = 2."""
     for number, wire, x, y in spans(data, a, b):
         if wire != 2:
+            continue
+        fast = _fast_item(data, x, y) if number == 1 else None
+        if fast is not None:
+            into[fast[0]] = _Raw(fast[1])  # decoded once, at the end
             continue
         key, value = _key(data, x, y)
         if number == 1:
             into[key] = value
         elif number == 2:
             into.pop(key, None)
+
+
+class _Raw(str):
+    """A value_json not decoded yet (summary values are overwritten many times)."""
+
+
+def _decoded(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: _json(v) if isinstance(v, _Raw) else v for k, v in mapping.items()}
 
 
 def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
@@ -232,7 +280,8 @@ def _history(data: bytes, a: int, b: int, run: _Run) -> None:
     points: list[tuple[str, Any]] = []
     for number, wire, x, y in spans(data, a, b):
         if number == 1 and wire == 2:
-            points.append(_key(data, x, y))
+            fast = _fast_item(data, x, y)
+            points.append((fast[0], _json(fast[1])) if fast is not None else _key(data, x, y))
         elif number == 2 and wire == 2:
             for snum, swire, sx, _ in spans(data, x, y):
                 if snum == 1 and swire == 0:
@@ -373,8 +422,12 @@ def load_wandb(
         run_id = run.run_id or path.stem.removeprefix("run-")
         if counts[run_id] > 1:
             run_id = f"{run_id}@{path.parent.name}"
-        config = {k: v for k, v in run.config.items() if not k.startswith("_wandb")}
-        summary = {k: v for k, v in run.summary.items() if not k.startswith("_") and _is_scalar(v)}
+        config = {k: v for k, v in _decoded(run.config).items() if not k.startswith("_wandb")}
+        summary = {
+            k: v
+            for k, v in _decoded(run.summary).items()
+            if not k.startswith("_") and _is_scalar(v)
+        }
         runtime = run.runtime if run.runtime is not None else run.last_runtime
         records.append(
             RunRecord(
