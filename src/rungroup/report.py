@@ -1,0 +1,135 @@
+"""A self-contained HTML report: the settings, the group table and one chart per metric.
+
+Everything is inlined (vega, vega-lite and vega-embed come from vl-convert's bundle), so the
+file opens offline in any browser and makes no request at all.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup.runs import Runs
+from rungroup.view import View
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem;
+       color: #1f2328; background: #fff; }
+h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
+.meta { color: #59636e; margin: 0 0 1.25rem; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
+th, td { border-bottom: 1px solid #d1d9e0; padding: .3rem .7rem; text-align: left; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f6f8fa; }
+.settings td:first-child { color: #59636e; }
+.chart { margin: 1rem 0 2rem; }
+@media (prefers-color-scheme: dark) {
+  body { color: #e6edf3; background: #0d1117; }
+  th { background: #151b23; } th, td { border-color: #3d444d; }
+  .meta, .settings td:first-child { color: #9198a1; }
+}
+"""
+
+
+def _script_json(value: Any) -> str:
+    """JSON that cannot close the <script> element it sits in."""
+    return json.dumps(value).replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "<td></td>"
+    if isinstance(value, float):
+        return f'<td class="number">{value:.4g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="number">{value}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _table(frame: pl.DataFrame, columns: list[str], headers: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    rows = "".join(
+        "<tr>" + "".join(_cell(row[c]) for c in columns) + "</tr>"
+        for row in frame.iter_rows(named=True)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _settings_table(view: View) -> str:
+    defaults = View().to_dict()
+    rows = []
+    for key, value in view.to_dict().items():
+        marker = "" if defaults.get(key) == value else " *"
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        rows.append(
+            f"<tr><td>{html.escape(key)}{marker}</td><td>{html.escape(shown or '(all)')}</td></tr>"
+        )
+    return f'<table class="settings"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def render_report(runs: Runs, view: View, *, source: str = "") -> str:
+    """The report as one HTML string."""
+    import vl_convert
+
+    import rungroup
+
+    frame = rungroup.aggregate(runs, view)
+    summary = rungroup.summarize(runs, view)
+    metrics = sorted(set(frame["metric"].cast(pl.String).to_list())) if frame.height else []
+    specs = []
+    for metric in metrics:
+        part = frame.filter(pl.col("metric") == metric)
+        specs.append(rungroup.chart(part).to_dict())
+    metric_columns = [
+        c for c in summary.columns if any(c in (f"{m}.mean", f"{m}.std", f"{m}.n") for m in metrics)
+    ]
+    group_columns = ["series", "runs", "states", *metric_columns]
+    group_headers = ["group" if view.grouping else "run", "runs", "states", *metric_columns]
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    charts = "".join(
+        f'<h2>{html.escape(m)}</h2><div class="chart" id="chart-{i}"></div>'
+        for i, m in enumerate(metrics)
+    )
+    title = f"rungroup report: {source}" if source else "rungroup report"
+    # The bundle is vl-convert's own build of vega, vega-lite and vega-embed; escaping
+    # "</script" keeps the browser from ending the element inside a string literal.
+    bundle = vl_convert.javascript_bundle().replace("</script", "<\\/script")
+    embed = (
+        "const specs = " + _script_json(specs) + ";\n"
+        "specs.forEach((spec, i) => vegaEmbed('#chart-' + i, spec, "
+        "{actions: {export: true, source: false, compiled: false, editor: false}}));"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{len(runs)} runs, {summary.height} {"groups" if view.grouping else "runs shown"},
+made {created} by rungroup {html.escape(rungroup.__version__)}.
+Settings (changed ones marked *):</p>
+{_settings_table(view)}
+<h2>{"Groups" if view.grouping else "Runs"}</h2>
+{_table(summary, group_columns, group_headers)}
+{charts}
+<script>{bundle}</script>
+<script>{embed}</script>
+</body>
+</html>
+"""
+
+
+def write_report(runs: Runs, view: View, path: str | Path, *, source: str = "") -> Path:
+    """Write the report to `path` (an explicitly named output file is replaced)."""
+    target = Path(path)
+    target.write_text(render_report(runs, view, source=source), encoding="utf-8")
+    return target
