@@ -1,5 +1,6 @@
 """rungroup: group machine-learning runs into experiments, locally and offline, in Jupyter."""
 
+from rungroup.chart import chart
 from rungroup.engine import aggregate, recipe_of, summarize
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
@@ -26,6 +27,7 @@ __all__ = [
     "View",
     "__version__",
     "aggregate",
+    "chart",
     "from_frames",
     "generate_id",
     "init",

@@ -1,0 +1,134 @@
+"""chart(): band + line per series from the aggregate frame only, one panel per metric."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+from test_engine_grouping import sample
+
+import rungroup as rg
+from rungroup.chart import DATA_NAME
+
+
+def units(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [layer for panel in spec["concat"] for layer in panel["layer"]]
+
+
+def marks(spec: dict[str, Any]) -> list[str]:
+    return [u["mark"]["type"] for u in units(spec)]
+
+
+def test_band_and_line_per_series_in_one_colour_one_panel_per_metric():
+    frame = rg.aggregate(sample(), band="minmax")
+    spec = rg.chart(frame).to_dict()
+    assert [p["title"] for p in spec["concat"]] == ["acc", "loss"]
+    assert marks(spec) == ["area", "line", "circle"] * 2
+    area, line, hover = units(spec)[:3]
+    assert area["encoding"]["y"]["field"] == "lower"
+    assert area["encoding"]["y2"]["field"] == "upper"
+    assert area["mark"]["opacity"] <= 0.3
+    assert line["encoding"]["y"]["field"] == "line"
+    assert area["encoding"]["color"]["field"] == line["encoding"]["color"]["field"] == "series"
+    assert [t["field"] for t in hover["encoding"]["tooltip"]] == [
+        "series",
+        "x",
+        "line",
+        "lower",
+        "upper",
+        "n",
+    ]
+    assert [u["transform"] for u in units(spec)[:3]] == [
+        [{"filter": "(datum.metric === 'acc')"}]
+    ] * 3
+
+
+def test_data_is_one_named_inline_dataset_of_exactly_the_frame():
+    frame = rg.aggregate(sample(), metrics="loss")
+    spec = rg.chart(frame).to_dict()
+    assert spec["data"]["name"] == DATA_NAME
+    rows = spec["data"]["values"]
+    assert rows == frame.select("series", "metric", "x", "line", "lower", "upper", "n").to_dicts()
+    assert all("data" not in panel for panel in spec["concat"])
+    empty = rg.chart(frame, inline=False).to_dict()
+    assert empty["data"] == {"name": DATA_NAME, "values": []}
+
+
+def test_legend_click_isolates_a_series():
+    spec = rg.chart(rg.aggregate(sample())).to_dict()
+    params = spec["params"]
+    assert len(params) == 1
+    assert params[0]["select"] == {"type": "point", "fields": ["series"]}
+    assert params[0]["bind"] == "legend"
+    line = units(spec)[1]
+    assert line["encoding"]["opacity"]["condition"]["param"] == params[0]["name"]
+
+
+def test_titles_come_from_the_data_and_the_recipe():
+    frame = rg.aggregate(sample(), metrics="loss", band="ci")
+    panel = rg.chart(frame).to_dict()["concat"][0]
+    assert panel["title"] == "loss"
+    line = panel["layer"][1]
+    assert line["encoding"]["x"]["title"] == "step"
+    assert line["encoding"]["y"]["title"] == "loss (mean, band: 95% CI (t))"
+    derived = frame.filter(pl.col("n") > 0)  # no recipe: plain titles
+    line = rg.chart(derived).to_dict()["concat"][0]["layer"][1]
+    assert (line["encoding"]["x"]["title"], line["encoding"]["y"]["title"]) == ("x", "loss")
+
+
+def test_log_y_from_the_view_or_the_argument():
+    frame = rg.aggregate(sample(), log_y=True)
+    assert units(rg.chart(frame).to_dict())[1]["encoding"]["y"]["scale"]["type"] == "log"
+    plain = rg.aggregate(sample())
+    assert "type" not in units(rg.chart(plain).to_dict())[1]["encoding"]["y"]["scale"]
+    forced = units(rg.chart(plain, log_y=True).to_dict())[1]
+    assert forced["encoding"]["y"]["scale"]["type"] == "log"
+
+
+def test_grouping_off_draws_one_line_per_run():
+    frame = rg.aggregate(sample(), grouping=False, metrics="loss")
+    spec = rg.chart(frame).to_dict()
+    assert marks(spec) == ["line", "circle"]
+    assert {row["series"] for row in spec["data"]["values"]} == {
+        "alpha (a)",
+        "beta",
+        "gamma",
+        "alpha (d)",
+    }
+
+
+def test_timestamps_are_temporal():
+    history = pl.DataFrame(
+        {
+            "run_id": ["a", "a"],
+            "metric": ["m", "m"],
+            "step": [0, 1],
+            "timestamp": [0, 1_000_000],
+            "value": [1.0, 2.0],
+        }
+    ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
+    runs = rg.Runs(pl.DataFrame({"id": ["a"]}), history)
+    spec = rg.chart(rg.aggregate(runs, x="timestamp")).to_dict()
+    assert units(spec)[1]["encoding"]["x"]["type"] == "temporal"
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="missing: series"):
+        rg.chart(pl.DataFrame({"x": [1.0]}))
+    with pytest.raises(TypeError, match="Polars DataFrame"):
+        rg.chart([1, 2])  # type: ignore[arg-type]
+
+
+def test_empty_frame_still_makes_a_chart():
+    frame = rg.aggregate(sample(), hidden={"a", "b", "c", "d"})
+    spec = rg.chart(frame).to_dict()
+    assert spec["data"]["values"] == []
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg"])
+def test_saves_png_and_svg_through_vl_convert(tmp_path, suffix):
+    path = tmp_path / f"chart.{suffix}"
+    rg.chart(rg.aggregate(sample())).save(str(path))
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG") if suffix == "png" else b"<svg" in data[:200]
