@@ -2,6 +2,7 @@
 
 from rungroup.chart import chart
 from rungroup.engine import aggregate, recipe_of, summarize
+from rungroup.export import export, load_recipe
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
 from rungroup.sources.csv_tree import load_csv
@@ -28,12 +29,14 @@ __all__ = [
     "__version__",
     "aggregate",
     "chart",
+    "export",
     "from_frames",
     "generate_id",
     "init",
     "load",
     "load_csv",
     "load_mlflow",
+    "load_recipe",
     "load_tensorboard",
     "load_wandb",
     "recipe_of",

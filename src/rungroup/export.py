@@ -1,0 +1,155 @@
+"""Export an aggregate (or summary) frame with its recipe, and read the recipe back.
+
+``export(frame, "curves.parquet")`` writes the frame and its `View` (the recipe) into the
+Parquet file's key-value metadata under the key ``"rungroup"``; ``export(frame, "curves.csv")``
+writes the CSV and the recipe next to it as ``curves.csv.recipe.json``. `load_recipe(path)`
+returns the `View`; ``aggregate(runs, load_recipe(path))`` on the same runs gives the same frame.
+
+The recipe is JSON: ``{"rungroup_view": View.to_dict(), "rungroup_version": ...,
+"columns": {"line": "mean", "lower": "mean - std", "upper": "mean + std"}, ...}`` (the same
+layout as the widget's exports; ``columns`` says which statistic each drawn column is).
+
+Files: the path you name is written even if it exists (you asked for that file), as is its
+sidecar; both are written to a temporary file first and moved into place, so a failed export
+never leaves half a file. Nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup.engine.recipe import recipe_of
+from rungroup.engine.stats import BAND_FORMULAS
+from rungroup.view import View
+
+#: The Parquet key-value metadata key that holds the recipe.
+METADATA_KEY = "rungroup"
+#: The suffix of the JSON sidecar of a CSV export.
+SIDECAR_SUFFIX = ".recipe.json"
+FORMATS = (".csv", ".parquet")
+
+
+def recipe_dict(view: View, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON-safe recipe of a frame made with `view`."""
+    from rungroup import __version__
+
+    lower, upper = BAND_FORMULAS[view.band]
+    recipe: dict[str, Any] = {
+        "rungroup_view": view.to_dict(),
+        "rungroup_version": __version__,
+        "columns": {
+            "line": view.line,
+            "lower": view.line if lower == "line" else lower,
+            "upper": view.line if upper == "line" else upper,
+        },
+    }
+    if extra:
+        recipe.update(extra)
+    return recipe
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV cannot hold lists: they become their items joined with ", "."""
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    if not lists:
+        return frame
+    return frame.with_columns(
+        pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(", ") for name in lists
+    )
+
+
+def export(
+    frame: pl.DataFrame,
+    path: str | os.PathLike[str],
+    view: View | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write `frame` to `path` (``.csv`` or ``.parquet``) with its recipe; return the path.
+
+    `view` defaults to the frame's recipe (`rungroup.recipe_of`); a frame that has none (any
+    frame derived from an aggregate) needs ``view=`` explicitly. `extra` adds JSON-safe keys
+    to the recipe.
+    """
+    if not isinstance(frame, pl.DataFrame):
+        raise TypeError(f"export() takes a Polars DataFrame, got {type(frame).__name__}")
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"cannot export to {target.name!r}: the name must end in one of {', '.join(FORMATS)}"
+        )
+    if view is None:
+        view = recipe_of(frame)
+    if view is None:
+        raise ValueError(
+            "this frame carries no recipe (only frames returned by rungroup.aggregate do); "
+            "pass the View that made it: export(frame, path, view=...)"
+        )
+    if not isinstance(view, View):
+        raise TypeError(f"view must be a rungroup.View, got {type(view).__name__}")
+    recipe = recipe_dict(view, extra)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(recipe, indent=2, sort_keys=True) + "\n"
+    if suffix == ".parquet":
+        temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        try:
+            frame.write_parquet(temporary, metadata={METADATA_KEY: text})
+            temporary.replace(target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    else:
+        _atomic_write(target, _flat(frame).write_csv().encode())
+        _atomic_write(target.with_name(target.name + SIDECAR_SUFFIX), text.encode())
+    return target
+
+
+def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The whole recipe dict of an export (or of a ``.recipe.json`` sidecar itself)."""
+    source = Path(path)
+    name = source.name.lower()
+    if name.endswith(SIDECAR_SUFFIX):
+        text = source.read_text()
+    elif name.endswith(".parquet"):
+        metadata = pl.read_parquet_metadata(source)
+        if METADATA_KEY not in metadata:
+            raise ValueError(f"{source} has no rungroup recipe in its Parquet metadata")
+        text = metadata[METADATA_KEY]
+    elif name.endswith(".csv"):
+        sidecar = source.with_name(source.name + SIDECAR_SUFFIX)
+        if not sidecar.exists():
+            raise FileNotFoundError(f"{source} has no recipe: {sidecar.name} is missing")
+        text = sidecar.read_text()
+    else:
+        raise ValueError(
+            f"cannot read a recipe from {source.name!r}: use a .csv, .parquet or "
+            f"{SIDECAR_SUFFIX} file"
+        )
+    recipe = json.loads(text)
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("rungroup_view"), dict):
+        raise ValueError(f"{source} holds no rungroup recipe (no 'rungroup_view' entry)")
+    return recipe
+
+
+def load_recipe(path: str | os.PathLike[str]) -> View:
+    """The `View` that made an exported frame: ``aggregate(runs, load_recipe(path))``."""
+    return View.from_dict(read_recipe(path)["rungroup_view"])
