@@ -66,9 +66,9 @@ def _settings_table(view: View) -> str:
     for key, value in view.to_dict().items():
         marker = "" if defaults.get(key) == value else " *"
         shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        rows.append(
-            f"<tr><td>{html.escape(key)}{marker}</td><td>{html.escape(shown or '(all)')}</td></tr>"
-        )
+        if not shown:
+            shown = {"metrics": "(all)", "hidden": "(none)"}.get(key, "")
+        rows.append(f"<tr><td>{html.escape(key)}{marker}</td><td>{html.escape(shown)}</td></tr>")
     return f'<table class="settings"><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -81,28 +81,25 @@ def render_report(runs: Runs, view: View, *, source: str = "") -> str:
     frame = rungroup.aggregate(runs, view)
     summary = rungroup.summarize(runs, view)
     metrics = sorted(set(frame["metric"].cast(pl.String).to_list())) if frame.height else []
-    specs = []
-    for metric in metrics:
-        part = frame.filter(pl.col("metric") == metric)
-        specs.append(rungroup.chart(part).to_dict())
+    # One chart with a panel per metric: the panels share one colour scale, so a group has
+    # the same colour everywhere, as in the table's swatches.
+    spec = rungroup.chart(frame, view=view, columns=1, width=720, height=300).to_dict()
     metric_columns = [
         c for c in summary.columns if any(c in (f"{m}.mean", f"{m}.std", f"{m}.n") for m in metrics)
     ]
     group_columns = ["series", "runs", "states", *metric_columns]
     group_headers = ["group" if view.grouping else "run", "runs", "states", *metric_columns]
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    charts = "".join(
-        f'<h2>{html.escape(m)}</h2><div class="chart" id="chart-{i}"></div>'
-        for i, m in enumerate(metrics)
-    )
+    charts = '<h2>Charts</h2><div class="chart" id="chart"></div>' if metrics else ""
     title = f"rungroup report: {source}" if source else "rungroup report"
     # The bundle is vl-convert's own build of vega, vega-lite and vega-embed; escaping
     # "</script" keeps the browser from ending the element inside a string literal.
     bundle = vl_convert.javascript_bundle().replace("</script", "<\\/script")
     embed = (
-        "const specs = " + _script_json(specs) + ";\n"
-        "specs.forEach((spec, i) => vegaEmbed('#chart-' + i, spec, "
-        "{actions: {export: true, source: false, compiled: false, editor: false}}));"
+        "vegaEmbed('#chart', " + _script_json(spec) + ", {renderer: 'svg', "
+        "actions: {export: true, source: false, compiled: false, editor: false}});"
+        if metrics
+        else ""
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
