@@ -185,7 +185,10 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
         ):
             if run_id in kept:
                 raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
-        raw.history.append(_sqlite_history(cursor, kept))
+        history = _adbc_history(path)
+        if history is None:
+            history = _sqlite_history(cursor)
+        raw.history.append(history.filter(pl.col("run_id").is_in(list(kept))))
     except sqlite3.Error as error:
         raise ValueError(f"{path}: not a readable MLflow database ({error})") from error
     finally:
@@ -193,9 +196,42 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
     return raw
 
 
-def _sqlite_history(cursor: sqlite3.Cursor, kept: set[str]) -> pl.DataFrame:
+_METRICS_QUERY = "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics"
+
+
+def _adbc_history(path: Path) -> pl.DataFrame | None:
+    """The metrics table through ADBC's SQLite driver (Arrow, no Python object per cell),
+    when `adbc-driver-sqlite` is installed (`rungroup[mlflow]`); None otherwise."""
+    try:
+        from adbc_driver_sqlite import dbapi
+    except ImportError:
+        return None
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        with dbapi.connect(uri) as connection, connection.cursor() as cursor:
+            cursor.execute(_METRICS_QUERY)
+            table = pl.from_arrow(cursor.fetch_arrow_table())
+    except Exception:  # any driver trouble: the standard library reads it instead
+        return None
+    if not isinstance(table, pl.DataFrame) or table.width != 6:
+        return None
+    table.columns = ["run_id", "metric", "step", "timestamp_ms", "value", "is_nan"]
+    try:
+        return _finish_history(
+            table.with_columns(
+                pl.col("run_id", "metric").cast(pl.String),
+                pl.col("step", "timestamp_ms").cast(pl.Int64),
+                pl.col("value").cast(pl.Float64),
+                pl.col("is_nan").cast(pl.Int64) != 0,
+            )
+        )
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def _sqlite_history(cursor: sqlite3.Cursor) -> pl.DataFrame:
     """The whole metrics table in one query, fetched in blocks into columns."""
-    cursor.execute("SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics")
+    cursor.execute(_METRICS_QUERY)
     blocks: list[pl.DataFrame] = []
     while True:
         rows = cursor.fetchmany(500_000)
@@ -216,8 +252,12 @@ def _sqlite_history(cursor: sqlite3.Cursor, kept: set[str]) -> pl.DataFrame:
         )
     if not blocks:
         return pl.DataFrame(schema=HISTORY_COLUMNS)
-    frame = pl.concat(blocks)
-    frame = frame.with_columns(
+    return _finish_history(pl.concat(blocks))
+
+
+def _finish_history(frame: pl.DataFrame) -> pl.DataFrame:
+    """NaN from `is_nan`, infinities from +-DBL_MAX (how the SQL store writes them)."""
+    return frame.with_columns(
         pl.when(pl.col("is_nan"))
         .then(float("nan"))
         .when(pl.col("value") >= DBL_MAX)
@@ -227,7 +267,6 @@ def _sqlite_history(cursor: sqlite3.Cursor, kept: set[str]) -> pl.DataFrame:
         .otherwise(pl.col("value"))
         .alias("value")
     ).drop("is_nan")
-    return frame.filter(pl.col("run_id").is_in(list(kept)))
 
 
 def _value(value: Any, is_nan: Any = False) -> float:

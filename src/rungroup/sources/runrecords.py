@@ -330,11 +330,9 @@ def last_values(history: pl.DataFrame) -> pl.DataFrame:
     """Per run: the last logged value of every metric (by step, then logged order)."""
     if history.height == 0:
         return pl.DataFrame({"id": []}, schema={"id": pl.String})
-    last = (
-        history.with_row_index("_order")
-        .sort("run_id", "metric", "step", "_order")
-        .group_by("run_id", "metric", maintain_order=True)
-        .agg(pl.col("value").last())
+    # Linear: the value at the largest step, the last logged of those (no sort of the rows).
+    last = history.group_by("run_id", "metric", maintain_order=True).agg(
+        pl.col("value").filter(pl.col("step") == pl.col("step").max()).last()
     )
     wide = last.pivot(on="metric", index="run_id", values="value", sort_columns=True)
     return wide.rename(

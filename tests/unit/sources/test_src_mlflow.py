@@ -29,6 +29,17 @@ def test_sqlite_is_read_in_place_without_writing(mlflow_sqlite: Path) -> None:
     assert _snapshot(mlflow_sqlite.parent) == before
 
 
+def test_standard_library_reader_equals_adbc(
+    mlflow_sqlite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("adbc_driver_sqlite")
+    fast = load_mlflow(mlflow_sqlite)
+    monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
+    slow = load_mlflow(mlflow_sqlite)
+    assert slow.runs.equals(fast.runs)
+    assert slow.history.collect().equals(fast.history.collect())
+
+
 @pytest.mark.slow
 def test_tracking_server_over_rest_equals_sqlite(mlflow_server: str, mlflow_sqlite: Path) -> None:
     direct = load_mlflow(mlflow_sqlite)
