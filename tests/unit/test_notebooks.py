@@ -14,7 +14,9 @@ NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.ipynb", "cross_validation.ipynb", "distributed.ipynb"]
+)
 def test_notebook_runs_without_errors(
     name: str, demo_runs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -30,5 +32,13 @@ def test_notebook_runs_without_errors(
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
-    assert "Runs(35 runs, 2 groups" in text
+    assert EXPECTED[name] in text
     assert os.environ["RUNGROUP_DEMO_DIR"] == str(demo_runs)
+
+
+#: Something each notebook must print, so that a notebook that silently shows nothing fails.
+EXPECTED = {
+    "quickstart.ipynb": "Runs(35 runs, 2 groups",
+    "cross_validation.ipynb": "Runs(30 runs, 1 groups",
+    "distributed.ipynb": "/ worker ┆ 2 ",
+}
