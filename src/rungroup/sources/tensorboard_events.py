@@ -41,7 +41,6 @@ from rungroup.sources.runrecords import (
     Template,
     apply_fields,
     assemble,
-    chunk,
     format_option,
     progress,
     utc_from_seconds,
@@ -94,10 +93,7 @@ def is_tensorboard(source: Any) -> bool:
 class _Scalars:
     """The scalar points of one run, in columns."""
 
-    tags: list[str] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    blocks: list[pl.DataFrame] = field(default_factory=list)  # metric, step, wall, value
     first_wall: float | None = None
     last_wall: float | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -105,15 +101,20 @@ class _Scalars:
     state: str | None = None
 
 
-def _frame_records(data: bytes, path: Path, check_crc: bool) -> list[tuple[int, int]]:
-    """(start, end) of each record's data, verified; stops at a truncated or corrupt record."""
+_LENGTH = struct.Struct("<Q")
+
+Records = tuple["np.ndarray[Any, np.dtype[np.int64]]", "np.ndarray[Any, np.dtype[np.int64]]"]
+
+
+def _frame_records(data: bytes, path: Path, check_crc: bool) -> Records:
+    """(starts, ends) of the records' data, verified; a truncated or corrupt length field
+    ends the file there, a record whose data fails its checksum is left out."""
     starts: list[int] = []
-    ends: list[int] = []
     pos = 0
     size = len(data)
+    unpack = _LENGTH.unpack_from
     while pos + 12 <= size:
-        length = int.from_bytes(data[pos : pos + 8], "little")
-        end = pos + 12 + length
+        end = pos + 12 + unpack(data, pos)[0]
         if end + 4 > size:
             warn(
                 path,
@@ -121,36 +122,40 @@ def _frame_records(data: bytes, path: Path, check_crc: bool) -> list[tuple[int, 
             )
             break
         starts.append(pos + 12)
-        ends.append(end)
         pos = end + 4
     else:
         if pos != size:
             warn(path, f"record {len(starts)} is truncated; read up to it")
-    if not check_crc or not starts:
-        return list(zip(starts, ends, strict=True))
-    buf = np.frombuffer(data, dtype=np.uint8)
     start_arr = np.asarray(starts, dtype=np.int64)
-    end_arr = np.asarray(ends, dtype=np.int64)
-    stored_len = _stored_crcs(buf, start_arr - 4)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(starts) == 0:
+        return start_arr, start_arr.copy()
+    lengths = _stored(buf, start_arr - 12, 8, np.uint64).astype(np.int64)
+    end_arr = start_arr + lengths
+    if not check_crc:
+        return start_arr, end_arr
+    stored_len = _stored(buf, start_arr - 4, 4, np.uint32)
     length_ok = masked_crc32c_many(buf, start_arr - 12, np.full(len(starts), 8)) == stored_len
     count = len(starts)
     if not length_ok.all():
         count = int(np.argmin(length_ok))
         warn(path, f"record {count}: length checksum mismatch (corrupt file); read up to it")
-    stored_data = _stored_crcs(buf, end_arr[:count])
-    data_ok = masked_crc32c_many(buf, start_arr[:count], (end_arr - start_arr)[:count])
-    bad = np.flatnonzero(data_ok != stored_data)
+    stored_data = _stored(buf, end_arr[:count], 4, np.uint32)
+    data_ok = masked_crc32c_many(buf, start_arr[:count], lengths[:count]) == stored_data
+    bad = np.flatnonzero(~data_ok)
     for index in bad[:3]:
         warn(path, f"record {int(index)}: data checksum mismatch; record skipped")
     if len(bad) > 3:
         warn(path, f"{len(bad) - 3} more records with a data checksum mismatch skipped")
-    skip = set(bad.tolist())
-    return [(starts[i], ends[i]) for i in range(count) if i not in skip]
+    return start_arr[:count][data_ok], end_arr[:count][data_ok]
 
 
-def _stored_crcs(buf: np.ndarray[Any, np.dtype[np.uint8]], at: np.ndarray[Any, Any]) -> Any:
-    index = at[:, None] + np.arange(4)[None, :]
-    return buf[index].astype(np.uint32) @ np.array([1, 1 << 8, 1 << 16, 1 << 24], np.uint32)
+def _stored(
+    buf: np.ndarray[Any, np.dtype[np.uint8]], at: np.ndarray[Any, Any], width: int, dtype: Any
+) -> Any:
+    """Little-endian unsigned integers of `width` bytes at each offset."""
+    index = at[:, None] + np.arange(width)[None, :]
+    return np.ascontiguousarray(buf[index]).view(f"<u{width}")[:, 0].astype(dtype)
 
 
 def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
@@ -261,48 +266,17 @@ def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
 def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None:
     data = path.read_bytes()
     plugins: dict[str, str] = {}
-    tags, steps, walls, values = into.tags, into.steps, into.walls, into.values
+    records = _frame_records(data, path, check_crc)
+    done = _simple_values(data, records, prefix, into)
+    tags: list[str] = []
+    steps: list[int] = []
+    walls: list[float] = []
+    values: list[float] = []
     first = into.first_wall
     last = into.last_wall
-    unpack_double = _DOUBLE.unpack_from
-    unpack_float = _FLOAT.unpack_from
-    tag_cache: dict[bytes, str] = {}
-    for index, (start, end) in enumerate(_frame_records(data, path, check_crc)):
-        # Fast path: the layout tensorboardX and torch write for one simple_value scalar,
-        # 09 <wall> 10 <step> 2a <n> 0a <n> 0a <n> <tag> 15 <float>, one byte per length.
-        if data[start] == 0x09 and data[start + 9] == 0x10 and end - start < 200:
-            pos = start + 10
-            step = 0
-            shift = 0
-            while True:
-                byte = data[pos]
-                step |= (byte & 0x7F) << shift
-                pos += 1
-                if byte < 0x80:
-                    break
-                shift += 7
-            if (
-                pos + 4 < end
-                and data[pos] == 0x2A
-                and data[pos + 1] == end - pos - 2
-                and data[pos + 2] == 0x0A
-                and data[pos + 3] == end - pos - 4
-                and data[pos + 4] == 0x0A
-            ):
-                tag_end = pos + 6 + data[pos + 5]
-                if tag_end + 5 == end and data[tag_end] == 0x15 and data[pos + 5] < 0x80:
-                    wall = unpack_double(data, start + 1)[0]
-                    raw_tag = data[pos + 6 : tag_end]
-                    tag = tag_cache.get(raw_tag)
-                    if tag is None:
-                        tag = tag_cache[raw_tag] = prefix + raw_tag.decode("utf-8", "replace")
-                    tags.append(tag)
-                    steps.append(signed(step))
-                    walls.append(wall)
-                    values.append(unpack_float(data, tag_end + 1)[0])
-                    first = wall if first is None or wall < first else first
-                    last = wall if last is None or wall > last else last
-                    continue
+    starts, ends = records
+    for index in np.flatnonzero(~done).tolist():
+        start, end = int(starts[index]), int(ends[index])
         try:
             wall = None
             step = 0
@@ -354,8 +328,95 @@ def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None
                 values.append(value)
         except (DecodeError, IndexError, struct.error, UnicodeDecodeError) as error:
             warn(path, f"record {index} is not a readable event ({error}); skipped")
+    if tags:
+        into.blocks.append(
+            pl.DataFrame(
+                {"metric": tags, "step": steps, "wall": walls, "value": values},
+                schema={
+                    "metric": pl.String,
+                    "step": pl.Int64,
+                    "wall": pl.Float64,
+                    "value": pl.Float64,
+                },
+            )
+        )
+    for block in into.blocks:
+        if block.height:
+            low, high = block["wall"].min(), block["wall"].max()
+            if isinstance(low, float) and low == low:
+                first = low if first is None or low < first else first
+            if isinstance(high, float) and high == high:
+                last = high if last is None or high > last else last
     into.first_wall = first
     into.last_wall = last
+
+
+def _simple_values(
+    data: bytes, records: Records, prefix: str, into: _Scalars
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Decode, all at once in numpy, the records laid out as tensorboardX and torch write one
+    `simple_value` scalar: ``09 <wall:8> 10 <step:varint> 2a <n> 0a <n> 0a <n> <tag> 15
+    <value:4>`` with one-byte lengths. Returns which records were decoded; the others go
+    through the general decoder."""
+    start, end = records
+    count = len(start)
+    done = np.zeros(count, dtype=np.bool_)
+    if count == 0:
+        return done
+    size = len(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    length = end - start
+    ok = (length >= 22) & (length < 128)
+    at = np.where(ok, start, 0)
+
+    def byte(offset: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        picked: np.ndarray[Any, Any] = buf[np.minimum(offset, size - 1)].astype(np.int64)
+        return picked
+
+    ok &= (byte(at) == 0x09) & (byte(at + 9) == 0x10)
+    # step: a varint of up to 4 bytes (steps below 2**28)
+    step = np.zeros(count, dtype=np.int64)
+    width = np.zeros(count, dtype=np.int64)
+    going = ok.copy()
+    for k in range(4):
+        b = byte(at + 10 + k)
+        step |= np.where(going, (b & 0x7F) << (7 * k), 0)
+        width += going
+        going &= b >= 0x80
+    ok &= ~going
+    pos = at + 10 + width
+    tag_len = byte(pos + 5)
+    ok &= (byte(pos) == 0x2A) & (byte(pos + 1) == end - pos - 2)
+    ok &= (byte(pos + 2) == 0x0A) & (byte(pos + 3) == end - pos - 4)
+    ok &= (byte(pos + 4) == 0x0A) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
+    ok &= byte(pos + 6 + tag_len) == 0x15
+    index = np.flatnonzero(ok)
+    if len(index) == 0:
+        return done
+    done[index] = True
+    s_at, s_end, s_pos, s_len = at[index], end[index], pos[index], tag_len[index]
+    walls = buf[s_at[:, None] + 1 + np.arange(8)].copy().view("<f8")[:, 0]
+    values = buf[s_end[:, None] - 4 + np.arange(4)].copy().view("<f4")[:, 0]
+    widest = int(s_len.max())
+    columns = np.arange(max(widest, 1))
+    inside = columns[None, :] < s_len[:, None]
+    tag_bytes = np.where(inside, buf[np.where(inside, s_pos[:, None] + 6 + columns, 0)], 0)
+    keys = np.ascontiguousarray(tag_bytes.astype(np.uint8)).view(
+        np.dtype((np.void, tag_bytes.shape[1]))
+    )[:, 0]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    names = [prefix + bytes(u).rstrip(b"\x00").decode("utf-8", "replace") for u in unique]
+    into.blocks.append(
+        pl.DataFrame(
+            {
+                "metric": pl.Series(names, dtype=pl.String).gather(inverse.ravel()),
+                "step": step[index],
+                "wall": walls,
+                "value": values.astype(np.float64),
+            }
+        )
+    )
+    return done
 
 
 def _run_folders(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]], bool]:
@@ -461,18 +522,22 @@ def load_tensorboard(
         if scalars.first_wall is not None and scalars.last_wall is not None:
             record.runtime = scalars.last_wall - scalars.first_wall
         records.append(record)
-        if scalars.values:
-            walls = np.asarray(scalars.walls, dtype=np.float64)
+        points = pl.concat(scalars.blocks) if scalars.blocks else None
+        if points is not None and points.height:
             first = scalars.first_wall if scalars.first_wall is not None else 0.0
-            stamps = np.where(np.isfinite(walls), np.round(walls * 1e6), np.nan)
+            wall = pl.col("wall").fill_nan(None)
             chunks.append(
-                chunk(
-                    record.id,
-                    scalars.tags,
-                    scalars.steps,
-                    scalars.values,
-                    time=pl.Series(walls - first).fill_nan(None),
-                    timestamp_us=pl.Series(stamps).fill_nan(None).cast(pl.Int64),
+                points.select(
+                    pl.lit(record.id, pl.String).alias("run_id"),
+                    "metric",
+                    "step",
+                    (wall - first).alias("time"),
+                    (wall * 1e6)
+                    .round()
+                    .cast(pl.Int64)
+                    .cast(pl.Datetime("us", "UTC"))
+                    .alias("timestamp"),
+                    "value",
                 )
             )
     return assemble(records, chunks)
