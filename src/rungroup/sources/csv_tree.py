@@ -100,6 +100,16 @@ def _read_table(path: Path) -> pl.DataFrame:
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return _read_jsonl(path)
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        # Fast path: Polars infers the types; a column of numbers with text further down
+        # fails the parse and the file is read again as text below.
+        fast = pl.read_csv(
+            path, separator=separator, infer_schema_length=1000, raise_if_empty=False
+        )
+        if all(d.is_numeric() or d == pl.Null for d in fast.schema.values()):
+            return fast.with_columns(pl.all().cast(pl.Float64))
+    except pl.exceptions.PolarsError:
+        pass
     raw = pl.read_csv(
         path,
         separator=separator,
@@ -247,8 +257,12 @@ def load_csv(
             timestamp=stamp_col,
             metrics=chosen,
         )
-        # Lightning repeats `epoch` on every sparse row: identical points carry nothing.
-        long = long.unique(subset=["metric", "step", "value"], keep="first", maintain_order=True)
+        if table.null_count().sum_horizontal().item():
+            # Lightning's sparse rows repeat `epoch` on every row: identical points carry
+            # nothing.
+            long = long.unique(
+                subset=["metric", "step", "value"], keep="first", maintain_order=True
+            )
         if stamp_col is not None and table.height:
             first = table[stamp_col].drop_nulls()
             if first.len() and math.isfinite(float(first.min())):  # type: ignore[arg-type]
