@@ -102,3 +102,13 @@ def test_rungroup_load_detects_every_kind(
     assert len(rg.load(f"sqlite:///{mlflow_sqlite}")) == 6
     assert len(rg.load(tensorboard_logs)) == 6
     assert len(rg.load(lightning_csv / "{group}" / "seed_{seed}" / "metrics.csv")) == 6
+
+
+@pytest.mark.slow
+def test_rungroup_load_detects_wandb_and_mlruns(wandb_dir: Path, mlflow_files: Path) -> None:
+    assert len(rg.load(wandb_dir)) == 6
+    assert len(rg.load(wandb_dir.parent)) == 6  # the folder holding wandb/
+    assert len(rg.load(mlflow_files)) == 6
+    assert len(rg.load(mlflow_files.parent)) == 6  # the folder holding mlruns/
+    with pytest.raises(FileNotFoundError, match="MLflow"):
+        rg.load(mlflow_files.parent / "nothing-here")
