@@ -161,14 +161,20 @@ class DecodedHistory:
         return {self.names[i]: v for i, v in found.items()}
 
 
-def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
-    """Decode a whole history file. Never raises on bad content: problems are reported.
+def decode_history(data: bytes, label: str = "history", *, offset: int = 0) -> DecodedHistory:
+    """Decode a history file. Never raises on bad content: problems are reported.
 
-    The returned records are views into `data`, which must stay alive while they are used.
+    With `offset` 0, `data` is the whole file, header included. Otherwise `data` holds the
+    file's bytes from `offset` on, which must be where an earlier read stopped (a record
+    boundary): that is how a live reader reads only what was appended. The returned records
+    are views into `data`, which must stay alive while they are used.
     """
     decoded = DecodedHistory()
     problems = decoded.problems
     if not data:
+        return decoded
+    if offset:
+        _decode_records(data, label, offset, 0, decoded)
         return decoded
     if len(data) < len(HISTORY_MAGIC):
         if HISTORY_MAGIC.startswith(data):
@@ -187,11 +193,19 @@ def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
         else:
             problems.append(f"{label}: not a rungroup history file (bad header)")
         return decoded
+    _decode_records(data, label, 0, len(HISTORY_MAGIC), decoded)
+    return decoded
 
+
+def _decode_records(
+    data: bytes, label: str, offset: int, position: int, decoded: DecodedHistory
+) -> None:
+    """Append the records of `data` from `position` on to `decoded`; byte 0 of `data` is the
+    file's byte `offset` (for messages)."""
+    problems = decoded.problems
     names = decoded.names
     codes: dict[str, int] = {}
     undefined = 0
-    position = len(HISTORY_MAGIC)
     end = len(data)
     view = memoryview(data)
     while position < end:
@@ -203,7 +217,8 @@ def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
             resync = data.find(RECORD_MAGIC, position + 1)
             skipped_to = resync if resync >= 0 else end
             problems.append(
-                f"{label}: {skipped_to - position} bytes of garbage at byte {position} skipped"
+                f"{label}: {skipped_to - position} bytes of garbage at byte {offset + position} "
+                "skipped"
             )
             position = skipped_to
             continue
@@ -213,13 +228,15 @@ def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
             break
         payload = view[start : start + length]
         if zlib.crc32(payload) != checksum:
-            problems.append(f"{label}: record at byte {position} fails its checksum; skipped")
+            problems.append(
+                f"{label}: record at byte {offset + position} fails its checksum; skipped"
+            )
             resync = data.find(RECORD_MAGIC, position + 1)
             position = resync if resync >= 0 else end
             continue
         parsed = _parse_payload(payload)
         if isinstance(parsed, str):
-            problems.append(f"{label}: record at byte {position} {parsed}; skipped")
+            problems.append(f"{label}: record at byte {offset + position} {parsed}; skipped")
         else:
             table, points_offset, count = parsed
             lookup = [codes.setdefault(n, len(codes)) for n in table]
@@ -233,7 +250,6 @@ def decode_history(data: bytes, label: str = "history") -> DecodedHistory:
         position = start + length
     if undefined:
         problems.append(f"{label}: {undefined} points name an undefined metric; skipped")
-    return decoded
 
 
 def _record_points(

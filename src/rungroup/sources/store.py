@@ -141,6 +141,20 @@ def _clean_meta(meta: dict[str, Any], label: str) -> dict[str, Any]:
     return clean
 
 
+def with_timestamp(frame: pl.LazyFrame, run_ids: list[str], starts: list[float]) -> pl.LazyFrame:
+    """Add the wall-clock `timestamp` = run start + `time`, in the history schema's order.
+
+    It is derived when a query asks for it rather than stored: 8 bytes a point saved.
+    """
+    physical = pl.Series(run_ids, dtype=pl.Categorical).to_physical()
+    start_us = pl.Series([round(s * 1e6) for s in starts], dtype=pl.Int64)
+    timestamp = (
+        pl.col("run_id").to_physical().replace_strict(physical, start_us, return_dtype=pl.Int64)
+        + (pl.col("time") * 1e6).round().cast(pl.Int64)
+    ).cast(pl.Datetime("us", "UTC"))
+    return frame.select("run_id", "metric", "step", "time", timestamp.alias("timestamp"), "value")
+
+
 class _Columns:
     """Preallocated history columns, filled run by run so that the peak stays near the result."""
 
@@ -203,17 +217,42 @@ class _Columns:
                 pl.Series("value", self.values[:size]),
             ]
         )
-        # The wall-clock timestamp is run start + relative time; deriving it only when a
-        # query asks for it saves 8 bytes per point.
-        physical = pl.Series(run_ids, dtype=pl.Categorical).to_physical()
-        start_us = pl.Series([round(s * 1e6) for s in starts], dtype=pl.Int64)
-        timestamp = (
-            pl.col("run_id").to_physical().replace_strict(physical, start_us, return_dtype=pl.Int64)
-            + (pl.col("time") * 1e6).round().cast(pl.Int64)
-        ).cast(pl.Datetime("us", "UTC"))
-        return frame.lazy().select(
-            "run_id", "metric", "step", "time", timestamp.alias("timestamp"), "value"
+        return with_timestamp(frame.lazy(), run_ids, starts)
+
+
+def run_record(
+    meta: dict[str, Any],
+    folder: Path,
+    *,
+    last_values: dict[str, float],
+    first_wall: float | None,
+    last_wall: float | None,
+    incomplete_tail: int,
+    stale_after: float,
+) -> tuple[dict[str, Any], float]:
+    """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds)."""
+    meta_path = folder / store.META_FILE
+    record = _clean_meta(meta, str(meta_path))
+    created = _parse_time(meta.get("created_at"), str(meta_path))
+    heartbeat = _parse_time(meta.get("heartbeat_at"), str(meta_path))
+    state = _state(meta, heartbeat, stale_after)
+    if incomplete_tail and state != "running":
+        _warn(
+            f"{folder / store.HISTORY_FILE}: the last record is torn "
+            f"({incomplete_tail} bytes, written when the run stopped); skipped"
         )
+    start = created.timestamp() if created else (first_wall or 0.0)
+    record.update(
+        state=state,
+        created_at=created,
+        source=f"rungroup:{folder}",
+        summary={**last_values, **record["summary"]},
+    )
+    if last_wall is not None and created is not None:
+        logged_runtime = last_wall - start
+        if state != "finished" or record["runtime"] is None:
+            record["runtime"] = max(record["runtime"] or 0.0, logged_runtime)
+    return record, start
 
 
 @dataclass
@@ -308,28 +347,17 @@ def load_store(
             _warn(f"{meta_path}: run id {run_id!r} is also used by {seen[run_id]}; run skipped")
             continue
         seen[run_id] = meta_path
-        record = _clean_meta(meta, str(meta_path))
-        created = _parse_time(meta.get("created_at"), str(meta_path))
-        heartbeat = _parse_time(meta.get("heartbeat_at"), str(meta_path))
-        state = _state(meta, heartbeat, stale_after)
-        if history.incomplete_tail and state != "running":
-            _warn(
-                f"{folder / store.HISTORY_FILE}: the last record is torn "
-                f"({history.incomplete_tail} bytes, written when the run stopped); skipped"
-            )
-        first_wall = float(history.records[0].walls[0]) if history.records else 0.0
-        start = created.timestamp() if created else first_wall
-        columns.add(history, start)
-        record.update(
-            state=state,
-            created_at=created,
-            source=f"rungroup:{folder}",
-            summary={**history.last_values(), **record["summary"]},
+        walls = [r.walls for r in history.records]
+        record, start = run_record(
+            meta,
+            folder,
+            last_values=history.last_values(),
+            first_wall=float(walls[0][0]) if walls else None,
+            last_wall=max(float(w.max()) for w in walls) if walls else None,
+            incomplete_tail=history.incomplete_tail,
+            stale_after=stale_after,
         )
-        if history.records and created is not None:
-            logged_runtime = max(float(r.walls.max()) for r in history.records) - start
-            if state != "finished" or record["runtime"] is None:
-                record["runtime"] = max(record["runtime"] or 0.0, logged_runtime)
+        columns.add(history, start)
         records.append(record)
         run_ids.append(run_id)
         starts.append(start)
