@@ -1,8 +1,9 @@
 """Alignment: which value each run contributes at each x of its series.
 
 Input: the points ``_r, _m, x, v`` (after per-run smoothing) and the membership pairs
-``_r, _s``. Output: one row per (series, metric, x, run) with ``v`` (the run's finite value
-there, null if it has none) and ``d`` (how many non-finite values were left out there).
+``_r, _s``. Output: one row per (series, metric, x, run), sorted by the point key ``_k`` and
+then by run, with ``v`` (the run's finite value there, null if it has none) and ``d`` (how many
+non-finite values were left out there).
 
 - One value per run and x first: a run that logged several values at one x contributes the
   mean of its finite ones (``d`` counts the others).
@@ -80,8 +81,9 @@ def reduce_per_run(points: pl.DataFrame, key: str = "x") -> pl.DataFrame:
             }
         )
     starts = np.flatnonzero(new)
-    sums = np.add.reduceat(np.where(finite, v, 0.0), starts)
-    counts = np.add.reduceat(finite.astype(np.int64), starts)
+    segment = np.cumsum(new) - 1
+    sums = np.bincount(segment, weights=np.where(finite, v, 0.0), minlength=starts.size)
+    counts = np.bincount(segment, weights=finite, minlength=starts.size).astype(np.int64)
     lengths = np.diff(np.append(starts, n))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / counts, np.nan)
@@ -174,8 +176,9 @@ def segment_sums(
     key: np.ndarray, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct `key` (ascending): the key, sum and count of the finite values, and the
-    number of non-finite ones. Linear when `key` is already sorted (the usual case: histories
-    are stored run by run in step order); otherwise dense counting or a sort."""
+    number of non-finite ones. Linear for dense keys (counted straight into arrays) and for
+    sorted keys (the usual case: histories are stored run by run in step order); otherwise a
+    stable sort first. Every branch adds the values of a key in array order."""
     n = key.size
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -184,24 +187,31 @@ def segment_sums(
     if finite is not None and bool(finite.all()):
         finite = None  # the common case: nothing to leave out
     clean = values if finite is None else np.where(finite, values, 0.0)
+    top = int(key.max()) + 1
+    if top <= max(4 * n, 1 << 20):  # dense keys: count straight into arrays, sorted or not
+        lengths = np.bincount(key, minlength=top)
+        present = np.flatnonzero(lengths)
+        sums = np.bincount(key, weights=clean, minlength=top)[present]
+        if finite is None:
+            counts = lengths[present]
+        else:
+            counts = np.bincount(key, weights=finite, minlength=top)[present].astype(np.int64)
+        return present, sums, counts, lengths[present] - counts
     if not bool(np.all(key[1:] >= key[:-1])):
-        top = int(key.max()) + 1
-        if top <= max(4 * n, 1 << 20):
-            lengths = np.bincount(key, minlength=top)
-            present = np.flatnonzero(lengths)
-            sums = np.bincount(key, weights=clean, minlength=top)[present]
-            if finite is None:
-                counts = lengths[present]
-            else:
-                counts = np.bincount(key, weights=finite, minlength=top)[present].astype(np.int64)
-            return present, sums, counts, lengths[present] - counts
         order = np.argsort(key, kind="stable")
         key, clean = key[order], clean[order]
         finite = None if finite is None else finite[order]
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    new = np.concatenate(([True], key[1:] != key[:-1]))
+    starts = np.flatnonzero(new)
+    segment = np.cumsum(new) - 1
+    # bincount adds in array order, like the dense branch above: the same values always sum
+    # in the same order, whichever branch runs (np.add.reduceat would sum pairwise)
     lengths = np.diff(np.append(starts, n))
-    sums = np.add.reduceat(clean, starts)
-    counts = lengths if finite is None else np.add.reduceat(finite.astype(np.int64), starts)
+    sums = np.bincount(segment, weights=clean, minlength=starts.size)
+    if finite is None:
+        counts = lengths
+    else:
+        counts = np.bincount(segment, weights=finite, minlength=starts.size).astype(np.int64)
     return key[starts], sums, counts, lengths - counts
 
 
@@ -220,12 +230,15 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
     m = points["_m"].to_numpy()
     x = points["x"].to_numpy()
     v = points["v"].cast(pl.Float64).to_numpy()
-    ranges = points.group_by("_m").agg(pl.col("x").min().alias("lo"), pl.col("x").max().alias("hi"))
-    n_metrics = int(ranges["_m"].max()) + 1  # type: ignore[arg-type]
-    lo_of = np.full(n_metrics, np.nan)
-    hi_of = np.full(n_metrics, np.nan)
-    lo_of[ranges["_m"].to_numpy()] = ranges["lo"].to_numpy()
-    hi_of[ranges["_m"].to_numpy()] = ranges["hi"].to_numpy()
+    n_metrics = int(m.max()) + 1
+    if n_metrics == 1:
+        lo_of = np.array([x.min()])
+        hi_of = np.array([x.max()])
+    else:
+        lo_of = np.full(n_metrics, np.inf)
+        hi_of = np.full(n_metrics, -np.inf)
+        np.minimum.at(lo_of, m, x)
+        np.maximum.at(hi_of, m, x)
     width_of = (hi_of - lo_of) / bins
     # bin index = floor((x - lo) / width), clipped; in place, these arrays are the big ones
     if n_metrics == 1:
@@ -264,13 +277,14 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
     else:
         joined = per_run.join(members, on="_r", how="inner")
     point = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
+    # stable: within a point the rows stay in run order (per_run is sorted by _r)
     out = joined.with_columns(point.alias("_k")).sort("_k", maintain_order=True)
     return _as_contribution(out.select(*ALIGNED_SCHEMA))
 
 
 def point_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Sort by (_s, _m, x) and number the distinct points ``_k`` = 0, 1, ..."""
-    frame = frame.sort("_s", "_m", "x", maintain_order=True)
+    """Sort by (_s, _m, x, _r) and number the distinct points ``_k`` = 0, 1, ..."""
+    frame = frame.sort("_s", "_m", "x", "_r")
     n = frame.height
     changed = np.ones(n, dtype=bool)
     if n > 1:

@@ -1,6 +1,7 @@
 """Which runs form which series: group-by keys, tag explode, reverse grouping, hidden runs.
 
-`group_runs(runs, view)` gives every selected run a dense index ``_r`` and every series a dense
+`group_runs(runs, view)` gives every selected run a dense index ``_r`` (in run id order) and
+every series a dense
 index ``_s`` (series sorted by their key values, so the numbering never depends on the order of
 the runs), plus the membership pairs ``(_r, _s)``: a run with several tags is a member of each
 of its tag groups, every other run of exactly one series.
@@ -91,6 +92,9 @@ def group_runs(runs: Runs, view: View) -> Grouping:
     frame = runs.runs
     if view.hidden:
         frame = frame.filter(~pl.col("id").is_in(sorted(view.hidden)))
+    # Runs are numbered in id order, not in the order they came in: every later step that
+    # goes "run by run" (sums across runs, ties) is then independent of that order.
+    frame = frame.sort("id")
     selected = frame.select(
         pl.col("id").alias(RUN_KEY),
         pl.col("name").fill_null(pl.col("id")).alias("name"),

@@ -60,10 +60,10 @@ def statistics(aligned: pl.DataFrame, view: View) -> pl.DataFrame:
     v = pl.col("v")
     n = v.count()
     low_q, high_q = view.quantiles
-    # Within a point the values are put in ascending order, so every sum runs in the same
-    # order whatever the order of the runs: results are bit-for-bit independent of it.
-    # Sorted by the point key _k, the group-by takes its fast path.
-    frame = aligned.sort("_k", "v", nulls_last=True).with_columns(pl.col("_k").set_sorted())
+    # `aligned` comes sorted by point key _k and, within a point, by run (runs are numbered in
+    # id order): every sum runs in the same order whatever order the runs came in, so results
+    # are bit-for-bit independent of it. A sorted key also gives the group-by its fast path.
+    frame = aligned.with_columns(pl.col("_k").set_sorted())
     stats = frame.group_by("_k", maintain_order=True).agg(
         pl.col("_s").first(),
         pl.col("_m").first(),
@@ -129,7 +129,7 @@ def bootstrap_ci(
     For a point with values v (sorted) and each resample's counts c: mean* = c·v / n; the
     interval is the ((1-level)/2, (1+level)/2) quantiles (numpy linear) of the means*.
     """
-    finite = frame.filter(pl.col("v").is_not_null())  # already sorted by (_k, v)
+    finite = frame.filter(pl.col("v").is_not_null()).sort("_k", "v")
     values = finite["v"].to_numpy()
     counts = stats["n"].to_numpy()
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
