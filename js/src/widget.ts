@@ -150,6 +150,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
         ` · ${reply.chart_rows} points`;
       renders++;
       root.dataset.renders = String(renders);
+      root.dataset.total = String(reply.table.total);
       root.dataset.bytes = String(channel.bytesReceived - before);
     } catch (error) {
       if (mine === ticket) localError = message(error);

@@ -15,7 +15,6 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -54,9 +53,13 @@ _FLOAT32 = (
 
 
 def ipc(frame: pl.DataFrame) -> bytes:
-    """Arrow IPC file bytes, in the oldest layout (plain/large strings, no views)."""
+    """Arrow IPC *stream* bytes in the oldest layout (plain/large strings, no views).
+
+    The stream format, not the file format: flechette reads Polars' dictionary batches
+    (categorical labels) from a stream, but not from Polars' file footer.
+    """
     buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    frame.write_ipc_stream(buffer, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
     return buffer.getvalue()
 
 
@@ -398,21 +401,25 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if not any(p.get("name") == HOVER_SIGNAL for p in params if isinstance(p, dict)):
         params.append({"name": HOVER_SIGNAL, "value": None})
     spec["params"] = params
-    test = f"{HOVER_SIGNAL} === null || datum.series === {HOVER_SIGNAL}"
+    dim_test = f"{HOVER_SIGNAL} !== null && datum.series !== {HOVER_SIGNAL}"
     for unit in list(_walk(spec)):
         kind = _mark_type(unit)
-        if kind not in ("line", "area", "point"):
+        if kind not in ("line", "area"):
             continue
         encoding = unit.setdefault("encoding", {})
-        if not isinstance(encoding, dict) or "opacity" in encoding:
+        if not isinstance(encoding, dict):
             continue
         mark = unit.get("mark")
         base = mark.get("opacity") if isinstance(mark, dict) else None
         level = float(base) if isinstance(base, int | float) else (0.25 if kind == "area" else 1.0)
-        encoding["opacity"] = {
-            "condition": {"test": test, "value": level},
-            "value": round(level * 0.2, 3),
-        }
+        dim = {"test": dim_test, "value": round(level * 0.15, 3)}
+        current = encoding.get("opacity")
+        if current is None:
+            encoding["opacity"] = {"condition": dim, "value": level}
+        elif isinstance(current, dict) and "value" in current:
+            # keep the chart's own condition (e.g. legend isolation) after the hover one
+            conditions = [dim, *_as_list(current.get("condition"))]
+            encoding["opacity"] = {**current, "condition": conditions}
     fields = {"series"}
     for node in _walk(spec):
         name = node.get("field")
@@ -448,7 +455,7 @@ def chart_payload(aggregated: pl.DataFrame, fields: Iterable[str]) -> bytes:
         elif dtype == pl.String:
             casts.append(pl.col(name).cast(pl.Categorical))
         elif name == "n" and dtype.is_integer():
-            small = frame.height == 0 or (frame[name].max() or 0) < 2**15  # type: ignore[operator]
+            small = frame.height == 0 or bool(frame[name].max() < 2**15)  # type: ignore[operator]
             casts.append(pl.col(name).cast(pl.Int16 if small else pl.Int32))
     return ipc(frame.with_columns(casts) if casts else frame)
 
@@ -457,8 +464,7 @@ def _wide(column: pl.Series) -> bool:
     """Integers that float32 cannot hold exactly (beyond 2**24)."""
     if column.len() == 0:
         return False
-    low, high = column.min(), column.max()
-    return bool(abs(low) > 2**24 or abs(high) > 2**24)  # type: ignore[arg-type]
+    return bool(column.abs().max() > 2**24)  # type: ignore[operator]
 
 
 # --- group page
@@ -481,83 +487,44 @@ def focus_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
 
 
 def focus_spec(spec: dict[str, Any], view: View) -> dict[str, Any]:
-    """Add a layer of thin run lines under the group's line and band (a group page)."""
+    """Add thin run lines under the group's line and band in every panel (a group page)."""
     spec = copy.deepcopy(spec)
     only_group = {"filter": "datum.layer !== 'run'"}
-    line_unit: dict[str, Any] | None = None
     for unit in _walk(spec):
         if "mark" in unit:
             unit["transform"] = [only_group, *unit.get("transform", [])]
-            if line_unit is None and _mark_type(unit) == "line":
-                line_unit = unit
-    if line_unit is None:
-        return spec
+    parents = [p for p in _walk(spec) if isinstance(p.get("layer"), list)]
+    if not parents and _mark_type(spec) == "line":
+        unit_keys = ("mark", "encoding", "transform", "params", "name")
+        top = {k: v for k, v in spec.items() if k not in unit_keys}
+        top["layer"] = [{k: spec[k] for k in unit_keys if k in spec}]
+        spec, parents = top, [top]
+    for parent in parents:
+        layers = parent["layer"]
+        line_unit = next((u for u in layers if _mark_type(u) == "line"), None)
+        if line_unit is not None:
+            layers.insert(0, _runs_unit(line_unit))
+    return spec
+
+
+def _runs_unit(line_unit: dict[str, Any]) -> dict[str, Any]:
     runs_unit = copy.deepcopy(line_unit)
-    runs_unit["transform"] = [
-        {"filter": "datum.layer === 'run'"},
-        *runs_unit["transform"][1:],
-    ]
-    runs_unit["mark"] = {"type": "line", "strokeWidth": 1, "opacity": 0.45, "clip": True}
+    runs_unit.pop("name", None)
+    runs_unit["transform"] = [{"filter": "datum.layer === 'run'"}, *runs_unit["transform"][1:]]
+    runs_unit["mark"] = {"type": "line", "strokeWidth": 1, "opacity": 0.4, "clip": True}
     encoding = runs_unit.setdefault("encoding", {})
     for drop in ("opacity", "strokeWidth", "size", "strokeDash"):
         encoding.pop(drop, None)
     encoding["detail"] = {"field": "run", "type": "nominal"}
     encoding["tooltip"] = [
         {"field": "run", "type": "nominal", "title": "run"},
-        *[t for t in _as_list(encoding.get("tooltip")) if isinstance(t, dict)],
+        {"field": "x", "type": "quantitative" if "x" not in encoding else encoding["x"]["type"]},
+        {"field": "line", "type": "quantitative", "title": "value", "format": ".6g"},
     ]
-    for parent in _walk(spec):
-        layers = parent.get("layer")
-        if isinstance(layers, list) and any(layer is line_unit for layer in layers):
-            layers.insert(0, runs_unit)
-            return spec
-    # a single unit at the top: make it a layer
-    unit_keys = ("mark", "encoding", "transform", "params")
-    top = {k: v for k, v in spec.items() if k not in unit_keys}
-    line_only = {k: spec[k] for k in unit_keys if k in spec}
-    top["layer"] = [runs_unit, line_only]
-    return top
+    return runs_unit
 
 
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-# --- files
-
-
-def _flat(frame: pl.DataFrame) -> pl.DataFrame:
-    """CSV cannot hold lists or categoricals with odd types: lists become joined text."""
-    casts = [
-        pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(", ")
-        for name, dtype in frame.schema.items()
-        if isinstance(dtype, pl.List)
-    ]
-    return frame.with_columns(casts) if casts else frame
-
-
-def frame_bytes(frame: pl.DataFrame, fmt: str, recipe: dict[str, Any]) -> bytes:
-    """`frame` as CSV or Parquet bytes (Parquet carries the recipe as key-value metadata)."""
-    buffer = io.BytesIO()
-    if fmt == "csv":
-        _flat(frame).write_csv(buffer)
-    elif fmt == "parquet":
-        frame.write_parquet(buffer, metadata={"rungroup": json.dumps(recipe)})
-    else:
-        raise ValueError(f"format {fmt!r} is not valid; choose one of: csv, parquet")
-    return buffer.getvalue()
-
-
-def write_frame(frame: pl.DataFrame, path: Path, recipe: dict[str, Any]) -> Path:
-    """Write `frame` to `path` (.csv or .parquet) with its recipe; return the path."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"cannot export to {path.name!r}; use a .csv or .parquet file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(frame_bytes(frame, suffix[1:], recipe))
-    if suffix == ".csv":
-        sidecar = path.with_name(path.name + ".recipe.json")
-        sidecar.write_text(json.dumps(recipe, indent=2) + "\n")
-    return path

@@ -14,6 +14,7 @@ See `rungroup.protocol` for the payload builders and docs/widget.md for the mess
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ import traitlets
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode
 
 from rungroup import protocol
+from rungroup.chart import chart
 from rungroup.engine.aggregate import aggregate
+from rungroup.engine.summarize import summarize
+from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import (
     ALIGNS,
@@ -249,10 +253,8 @@ class Explorer(anywidget.AnyWidget):
     @property
     def summary(self) -> pl.DataFrame:
         """The group table: one row per group (`rungroup.summarize` of the shown runs)."""
-        import rungroup
-
         frame = self._frame()
-        return rungroup.summarize(frame.runs, view=frame.view)  # type: ignore[no-any-return]
+        return summarize(frame.runs, view=frame.view)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -266,16 +268,23 @@ class Explorer(anywidget.AnyWidget):
         if what not in ("aggregated", "summary"):
             raise ValueError(f"what={what!r} is not valid; choose one of: aggregated, summary")
         frame = self.aggregated if what == "aggregated" else self.summary
-        return protocol.write_frame(frame, Path(path), self.recipe())
+        return export(frame, path, view=self.view, extra=self._extra())
 
     def recipe(self) -> dict[str, Any]:
-        """The View (and the widget's filter and group page) that reproduce the charts."""
-        recipe: dict[str, Any] = {"rungroup_view": self.view.to_dict()}
+        """The recipe an export carries: the View, plus the widget's filter and group page."""
+        return recipe_dict(self.view, self._extra())
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
         if self.search:
-            recipe["search"] = self.search
+            extra["search"] = self.search
         if self.focus:
-            recipe["focus"] = self.focus
-        return recipe
+            extra["focus"] = self.focus
+        return extra
+
+    def _export_bytes(self, what: str, suffix: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="rungroup-export-") as folder:
+            return self.export(Path(folder) / f"export{suffix}", what).read_bytes()
 
     def _frame(self) -> _Frame:
         view = self.view
@@ -392,19 +401,18 @@ class Explorer(anywidget.AnyWidget):
 
     def _reply_export(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
         what = request.get("what")
-        recipe = self.recipe()
         if what == "csv":
-            data = protocol.frame_bytes(self.aggregated, "csv", recipe)
+            data = self._export_bytes("aggregated", ".csv")
             return {"filename": "rungroup-aggregated.csv", "mime": "text/csv"}, [data]
         if what == "parquet":
-            data = protocol.frame_bytes(self.aggregated, "parquet", recipe)
+            data = self._export_bytes("aggregated", ".parquet")
             name = "rungroup-aggregated.parquet"
             return {"filename": name, "mime": "application/vnd.apache.parquet"}, [data]
         if what == "groups_csv":
-            data = protocol.frame_bytes(self.summary, "csv", recipe)
+            data = self._export_bytes("summary", ".csv")
             return {"filename": "rungroup-groups.csv", "mime": "text/csv"}, [data]
         if what == "recipe":
-            data = json.dumps(recipe, indent=2).encode()
+            data = (json.dumps(self.recipe(), indent=2, sort_keys=True) + "\n").encode()
             return {"filename": "rungroup-recipe.json", "mime": "application/json"}, [data]
         raise ValueError(
             f"what={what!r} is not valid; choose one of: csv, parquet, groups_csv, recipe"
@@ -491,9 +499,12 @@ def _check_against_runs(view: View, runs: Runs, only: str | None = None) -> None
         )
 
 
-def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
-    import rungroup
+def _chart(aggregated: pl.DataFrame, view: View) -> Any:
+    """`rungroup.chart()` without its rows (they travel as Arrow), sized for the widget."""
+    return chart(aggregated, view=view, inline=False, width=300, height=200)
 
+
+def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
     started = time.perf_counter()
     shown = protocol.filter_runs(runs, search)
     visible = shown.select_ids([i for i in shown.ids if i not in view.hidden])
@@ -508,12 +519,12 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
         members = set(membership.filter(pl.col("series") == focus_label)["id"].to_list())
         group_runs = visible.select_ids([i for i in visible.ids if i in members])
         aggregated = protocol.focus_frame(group_runs, view, focus_label)
-        base = rungroup.chart(aggregated.filter(pl.col("layer") == "group"))
+        base = _chart(aggregated.filter(pl.col("layer") == "group"), view)
         spec = protocol.focus_spec(protocol.chart_dict(base), view)
     else:
         aggregated = aggregate(visible, view=view)
         aggregated_at = time.perf_counter()
-        spec = protocol.chart_dict(rungroup.chart(aggregated))
+        spec = protocol.chart_dict(_chart(aggregated, view))
     charted = time.perf_counter()
     spec, fields = protocol.prepare_spec(spec)
     spec_key = protocol.spec_key(spec)

@@ -172,7 +172,16 @@ def page(browser: Any, watch: Watch, request: pytest.FixtureRequest) -> Iterator
         "console",
         lambda message: watch.errors.append(message.text) if message.type == "error" else None,
     )
-    page.on("pageerror", lambda error: watch.errors.append(f"page error: {error}"))
+
+    def page_error(error: Any) -> None:
+        stack = str(getattr(error, "stack", "") or "")
+        first_frame = next((line for line in stack.splitlines() if " at " in line), "")
+        if any(origin in first_frame for origin in watch.foreign):
+            watch.ignored.append(f"{error} ({first_frame.strip()})")
+        else:
+            watch.errors.append(f"page error: {error} {first_frame.strip()}")
+
+    page.on("pageerror", page_error)
 
     def dialog(dialog: Any) -> None:
         watch.dialogs.append(dialog.message)

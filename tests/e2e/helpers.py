@@ -17,7 +17,7 @@ WIDGET = ".rungroup-explorer"
 
 def open_lab(page: Any, url: str, notebook: str, theme: str | None = None) -> None:
     """Open `notebook` in JupyterLab, wait for its kernel, run every cell."""
-    page.goto(f"{url}/lab/tree/{notebook}")
+    page.goto(f"{url}/lab/tree/{notebook}?reset")  # only this notebook, no restored tabs
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     if theme:
@@ -127,6 +127,9 @@ class Watch:
     blocked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    #: Script origins whose own page errors are not ours to fail on (recorded in `ignored`).
+    foreign: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
 
 class Kernel:

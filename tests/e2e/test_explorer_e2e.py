@@ -47,8 +47,8 @@ def check_chart_matches_python(page: Any, kernel: Kernel) -> tuple[int, int]:
 
 
 def table_total(page: Any) -> int:
-    text = page.inner_text(f"{WIDGET} .rg-status")
-    return int(text.split(" runs")[0])
+    """Rows of the runs table (all of them, not only those in the DOM)."""
+    return int(page.eval_on_selector(WIDGET, "el => el.dataset.total"))
 
 
 def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Watch) -> None:
@@ -108,13 +108,8 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         assert bands == lines
         act(page, lambda: page.select_option(f"{WIDGET} select.rg-band", "quantile"))
         assert page.is_visible(f"{WIDGET} .rg-quantiles")
-        act(
-            page,
-            lambda: (
-                page.fill(f"{WIDGET} input.rg-q-low", "10")
-                or page.press(f"{WIDGET} input.rg-q-low", "Enter")
-            ),
-        )
+        low = page.locator(f"{WIDGET} input.rg-q-low")
+        act(page, lambda: low.fill("10") or low.press("Tab"))
         assert kernel.eval("explorer.quantiles") == [0.1, 0.75]
 
         # a change from Python shows up in the browser
@@ -232,7 +227,11 @@ def test_run_names_are_text(page: Any, jupyter: Server, watch: Watch) -> None:
     assert watch.dialogs == []
 
 
-def test_quickstart_in_notebook7(page: Any, jupyter: Server) -> None:
+def test_quickstart_in_notebook7(page: Any, jupyter: Server, watch: Watch) -> None:
+    # Notebook 7.6 throws two errors of its own while it starts (a settings schema and the
+    # file browser command), with or without the widget; only errors from its core bundle
+    # are tolerated, and listed in the report below.
+    watch.foreign.append("/static/notebook/notebook_core.")
     shutil.copy(jupyter.root / "quickstart.ipynb", jupyter.root / "quickstart-nb7.ipynb")
     open_notebook7(page, jupyter.url, "quickstart-nb7.ipynb")
     page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=90_000)
@@ -246,3 +245,4 @@ def test_quickstart_in_notebook7(page: Any, jupyter: Server) -> None:
         page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-notebook7.png"))
     finally:
         kernel.close()
+    (ARTIFACTS / "notebook7-own-errors.txt").write_text("\n".join(watch.ignored) + "\n")

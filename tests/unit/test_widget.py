@@ -12,6 +12,7 @@ import pytest
 from traitlets import TraitError
 
 from rungroup import protocol
+from rungroup.export import read_recipe
 from rungroup.runs import Runs
 from rungroup.view import View
 from rungroup.widget import UI_FIELDS, VIEW_FIELDS, WIDGET_POINTS, Explorer
@@ -56,8 +57,13 @@ def ask(widget: Explorer, kind: str, **body: Any) -> tuple[dict[str, Any], list[
     return widget.handle({"kind": kind, "id": 7, **body})
 
 
+def read_recipe_bytes(parquet: bytes) -> str:
+    metadata = pl.read_parquet_metadata(io.BytesIO(parquet))
+    return next(v for k, v in metadata.items() if "rungroup" in k)
+
+
 def read(buffer: bytes) -> pl.DataFrame:
-    return pl.read_ipc(io.BytesIO(buffer))
+    return pl.read_ipc_stream(io.BytesIO(buffer))
 
 
 # --- traits <-> View
@@ -304,7 +310,7 @@ def test_exports(widget: Explorer, tmp_path: Path) -> None:
     frame = pl.read_csv(io.BytesIO(buffers[0]))
     assert frame.height == widget.aggregated.height
     reply, buffers = ask(widget, "export", what="parquet")
-    assert pl.read_parquet_metadata(io.BytesIO(buffers[0]))["rungroup"].startswith("{")
+    assert "rungroup_view" in json.loads(read_recipe_bytes(buffers[0]))
     reply, buffers = ask(widget, "export", what="recipe")
     assert json.loads(buffers[0])["rungroup_view"]["band"] == "std"
     path = widget.export(tmp_path / "agg.csv")
@@ -312,9 +318,8 @@ def test_exports(widget: Explorer, tmp_path: Path) -> None:
     recipe = json.loads((tmp_path / "agg.csv.recipe.json").read_text())
     assert View.from_dict(recipe["rungroup_view"]) == widget.view
     parquet = widget.export(tmp_path / "agg.parquet")
-    meta = json.loads(pl.read_parquet_metadata(parquet)["rungroup"])
-    assert View.from_dict(meta["rungroup_view"]) == widget.view
-    with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
+    assert View.from_dict(read_recipe(parquet)["rungroup_view"]) == widget.view
+    with pytest.raises(ValueError, match=r"\.csv"):
         widget.export(tmp_path / "agg.xlsx")
 
 
