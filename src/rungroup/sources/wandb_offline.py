@@ -216,9 +216,36 @@ def _fast_item(data: bytes, a: int, b: int) -> tuple[str, str] | None:
     return key, data[start:b].decode("utf-8", "replace")
 
 
+def _len_fields(data: bytes, a: int, b: int) -> list[tuple[int, int, int]] | None:
+    """(field, start, end) of a message made only of length-delimited fields with lengths
+    below 16 KiB (history, summary and config records are), else None."""
+    out = []
+    pos = a
+    while pos < b:
+        key = data[pos]
+        if key >= 0x80 or key & 7 != 2:
+            return None
+        n = data[pos + 1]
+        if n < 0x80:
+            start = pos + 2
+        else:
+            high = data[pos + 2]
+            if high >= 0x80:
+                return None
+            n = (n & 0x7F) | (high << 7)
+            start = pos + 3
+        pos = start + n
+        if pos > b:
+            return None
+        out.append((key >> 3, start, pos))
+    return out
+
+
 def _items(data: bytes, a: int, b: int, into: dict[str, Any]) -> None:
     """ConfigRecord / SummaryRecord: update = 1, remove = 2."""
-    for number, wire, x, y in spans(data, a, b):
+    listed = _len_fields(data, a, b)
+    fields = [(n, 2, x, y) for n, x, y in listed] if listed is not None else list(spans(data, a, b))
+    for number, wire, x, y in fields:
         if wire != 2:
             continue
         fast = _fast_item(data, x, y) if number == 1 else None
@@ -278,7 +305,9 @@ def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
 def _history(data: bytes, a: int, b: int, run: _Run) -> None:
     step: int | None = None
     points: list[tuple[str, Any]] = []
-    for number, wire, x, y in spans(data, a, b):
+    listed = _len_fields(data, a, b)
+    fields = [(n, 2, x, y) for n, x, y in listed] if listed is not None else list(spans(data, a, b))
+    for number, wire, x, y in fields:
         if number == 1 and wire == 2:
             fast = _fast_item(data, x, y)
             points.append((fast[0], _json(fast[1])) if fast is not None else _key(data, x, y))
@@ -298,6 +327,8 @@ def _history(data: bytes, a: int, b: int, run: _Run) -> None:
         elif key == _TIMESTAMP:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 stamp = round(value * 1e6)
+        elif type(value) is float or type(value) is int:
+            metrics.append((key, float(value)))
         else:
             _numbers(key, value, metrics)
     if step is None:
