@@ -124,6 +124,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
 
   // --- data: one request per burst of changes; stale replies are dropped ---------------------
   let ticket = 0;
+  let tableIdentity = "";
   let renders = 0;
   let scheduled = false;
   async function refresh(): Promise<void> {
@@ -140,7 +141,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
       localError = "";
       await chart.show(reply.spec, reply.spec_key, rows(buffers[0]));
       if (mine !== ticket) return;
-      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"));
+      const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
+      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity);
+      tableIdentity = identity;
       const focus = reply.focus_label;
       breadcrumb.toggleAttribute("hidden", focus === null);
       crumbName.textContent = focus ?? "";

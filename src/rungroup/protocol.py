@@ -135,7 +135,7 @@ def final_values(runs: Runs) -> pl.DataFrame:
     return base.join(wide, on="id", how="left")
 
 
-def _display_value(value: Any) -> str:
+def _display_value(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -145,7 +145,7 @@ def _display_value(value: Any) -> str:
             return "NaN"
         if math.isinf(value):
             return "∞" if value > 0 else "-∞"
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, list):
         return ", ".join(_display_value(v) for v in value)
     return str(value)
@@ -182,7 +182,7 @@ class Table:
                     part[std_name].to_list() if std_name in part.columns else [None] * part.height
                 )
                 text = [
-                    _display_value(m) + (f" ± {_display_value(s)}" if s is not None else "")
+                    _display_value(m) + (f" ± {_display_value(s, 2)}" if s is not None else "")
                     for m, s in zip(means, stds, strict=True)
                 ]
             elif name in part.columns:

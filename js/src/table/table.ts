@@ -36,8 +36,10 @@ export class RunsTable {
 
   constructor(private readonly handlers: TableHandlers) {
     this.header = h("div", { class: "rg-thead", attrs: { role: "row" } });
-    this.spacer = h("div", { class: "rg-spacer" });
-    this.viewport = h("div", { class: "rg-viewport", attrs: { role: "rowgroup" } }, [this.spacer]);
+    this.spacer = h("div", { class: "rg-spacer", attrs: { role: "rowgroup" } });
+    // One scroll container for both axes: the header sticks to its top, so header and rows
+    // always scroll sideways together.
+    this.viewport = h("div", { class: "rg-viewport" }, [this.header, this.spacer]);
     this.viewport.addEventListener("scroll", () => this.schedule(), { passive: true });
     this.picker = h("div", { class: "rg-popover rg-column-picker", attrs: { hidden: "" } });
     const pickButton = h("button", {
@@ -48,7 +50,7 @@ export class RunsTable {
     });
     this.el = h("div", { class: "rg-table", attrs: { role: "table" } }, [
       h("div", { class: "rg-table-tools" }, [pickButton, this.picker]),
-      h("div", { class: "rg-table-scroll" }, [this.header, this.viewport]),
+      this.viewport,
     ]);
   }
 
@@ -56,15 +58,17 @@ export class RunsTable {
     return this.meta.total;
   }
 
-  /** New data: drop every cached page; `first` is page 0, delivered with the data reply. */
-  setData(meta: TableMeta, first: TableRow[], sort: string[]): void {
+  /** New data: drop every cached page; `first` is page 0, delivered with the data reply.
+   * `top`: scroll back to the first row (another table, e.g. a group page). */
+  setData(meta: TableMeta, first: TableRow[], sort: string[], top = false): void {
+    if (top) this.viewport.scrollTop = 0;
     this.generation++;
     this.meta = meta;
     this.sort = sort;
     this.pages.clear();
     this.loading.clear();
     this.pages.set(0, first);
-    this.widths = meta.columns.map((c, i) => (i === 0 ? 240 : c.numeric ? 130 : 110));
+    this.widths = meta.columns.map((c, i) => (i === 0 ? 260 : c.numeric ? 150 : 120));
     this.spacer.style.height = `${meta.total * ROW_HEIGHT}px`;
     const width = this.widths.reduce((a, b) => a + b, 0);
     this.spacer.style.width = `${width}px`;
@@ -162,8 +166,8 @@ export class RunsTable {
   }
 
   private render(): void {
-    const top = this.viewport.scrollTop;
-    const height = this.viewport.clientHeight || 320;
+    const top = Math.max(0, this.viewport.scrollTop);
+    const height = (this.viewport.clientHeight || 320) - ROW_HEIGHT;
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.meta.total, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     // fetch the page ahead of the scroll too
