@@ -44,6 +44,7 @@ export class Channel {
       this.pending.set(id, {
         resolve: ([reply, buffers]) => {
           for (const b of buffers) this.bytesReceived += b.byteLength;
+          this.bytesReceived += JSON.stringify(reply).length;
           resolve([reply, buffers]);
         },
         reject,

@@ -18,6 +18,7 @@ interface DataReply extends Reply {
   runs: number;
   groups: number;
   focus_label: string | null;
+  timings?: Record<string, number>;
 }
 
 function rows<T>(buffer: DataView | undefined): T[] {
@@ -125,6 +126,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   // --- data: one request per burst of changes; stale replies are dropped ---------------------
   let ticket = 0;
   let tableIdentity = "";
+  let embeds = 0;
   let renders = 0;
   let scheduled = false;
   async function refresh(): Promise<void> {
@@ -139,6 +141,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       })) as [DataReply, DataView[]];
       if (mine !== ticket) return;
       localError = "";
+      if (reply.spec !== null) embeds++;
       await chart.show(reply.spec, reply.spec_key, rows(buffers[0]));
       if (mine !== ticket) return;
       const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
@@ -155,6 +158,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.renders = String(renders);
       root.dataset.total = String(reply.table.total);
       root.dataset.bytes = String(channel.bytesReceived - before);
+      root.dataset.timings = JSON.stringify(reply.timings ?? {});
+      root.dataset.embedded = String(embeds);
     } catch (error) {
       if (mine === ticket) localError = message(error);
       root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);

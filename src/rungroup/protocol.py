@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,9 @@ from rungroup.view import View
 
 #: Name of the Vega dataset fed from Arrow in the browser (see js/src/chart/chart.ts).
 DATA_NAME = "rungroup"
+#: Data field holding each series' place in the colour order (first appearance in the frame).
+ORDER_FIELD = "rg_order"
+_ALTAIR_VIEW = re.compile(r"view_[0-9a-f]+_\d+|view_\d+")
 #: Vega signal set by the browser to emphasise one series (table row hover).
 HOVER_SIGNAL = "rg_hover"
 #: Prefixes of the metric columns of the runs table: final value (or group mean) and std.
@@ -420,6 +424,20 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             # keep the chart's own condition (e.g. legend isolation) after the hover one
             conditions = [dim, *_as_list(current.get("condition"))]
             encoding["opacity"] = {**current, "condition": conditions}
+    _stable_names(spec)
+    for node in _walk(spec):
+        encoding = node.get("encoding")
+        if not isinstance(encoding, dict):
+            continue
+        for channel in encoding.values():
+            # An explicit list of series (the colour order) would make every data change a
+            # new spec; the same order travels as data instead (`ORDER_FIELD`).
+            if (
+                isinstance(channel, dict)
+                and channel.get("field") == "series"
+                and isinstance(channel.get("sort"), list)
+            ):
+                channel["sort"] = {"field": ORDER_FIELD, "op": "min"}
     fields = {"series"}
     for node in _walk(spec):
         name = node.get("field")
@@ -430,6 +448,22 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if isinstance(group, list):
                 fields.update(g for g in group if isinstance(g, str))
     return spec, sorted(fields)
+
+
+def _stable_names(spec: dict[str, Any]) -> None:
+    """Altair names views with a per-chart hash (``view_<hash>_0``); make them ``rg_view_<i>``
+    so that two charts of the same shape have the same spec."""
+    renamed: dict[str, str] = {}
+    for node in _walk(spec):
+        name = node.get("name")
+        if "mark" in node and isinstance(name, str) and _ALTAIR_VIEW.fullmatch(name):
+            renamed[name] = node["name"] = f"rg_view_{len(renamed)}"
+    if not renamed:
+        return
+    for node in _walk(spec):
+        views = node.get("views")
+        if isinstance(views, list):
+            node["views"] = [renamed.get(v, v) if isinstance(v, str) else v for v in views]
 
 
 def spec_key(spec: dict[str, Any]) -> str:
@@ -446,6 +480,14 @@ def chart_payload(aggregated: pl.DataFrame, fields: Iterable[str]) -> bytes:
         wanted |= {"layer", "run"}
     keep = [c for c in aggregated.columns if c in wanted]
     frame = aggregated.select(keep)
+    if ORDER_FIELD in wanted:
+        order = aggregated["series"].unique(maintain_order=True)
+        frame = frame.with_columns(
+            pl.col("series")
+            .replace_strict(order, pl.int_range(order.len(), eager=True), default=None)
+            .cast(pl.Int16 if order.len() < 2**15 else pl.Int32)
+            .alias(ORDER_FIELD)
+        )
     casts: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         if name in _FLOAT32 or (name == "x" and dtype.is_float()):

@@ -171,6 +171,21 @@ def test_data_reply_carries_spec_chart_rows_and_first_page(widget: Explorer) -> 
     assert again["spec"] is None and again["spec_key"] == reply["spec_key"]
 
 
+def test_group_by_change_keeps_the_spec_and_sends_only_data(widget: Explorer) -> None:
+    first, _ = ask(widget, "data")
+    widget.group_by = ["config.lr"]
+    second, buffers = ask(widget, "data", spec_key=first["spec_key"])
+    assert second["spec"] is None  # the browser swaps the data of its Vega view
+    order = read(buffers[0]).select("series", protocol.ORDER_FIELD).unique().sort("rg_order")
+    assert (
+        order["series"].to_list()
+        == widget.aggregated["series"].unique(maintain_order=True).to_list()
+    )
+    widget.band = "none"
+    third, _ = ask(widget, "data", spec_key=first["spec_key"])
+    assert third["spec"] is not None  # another shape: embedded again
+
+
 def test_chart_shows_exactly_the_aggregate(widget: Explorer) -> None:
     widget.group_by = ["config.lr"]
     _, buffers = ask(widget, "data")
