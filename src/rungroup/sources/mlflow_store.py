@@ -188,7 +188,10 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
         history = _adbc_history(path)
         if history is None:
             history = _sqlite_history(cursor)
-        raw.history.append(history.filter(pl.col("run_id").is_in(list(kept))))
+        present = set(history["run_id"].unique().cast(pl.String).to_list())
+        if not present <= kept:  # metrics of deleted runs, or of runs of deleted experiments
+            history = history.filter(pl.col("run_id").cast(pl.String).is_in(list(kept)))
+        raw.history.append(history)
     except sqlite3.Error as error:
         raise ValueError(f"{path}: not a readable MLflow database ({error})") from error
     finally:
@@ -265,7 +268,9 @@ def _finish_history(frame: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("value") <= -DBL_MAX)
         .then(float("-inf"))
         .otherwise(pl.col("value"))
-        .alias("value")
+        .alias("value"),
+        # Categorical once, here: the joins, group-bys and the final `Runs` all use it.
+        pl.col("run_id", "metric").cast(pl.Categorical),
     ).drop("is_nan")
 
 
@@ -615,10 +620,10 @@ def _to_runs(raw: _Raw, group_tag: str, job_type_tag: str, nested: bool) -> Runs
         pl.concat(raw.history, how="vertical_relaxed")
         if raw.history
         else pl.DataFrame(schema=HISTORY_COLUMNS)
-    )
+    ).with_columns(pl.col("run_id", "metric").cast(pl.Categorical))
     start_frame = pl.DataFrame(
         {"run_id": list(starts), "start_ms": list(starts.values())},
-        schema={"run_id": pl.String, "start_ms": pl.Int64},
+        schema={"run_id": pl.Categorical, "start_ms": pl.Int64},
     )
     history = history.join(start_frame, on="run_id", how="inner").select(
         "run_id",

@@ -322,8 +322,9 @@ def format_option(option: str | None, values: Mapping[str, Any]) -> str | None:
 def _history(chunks: list[pl.DataFrame]) -> pl.DataFrame:
     if not chunks:
         return pl.DataFrame(schema=CHUNK_SCHEMA)
-    frame = pl.concat([c.select(list(CHUNK_SCHEMA)) for c in chunks], how="vertical", rechunk=True)
-    return frame
+    if len(chunks) == 1:
+        return chunks[0].select(list(CHUNK_SCHEMA))
+    return pl.concat([c.select(list(CHUNK_SCHEMA)) for c in chunks], how="vertical", rechunk=True)
 
 
 def last_values(history: pl.DataFrame) -> pl.DataFrame:
@@ -331,8 +332,10 @@ def last_values(history: pl.DataFrame) -> pl.DataFrame:
     if history.height == 0:
         return pl.DataFrame({"id": []}, schema={"id": pl.String})
     # Linear: the value at the largest step, the last logged of those (no sort of the rows).
-    last = history.group_by("run_id", "metric", maintain_order=True).agg(
-        pl.col("value").filter(pl.col("step") == pl.col("step").max()).last()
+    last = (
+        history.group_by("run_id", "metric", maintain_order=True)
+        .agg(pl.col("value").filter(pl.col("step") == pl.col("step").max()).last())
+        .with_columns(pl.col("run_id", "metric").cast(pl.String))
     )
     wide = last.pivot(on="metric", index="run_id", values="value", sort_columns=True)
     return wide.rename(
