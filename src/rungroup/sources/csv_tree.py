@@ -228,7 +228,7 @@ def load_csv(
         except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as error:
             warn(path, f"not read ({type(error).__name__}: {error})")
             continue
-        record = RunRecord(id=run_id, source=f"csv:{path}", project=project, state="finished")
+        record = RunRecord(id=run_id, source=f"csv:{path}", project=project)
         if config_files:
             record.config.update(_config_beside(path))
         apply_fields(record, fields)
