@@ -13,12 +13,18 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.align import align
+from rungroup.engine.align import align, bucket_arrays
 from rungroup.engine.grouping import Grouping, group_runs
 from rungroup.engine.recipe import attach_recipe
 from rungroup.engine.smoothing import smooth
 from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
-from rungroup.engine.xaxis import output_x_dtype, points, select_metrics, to_output_x
+from rungroup.engine.xaxis import (
+    output_x_dtype,
+    point_arrays,
+    points,
+    select_metrics,
+    to_output_x,
+)
 from rungroup.runs import Runs
 from rungroup.view import View, resolve_view
 
@@ -75,13 +81,20 @@ def _aggregate(
 ) -> pl.DataFrame:
     if not metrics or grouping.runs.height == 0:
         return pl.DataFrame(schema=schema)
-    logged = points(runs, view, grouping, metrics)
-    if logged.height == 0:
+    smooth_runs = view.smoothing != "none" and view.smooth_order == "before"
+    arrays = None
+    if view.align == "bucket" and not smooth_runs:
+        arrays = point_arrays(runs, view, grouping, metrics)
+    if arrays is not None:  # the fast path: binned straight from numpy arrays
+        aligned = bucket_arrays(arrays.r, arrays.m, arrays.x, arrays.v, grouping.members, view)
+    else:
+        logged = points(runs, view, grouping, metrics)
+        if smooth_runs:
+            logged = logged.sort("_r", "_m", "x", maintain_order=True)
+            logged = smooth(logged, ["v"], ["_r", "_m"], view)
+        aligned = align(logged, grouping.members, view)
+    if aligned.height == 0:
         return pl.DataFrame(schema=schema)
-    if view.smoothing != "none" and view.smooth_order == "before":
-        logged = logged.sort("_r", "_m", "x", maintain_order=True)
-        logged = smooth(logged, ["v"], ["_r", "_m"], view)
-    aligned = align(logged, grouping.members, view)
     stats = statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
     stats = line_and_band(stats, view)
     if view.smoothing != "none" and view.smooth_order == "after":

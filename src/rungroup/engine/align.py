@@ -173,21 +173,24 @@ def _interpolate(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.D
 
 
 def segment_sums(
-    key: np.ndarray, values: np.ndarray
+    key: np.ndarray, values: np.ndarray, top: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct `key` (ascending): the key, sum and count of the finite values, and the
     number of non-finite ones. Linear for dense keys (counted straight into arrays) and for
     sorted keys (the usual case: histories are stored run by run in step order); otherwise a
-    stable sort first. Every branch adds the values of a key in array order."""
+    stable sort first. Every branch adds the values of a key in array order. `top`: a bound
+    on the keys, if known."""
     n = key.size
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, np.zeros(0), empty, empty
-    finite: np.ndarray | None = np.isfinite(values)
-    if finite is not None and bool(finite.all()):
-        finite = None  # the common case: nothing to leave out
+    finite: np.ndarray | None = None
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.add.reduce(values)
+    if not np.isfinite(total):  # a finite sum means every value is finite
+        finite = np.isfinite(values)
     clean = values if finite is None else np.where(finite, values, 0.0)
-    top = int(key.max()) + 1
+    top = int(key.max()) + 1 if top is None else top
     if top <= max(4 * n, 1 << 20):  # dense keys: count straight into arrays, sorted or not
         lengths = np.bincount(key, minlength=top)
         present = np.flatnonzero(lengths)
@@ -225,13 +228,31 @@ def _series_of_runs(members: pl.DataFrame) -> np.ndarray | None:
 
 
 def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataFrame:
-    bins = view.points
-    r = points["_r"].to_numpy()
     m = points["_m"].to_numpy()
-    x = points["x"].to_numpy()
-    v = points["v"].cast(pl.Float64).to_numpy()
-    n_metrics = int(m.max()) + 1
-    if n_metrics == 1:
+    return bucket_arrays(
+        points["_r"].to_numpy(),
+        m if m.size and int(m.max()) > 0 else None,
+        points["x"].to_numpy(),
+        points["v"].cast(pl.Float64).to_numpy(),
+        members,
+        view,
+    )
+
+
+def bucket_arrays(
+    r: np.ndarray,
+    m: np.ndarray | None,
+    x: np.ndarray,
+    v: np.ndarray,
+    members: pl.DataFrame,
+    view: View,
+) -> pl.DataFrame:
+    """`bucket` alignment straight from numpy arrays (``m`` None: a single metric)."""
+    if r.size == 0:
+        return pl.DataFrame(schema=ALIGNED_SCHEMA)
+    bins = view.points
+    n_metrics = 1 if m is None else int(m.max()) + 1
+    if m is None:
         lo_of = np.array([x.min()])
         hi_of = np.array([x.max()])
     else:
@@ -240,8 +261,9 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
         np.minimum.at(lo_of, m, x)
         np.maximum.at(hi_of, m, x)
     width_of = (hi_of - lo_of) / bins
-    # bin index = floor((x - lo) / width), clipped; in place, these arrays are the big ones
-    if n_metrics == 1:
+    # bin index = floor((x - lo) / width), at most bins - 1; x - lo >= 0, so truncation
+    # is the floor. In place: these arrays are the big ones.
+    if m is None:
         offset = x - lo_of[0]
         if width_of[0] > 0:
             offset /= width_of[0]
@@ -253,15 +275,16 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
         with np.errstate(invalid="ignore", divide="ignore"):
             offset /= width
         offset[~(width > 0)] = 0.0
-    np.floor(offset, out=offset)
-    np.clip(offset, 0, bins - 1, out=offset)
     key = offset.astype(np.int64)
     del offset
-    if n_metrics == 1:
+    np.minimum(key, bins - 1, out=key)
+    if m is None:
         key += r * bins
     else:
         key += (r * n_metrics + m) * bins
-    keys, sums, counts, dropped = segment_sums(key, v)
+    runs_total = int(members["_r"].max()) + 1 if members.height else 1  # type: ignore[arg-type]
+    keys, sums, counts, dropped = segment_sums(key, v, top=runs_total * n_metrics * bins)
+    del key
     rr = keys // (n_metrics * bins)
     mm = (keys // bins) % n_metrics
     bb = keys % bins
@@ -270,7 +293,16 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
     centre = np.where(
         width_of[mm] > 0, lo_of[mm] + (bb.astype(np.float64) + 0.5) * width_of[mm], lo_of[mm]
     )
-    per_run = pl.DataFrame({"_r": rr, "_m": mm, "_b": bb, "x": centre, "v": means, "d": dropped})
+    per_run = pl.DataFrame(
+        [
+            pl.Series("_r", rr, dtype=pl.Int64),
+            pl.Series("_m", mm, dtype=pl.Int64),
+            pl.Series("_b", bb, dtype=pl.Int64),
+            pl.Series("x", centre, dtype=pl.Float64),
+            pl.Series("v", means, dtype=pl.Float64, nan_to_null=True),
+            pl.Series("d", dropped, dtype=pl.Int64),
+        ]
+    )
     single = _series_of_runs(members)
     if single is not None:
         joined = per_run.with_columns(pl.Series("_s", single[rr], dtype=pl.Int64))
@@ -279,7 +311,7 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
     point = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
     # stable: within a point the rows stay in run order (per_run is sorted by _r)
     out = joined.with_columns(point.alias("_k")).sort("_k", maintain_order=True)
-    return _as_contribution(out.select(*ALIGNED_SCHEMA))
+    return out.select(*ALIGNED_SCHEMA)
 
 
 def point_keys(frame: pl.DataFrame) -> pl.DataFrame:

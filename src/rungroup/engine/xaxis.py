@@ -13,6 +13,8 @@ values there, if it logged several).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -82,37 +84,71 @@ def _x_expression(view: View) -> pl.Expr:
     return pl.col("timestamp").dt.epoch("us").cast(pl.Float64)
 
 
-def points(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> pl.DataFrame:
-    """The selected points: ``_r``, ``_m``, ``x``, ``v`` (collected, in the history's order)."""
+@dataclass(frozen=True)
+class PointArrays:
+    """The selected points as numpy arrays (the fast path for categorical histories)."""
+
+    r: np.ndarray  # int64 run index
+    m: np.ndarray | None  # int64 metric index; None when there is one metric
+    x: np.ndarray  # float64
+    v: np.ndarray  # float64, nulls as NaN
+
+    def frame(self) -> pl.DataFrame:
+        m = np.zeros(self.r.size, dtype=np.int64) if self.m is None else self.m
+        return pl.DataFrame(
+            [
+                pl.Series("_r", self.r, dtype=pl.Int64),
+                pl.Series("_m", m, dtype=pl.Int64),
+                pl.Series("x", self.x, dtype=pl.Float64),
+                pl.Series("v", self.v, dtype=pl.Float64),
+            ]
+        )
+
+
+def point_arrays(
+    runs: Runs, view: View, grouping: Grouping, metrics: list[str]
+) -> PointArrays | None:
+    """The selected points without a join: categorical codes are mapped through lookup tables.
+
+    None when the fast path does not apply (x is a metric, or the history's run ids or
+    metrics are not categorical); `points` then joins.
+    """
     history = runs.history
     schema = history.collect_schema()
-    run_ids = grouping.runs[RUN_KEY].to_list()
-    run_codes = _codes(schema["run_id"], run_ids)
+    run_codes = _codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
     metric_codes = _codes(schema["metric"], metrics)
-    if view.x in X_BUILTINS and run_codes is not None and metric_codes is not None:
-        # fast path: no join over millions of points, the order of the history is kept
-        raw = (
-            history.filter(pl.col("metric").is_in(metrics))
-            .select(
-                pl.col("run_id").to_physical().alias("r"),
-                pl.col("metric").to_physical().alias("m"),
-                _x_expression(view).alias("x"),
-                pl.col("value").alias("v"),
-            )
-            .collect()
-        )
-        r = _lookup(raw["r"].to_numpy(), run_codes)
-        m = _lookup(raw["m"].to_numpy(), metric_codes)
-        frame = raw.select(
-            pl.Series("_r", r, dtype=pl.Int64),
-            pl.Series("_m", m, dtype=pl.Int64),
-            "x",
-            "v",
-        )
-        if bool(np.all(r >= 0)) and bool(np.isfinite(raw["x"].to_numpy()).all()):
-            return frame
-        return frame.filter((pl.col("_r") >= 0) & pl.col("x").is_finite())
-    return _points_by_join(history, schema, view, grouping, metrics)
+    if view.x not in X_BUILTINS or run_codes is None or metric_codes is None:
+        return None
+    every_metric = len(metrics) == len(runs.metrics)
+    selected = history if every_metric else history.filter(pl.col("metric").is_in(metrics))
+    columns = [pl.col("run_id").to_physical().alias("r"), _x_expression(view).alias("x")]
+    if len(metrics) > 1:
+        columns.append(pl.col("metric").to_physical().alias("m"))
+    raw = selected.select(*columns, pl.col("value").cast(pl.Float64).alias("v")).collect()
+    r = _lookup(raw["r"].to_numpy(), run_codes)
+    m = _lookup(raw["m"].to_numpy(), metric_codes) if len(metrics) > 1 else None
+    x = raw["x"].to_numpy()
+    v = raw["v"].to_numpy()
+    keep = None
+    if r.size and int(r.min()) < 0:  # points of runs that are not shown
+        keep = r >= 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        x_total = np.add.reduce(x)
+    if not np.isfinite(x_total):  # some x is null or non-finite (rare)
+        keep = np.isfinite(x) if keep is None else keep & np.isfinite(x)
+    if keep is not None:
+        r, x, v = r[keep], x[keep], v[keep]
+        m = None if m is None else m[keep]
+    return PointArrays(r, m, x, v)
+
+
+def points(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> pl.DataFrame:
+    """The selected points: ``_r``, ``_m``, ``x``, ``v`` (collected, in the history's order)."""
+    arrays = point_arrays(runs, view, grouping, metrics)
+    if arrays is not None:
+        return arrays.frame()
+    history = runs.history
+    return _points_by_join(history, history.collect_schema(), view, grouping, metrics)
 
 
 def _points_by_join(
