@@ -140,6 +140,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
         limit: PAGE_SIZE,
       })) as [DataReply, DataView[]];
       if (mine !== ticket) return;
+      const received = performance.now();
       localError = "";
       if (reply.spec !== null) embeds++;
       await chart.show(reply.spec, reply.spec_key, rows(buffers[0]));
@@ -160,6 +161,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.bytes = String(channel.bytesReceived - before);
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
       root.dataset.embedded = String(embeds);
+      root.dataset.paintMs = String(Math.round(performance.now() - received));
     } catch (error) {
       if (mine === ticket) localError = message(error);
       root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);

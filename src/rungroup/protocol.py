@@ -358,7 +358,7 @@ def chart_dict(chart: Any) -> dict[str, Any]:
     """An Altair chart (or a spec dict) as a Vega-Lite dict with its data inline."""
     if isinstance(chart, dict):
         return copy.deepcopy(chart)
-    spec: dict[str, Any] = chart.to_dict()
+    spec: dict[str, Any] = chart.to_dict(validate=False)
     return spec
 
 

@@ -8,43 +8,23 @@ Set RUNGROUP_DEMO_DIR to reuse demo runs already trained (else they are trained 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from tests.e2e.helpers import Server, Watch
+from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, Server, Watch, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("RUNGROUP_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -64,72 +44,10 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterato
     root = tmp_path_factory.mktemp("served")
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(notebook, root / notebook.name)
-    runtime = tmp_path_factory.mktemp("runtime")
-    settings = tmp_path_factory.mktemp("lab-settings")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RUNGROUP_DEMO_DIR": str(demo_dir),
-        "JUPYTER_RUNTIME_DIR": str(runtime),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("workspaces")),
-        "PYTHONWARNINGS": "ignore",
-    }
-    # No announcements, no update checks: the server must not go online either.
-    (settings / "@jupyterlab").mkdir(parents=True, exist_ok=True)
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(exist_ok=True)
-    (
-        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    ).write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "jupyter-server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter",
-                "lab",
-                "--no-browser",
-                "--ip=127.0.0.1",
-                f"--port={port}",
-                "--ServerApp.token=",
-                "--ServerApp.password=",
-                "--ServerApp.disable_check_xsrf=True",
-                "--ServerApp.open_browser=False",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.expose_app_in_browser=True",
-                "--JupyterNotebookApp.expose_app_in_browser=True",
-                "--LabApp.news_url=",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--LabApp.extension_manager=readonly",
-                "--allow-root",
-            ],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start; see {log}")
-                time.sleep(0.3)
-            yield Server(url=url, root=root, runtime=runtime)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with jupyter_server(
+        root, tmp_path_factory.mktemp("jupyter"), {"RUNGROUP_DEMO_DIR": str(demo_dir)}
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +19,97 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 WIDGET = ".rungroup-explorer"
+
+
+CHROMIUM = os.environ.get("RUNGROUP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def jupyter_server(root: Path, state: Path, env: dict[str, str]) -> Iterator[Server]:
+    """JupyterLab (which also serves Notebook 7) on 127.0.0.1, token off, serving `root`;
+    its runtime files, settings and log go under `state`. Stopped on exit."""
+    runtime, settings, workspaces = state / "runtime", state / "settings", state / "workspaces"
+    notifications = settings / "@jupyterlab" / "apputils-extension"
+    notifications.mkdir(parents=True, exist_ok=True)
+    runtime.mkdir(exist_ok=True)
+    workspaces.mkdir(exist_ok=True)
+    # No announcements, no update checks: the server must not go online either.
+    (notifications / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    port = _free_port()
+    full_env = {
+        **os.environ,
+        **env,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+        "PYTHONWARNINGS": "ignore",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "jupyter-server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.token=",
+                "--ServerApp.password=",
+                "--ServerApp.disable_check_xsrf=True",
+                "--ServerApp.open_browser=False",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.expose_app_in_browser=True",
+                "--JupyterNotebookApp.expose_app_in_browser=True",
+                "--LabApp.news_url=",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--LabApp.extension_manager=readonly",
+                "--allow-root",
+            ],
+            cwd=root,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start; see {log}")
+                time.sleep(0.3)
+            yield Server(url=url, root=root, runtime=runtime)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def open_lab(page: Any, url: str, notebook: str, theme: str | None = None) -> None:

@@ -1,0 +1,285 @@
+"""The Explorer in a real browser: repaint latency, bytes per update, table scrolling.
+
+    .venv/bin/python -m benchmarks.bench_widget [--repeats 12] [--json results.json]
+
+Starts JupyterLab on 127.0.0.1 (as the e2e tests do), drives Debian's chromium with
+Playwright, and measures, inside the page:
+
+1. group-by change -> repainted chart: from the ``change`` event of the group-by dropdown to
+   the second animation frame after the widget has drawn the new data (Python computes the
+   aggregate, sends it as Arrow, Vega swaps the data of its view), at 1,000 runs x 1,000
+   steps x 4 metrics. Each change asks for another grouping than the one before, so every
+   repaint is computed afresh. The Python side's own timings (engine, chart spec, payload)
+   come back with each reply and are reported beside the browser's figure.
+2. bytes per update: the binary buffers plus the JSON of the reply, per change; also at
+   10,000 steps per run, to show that they do not grow with the number of steps.
+3. scrolling a 10,000-run table (grouping off): frame times while scrolling top to bottom,
+   and how many rows are in the DOM at any time.
+
+Figures go to stdout (and to --json); docs/performance.md ("## Widget") quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WIDGET,
+    Server,
+    jupyter_server,
+    open_lab,
+    wait_render,
+)
+
+SYNTHETIC = '''
+import numpy as np
+import polars as pl
+import rungroup as rg
+
+
+def synthetic(n_runs, n_steps, metrics=("loss", "acc", "val_loss", "val_acc"), seed=0):
+    """n_runs runs x n_steps steps x len(metrics) metrics, with config keys a, b, c."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"run{i:05d}" for i in range(n_runs)])
+    runs = pl.DataFrame({
+        "id": ids,
+        "name": ids,
+        "group": [f"g{i % 8}" for i in range(n_runs)],
+        "config.a": rng.integers(0, 10, n_runs),
+        "config.b": rng.choice([0.1, 0.03, 0.01, 0.003, 0.001], n_runs),
+        "config.c": rng.integers(0, 4, n_runs),
+    })
+    m = len(metrics)
+    run = np.repeat(np.arange(n_runs), m * n_steps)
+    metric = np.tile(np.repeat(np.arange(m), n_steps), n_runs)
+    step = np.tile(np.arange(n_steps), n_runs * m)
+    value = np.exp(-step / (n_steps / 3)) * (1 + run / n_runs) + rng.normal(0, 0.02, step.size)
+    history = pl.DataFrame({
+        "run_id": pl.Series(ids[run]).cast(pl.Categorical),
+        "metric": pl.Series(np.array(metrics)[metric]).cast(pl.Categorical),
+        "step": step.astype(np.int64),
+        "value": value,
+    })
+    return rg.Runs(runs, history)
+'''
+
+#: Group-by choices cycled through; consecutive ones always differ.
+GROUPINGS = ["config.a", "config.b", "config.c", "group"]
+
+MEASURE_CHANGE = """
+async ([selector, value]) => {
+  const root = document.querySelector(selector);
+  const select = root.querySelector("select.rg-group-by");
+  const before = Number(root.dataset.renders || 0);
+  const started = performance.now();
+  select.value = value;
+  select.dispatchEvent(new Event("change", { bubbles: true }));
+  while (!(Number(root.dataset.renders || 0) > before && !root.classList.contains("rg-busy"))) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  return {
+    ms: performance.now() - started,
+    bytes: Number(root.dataset.bytes),
+    timings: JSON.parse(root.dataset.timings || "{}"),
+    embeds: Number(root.dataset.embedded || 0),
+    paint: Number(root.dataset.paintMs || 0),
+    lines: root.querySelectorAll(".rg-chart g.mark-line path").length,
+  };
+}
+"""
+
+MEASURE_SCROLL = """
+async (selector) => {
+  const root = document.querySelector(selector);
+  const viewport = root.querySelector(".rg-viewport");
+  const frames = [];
+  let maxRows = 0;
+  let placeholders = 0;
+  let last = performance.now();
+  const step = 260;  // about ten rows per frame, a quick flick of the wheel
+  while (viewport.scrollTop + viewport.clientHeight < viewport.scrollHeight - 1) {
+    viewport.scrollTop += step;
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    const now = performance.now();
+    frames.push(now - last);
+    last = now;
+    maxRows = Math.max(maxRows, root.querySelectorAll(".rg-tr").length);
+    placeholders += root.querySelectorAll(".rg-tr.rg-loading").length;
+  }
+  frames.sort((a, b) => a - b);
+  const q = (p) => frames[Math.min(frames.length - 1, Math.floor(p * frames.length))];
+  const lastRow = root.querySelector(".rg-tr:last-child");
+  return {
+    frames: frames.length,
+    p50_ms: q(0.5),
+    p95_ms: q(0.95),
+    max_ms: frames[frames.length - 1],
+    max_rows_in_dom: maxRows,
+    placeholder_row_frames: placeholders,
+    total_rows: Number(root.dataset.total),
+  };
+}
+"""
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _open(page: Any, server: Server, name: str, cells: list[str]) -> None:
+    server.write_notebook(name, cells)
+    open_lab(page, server.url, name)
+    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=600_000)
+    wait_render(page, 0, timeout=600_000)
+    page.locator(WIDGET).scroll_into_view_if_needed()
+
+
+def group_by_changes(
+    page: Any, server: Server, n_runs: int, n_steps: int, repeats: int
+) -> dict[str, Any]:
+    _open(
+        page,
+        server,
+        f"bench-groupby-{n_runs}-{n_steps}.ipynb",
+        [
+            SYNTHETIC,
+            f"runs = synthetic({n_runs}, {n_steps}).collect()\n"
+            'explorer = rg.Explorer(runs, group_by="config.a")\nexplorer',
+        ],
+    )
+    samples = []
+    for i in range(repeats + 1):
+        value = GROUPINGS[(i + 1) % len(GROUPINGS)]
+        result = page.evaluate(MEASURE_CHANGE, [WIDGET, value])
+        if i > 0:  # the first change warms up the browser side
+            samples.append(result)
+    ms = [s["ms"] for s in samples]
+    engine = [s["timings"].get("aggregate_ms", 0.0) for s in samples]
+    rest = [s["timings"] for s in samples]
+    return {
+        "runs": n_runs,
+        "steps": n_steps,
+        "metrics": 4,
+        "changes": len(samples),
+        "p50_ms": _percentile(ms, 0.5),
+        "p95_ms": _percentile(ms, 0.95),
+        "engine_aggregate_p50_ms": _percentile(engine, 0.5),
+        "browser_and_widget_p50_ms": _percentile(
+            [m - e for m, e in zip(ms, engine, strict=True)], 0.5
+        ),
+        "chart_spec_p50_ms": _percentile([t.get("chart_ms", 0.0) for t in rest], 0.5),
+        "payload_p50_ms": _percentile([t.get("payload_ms", 0.0) for t in rest], 0.5),
+        "browser_paint_p50_ms": _percentile([s["paint"] for s in samples], 0.5),
+        "python_total_p50_ms": _percentile([sum(t.values()) for t in rest], 0.5),
+        "bytes_max": max(s["bytes"] for s in samples),
+        "bytes_mean": statistics.fmean(s["bytes"] for s in samples),
+        "re_embeds": samples[-1]["embeds"] - samples[0]["embeds"],
+        "lines_last": samples[-1]["lines"],
+    }
+
+
+def table_scroll(page: Any, server: Server) -> dict[str, Any]:
+    _open(
+        page,
+        server,
+        "bench-table.ipynb",
+        [
+            SYNTHETIC,
+            'runs = synthetic(10_000, 10, metrics=("loss",)).collect()\n'
+            "explorer = rg.Explorer(runs, grouping=False, points=2)\nexplorer",
+        ],
+    )
+    result: dict[str, Any] = page.evaluate(MEASURE_SCROLL, WIDGET)
+    return result
+
+
+def screenshot(page: Any, server: Server, demo_dir: str | None, path: Path) -> None:
+    """The README picture: the quickstart's Explorer on the demo runs, grouped by lr."""
+    if not demo_dir:
+        return
+    _open(
+        page,
+        server,
+        "screenshot.ipynb",
+        [
+            f"import rungroup as rg\nruns = rg.load({demo_dir!r})\n"
+            'explorer = rg.Explorer(runs, group_by="config.lr", metrics=["val_acc", "val_loss"])'
+            "\nexplorer",
+        ],
+    )
+    page.mouse.move(0, 0)
+    time.sleep(0.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.locator(WIDGET).screenshot(path=str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=12, help="group-by changes to time")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--demo-dir", help="demo runs for the README screenshot")
+    parser.add_argument(
+        "--screenshot", type=Path, default=ROOT / "docs" / "images" / "explorer.png"
+    )
+    parser.add_argument(
+        "--skip-large", action="store_true", help="skip the 250 runs x 10,000 steps case"
+    )
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="rungroup-bench-") as folder:
+        root = Path(folder) / "served"
+        root.mkdir()
+        with jupyter_server(root, Path(folder) / "jupyter", {}) as server, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            blocked: list[str] = []
+
+            def route(route: Any) -> None:
+                host = route.request.url.split("/")[2].split(":")[0]
+                if host in ("127.0.0.1", "localhost"):
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", route)
+            figures["group_by_1000_steps"] = group_by_changes(
+                page, server, 1000, 1000, args.repeats
+            )
+            print(json.dumps(figures["group_by_1000_steps"], indent=2), flush=True)
+            if not args.skip_large:
+                # bytes per update do not depend on the number of steps
+                figures["group_by_10000_steps"] = group_by_changes(
+                    page, server, 250, 10_000, max(3, args.repeats // 4)
+                )
+                print(json.dumps(figures["group_by_10000_steps"], indent=2), flush=True)
+            figures["scroll_10000_runs"] = table_scroll(page, server)
+            print(json.dumps(figures["scroll_10000_runs"], indent=2), flush=True)
+            screenshot(page, server, args.demo_dir, args.screenshot)
+            figures["blocked_requests"] = blocked
+            browser.close()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
