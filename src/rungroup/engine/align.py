@@ -293,6 +293,23 @@ def bucket_arrays(
     centre = np.where(
         width_of[mm] > 0, lo_of[mm] + (bb.astype(np.float64) + 0.5) * width_of[mm], lo_of[mm]
     )
+    single = _series_of_runs(members)
+    if single is not None:  # every run in one series: sort by point key in numpy
+        ss = single[rr]
+        point = (ss * n_metrics + mm) * bins + bb
+        # stable: within a point the rows stay in run order (they are sorted by run now)
+        order = stable_order(point)
+        return pl.DataFrame(
+            [
+                pl.Series("_k", point[order], dtype=pl.Int64),
+                pl.Series("_s", ss[order], dtype=pl.Int64),
+                pl.Series("_m", mm[order], dtype=pl.Int64),
+                pl.Series("x", centre[order], dtype=pl.Float64),
+                pl.Series("_r", rr[order], dtype=pl.Int64),
+                pl.Series("v", means[order], dtype=pl.Float64, nan_to_null=True),
+                pl.Series("d", dropped[order], dtype=pl.Int64),
+            ]
+        )
     per_run = pl.DataFrame(
         [
             pl.Series("_r", rr, dtype=pl.Int64),
@@ -303,15 +320,26 @@ def bucket_arrays(
             pl.Series("d", dropped, dtype=pl.Int64),
         ]
     )
-    single = _series_of_runs(members)
-    if single is not None:
-        joined = per_run.with_columns(pl.Series("_s", single[rr], dtype=pl.Int64))
-    else:
-        joined = per_run.join(members, on="_r", how="inner")
-    point = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
-    # stable: within a point the rows stay in run order (per_run is sorted by _r)
-    out = joined.with_columns(point.alias("_k")).sort("_k", maintain_order=True)
+    joined = per_run.join(members, on="_r", how="inner")  # tags: a run in several series
+    key = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
+    out = joined.with_columns(key.alias("_k")).sort("_k", "_r")
     return out.select(*ALIGNED_SCHEMA)
+
+
+def stable_order(key: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative integer keys, fast: numpy radix-sorts 16-bit keys, so
+    keys below 2^32 are sorted as two 16-bit digits (least significant first)."""
+    top = int(key.max()) if key.size else 0
+    if top < 1 << 16:
+        order: np.ndarray = np.argsort(key.astype(np.uint16), kind="stable")
+        return order
+    if top < 1 << 32:
+        low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+        high = np.argsort((key[low] >> 16).astype(np.uint16), kind="stable")
+        ordered: np.ndarray = low[high]
+        return ordered
+    fallback: np.ndarray = np.argsort(key, kind="stable")
+    return fallback
 
 
 def point_keys(frame: pl.DataFrame) -> pl.DataFrame:
