@@ -96,7 +96,7 @@ async ([selector, value]) => {
     timings: JSON.parse(root.dataset.timings || "{}"),
     embeds: Number(root.dataset.embedded || 0),
     paint: Number(root.dataset.paintMs || 0),
-    lines: root.querySelectorAll(".rg-chart g.mark-line path").length,
+    lines: Number(root.dataset.lines || 0),
   };
 }
 """

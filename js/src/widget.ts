@@ -162,6 +162,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
       root.dataset.embedded = String(embeds);
       root.dataset.paintMs = String(Math.round(performance.now() - received));
+      const drawn = chart.counts();
+      root.dataset.lines = String(drawn.lines);
+      root.dataset.bands = String(drawn.bands);
     } catch (error) {
       if (mine === ticket) localError = message(error);
       root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);

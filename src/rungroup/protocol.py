@@ -265,7 +265,7 @@ def build_table(
             default = ["name", "state", *differing]
             series = pl.lit(focus)
         else:
-            default = ["name", "group", "state", *config[:6]]
+            default = ["name", "group", "state", *_varying(run_rows, config)[:4]]
             series = pl.col("id").replace_strict(
                 membership["id"], membership["series"], default=None, return_dtype=pl.String
             )
@@ -273,7 +273,7 @@ def build_table(
             run_rows.with_columns(series.alias("_series"), pl.lit(0).alias("_depth")), "name"
         )
         offered = ["name", "group", "job_type", "state", "tags", *config, *metric_columns]
-        shown_default = [*default, *[f"{METRIC}{m}" for m in metric_names[:6]]]
+        shown_default = [*default[:1], *[f"{METRIC}{m}" for m in metric_names[:4]], *default[1:]]
     else:
         member_rows = run_rows.join(membership, on="id", how="inner").rename({"series": "_series"})
         visible = member_rows.filter(~pl.col("_hidden"))
@@ -316,9 +316,10 @@ def build_table(
             .drop("_g", "_r")
         )
         keys = group_columns(runs, view)
-        varying = [c for c in config if c not in keys]
+        varying = [c for c in _varying(run_rows, config) if c not in keys]
         offered = ["name", "runs", "state", *config, *metric_columns]
-        shown_default = ["name", "runs", *varying[:5], *[f"{METRIC}{m}" for m in metric_names[:6]]]
+        metrics_shown = [f"{METRIC}{m}" for m in metric_names[:4]]
+        shown_default = ["name", "runs", *metrics_shown, *varying[:4]]
     numeric = {"runs", *metric_columns} | {
         c for c in config if c in rows.columns and rows.schema[c].is_numeric()
     }
@@ -339,6 +340,11 @@ def build_table(
         columns=[_column(c, c in numeric, labels.get(c)) for c in chosen],
         all_columns=[_column(c, c in numeric, labels.get(c)) for c in offered],
     )
+
+
+def _varying(rows: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns whose value is not the same for every row (nulls count as a value)."""
+    return [c for c in columns if rows[c].n_unique() > 1]
 
 
 def _sort_spec(sort: Sequence[str]) -> tuple[str | None, bool]:

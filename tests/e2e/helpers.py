@@ -181,10 +181,10 @@ def count(page: Any, selector: str) -> int:
 
 
 def chart_counts(page: Any) -> tuple[int, int]:
-    """(lines, bands) drawn in the Vega view: one SVG path per series and facet."""
-    lines = count(page, ".rg-chart g.mark-line path")
-    bands = count(page, ".rg-chart g.mark-area path")
-    return lines, bands
+    """(lines, bands) drawn in the Vega view: line and area marks with data, per series and
+    panel, counted in the view's scenegraph by the widget after each repaint."""
+    lines, bands = page.eval_on_selector(WIDGET, "el => [el.dataset.lines, el.dataset.bands]")
+    return int(lines), int(bands)
 
 
 def act(page: Any, action: Any) -> int:

@@ -176,17 +176,16 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         # light and dark themes
         page.mouse.move(0, 0)
         page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-light.png"))
-        light_label = page.eval_on_selector(
-            f"{WIDGET} .rg-chart svg text", "el => getComputedStyle(el).fill"
-        )
+        ink = "el => getComputedStyle(el).color"
+        light_ink = page.eval_on_selector(WIDGET, ink)
+        embedded = int(page.eval_on_selector(WIDGET, "el => el.dataset.embedded"))
         before = int(page.eval_on_selector(WIDGET, "el => el.dataset.renders"))
         set_theme(page, "JupyterLab Dark")
         wait_render(page, before)
         page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-dark.png"))
-        dark_label = page.eval_on_selector(
-            f"{WIDGET} .rg-chart svg text", "el => getComputedStyle(el).fill"
-        )
-        assert light_label != dark_label
+        assert page.eval_on_selector(WIDGET, ink) != light_ink
+        # the chart was embedded again, with the dark theme's colours
+        assert int(page.eval_on_selector(WIDGET, "el => el.dataset.embedded")) == embedded + 1
         set_theme(page, "JupyterLab Light")
     finally:
         kernel.close()

@@ -66,7 +66,9 @@ export class ChartPanel {
       const withData = { ...spec, datasets: { ...datasets, [DATA_NAME]: rows } };
       const result = await embed(this.el, withData as never, {
         actions: false,
-        renderer: "svg",
+        // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
+        // elements cost hundreds of milliseconds per repaint
+        renderer: "canvas",
         config: themeConfig(this.root) as never,
         // no loader: the spec carries no URLs and nothing may be fetched
       });
@@ -87,6 +89,24 @@ export class ChartPanel {
     const view = this.result.view;
     view.data(DATA_NAME, rows);
     await view.runAsync();
+  }
+
+  /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph. */
+  counts(): { lines: number; bands: number } {
+    const counts = { lines: 0, bands: 0 };
+    const view = this.view;
+    if (!view) return counts;
+    type Node = { marktype?: string; items?: Node[] };
+    const visit = (mark: Node): void => {
+      const items = mark.items ?? [];
+      if (mark.marktype === "line" && items.length > 0) counts.lines++;
+      else if (mark.marktype === "area" && items.length > 0) counts.bands++;
+      else if (mark.marktype === "group") {
+        for (const item of items) for (const child of item.items ?? []) visit(child);
+      }
+    };
+    visit((view.scenegraph() as unknown as { root: Node }).root);
+    return counts;
   }
 
   /** Emphasise one series (or none) through the signal the Python side added to the spec. */
