@@ -39,6 +39,9 @@ from rungroup.sources.runrecords import (
 
 __all__ = ["load_csv"]
 
+_RUN = "\x00run"  # the run column of the stacked tables (no CSV header is named so)
+_PATH = "\x00path"
+
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 CONFIG_FILES = (
     "hparams.yaml",
@@ -133,6 +136,25 @@ def _read_table(path: Path) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
+def _read_many(paths: list[Path]) -> dict[str, pl.DataFrame]:
+    """All CSV files in one parallel scan when they share their header and are all numbers
+    (the common case of a tree written by one program); {} when they do not."""
+    if len(paths) < 2:
+        return {}
+    try:
+        stacked = pl.scan_csv(
+            [str(p) for p in paths], include_file_paths=_PATH, infer_schema_length=1000
+        ).collect()
+    except (pl.exceptions.PolarsError, OSError):
+        return {}
+    if not all(d.is_numeric() or d == pl.Null for c, d in stacked.schema.items() if c != _PATH):
+        return {}
+    parts = stacked.with_columns(pl.all().exclude(_PATH).cast(pl.Float64)).partition_by(
+        _PATH, as_dict=True, include_key=False
+    )
+    return {str(key[0]): frame for key, frame in parts.items()}
+
+
 def _read_jsonl(path: Path) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", errors="replace") as handle:
@@ -219,12 +241,15 @@ def load_csv(
     root, files = _find_files(source)
     ids = _run_ids(root, [f for f, _ in files])
     records: list[RunRecord] = []
-    chunks: list[pl.DataFrame] = []
+    same_shape: dict[tuple[Any, ...], list[pl.DataFrame]] = {}
+    read = _read_many([f for f, _ in files if f.suffix.lower() == ".csv"])
     for (path, fields), run_id in progress(
         zip(files, ids, strict=True), total=len(files), desc="csv", enabled=progress_bar
     ):
         try:
-            table = _read_table(path)
+            table = read.pop(str(path), None)
+            if table is None:
+                table = _read_table(path)
         except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as error:
             warn(path, f"not read ({type(error).__name__}: {error})")
             continue
@@ -248,29 +273,39 @@ def load_csv(
         chosen = [m for m in metrics if m in table.columns] if metrics is not None else rest
         if step is not None and step not in table.columns:
             warn(path, f"no step column {step!r}; points numbered in row order")
-        long = wide_to_long(
-            table,
-            run=None,
-            run_id=run_id,
-            step=step_col,
-            time=time_col,
-            timestamp=stamp_col,
-            metrics=chosen,
-        )
-        if table.null_count().sum_horizontal().item():
-            # Lightning's sparse rows repeat `epoch` on every row: identical points carry
-            # nothing.
-            long = long.unique(
-                subset=["metric", "step", "value"], keep="first", maintain_order=True
-            )
         if stamp_col is not None and table.height:
             first = table[stamp_col].drop_nulls()
             if first.len() and math.isfinite(float(first.min())):  # type: ignore[arg-type]
                 record.created_at = utc_from_seconds(float(first.min()))  # type: ignore[arg-type]
-        if long.height:
-            times = long["time"].drop_nulls()
+        if time_col is not None and table.height:
+            times = table[time_col].drop_nulls()
             if times.len():
                 record.runtime = float(times.max())  # type: ignore[arg-type]
         records.append(record)
+        # Files with the same columns are turned long together: one unpivot, not one a file.
+        sparse = bool(table.null_count().sum_horizontal().item())
+        shape = (step_col, time_col, stamp_col, tuple(chosen), sparse)
+        same_shape.setdefault(shape, []).append(
+            table.select(
+                pl.lit(run_id, pl.String).alias(_RUN),
+                *{c: None for c in (step_col, time_col, stamp_col, *chosen) if c is not None},
+            )
+        )
+    chunks: list[pl.DataFrame] = []
+    for (step_col, time_col, stamp_col, chosen, sparse), tables in same_shape.items():
+        long = wide_to_long(
+            pl.concat(tables, how="vertical_relaxed"),
+            run=_RUN,
+            step=step_col,
+            time=time_col,
+            timestamp=stamp_col,
+            metrics=list(chosen),
+        )
+        if sparse:
+            # Lightning's sparse rows repeat `epoch` on every row: identical points carry
+            # nothing.
+            long = long.unique(
+                subset=["run_id", "metric", "step", "value"], keep="first", maintain_order=True
+            )
         chunks.append(long)
     return assemble(records, chunks, parse_strings=True)
