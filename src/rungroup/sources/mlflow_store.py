@@ -326,7 +326,7 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
         for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
             if (run_dir / "meta.yaml").is_file():
                 run_folders.append((experiment_id, run_dir))
-    history: list[pl.DataFrame] = []
+    metric_files: list[tuple[str, str, Path]] = []
     for experiment_id, run_dir in progress(
         run_folders, total=len(run_folders), desc="mlflow", enabled=progress_bar
     ):
@@ -357,14 +357,48 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
                     target.setdefault(run_id, {})[key] = path.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as error:
                     warn(path, f"{kind[:-1]} not read ({error})")
-        for key, path in _key_files(run_dir / "metrics").items():
-            frame = _metric_file(path, run_id, key)
-            if frame is not None and frame.height:
-                history.append(frame)
-                last = frame.sort("step", "timestamp_ms").row(-1, named=True)
-                raw.latest.setdefault(run_id, {})[key] = last["value"]
-    raw.history = history
+        metric_files.extend(
+            (run_id, key, path) for key, path in _key_files(run_dir / "metrics").items()
+        )
+    # Summaries come from the history (the last value of every metric), as MLflow's own
+    # latest_metrics would.
+    raw.history = _metric_files(metric_files)
     return raw
+
+
+def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
+    """Every `metrics/<key>` file: in one parallel scan when all parse, else one by one."""
+    if not files:
+        return []
+    try:
+        stacked = pl.scan_csv(
+            [str(path) for _, _, path in files],
+            has_header=False,
+            separator=" ",
+            new_columns=["timestamp_ms", "value", "step"],
+            schema_overrides={"timestamp_ms": pl.Int64, "value": pl.Float64, "step": pl.Int64},
+            include_file_paths="path",
+        ).collect()
+        if (
+            stacked.width == 4
+            and not stacked.select(pl.any_horizontal(pl.all().is_null()).any()).item()
+        ):
+            names = pl.DataFrame(
+                {
+                    "path": [str(path) for _, _, path in files],
+                    "run_id": [run_id for run_id, _, _ in files],
+                    "metric": [key for _, key, _ in files],
+                }
+            )
+            return [
+                stacked.join(names, on="path", how="left").select(
+                    "run_id", "metric", "step", "timestamp_ms", "value"
+                )
+            ]
+    except (pl.exceptions.PolarsError, OSError):
+        pass
+    frames = [_metric_file(path, run_id, key) for run_id, key, path in files]
+    return [f for f in frames if f is not None and f.height]
 
 
 def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
