@@ -94,7 +94,8 @@ def render_report(runs: Runs, view: View, *, source: str = "") -> str:
     title = f"rungroup report: {source}" if source else "rungroup report"
     # The bundle is vl-convert's own build of vega, vega-lite and vega-embed; escaping
     # "</script" keeps the browser from ending the element inside a string literal.
-    bundle = vl_convert.javascript_bundle().replace("</script", "<\\/script")
+    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
+    bundle = bundle.replace("</script", "<\\/script")
     embed = (
         "vegaEmbed('#chart', " + _script_json(spec) + ", {renderer: 'svg', "
         "actions: {export: true, source: false, compiled: false, editor: false}});"
