@@ -96,6 +96,7 @@ async ([selector, value]) => {
     timings: JSON.parse(root.dataset.timings || "{}"),
     embeds: Number(root.dataset.embedded || 0),
     paint: Number(root.dataset.paintMs || 0),
+    phases: JSON.parse(root.dataset.phases || "{}"),
     lines: Number(root.dataset.lines || 0),
   };
 }
@@ -185,6 +186,10 @@ def group_by_changes(
         "chart_spec_p50_ms": _percentile([t.get("chart_ms", 0.0) for t in rest], 0.5),
         "payload_p50_ms": _percentile([t.get("payload_ms", 0.0) for t in rest], 0.5),
         "browser_paint_p50_ms": _percentile([s["paint"] for s in samples], 0.5),
+        "browser_phases_p50_ms": {
+            phase: _percentile([s["phases"].get(phase, 0) for s in samples], 0.5)
+            for phase in ("decode_ms", "vega_ms", "table_ms")
+        },
         "python_total_p50_ms": _percentile([sum(t.values()) for t in rest], 0.5),
         "bytes_max": max(s["bytes"] for s in samples),
         "bytes_mean": statistics.fmean(s["bytes"] for s in samples),
@@ -239,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-large", action="store_true", help="skip the 250 runs x 10,000 steps case"
     )
+    parser.add_argument("--skip-table", action="store_true", help="skip the table scroll")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -271,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                     page, server, 250, 10_000, max(3, args.repeats // 4)
                 )
                 print(json.dumps(figures["group_by_10000_steps"], indent=2), flush=True)
-            figures["scroll_10000_runs"] = table_scroll(page, server)
-            print(json.dumps(figures["scroll_10000_runs"], indent=2), flush=True)
+            if not args.skip_table:
+                figures["scroll_10000_runs"] = table_scroll(page, server)
+                print(json.dumps(figures["scroll_10000_runs"], indent=2), flush=True)
             screenshot(page, server, args.demo_dir, args.screenshot)
             figures["blocked_requests"] = blocked
             browser.close()

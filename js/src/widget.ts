@@ -143,7 +143,10 @@ function render({ model, el }: RenderProps<Model>): () => void {
       const received = performance.now();
       localError = "";
       if (reply.spec !== null) embeds++;
-      await chart.show(reply.spec, reply.spec_key, rows(buffers[0]));
+      const series = rows<Record<string, unknown>>(buffers[0]);
+      const decoded = performance.now();
+      await chart.show(reply.spec, reply.spec_key, series);
+      const drawnAt = performance.now();
       if (mine !== ticket) return;
       const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
       table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity);
@@ -162,6 +165,11 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
       root.dataset.embedded = String(embeds);
       root.dataset.paintMs = String(Math.round(performance.now() - received));
+      root.dataset.phases = JSON.stringify({
+        decode_ms: Math.round(decoded - received),
+        vega_ms: Math.round(drawnAt - decoded),
+        table_ms: Math.round(performance.now() - drawnAt),
+      });
       const drawn = chart.counts();
       root.dataset.lines = String(drawn.lines);
       root.dataset.bands = String(drawn.bands);

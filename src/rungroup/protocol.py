@@ -414,6 +414,13 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     dim_test = f"{HOVER_SIGNAL} !== null && datum.series !== {HOVER_SIGNAL}"
     for unit in list(_walk(spec)):
         kind = _mark_type(unit)
+        if kind in ("circle", "point") and _invisible(unit):
+            # Invisible points that only carry tooltips: one per point of every series is
+            # thousands of marks to lay out on each repaint. Keep those of the hovered series
+            # (hovering its line, band or table row), which is where a tooltip is wanted.
+            only_hovered = {"filter": f"{HOVER_SIGNAL} !== null && datum.series === {HOVER_SIGNAL}"}
+            unit["transform"] = [*unit.get("transform", []), only_hovered]
+            continue
         if kind not in ("line", "area"):
             continue
         encoding = unit.setdefault("encoding", {})
@@ -454,6 +461,11 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if isinstance(group, list):
                 fields.update(g for g in group if isinstance(g, str))
     return spec, sorted(fields)
+
+
+def _invisible(unit: dict[str, Any]) -> bool:
+    mark = unit.get("mark")
+    return isinstance(mark, dict) and mark.get("opacity") == 0
 
 
 def _stable_names(spec: dict[str, Any]) -> None:

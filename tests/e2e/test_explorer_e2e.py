@@ -160,6 +160,11 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
             "([sel, s]) => document.querySelector(sel).classList.contains('rg-highlight')",
             arg=[f"{WIDGET} .rg-tr.rg-group", hovered],
         )
+        # ... and the chart's hover signal names its series (its line and band stay opaque)
+        page.wait_for_function(
+            "([sel, s]) => document.querySelector(sel).dataset.hover === s",
+            arg=[WIDGET, hovered],
+        )
 
         # export the aggregated frame as CSV, downloaded by the browser
         page.click(f"{WIDGET} .rg-export-button")

@@ -75,7 +75,15 @@ export class ChartPanel {
       this.result = result;
       this.specKey = specKey;
       const view = result.view;
+      // Leaving a line for the tooltip point on it is a mouseout then a mouseover: wait a
+      // moment before letting go of the hovered series, so nothing flickers.
+      let release: ReturnType<typeof setTimeout> | undefined;
+      let current: string | null = null;
       const emit = (series: string | null) => {
+        if (release !== undefined) clearTimeout(release);
+        release = undefined;
+        if (series === current) return;
+        current = series;
         for (const listener of this.hoverListeners) listener(series);
       };
       view.addEventListener("mouseover", (_event, item) => {
@@ -83,7 +91,10 @@ export class ChartPanel {
         const series = datum && typeof datum.series === "string" ? datum.series : null;
         if (series !== null) emit(series);
       });
-      view.addEventListener("mouseout", () => emit(null));
+      view.addEventListener("mouseout", () => {
+        if (release !== undefined) clearTimeout(release);
+        release = setTimeout(() => emit(null), 250);
+      });
       return;
     }
     const view = this.result.view;
@@ -116,6 +127,7 @@ export class ChartPanel {
     try {
       view.signal(HOVER_SIGNAL, series);
       void view.runAsync();
+      this.root.dataset.hover = series ?? "";
     } catch {
       // a spec without the hover signal: nothing to emphasise
     }

@@ -70,6 +70,9 @@ export class RunsTable {
     this.pages.set(0, first);
     this.widths = meta.columns.map((c, i) => (i === 0 ? 260 : c.numeric ? 150 : 120));
     this.spacer.style.height = `${meta.total * ROW_HEIGHT}px`;
+    // as tall as its rows (plus the header), up to ten rows; then it scrolls
+    const rows = Math.max(3, Math.min(meta.total, 10));
+    this.viewport.style.height = `${(rows + 1) * ROW_HEIGHT + 16}px`;
     const width = this.widths.reduce((a, b) => a + b, 0);
     this.spacer.style.width = `${width}px`;
     this.renderHeader(width);
