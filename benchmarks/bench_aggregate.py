@@ -10,7 +10,8 @@
 2. The same computation hand-written in pandas (from a pandas frame already in memory):
    bin the steps, mean per (run, bin), then mean, std and count per (group, bin).
 3. seaborn.lineplot(x="step", y="value", hue="group", errorbar="sd") on a 1 M point subset
-   (100 runs x 10,000 steps), beside rungroup's exact (unbucketed) aggregate of that subset.
+   (100 runs x 10,000 steps), beside rungroup's exact (unbucketed) aggregate of that subset,
+   and rungroup's default view (align="auto", points=1500) of the same subset.
 
 Memory is measured in a fresh process per repeat: Linux's peak RSS (VmHWM) is reset just
 before the call (/proc/self/clear_refs) and read right after it.
@@ -197,6 +198,7 @@ def main() -> None:
     ours_subset = time_rungroup(
         subset, max(3, repeats // 2), group_by=("group",), band="std", align="exact", points=steps
     )
+    ours_default = time_rungroup(subset, max(3, repeats // 2), group_by=("group",))
     del subset
     seaborn_times = time_seaborn(subset_runs, steps, 1 if not args.quick else 2)
 
@@ -210,6 +212,7 @@ def main() -> None:
         ("pandas groupby, same computation", med(pandas_times)),
         (f"rungroup.aggregate, {subset_label}, exact", med(ours_subset)),
         (f"seaborn.lineplot(errorbar='sd'), {subset_label}", med(seaborn_times)),
+        (f"rungroup.aggregate, {subset_label}, default view (auto, 1500)", med(ours_default)),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'what':<{width}}  median seconds")

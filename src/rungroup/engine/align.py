@@ -387,9 +387,11 @@ def align(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataFra
             shared = _shared(reduced, pairs)
             exact_pairs = pairs.join(shared, on=["_s", "_m"], how="semi")
             other_pairs = pairs.join(shared, on=["_s", "_m"], how="anti")
-            out = pl.concat(
-                [_exact(reduced, exact_pairs, view), _interpolate(reduced, other_pairs, view)],
-                how="vertical_relaxed",
-            )
+            parts = []
+            if exact_pairs.height:
+                parts.append(_exact(reduced, exact_pairs, view))
+            if other_pairs.height:
+                parts.append(_interpolate(reduced, other_pairs, view))
+            out = pl.concat(parts, how="vertical_relaxed")
         out = point_keys(out)
     return out.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
