@@ -302,13 +302,16 @@ def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
                 run.start = seconds + nanos / 1e9
 
 
-def _history(data: bytes, a: int, b: int, run: _Run) -> None:
+def _history(data: bytes, a: int, b: int, run: _Run) -> set[bytes]:
+    """Add one history row to `run`; returns the raw bytes of its items."""
     step: int | None = None
     points: list[tuple[str, Any]] = []
     listed = _len_fields(data, a, b)
     fields = [(n, 2, x, y) for n, x, y in listed] if listed is not None else list(spans(data, a, b))
+    raw_items: set[bytes] = set()
     for number, wire, x, y in fields:
         if number == 1 and wire == 2:
+            raw_items.add(data[x:y])
             fast = _fast_item(data, x, y)
             points.append((fast[0], _json(fast[1])) if fast is not None else _key(data, x, y))
         elif number == 2 and wire == 2:
@@ -341,6 +344,30 @@ def _history(data: bytes, a: int, b: int, run: _Run) -> None:
         run.times.append(runtime)
         run.stamps.append(stamp)
         run.values.append(point)
+    return raw_items
+
+
+def _auto_summary(data: bytes, a: int, b: int, row: set[bytes], run: _Run) -> bool:
+    """A summary record that only repeats the items of a history row (wandb writes one
+    with every `log`, just before the row) or sets wandb's own `_` keys: nothing to decode.
+    The summary of those keys is their last value, derived from the history; any explicit
+    value they had is dropped, as W&B's summary follows the latest logged value."""
+    listed = _len_fields(data, a, b)
+    if not listed:
+        return False
+    keys = []
+    for number, x, y in listed:
+        if number != 1 or y - x < 3 or data[x] not in (0x0A, 0x12) or data[x + 1] >= 0x80:
+            return False
+        key = data[x + 2 : x + 2 + data[x + 1]]
+        if key.startswith(b"_"):
+            continue  # wandb's own keys are left out of the summary anyway
+        if data[x:y] not in row:
+            return False
+        keys.append(key)
+    for key in keys:
+        run.summary.pop(key.decode("utf-8", "replace"), None)
+    return True
 
 
 def _numbers(key: str, value: Any, out: list[tuple[str, float]]) -> None:
@@ -359,19 +386,25 @@ def _read_run(path: Path) -> _Run | None:
         warn(path, f"not read ({error})")
         return None
     run = _Run()
+    row: set[bytes] = set()
+    pending: list[tuple[bytes, int, int]] = []
     for index, record in enumerate(records):
         try:
             for number, wire, x, y in spans(record):
                 if wire != 2:
                     continue
                 if number == 2:
-                    _history(record, x, y, run)
+                    row = _history(record, x, y, run)
+                    for held in pending:
+                        if not _auto_summary(*held, row, run):
+                            _items(*held, run.summary)
+                    pending.clear()
                 elif number == 17:
                     _run_record(record, x, y, run)
                 elif number == 5:
                     _items(record, x, y, run.config)
                 elif number == 3:
-                    _items(record, x, y, run.summary)
+                    pending.append((record, x, y))  # compared with the next history row
                 elif number == 18:
                     for enum, ewire, ex, _ in spans(record, x, y):
                         if enum == 1 and ewire == 0:
@@ -384,6 +417,12 @@ def _read_run(path: Path) -> _Run | None:
                     run.preempted = True
         except (DecodeError, IndexError, struct.error) as error:
             warn(path, f"record {index} is not a readable W&B record ({error}); skipped")
+    for held in pending:  # summaries after the last history row
+        try:
+            if not _auto_summary(*held, set(), run):
+                _items(*held, run.summary)
+        except (DecodeError, IndexError, struct.error) as error:
+            warn(path, f"a summary record is not readable ({error}); skipped")
     if run.exit_code is None:
         # A run still being written ends in a partial record; that is not worth a warning.
         recent = time.time() - path.stat().st_mtime < RUNNING_WITHIN
