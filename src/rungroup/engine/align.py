@@ -369,29 +369,136 @@ def _shared(reduced: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def cap_ranks(count: int, points: int) -> np.ndarray:
+    """The ranks kept of `count` sorted distinct x values: all, or `points` evenly spread."""
+    if count <= points:
+        return np.arange(count, dtype=np.int64)
+    j = np.arange(points, dtype=np.int64)
+    ranks: np.ndarray = (2 * j * (count - 1) + (points - 1)) // (2 * (points - 1))
+    return ranks
+
+
+def _run_segments(reduced: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Start, length, run and metric of each (run, metric) stretch of `reduced`."""
+    r = reduced["_r"].to_numpy()
+    m = reduced["_m"].to_numpy()
+    n = r.size
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = (r[1:] != r[:-1]) | (m[1:] != m[:-1])
+    starts = np.flatnonzero(new)
+    return starts, np.diff(np.append(starts, n)), r[starts], m[starts]
+
+
+def _shared_exact(
+    reduced: pl.DataFrame, single: np.ndarray, view: View
+) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """Exact alignment, in numpy, of the series whose runs all logged the same x values.
+
+    `reduced` is sorted by (_r, _m, x) and every run is in one series (`single[_r]`). A series
+    (and metric) is shared when its runs have equally many x values and the same ones; then
+    the cap keeps the same ranks in every run, and the kept rows are gathered directly.
+    Returns those rows as an aligned frame (sorted, with ``_k``), or None, and the
+    (_r, _s, _m) pairs of the series that are not shared.
+    """
+    starts, lengths, seg_r, seg_m = _run_segments(reduced)
+    seg_s = single[seg_r]
+    order = np.lexsort((seg_r, seg_m, seg_s))
+    starts, lengths, seg_r, seg_m, seg_s = (
+        a[order] for a in (starts, lengths, seg_r, seg_m, seg_s)
+    )
+    n_seg = starts.size
+    first = np.ones(n_seg, dtype=bool)
+    first[1:] = (seg_s[1:] != seg_s[:-1]) | (seg_m[1:] != seg_m[:-1])
+    group_start = np.flatnonzero(first)
+    group_end = np.append(group_start[1:], n_seg)
+    group_runs = group_end - group_start
+    group_len = lengths[group_start]
+    shared = np.ones(group_start.size, dtype=bool)
+    x = reduced["x"].to_numpy()
+    for g in np.flatnonzero(group_runs > 1):
+        a, b, length = group_start[g], group_end[g], group_len[g]
+        if (lengths[a:b] != length).any():
+            shared[g] = False
+            continue
+        xs = x[starts[a:b, None] + np.arange(length)[None, :]]
+        shared[g] = bool((xs == xs[0]).all())
+    kept_count = np.where(shared, np.minimum(group_len, view.points), 0)
+    offset = np.concatenate(([0], np.cumsum(kept_count)[:-1]))
+    rows_parts: list[np.ndarray] = []
+    key_parts: list[np.ndarray] = []
+    singles = np.flatnonzero(shared & (group_runs == 1))
+    for length in np.unique(group_len[singles]):  # one-run series, by length: vectorised
+        groups = singles[group_len[singles] == length]
+        ranks = cap_ranks(int(length), view.points)
+        rows_parts.append((starts[group_start[groups]][:, None] + ranks[None, :]).ravel())
+        key_parts.append((offset[groups][:, None] + np.arange(ranks.size)[None, :]).ravel())
+    for g in np.flatnonzero(shared & (group_runs > 1)):
+        a, b = group_start[g], group_end[g]
+        ranks = cap_ranks(int(group_len[g]), view.points)
+        # x-major, run-minor: the rows of one point together, in run order
+        rows_parts.append((starts[a:b][None, :] + ranks[:, None]).ravel())
+        key_parts.append(np.repeat(offset[g] + np.arange(ranks.size), b - a))
+    fast: pl.DataFrame | None = None
+    if rows_parts:
+        rows = np.concatenate(rows_parts)
+        keys = np.concatenate(key_parts)
+        sorted_rows = rows[stable_order(keys)]
+        fast = (
+            reduced[sorted_rows]
+            .with_columns(
+                pl.Series("_k", np.sort(keys), dtype=pl.Int64),
+                pl.Series("_s", single[reduced["_r"].to_numpy()[sorted_rows]], dtype=pl.Int64),
+            )
+            .pipe(_as_contribution)
+            .select(*ALIGNED_SCHEMA)
+        )
+    rest = np.repeat(~shared, group_runs)
+    other = pl.DataFrame(
+        {"_r": seg_r[rest], "_s": seg_s[rest], "_m": seg_m[rest]},
+        schema={"_r": pl.Int64, "_s": pl.Int64, "_m": pl.Int64},
+    )
+    return fast, other
+
+
 def align(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataFrame:
     """Per (series, metric, x, run): the run's contribution ``v`` and its dropped count ``d``."""
     if points.height == 0:
         return pl.DataFrame(schema=ALIGNED_SCHEMA)
     if view.align == "bucket":
         out = _bucket(points, members, view)
+        return out.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
+    reduced = reduce_per_run(points)
+    single = _series_of_runs(members)
+    if view.align in ("exact", "auto") and single is not None:
+        fast, rest = _shared_exact(reduced, single, view)
+        if rest.height == 0 and fast is not None:
+            return fast.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
+        other = (
+            _exact(reduced, rest, view)
+            if view.align == "exact"
+            else (_interpolate(reduced, rest, view))
+        )
+        parts = [other] if fast is None else [fast.select(*_COLUMNS), other]
+        out = point_keys(pl.concat(parts, how="vertical_relaxed"))
+        return out.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
+    # (_r, _s, _m): run r contributes metric m to series s
+    _, _, seg_r, seg_m = _run_segments(reduced)
+    present = pl.DataFrame({"_r": seg_r, "_m": seg_m}, schema={"_r": pl.Int64, "_m": pl.Int64})
+    pairs = members.join(present, on="_r", how="inner")
+    if view.align == "exact":
+        out = _exact(reduced, pairs, view)
+    elif view.align == "interpolate":
+        out = _interpolate(reduced, pairs, view)
     else:
-        reduced = reduce_per_run(points)
-        # (_r, _s, _m): run r contributes metric m to series s
-        pairs = members.join(reduced.select("_r", "_m").unique(), on="_r", how="inner")
-        if view.align == "exact":
-            out = _exact(reduced, pairs, view)
-        elif view.align == "interpolate":
-            out = _interpolate(reduced, pairs, view)
-        else:
-            shared = _shared(reduced, pairs)
-            exact_pairs = pairs.join(shared, on=["_s", "_m"], how="semi")
-            other_pairs = pairs.join(shared, on=["_s", "_m"], how="anti")
-            parts = []
-            if exact_pairs.height:
-                parts.append(_exact(reduced, exact_pairs, view))
-            if other_pairs.height:
-                parts.append(_interpolate(reduced, other_pairs, view))
-            out = pl.concat(parts, how="vertical_relaxed")
-        out = point_keys(out)
+        shared = _shared(reduced, pairs)
+        exact_pairs = pairs.join(shared, on=["_s", "_m"], how="semi")
+        other_pairs = pairs.join(shared, on=["_s", "_m"], how="anti")
+        pieces = []
+        if exact_pairs.height:
+            pieces.append(_exact(reduced, exact_pairs, view))
+        if other_pairs.height:
+            pieces.append(_interpolate(reduced, other_pairs, view))
+        out = pl.concat(pieces, how="vertical_relaxed")
+    out = point_keys(out)
     return out.select(pl.col(name).cast(dtype) for name, dtype in ALIGNED_SCHEMA.items())
