@@ -205,6 +205,15 @@ function render({ model, el }: RenderProps<Model>): () => void {
   });
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
 
+  // A click outside an open menu (metrics, export, columns) closes it.
+  const closeMenus = (event: MouseEvent) => {
+    const target = event.target as Node | null;
+    for (const menu of root.querySelectorAll<HTMLElement>(".rg-popover:not([hidden])")) {
+      if (!target || !menu.parentElement?.contains(target)) menu.setAttribute("hidden", "");
+    }
+  };
+  document.addEventListener("click", closeMenus, true);
+
   controls.update();
   schedule();
 
@@ -213,6 +222,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     model.off("change:info", onInfo);
     model.off("change:error", onError);
     themeObserver.disconnect();
+    document.removeEventListener("click", closeMenus, true);
     channel.close();
     chart.destroy();
   };

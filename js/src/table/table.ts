@@ -5,7 +5,7 @@ import { h } from "../dom";
 import type { TableColumn, TableMeta, TableRow } from "../types";
 
 export const ROW_HEIGHT = 26;
-export const PAGE_SIZE = 100;
+export const PAGE_SIZE = 200;
 const OVERSCAN = 8;
 
 export interface TableHandlers {
@@ -174,7 +174,7 @@ export class RunsTable {
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.meta.total, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     // fetch the page ahead of the scroll too
-    const ahead = Math.floor((last + PAGE_SIZE / 2) / PAGE_SIZE);
+    const ahead = Math.floor((last + PAGE_SIZE) / PAGE_SIZE);
     if (ahead * PAGE_SIZE < this.meta.total) this.row(ahead * PAGE_SIZE);
     const nodes: HTMLElement[] = [];
     for (let i = first; i < last; i++) {
