@@ -443,11 +443,12 @@ def _shared_exact(
     if rows_parts:
         rows = np.concatenate(rows_parts)
         keys = np.concatenate(key_parts)
-        sorted_rows = rows[stable_order(keys)]
+        order = stable_order(keys)
+        sorted_rows = rows[order]
         fast = (
             reduced[sorted_rows]
             .with_columns(
-                pl.Series("_k", np.sort(keys), dtype=pl.Int64),
+                pl.Series("_k", keys[order], dtype=pl.Int64),
                 pl.Series("_s", single[reduced["_r"].to_numpy()[sorted_rows]], dtype=pl.Int64),
             )
             .pipe(_as_contribution)
