@@ -1,7 +1,7 @@
 // The charts: the spec comes from Python (rungroup.chart()); its data is a named source
 // ("rungroup") fed from Arrow rows. A new spec is embedded only when its shape changes;
 // otherwise the existing view gets new data.
-import embed, { type Result } from "vega-embed";
+import embed, { type Result, vega } from "vega-embed";
 
 export const DATA_NAME = "rungroup";
 export const HOVER_SIGNAL = "rg_hover";
@@ -69,6 +69,9 @@ export class ChartPanel {
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
         // elements cost hundreds of milliseconds per repaint
         renderer: "canvas",
+        // Vega warns about the extent of the (deliberately) empty tooltip layer until a
+        // series is hovered; warnings are for spec authors, errors still show.
+        logLevel: vega.Error,
         config: themeConfig(this.root) as never,
         // no loader: the spec carries no URLs and nothing may be fetched
       });
