@@ -113,7 +113,7 @@ def test_corrupt_record_is_a_warning_naming_file_and_record(tmp_path: Path) -> N
         runs = load_tensorboard(tmp_path)
     counts = dict(runs.history.collect().group_by("run_id").len().iter_rows())
     assert counts["good"] == 50
-    assert 40 <= counts["bad"] < 50
+    assert 0 < counts["bad"] < 50  # a record skipped, or the file read up to the damage
 
 
 def test_truncated_file_keeps_what_was_written(tmp_path: Path) -> None:
