@@ -26,6 +26,8 @@ from tests.e2e.helpers import (
     wait_render,
 )
 
+from rungroup.export import read_recipe
+
 pytestmark = pytest.mark.e2e
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -177,6 +179,21 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         header = text.splitlines()[0].split(",")
         assert "series" in header and "line" in header
         assert len(text.strip().splitlines()) - 1 == kernel.eval("explorer.aggregated.height")
+
+        # Parquet carries its recipe; the chart itself as PNG
+        page.click(f"{WIDGET} .rg-export-button")
+        with page.expect_download() as info:
+            page.click(f"{WIDGET} [data-export=parquet]")
+        parquet = ARTIFACTS / "explorer-export.parquet"
+        info.value.save_as(str(parquet))
+        recipe = read_recipe(parquet)
+        assert recipe["rungroup_view"]["group_by"] == kernel.eval("explorer.group_by")
+        page.click(f"{WIDGET} .rg-export-button")
+        with page.expect_download() as info:
+            page.click(f"{WIDGET} [data-export=png]")
+        png = ARTIFACTS / "explorer-chart.png"
+        info.value.save_as(str(png))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
         # light and dark themes
         page.mouse.move(0, 0)

@@ -38,8 +38,13 @@ def make_runs(n_steps: int = 20) -> Runs:
     for i, run_id in enumerate(ids):
         for step in range(n_steps):
             for metric, scale in (("loss", 1.0), ("acc", 0.5)):
-                rows.append((run_id, metric, step, scale * (i + 1) / (step + 1)))
-    history = pl.DataFrame(rows, schema=["run_id", "metric", "step", "value"], orient="row")
+                value = scale * (i + 1) / (step + 1)
+                rows.append((run_id, metric, step, 0.5 * step + i, value))
+    history = pl.DataFrame(
+        rows, schema=["run_id", "metric", "step", "time", "value"], orient="row"
+    ).with_columns(
+        timestamp=pl.datetime(2026, 1, 1, time_zone="UTC") + pl.duration(seconds=pl.col("time"))
+    )
     return Runs(runs, history)
 
 
@@ -353,6 +358,32 @@ def test_bytes_per_update_do_not_grow_with_steps() -> None:
     _, small_buffers = ask(small, "data")
     _, large_buffers = ask(large, "data")
     assert len(large_buffers[0]) <= len(small_buffers[0]) * 1.05
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"x": "time"},
+        {"x": "timestamp"},
+        {"x": "acc", "metrics": ["loss"]},
+        {"smoothing": "ema", "smoothing_param": 0.8},
+        {"smoothing": "window", "smoothing_param": 3, "smooth_order": "after"},
+        {"band": "quantile", "quantiles": [0.1, 0.9], "line": "iqm"},
+        {"band": "ci", "ci_method": "bootstrap", "bootstrap_samples": 200},
+        {"align": "bucket", "points": 5},
+        {"log_y": True, "min_runs": 2},
+        {"reverse": True, "group_by": ["config.seed"]},
+        {"group_by": ["job_type", "config.lr"]},
+    ],
+)
+def test_every_setting_reaches_the_chart(runs: Runs, settings: dict[str, Any]) -> None:
+    w = Explorer(runs)
+    w.update(**settings)
+    reply, buffers = ask(w, "data")
+    assert reply["ok"], reply.get("error")
+    chart = read(buffers[0])
+    assert chart.height == reply["chart_rows"] == w.aggregated.height > 0
+    assert w.view == View(**{"points": WIDGET_POINTS, **settings})
 
 
 def test_hover_signal_and_emphasis_are_in_the_spec(widget: Explorer) -> None:
