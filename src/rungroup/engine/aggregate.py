@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.align import align, bucket_arrays
+from rungroup.engine.align import align, bucket_arrays, is_sorted
 from rungroup.engine.grouping import Grouping, group_runs
 from rungroup.engine.recipe import attach_recipe
 from rungroup.engine.smoothing import smooth
@@ -98,15 +98,17 @@ def _aggregate(
     stats = statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
     stats = line_and_band(stats, view)
     if view.smoothing != "none" and view.smooth_order == "after":
-        stats = smooth(stats.sort("_s", "_m", "x"), list(SMOOTHED_AFTER), ["_s", "_m"], view)
+        stats = smooth(stats.sort("_m", "_s", "x"), list(SMOOTHED_AFTER), ["_m", "_s"], view)
     metric_names = pl.DataFrame(
         {"_m": list(range(len(metrics))), "metric": metrics},
         schema={"_m": pl.Int64, "metric": pl.String},
     )
+    # the points come in (metric, series, x) order already (see align.py); check, not sort
+    if not is_sorted(stats["_m"].to_numpy(), stats["_s"].to_numpy(), stats["x"].to_numpy()):
+        stats = stats.sort("_m", "_s", "x")
     out = (
-        stats.join(grouping.series, on="_s", how="left")
-        .join(metric_names, on="_m", how="left")
-        .sort("_m", "_s", "x")
+        stats.join(grouping.series, on="_s", how="left", maintain_order="left")
+        .join(metric_names, on="_m", how="left", maintain_order="left")
         .with_columns(to_output_x(pl.col("x"), view).alias("x"))
     )
     return out.select(pl.col(name).cast(dtype) for name, dtype in schema.items())

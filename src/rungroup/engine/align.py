@@ -1,9 +1,9 @@
 """Alignment: which value each run contributes at each x of its series.
 
 Input: the points ``_r, _m, x, v`` (after per-run smoothing) and the membership pairs
-``_r, _s``. Output: one row per (series, metric, x, run), sorted by the point key ``_k`` and
-then by run, with ``v`` (the run's finite value there, null if it has none) and ``d`` (how many
-non-finite values were left out there).
+``_r, _s``. Output: one row per (series, metric, x, run), sorted by the point key ``_k``
+(points in metric, series, x order) and then by run, with ``v`` (the run's finite value
+there, null if it has none) and ``d`` (how many non-finite values were left out there).
 
 - One value per run and x first: a run that logged several values at one x contributes the
   mean of its finite ones (``d`` counts the others).
@@ -43,7 +43,7 @@ ALIGNED_SCHEMA: dict[str, pl.DataType] = {
 _COLUMNS = ("_s", "_m", "x", "_r", "v", "d")
 
 
-def _is_sorted(r: np.ndarray, m: np.ndarray, x: np.ndarray) -> bool:
+def is_sorted(r: np.ndarray, m: np.ndarray, x: np.ndarray) -> bool:
     if r.size < 2:
         return True
     dr = r[1:] - r[:-1]
@@ -58,7 +58,7 @@ def reduce_per_run(points: pl.DataFrame, key: str = "x") -> pl.DataFrame:
     r = points["_r"].to_numpy()
     m = points["_m"].to_numpy()
     k = points[key].to_numpy()
-    if not _is_sorted(r, m, k):
+    if not is_sorted(r, m, k):
         points = points.sort("_r", "_m", key, maintain_order=True)
         r = points["_r"].to_numpy()
         m = points["_m"].to_numpy()
@@ -296,7 +296,8 @@ def bucket_arrays(
     single = _series_of_runs(members)
     if single is not None:  # every run in one series: sort by point key in numpy
         ss = single[rr]
-        point = (ss * n_metrics + mm) * bins + bb
+        n_series = int(ss.max()) + 1
+        point = (mm * n_series + ss) * bins + bb  # metric-major: the output's order
         # stable: within a point the rows stay in run order (they are sorted by run now)
         order = stable_order(point)
         return pl.DataFrame(
@@ -321,7 +322,8 @@ def bucket_arrays(
         ]
     )
     joined = per_run.join(members, on="_r", how="inner")  # tags: a run in several series
-    key = (pl.col("_s") * n_metrics + pl.col("_m")) * bins + pl.col("_b")
+    n_series = int(members["_s"].max()) + 1  # type: ignore[arg-type]
+    key = (pl.col("_m") * n_series + pl.col("_s")) * bins + pl.col("_b")
     out = joined.with_columns(key.alias("_k")).sort("_k", "_r")
     return out.select(*ALIGNED_SCHEMA)
 
@@ -343,8 +345,8 @@ def stable_order(key: np.ndarray) -> np.ndarray:
 
 
 def point_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Sort by (_s, _m, x, _r) and number the distinct points ``_k`` = 0, 1, ..."""
-    frame = frame.sort("_s", "_m", "x", "_r")
+    """Sort by (_m, _s, x, _r) and number the distinct points ``_k`` = 0, 1, ..."""
+    frame = frame.sort("_m", "_s", "x", "_r")
     n = frame.height
     changed = np.ones(n, dtype=bool)
     if n > 1:
@@ -403,7 +405,7 @@ def _shared_exact(
     """
     starts, lengths, seg_r, seg_m = _run_segments(reduced)
     seg_s = single[seg_r]
-    order = np.lexsort((seg_r, seg_m, seg_s))
+    order = np.lexsort((seg_r, seg_s, seg_m))  # by metric, series, run: the output's order
     starts, lengths, seg_r, seg_m, seg_s = (
         a[order] for a in (starts, lengths, seg_r, seg_m, seg_s)
     )

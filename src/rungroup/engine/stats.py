@@ -64,6 +64,9 @@ def statistics(aligned: pl.DataFrame, view: View) -> pl.DataFrame:
     # id order): every sum runs in the same order whatever order the runs came in, so results
     # are bit-for-bit independent of it. A sorted key also gives the group-by its fast path.
     frame = aligned.with_columns(pl.col("_k").set_sorted())
+    keys = frame["_k"].to_numpy()
+    if keys.size and bool(np.all(keys[1:] != keys[:-1])):
+        return _single_run_points(frame)
     stats = frame.group_by("_k", maintain_order=True).agg(
         pl.col("_s").first(),
         pl.col("_m").first(),
@@ -91,6 +94,31 @@ def statistics(aligned: pl.DataFrame, view: View) -> pl.DataFrame:
             pl.Series("ci_high", high, dtype=pl.Float64, nan_to_null=True),
         )
     return stats.select("_s", "_m", "x", "n", "dropped", *STAT_COLUMNS)
+
+
+def _single_run_points(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every point has one run (e.g. grouping off): each statistic is that run's value, and
+    the spreads are null; the same numbers as the group-by gives, without grouping."""
+    v = pl.col("v")
+    spread = pl.lit(None, dtype=pl.Float64)
+    return frame.select(
+        "_s",
+        "_m",
+        "x",
+        v.is_not_null().cast(pl.Int64).alias("n"),
+        pl.col("d").cast(pl.Int64).alias("dropped"),
+        v.alias("mean"),
+        v.alias("median"),
+        v.alias("min"),
+        v.alias("max"),
+        spread.alias("std"),
+        spread.alias("stderr"),
+        spread.alias("ci_low"),
+        spread.alias("ci_high"),
+        v.alias("q_low"),
+        v.alias("q_high"),
+        v.alias("iqm"),
+    )
 
 
 def _t_interval(stats: pl.DataFrame, level: float) -> pl.DataFrame:
