@@ -62,6 +62,7 @@ def _check(runs: Runs, rtol: float) -> None:
             assert row[f"summary.{metric}"] == pytest.approx(value, rel=rtol)
 
 
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s)
 def test_mlflow_sqlite_equals_curves(mlflow_sqlite: Path) -> None:
     runs = load_mlflow(mlflow_sqlite)
     _check(runs, rtol=0)
@@ -95,6 +96,7 @@ def test_lightning_csv_equals_curves(lightning_csv: Path) -> None:
     _check(runs, rtol=0)
 
 
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s)
 def test_rungroup_load_detects_every_kind(
     mlflow_sqlite: Path, tensorboard_logs: Path, lightning_csv: Path
 ) -> None:

@@ -21,6 +21,7 @@ def _snapshot(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_size for p in folder.rglob("*")}
 
 
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s)
 def test_sqlite_is_read_in_place_without_writing(mlflow_sqlite: Path) -> None:
     before = _snapshot(mlflow_sqlite.parent)
     assert is_mlflow(mlflow_sqlite) and is_mlflow(mlflow_sqlite.parent)
@@ -29,6 +30,7 @@ def test_sqlite_is_read_in_place_without_writing(mlflow_sqlite: Path) -> None:
     assert _snapshot(mlflow_sqlite.parent) == before
 
 
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s)
 def test_standard_library_reader_equals_adbc(
     mlflow_sqlite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,6 +79,7 @@ def _location(store: str) -> str:
     return store.removeprefix("file://") if store.startswith("file://") else store
 
 
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s)
 def test_nested_runs_group_under_parent_and_tags_map(store: str) -> None:
     from mlflow.entities import Metric
 
