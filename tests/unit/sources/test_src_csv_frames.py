@@ -140,3 +140,14 @@ def test_from_frames_needs_a_run_column() -> None:
         from_frames(history_df=pl.DataFrame({"step": [0], "loss": [1.0]}))
     with pytest.raises(TypeError):
         from_frames()
+
+
+def test_progress_bar_for_large_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(70):  # more than PROGRESS_THRESHOLD files: the bar shows by itself
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        (folder / "metrics.csv").write_text(f"step,loss\n0,{i}\n")
+    assert len(load_csv(tmp_path)) == 70
+    assert "csv" in capsys.readouterr().err
+    assert len(load_csv(tmp_path, progress_bar=False)) == 70
+    assert capsys.readouterr().err == ""
