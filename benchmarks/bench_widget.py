@@ -60,6 +60,10 @@ def synthetic(n_runs, n_steps, metrics=("loss", "acc", "val_loss", "val_acc"), s
         "config.a": rng.integers(0, 10, n_runs),
         "config.b": rng.choice([0.1, 0.03, 0.01, 0.003, 0.001], n_runs),
         "config.c": rng.integers(0, 4, n_runs),
+        "config.d": rng.integers(0, 3, n_runs),
+        "config.e": rng.integers(0, 6, n_runs),
+        "config.f": rng.integers(0, 2, n_runs),
+        "config.g": rng.integers(0, 8, n_runs),
     })
     m = len(metrics)
     run = np.repeat(np.arange(n_runs), m * n_steps)
@@ -75,8 +79,18 @@ def synthetic(n_runs, n_steps, metrics=("loss", "acc", "val_loss", "val_acc"), s
     return rg.Runs(runs, history)
 '''
 
-#: Group-by choices cycled through; consecutive ones always differ.
-GROUPINGS = ["config.a", "config.b", "config.c", "group"]
+#: Group-by choices cycled through: more than the widget keeps computed (`FRAME_CACHE`), so
+#: each change is computed afresh; 2 to 10 groups each.
+GROUPINGS = [
+    "config.a",
+    "config.b",
+    "config.c",
+    "group",
+    "config.d",
+    "config.e",
+    "config.f",
+    "config.g",
+]
 
 MEASURE_CHANGE = """
 async ([selector, value]) => {
@@ -169,6 +183,13 @@ def group_by_changes(
         result = page.evaluate(MEASURE_CHANGE, [WIDGET, value])
         if i > 0:  # the first change warms up the browser side
             samples.append(result)
+    # back and forth between the last two groupings: computed frames are reused, so this is
+    # the widget's and the browser's own cost (no engine)
+    warm = []
+    for i in range(repeats):
+        value = GROUPINGS[(repeats + (i % 2)) % len(GROUPINGS)]
+        warm.append(page.evaluate(MEASURE_CHANGE, [WIDGET, value]))
+    warm_ms = [s["ms"] for s in warm]
     ms = [s["ms"] for s in samples]
     engine = [s["timings"].get("aggregate_ms", 0.0) for s in samples]
     rest = [s["timings"] for s in samples]
@@ -191,6 +212,9 @@ def group_by_changes(
             for phase in ("decode_ms", "vega_ms", "table_ms")
         },
         "python_total_p50_ms": _percentile([sum(t.values()) for t in rest], 0.5),
+        "reused_frame_p50_ms": _percentile(warm_ms, 0.5),
+        "reused_frame_p95_ms": _percentile(warm_ms, 0.95),
+        "reused_frame_paint_p50_ms": _percentile([s["paint"] for s in warm], 0.5),
         "bytes_max": max(s["bytes"] for s in samples),
         "bytes_mean": statistics.fmean(s["bytes"] for s in samples),
         "re_embeds": samples[-1]["embeds"] - samples[0]["embeds"],

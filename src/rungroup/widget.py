@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ _STATIC = Path(__file__).parent / "static"
 #: ``Explorer(..., points=1500)`` gives the engine's default back.
 WIDGET_POINTS = 400
 _DEFAULT = View(points=WIDGET_POINTS)
+#: Computed frames kept per widget (each is what the charts of one setting show).
+FRAME_CACHE = 4
 
 #: Traits that are `View` fields (same names, same order as the dataclass).
 VIEW_FIELDS: tuple[str, ...] = View.field_names()
@@ -155,7 +158,8 @@ class Explorer(anywidget.AnyWidget):
         view = View(**{"points": WIDGET_POINTS, **view_settings})
         self._runs = runs.collect()
         self._finals_cache: pl.DataFrame | None = None
-        self._frame_cache: tuple[Any, _Frame] | None = None
+        #: The last few computed frames: going back to a grouping is instant.
+        self._frame_cache: OrderedDict[Any, _Frame] = OrderedDict()
         self._table_cache: tuple[Any, protocol.Table] | None = None
         _check_against_runs(view, self._runs)
         traits = {name: _trait_value(name, getattr(view, name)) for name in VIEW_FIELDS}
@@ -226,7 +230,7 @@ class Explorer(anywidget.AnyWidget):
             runs = _load(runs)
         self._runs = runs.collect()
         self._finals_cache = None
-        self._frame_cache = None
+        self._frame_cache.clear()
         self._table_cache = None
         self.info = _info(self._runs)
 
@@ -289,10 +293,14 @@ class Explorer(anywidget.AnyWidget):
     def _frame(self) -> _Frame:
         view = self.view
         key = (view, self.search, self.focus, id(self._runs))
-        if self._frame_cache is not None and self._frame_cache[0] == key:
-            return self._frame_cache[1]
+        frame = self._frame_cache.get(key)
+        if frame is not None:
+            self._frame_cache.move_to_end(key)
+            return frame
         frame = _compute_frame(self._runs, view, self.search, self.focus)
-        self._frame_cache = (key, frame)
+        self._frame_cache[key] = frame
+        while len(self._frame_cache) > FRAME_CACHE:
+            self._frame_cache.popitem(last=False)
         return frame
 
     def _finals(self) -> pl.DataFrame:
