@@ -390,3 +390,14 @@ def test_hover_signal_and_emphasis_are_in_the_spec(widget: Explorer) -> None:
     spec = widget.spec
     assert {"name": protocol.HOVER_SIGNAL, "value": None} in spec["params"]
     assert protocol.HOVER_SIGNAL in json.dumps(spec)
+
+
+def test_recent_frames_are_reused(widget: Explorer) -> None:
+    first = widget.aggregated
+    widget.group_by = ["config.lr"]
+    by_lr = widget.aggregated
+    assert by_lr is not first
+    widget.group_by = ["group"]
+    assert widget.aggregated is first  # computed once, shown again
+    widget.hidden = ["r0"]
+    assert widget.aggregated is not first  # another view: computed afresh
