@@ -618,7 +618,10 @@ def _root_names(raw: _Raw) -> dict[str, str]:
     return roots
 
 
-def _to_runs(raw: _Raw, group_tag: str, job_type_tag: str, nested: bool) -> Runs:
+def run_records(
+    raw: _Raw, group_tag: str, job_type_tag: str, nested: bool
+) -> tuple[list[RunRecord], dict[str, int | None]]:
+    """One `RunRecord` per run of `raw`, and each run's start time (ms since 1970)."""
     roots = _root_names(raw) if nested else {}
     records: list[RunRecord] = []
     starts: dict[str, int | None] = {}
@@ -650,16 +653,17 @@ def _to_runs(raw: _Raw, group_tag: str, job_type_tag: str, nested: bool) -> Runs
                 summary=dict(raw.latest.get(run_id, {})),
             )
         )
-    history = (
-        pl.concat(raw.history, how="vertical_relaxed")
-        if raw.history
-        else pl.DataFrame(schema=HISTORY_COLUMNS)
-    ).with_columns(pl.col("run_id", "metric").cast(pl.Categorical))
+    return records, starts
+
+
+def timed_history(history: pl.LazyFrame, starts: dict[str, int | None]) -> pl.LazyFrame:
+    """Raw metric rows (`HISTORY_COLUMNS`) -> history chunk columns: `time` from each run's
+    start, `timestamp` from the milliseconds; rows of runs not in `starts` are left out."""
     start_frame = pl.DataFrame(
         {"run_id": list(starts), "start_ms": list(starts.values())},
         schema={"run_id": pl.Categorical, "start_ms": pl.Int64},
     )
-    history = history.join(start_frame, on="run_id", how="inner").select(
+    return history.join(start_frame.lazy(), on="run_id", how="inner", maintain_order="left").select(
         "run_id",
         "metric",
         "step",
@@ -667,7 +671,16 @@ def _to_runs(raw: _Raw, group_tag: str, job_type_tag: str, nested: bool) -> Runs
         (pl.col("timestamp_ms") * 1000).cast(pl.Datetime("us", "UTC")).alias("timestamp"),
         "value",
     )
-    return assemble(records, [history], parse_strings=True)
+
+
+def _to_runs(raw: _Raw, group_tag: str, job_type_tag: str, nested: bool) -> Runs:
+    records, starts = run_records(raw, group_tag, job_type_tag, nested)
+    history = (
+        pl.concat(raw.history, how="vertical_relaxed")
+        if raw.history
+        else pl.DataFrame(schema=HISTORY_COLUMNS)
+    ).with_columns(pl.col("run_id", "metric").cast(pl.Categorical))
+    return assemble(records, [timed_history(history.lazy(), starts).collect()], parse_strings=True)
 
 
 def load_mlflow(
