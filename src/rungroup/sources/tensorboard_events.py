@@ -264,8 +264,21 @@ def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
 
 
 def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None:
-    data = path.read_bytes()
-    plugins: dict[str, str] = {}
+    decode_events(path.read_bytes(), path, prefix, into, check_crc, {})
+
+
+def decode_events(
+    data: bytes,
+    path: Path,
+    prefix: str,
+    into: _Scalars,
+    check_crc: bool,
+    plugins: dict[str, str],
+) -> None:
+    """Decode the records of `data` (whole records of one event file) into `into`.
+
+    `plugins` (tag -> plugin name, written only with a tag's first value) carries over from
+    the earlier records of the same file."""
     records = _frame_records(data, path, check_crc)
     done = _simple_values(data, records, prefix, into)
     tags: list[str] = []
@@ -439,6 +452,92 @@ def _run_folders(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, A
     return path, [(f, {}) for f in folders], False
 
 
+RunFiles = list[tuple[Path, dict[str, Any], list[tuple[Path, str]]]]
+
+
+def find_run_files(source: str | Path) -> tuple[Path, bool, RunFiles]:
+    """(root, templated, [(run folder, template fields, [(event file, metric prefix)])])."""
+    root, folders, templated = _run_folders(source)
+    single_file = Path(str(source)).is_file()
+    run_files: RunFiles = []
+    for folder, fields in folders:
+        if single_file:
+            files = [(Path(str(source)), "")]
+        elif templated:
+            files = [
+                (p, p.parent.relative_to(folder).as_posix() + "/" if p.parent != folder else "")
+                for p in sorted(folder.rglob(EVENT_GLOB))
+                if p.is_file()
+            ]
+        else:
+            files = [(p, "") for p in sorted(folder.glob(EVENT_GLOB)) if p.is_file()]
+        if files:
+            run_files.append((folder, fields, files))
+    return root, templated, run_files
+
+
+def merge_hparams_folders(
+    parsed: dict[Path, tuple[dict[str, Any], _Scalars]], root: Path, templated: bool
+) -> None:
+    """torch's add_hparams() writes its hparams into a timestamped subfolder of the run: a
+    folder holding only hparams (and their metric copies) joins its parent run (in place)."""
+    if templated:
+        return
+    for folder in sorted(parsed, key=lambda p: len(p.parts), reverse=True):
+        scalars = parsed[folder][1]
+        if scalars.hparams and folder.parent in parsed and folder != root:
+            parent = parsed[folder.parent][1]
+            parent.hparams = {**scalars.hparams, **parent.hparams}
+            parent.state = parent.state or scalars.state
+            del parsed[folder]
+
+
+def run_record(
+    folder: Path,
+    fields: dict[str, Any],
+    scalars: _Scalars,
+    root: Path,
+    options: dict[str, Any],
+) -> RunRecord:
+    """A run's record; `options`: `project`, `group`, `job_type`, `name`, `hparams` as given
+    to `load_tensorboard`."""
+    relative = folder.relative_to(root).as_posix() if folder != root else folder.name
+    record = RunRecord(
+        id=relative or folder.name,
+        source=f"tensorboard:{folder}",
+        project=options["project"],
+        group=scalars.group,
+        state=scalars.state,
+    )
+    if options["hparams"]:
+        record.config.update(scalars.hparams)
+    apply_fields(record, fields)
+    values = {**record.config, **fields}
+    for attribute in ("group", "job_type", "name"):
+        value = format_option(options[attribute], values)
+        if value is not None:
+            setattr(record, attribute, value)
+    record.created_at = utc_from_seconds(scalars.first_wall)
+    if scalars.first_wall is not None and scalars.last_wall is not None:
+        record.runtime = scalars.last_wall - scalars.first_wall
+    return record
+
+
+def timed_points(points: pl.DataFrame | pl.LazyFrame, run_id: Any, first: Any) -> Any:
+    """(metric, step, wall, value) -> history chunk columns; `run_id` and `first` (the run's
+    first wall time) are values or expressions."""
+    run = run_id if isinstance(run_id, pl.Expr) else pl.lit(run_id, pl.String)
+    wall = pl.col("wall").fill_nan(None)
+    return points.select(
+        run.alias("run_id"),
+        "metric",
+        "step",
+        (wall - first).alias("time"),
+        (wall * 1e6).round().cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("timestamp"),
+        "value",
+    )
+
+
 def load_tensorboard(
     source: str | Path,
     *,
@@ -459,23 +558,7 @@ def load_tensorboard(
     `check_crc=False` skips the checksums (faster; corrupt records are then only caught by
     the protobuf decoding).
     """
-    root, folders, templated = _run_folders(source)
-    single_file = Path(str(source)).is_file()
-    run_files: list[tuple[Path, dict[str, Any], list[tuple[Path, str]]]] = []
-    for folder, fields in folders:
-        if single_file:
-            files = [(Path(str(source)), "")]
-        elif templated:
-            files = [
-                (p, p.parent.relative_to(folder).as_posix() + "/" if p.parent != folder else "")
-                for p in sorted(folder.rglob(EVENT_GLOB))
-                if p.is_file()
-            ]
-        else:
-            files = [(p, "") for p in sorted(folder.glob(EVENT_GLOB)) if p.is_file()]
-        if files:
-            run_files.append((folder, fields, files))
-
+    root, templated, run_files = find_run_files(source)
     parsed: dict[Path, tuple[dict[str, Any], _Scalars]] = {}
     for folder, fields, files in progress(
         run_files, total=len(run_files), desc="tensorboard", enabled=progress_bar
@@ -488,56 +571,21 @@ def load_tensorboard(
                 warn(path, f"not read ({error})")
         parsed[folder] = (fields, scalars)
 
-    if not templated:
-        # torch's add_hparams() writes its hparams into a timestamped subfolder of the run:
-        # a folder holding only hparams (and their metric copies) joins its parent run.
-        for folder in sorted(parsed, key=lambda p: len(p.parts), reverse=True):
-            fields, scalars = parsed[folder]
-            if scalars.hparams and folder.parent in parsed and folder != root:
-                parent = parsed[folder.parent][1]
-                parent.hparams = {**scalars.hparams, **parent.hparams}
-                parent.state = parent.state or scalars.state
-                del parsed[folder]
-
+    merge_hparams_folders(parsed, root, templated)
+    options = {
+        "project": project,
+        "group": group,
+        "job_type": job_type,
+        "name": name,
+        "hparams": hparams,
+    }
     records: list[RunRecord] = []
     chunks: list[pl.DataFrame] = []
     for folder, (fields, scalars) in parsed.items():
-        relative = folder.relative_to(root).as_posix() if folder != root else folder.name
-        record = RunRecord(
-            id=relative or folder.name,
-            source=f"tensorboard:{folder}",
-            project=project,
-            group=scalars.group,
-            state=scalars.state,
-        )
-        if hparams:
-            record.config.update(scalars.hparams)
-        apply_fields(record, fields)
-        values = {**record.config, **fields}
-        for attribute, option in (("group", group), ("job_type", job_type), ("name", name)):
-            value = format_option(option, values)
-            if value is not None:
-                setattr(record, attribute, value)
-        record.created_at = utc_from_seconds(scalars.first_wall)
-        if scalars.first_wall is not None and scalars.last_wall is not None:
-            record.runtime = scalars.last_wall - scalars.first_wall
+        record = run_record(folder, fields, scalars, root, options)
         records.append(record)
         points = pl.concat(scalars.blocks) if scalars.blocks else None
         if points is not None and points.height:
             first = scalars.first_wall if scalars.first_wall is not None else 0.0
-            wall = pl.col("wall").fill_nan(None)
-            chunks.append(
-                points.select(
-                    pl.lit(record.id, pl.String).alias("run_id"),
-                    "metric",
-                    "step",
-                    (wall - first).alias("time"),
-                    (wall * 1e6)
-                    .round()
-                    .cast(pl.Int64)
-                    .cast(pl.Datetime("us", "UTC"))
-                    .alias("timestamp"),
-                    "value",
-                )
-            )
+            chunks.append(timed_points(points, record.id, first))
     return assemble(records, chunks)
