@@ -28,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.mlflow_store import (
     HISTORY_COLUMNS,
     _finish_history,
@@ -37,7 +38,7 @@ from rungroup.sources.mlflow_store import (
     run_records,
     timed_history,
 )
-from rungroup.sources.runrecords import CHUNK_SCHEMA, assemble
+from rungroup.sources.runrecords import assemble
 
 __all__ = ["MlflowFollower"]
 
@@ -48,7 +49,6 @@ IN_BATCH = 500
 
 _RUN_COLUMNS = "run_uuid, name, status, start_time, end_time, lifecycle_stage, experiment_id"
 _POINTS_SCHEMA = {**HISTORY_COLUMNS, "run_id": pl.Categorical, "metric": pl.Categorical}
-_LAST_SCHEMA = {"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64}
 
 
 class MlflowFollower:
@@ -97,7 +97,7 @@ class MlflowFollower:
         self._tags: dict[str, dict[str, str]] = {}
         self._latest: dict[str, dict[str, float]] = {}
         self._points = pl.DataFrame(schema=_POINTS_SCHEMA)
-        self._last = pl.DataFrame(schema=_LAST_SCHEMA)
+        self._last = pl.DataFrame(schema=LAST_SCHEMA)
         self._current = None
 
     def close(self) -> None:
@@ -260,17 +260,7 @@ class MlflowFollower:
         self._points = pl.concat([self._points, points.select(list(_POINTS_SCHEMA))], rechunk=False)
         if self._points.n_chunks() > MAX_CHUNKS:
             self._points = self._points.rechunk()
-        # The last value at the largest step of every (run, metric), as `last_values` finds
-        # it over the whole history: the new rows come after the kept ones.
-        new = points.select(pl.col("run_id", "metric").cast(pl.String), "step", "value")
-        self._last = (
-            pl.concat([self._last, new])
-            .group_by("run_id", "metric", maintain_order=True)
-            .agg(
-                pl.col("step").max(),
-                pl.col("value").filter(pl.col("step") == pl.col("step").max()).last(),
-            )
-        )
+        self._last = update_last(self._last, points)
 
     def _read_latest(self, connection: sqlite3.Connection, run_ids: set[str]) -> None:
         ids = sorted(run_ids)
@@ -325,17 +315,8 @@ class MlflowFollower:
     def _runs(self) -> Runs:
         raw = self._raw()
         records, starts = run_records(raw, self.group_tag, self.job_type_tag, self.nested)
-        kept = list(starts)
-        last = self._last.filter(pl.col("run_id").is_in(kept))
-        last_chunk = last.select(
-            "run_id",
-            "metric",
-            "step",
-            pl.lit(None, pl.Float64).alias("time"),
-            pl.lit(None, CHUNK_SCHEMA["timestamp"]).alias("timestamp"),
-            "value",
-        )
-        runs_frame = assemble(records, [last_chunk], parse_strings=True).runs
+        chunk = last_chunk(self._last, starts)
+        runs_frame = assemble(records, [chunk], parse_strings=True).runs
         history = timed_history(self._points.lazy(), starts).select(
             [pl.col(name).cast(dtype) for name, dtype in HISTORY_SCHEMA.items()]
         )
