@@ -161,6 +161,9 @@ class Explorer(anywidget.AnyWidget):
         #: The last few computed frames: going back to a grouping is instant.
         self._frame_cache: OrderedDict[Any, _Frame] = OrderedDict()
         self._table_cache: tuple[Any, protocol.Table] | None = None
+        #: Whether `error` came from a failed request (cleared by the next good reply) or
+        #: from an invalid change made in the browser (cleared by the next valid change).
+        self._request_error = False
         _check_against_runs(view, self._runs)
         traits = {name: _trait_value(name, getattr(view, name)) for name in VIEW_FIELDS}
         super().__init__(**traits, **ui_settings, info=_info(self._runs))
@@ -214,8 +217,14 @@ class Explorer(anywidget.AnyWidget):
         try:
             super().set_state(sync_data)
         except TraitError as error:
+            # Shown until the next valid change (the data reply that follows the undo must
+            # not clear it).
             self.error = str(error)
+            self._request_error = False
             self.send_state(list(sync_data))
+            return
+        if self.error and not self._request_error:
+            self.error = ""
 
     # --- data
 
@@ -361,8 +370,9 @@ class Explorer(anywidget.AnyWidget):
         except Exception as error:  # every failure is answered, and shown in the widget
             message = _describe(error)
             self.error = message
+            self._request_error = True
             return {"kind": kind, "id": request_id, "ok": False, "error": message}, []
-        if kind == "data" and self.error:
+        if kind == "data" and self.error and self._request_error:
             self.error = ""
         return {"kind": kind, "id": request_id, "ok": True, **body}, buffers
 

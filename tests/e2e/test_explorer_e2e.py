@@ -113,6 +113,16 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         low = page.locator(f"{WIDGET} input.rg-q-low")
         act(page, lambda: low.fill("10") or low.press("Tab"))
         assert kernel.eval("explorer.quantiles") == [0.1, 0.75]
+        # an invalid value typed in the widget is refused, and the reason shown in the widget
+        low.fill("90")
+        low.press("Tab")
+        page.wait_for_selector(f"{WIDGET} .rg-error:not([hidden])")
+        assert "quantiles" in page.inner_text(f"{WIDGET} .rg-error")
+        assert kernel.eval("explorer.quantiles") == [0.1, 0.75]
+        assert "quantiles" in kernel.eval("explorer.error")
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel).value === '10'", arg=f"{WIDGET} input.rg-q-low"
+        )
 
         # a change from Python shows up in the browser
         act(page, lambda: kernel.run("explorer.band = 'stderr'"))

@@ -152,8 +152,11 @@ def test_browser_changes_are_validated_and_shown(widget: Explorer) -> None:
     widget.set_state({"band": "bogus"})
     assert widget.band == "std"
     assert "choose one of" in widget.error
+    reply, _ = ask(widget, "data")  # the browser redraws after the undo...
+    assert reply["ok"] and "choose one of" in widget.error  # ...and the message stays
     widget.set_state({"band": "minmax", "line": "max"})
     assert (widget.band, widget.line) == ("minmax", "max")
+    assert widget.error == ""
 
 
 # --- requests and replies
