@@ -1,0 +1,256 @@
+"""Following a TensorBoard log folder while event files are written: each poll reads only the
+bytes appended since the last one.
+
+A `TensorBoardFollower` keeps, for every event file, the offset just past its last complete
+TFRecord (`uint64 length, uint32 crc, data, uint32 crc`). A poll lists the run folders and
+their event files again (new runs and new files are picked up), reads each file from its
+offset to its current size, decodes the complete records with `load_tensorboard`'s decoder
+and leaves a record still being written for the next poll. The tag -> plugin map, which
+TensorBoard writes only with a tag's first value, is kept per file across polls.
+
+The points are kept with their wall time; `time` and `timestamp` are derived from each run's
+first wall time when the history is queried, as `load_tensorboard` derives them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
+from rungroup.sources.runrecords import assemble, warn
+from rungroup.sources.tensorboard_events import (
+    _Scalars,
+    decode_events,
+    find_run_files,
+    merge_hparams_folders,
+    run_record,
+    timed_points,
+)
+
+__all__ = ["TensorBoardFollower", "complete_length"]
+
+#: Merge the points' chunks once there are more than this many (appends add one a poll).
+MAX_CHUNKS = 32
+_LENGTH = struct.Struct("<Q")
+_POINTS_SCHEMA = {
+    "run_id": pl.Categorical,
+    "metric": pl.String,
+    "step": pl.Int64,
+    "wall": pl.Float64,
+    "value": pl.Float64,
+}
+
+
+def complete_length(data: bytes) -> int:
+    """How many leading bytes of `data` (starting at a record) are whole TFRecords."""
+    pos = 0
+    size = len(data)
+    while pos + 12 <= size:
+        end = pos + 12 + _LENGTH.unpack_from(data, pos)[0] + 4
+        if end > size:
+            break
+        pos = end
+    return pos
+
+
+@dataclass
+class _File:
+    offset: int = 0
+    plugins: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """What is known of one run folder between polls."""
+
+    files: dict[Path, _File] = field(default_factory=dict)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
+    state: str | None = None
+    first_wall: float | None = None
+    last_wall: float | None = None
+    run_id: str = ""
+
+
+class TensorBoardFollower:
+    """Polls a TensorBoard log folder (or template, or one event file); `poll()` returns the
+    current `Runs` and whether it changed.
+
+    Options are those of `load_tensorboard`; every poll returns what
+    ``load_tensorboard(source, **options)`` would return for the complete records written
+    by then.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        project: str | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
+        name: str | None = None,
+        hparams: bool = True,
+        check_crc: bool = True,
+    ) -> None:
+        self.source = os.fspath(source)
+        find_run_files(self.source)  # raises FileNotFoundError for a missing folder
+        self.options = {
+            "project": project,
+            "group": group,
+            "job_type": job_type,
+            "name": name,
+            "hparams": hparams,
+        }
+        self.check_crc = check_crc
+        self._runs: dict[Path, _Run] = {}
+        self._points = pl.DataFrame(schema=_POINTS_SCHEMA)
+        self._last = pl.DataFrame(schema=LAST_SCHEMA)
+        self._current: Runs | None = None
+        #: bytes of event files read by the last poll (what "only what changed" costs)
+        self.bytes_read = 0
+
+    def poll(self) -> tuple[Runs, bool]:
+        """Read what changed since the last poll; `changed` is False when nothing did."""
+        self.bytes_read = 0
+        root, templated, run_files = find_run_files(self.source)
+        folders = [folder for folder, _, _ in run_files]
+        changed = list(self._runs) != folders
+        for gone in set(self._runs) - set(folders):
+            self._forget(self._runs.pop(gone))
+        new_chunks: list[pl.DataFrame] = []
+        for folder, _fields, files in run_files:
+            run = self._runs.get(folder)
+            if run is None:
+                run = self._runs[folder] = _Run()
+                relative = folder.relative_to(root).as_posix() if folder != root else folder.name
+                run.run_id = relative or folder.name
+            if self._shrunk(run, files):
+                self._forget(run)
+                changed = True
+            for path, prefix in files:
+                chunk = self._read(run, path, prefix)
+                if chunk is not None:
+                    changed = True
+                    if chunk.height:
+                        new_chunks.append(chunk)
+        self._runs = {folder: self._runs[folder] for folder in folders}
+        if new_chunks:
+            new = pl.concat(new_chunks)
+            self._points = pl.concat([self._points, new], rechunk=False)
+            if self._points.n_chunks() > MAX_CHUNKS:
+                self._points = self._points.rechunk()
+            self._last = update_last(self._last, new)
+        if changed or self._current is None:
+            self._current = self._assemble(root, templated, run_files)
+            return self._current, True
+        return self._current, False
+
+    def _shrunk(self, run: _Run, files: list[tuple[Path, str]]) -> bool:
+        """True when an event file got shorter or went away (rewritten: read the run again)."""
+        present = {path for path, _ in files}
+        if any(path not in present for path in run.files):
+            return True
+        for path, _ in files:
+            known = run.files.get(path)
+            if known is None:
+                continue
+            try:
+                if path.stat().st_size < known.offset:
+                    warn(path, f"shrank below {known.offset} bytes; read again")
+                    return True
+            except OSError:
+                return True
+        return False
+
+    def _forget(self, run: _Run) -> None:
+        self._points = self._points.filter(pl.col("run_id").cast(pl.String) != run.run_id)
+        self._last = self._last.filter(pl.col("run_id") != run.run_id)
+        run.files.clear()
+        run.hparams = {}
+        run.group = run.state = None
+        run.first_wall = run.last_wall = None
+
+    def _read(self, run: _Run, path: Path, prefix: str) -> pl.DataFrame | None:
+        """The points of the records completed since the last read (None if none were)."""
+        known = run.files.setdefault(path, _File())
+        try:
+            with path.open("rb") as handle:
+                handle.seek(known.offset)
+                data = handle.read()
+        except OSError as error:
+            warn(path, f"not read ({error})")
+            return None
+        self.bytes_read += len(data)
+        complete = complete_length(data)
+        if complete == 0:
+            return None
+        scalars = _Scalars(
+            first_wall=run.first_wall,
+            last_wall=run.last_wall,
+            hparams=run.hparams,
+            group=run.group,
+            state=run.state,
+        )
+        decode_events(data[:complete], path, prefix, scalars, self.check_crc, known.plugins)
+        known.offset += complete
+        run.hparams = scalars.hparams
+        run.group = scalars.group
+        run.state = scalars.state
+        run.first_wall = scalars.first_wall
+        run.last_wall = scalars.last_wall
+        blocks = [b for b in scalars.blocks if b.height]
+        if not blocks:
+            return pl.DataFrame(schema=_POINTS_SCHEMA)
+        return pl.concat(blocks).select(
+            pl.lit(run.run_id).cast(pl.Categorical).alias("run_id"),
+            "metric",
+            "step",
+            "wall",
+            "value",
+        )
+
+    def _assemble(
+        self,
+        root: Path,
+        templated: bool,
+        run_files: list[tuple[Path, dict[str, Any], list[tuple[Path, str]]]],
+    ) -> Runs:
+        parsed: dict[Path, tuple[dict[str, Any], _Scalars]] = {}
+        for folder, fields, _ in run_files:
+            run = self._runs[folder]
+            parsed[folder] = (
+                fields,
+                _Scalars(
+                    first_wall=run.first_wall,
+                    last_wall=run.last_wall,
+                    hparams=dict(run.hparams),
+                    group=run.group,
+                    state=run.state,
+                ),
+            )
+        merge_hparams_folders(parsed, root, templated)
+        records = []
+        firsts: dict[str, float] = {}
+        for folder, (fields, scalars) in parsed.items():
+            record = run_record(folder, fields, scalars, root, self.options)
+            records.append(record)
+            firsts[record.id] = scalars.first_wall if scalars.first_wall is not None else 0.0
+        runs_frame = assemble(records, [last_chunk(self._last, firsts)]).runs
+        first_frame = pl.DataFrame(
+            {"run_id": list(firsts), "first": list(firsts.values())},
+            schema={"run_id": pl.Categorical, "first": pl.Float64},
+        )
+        joined = self._points.lazy().join(
+            first_frame.lazy(), on="run_id", how="inner", maintain_order="left"
+        )
+        history = timed_points(joined, pl.col("run_id"), pl.col("first")).select(
+            [pl.col(column).cast(dtype) for column, dtype in HISTORY_SCHEMA.items()]
+        )
+        return Runs(runs_frame, history, validate=False)
