@@ -97,6 +97,28 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         act(page, lambda: page.click(f"{WIDGET} .rg-remove-level >> nth=1"))
         assert kernel.eval("explorer.group_by") == ["config.lr"]
 
+        # sort by a column (click its header twice: descending), pick the columns
+        header = page.locator(f"{WIDGET} .rg-th[data-column='m:val_acc']")
+        act(page, lambda: header.click())
+        act(page, lambda: header.click())
+        assert kernel.eval("explorer.sort") == ["m:val_acc", "desc"]
+        means = kernel.eval(
+            "explorer.runs.runs.group_by('config.lr').agg(pl.col('summary.val_acc').mean())"
+            ".sort('summary.val_acc', descending=True)['config.lr'].cast(pl.String).to_list()"
+        )
+        shown = page.eval_on_selector_all(
+            f"{WIDGET} .rg-tr.rg-group", "els => els.map(e => e.dataset.key)"
+        )
+        assert shown[0] == means[0]
+        before_columns = count(page, ".rg-th")
+        page.click(f"{WIDGET} .rg-columns-button")
+        box = page.locator(f"{WIDGET} .rg-column-picker label", has_text="train_loss")
+        act(page, lambda: box.locator("input").uncheck())
+        assert count(page, ".rg-th") == before_columns - 1
+        assert "m:train_loss" not in kernel.eval("explorer.table_columns")
+        page.mouse.click(5, 5)  # a click elsewhere closes the picker
+        assert page.locator(f"{WIDGET} .rg-column-picker").is_hidden()
+
         # line and band from the settings panel
         page.click(f"{WIDGET} .rg-settings-button")
         act(page, lambda: page.select_option(f"{WIDGET} select.rg-line", "median"))
