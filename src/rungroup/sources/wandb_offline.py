@@ -15,7 +15,7 @@ import math
 import struct
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +64,32 @@ def is_wandb(source: Any) -> bool:
 def read_records(path: Path) -> tuple[list[bytes], list[str]]:
     """The records of a .wandb file, and a list of problems (corrupt or truncated records)."""
     data = path.read_bytes()
-    problems: list[str] = []
     if len(data) < HEADER_SIZE or data[:4] != HEADER:
         raise ValueError("not a W&B run file (no ':W&B' header)")
+    records, problems, _ = scan_records(data, HEADER_SIZE)
+    return records, problems
+
+
+def scan_records(
+    data: bytes, pos: int, *, base: int = 0, follow: bool = False
+) -> tuple[list[bytes], list[str], int]:
+    """(records, problems, end) of the log in `data` from `pos`; `data[0]` is at offset
+    `base` of the file (blocks are counted from the file's start). `end` is the position just
+    past the last complete record, where a later read of a growing file resumes. With
+    `follow`, a zero-filled record header with nothing written after it is taken as the end
+    of what is written so far, not as padding."""
+    problems: list[str] = []
     records: list[bytes] = []
     pending: list[bytes] | None = None
-    pos = HEADER_SIZE
     size = len(data)
     index = 0
+    complete = pos
     while pos < size:
-        left_in_block = BLOCK - pos % BLOCK
+        left_in_block = BLOCK - (base + pos) % BLOCK
         if left_in_block < RECORD_HEADER:
             pos += left_in_block  # padding
+            if pending is None:
+                complete = min(pos, size)
             continue
         if pos + RECORD_HEADER > size:
             problems.append(f"record {index} is truncated")
@@ -84,7 +98,11 @@ def read_records(path: Path) -> tuple[list[bytes], list[str]]:
         start = pos + RECORD_HEADER
         end = start + length
         if kind == 0 and length == 0 and checksum == 0:
+            if follow and not data[pos + left_in_block :].strip(b"\0"):
+                break  # (preallocated) zeros the writer has not reached yet
             pos += left_in_block  # zero-filled rest of a block (preallocated file)
+            if pending is None:
+                complete = min(pos, size)
             continue
         if end > size:
             problems.append(f"record {index} is truncated")
@@ -93,6 +111,7 @@ def read_records(path: Path) -> tuple[list[bytes], list[str]]:
             problems.append(f"record {index} crosses a block boundary (corrupt); skipped")
             pos += left_in_block
             pending = None
+            complete = min(pos, size)
             continue
         chunk_bytes = data[start:end]
         pos = end
@@ -100,6 +119,7 @@ def read_records(path: Path) -> tuple[list[bytes], list[str]]:
             problems.append(f"record {index}: checksum mismatch; skipped")
             pending = None
             index += 1
+            complete = pos
             continue
         if kind == FULL:
             records.append(chunk_bytes)
@@ -116,9 +136,11 @@ def read_records(path: Path) -> tuple[list[bytes], list[str]]:
         else:
             problems.append(f"record {index}: unexpected fragment type {kind}; skipped")
             pending = None
+        if pending is None:
+            complete = pos
     if pending is not None:
         problems.append(f"record {index} is truncated")
-    return records, problems
+    return records, problems, complete
 
 
 @dataclass
@@ -379,24 +401,30 @@ def _numbers(key: str, value: Any, out: list[tuple[str, float]]) -> None:
             _numbers(f"{key}.{sub}", inner, out)
 
 
-def _read_run(path: Path) -> _Run | None:
-    try:
-        records, problems = read_records(path)
-    except (OSError, ValueError) as error:
-        warn(path, f"not read ({error})")
-        return None
-    run = _Run()
-    row: set[bytes] = set()
-    pending: list[tuple[bytes, int, int]] = []
-    for index, record in enumerate(records):
+@dataclass
+class Reading:
+    """A run being decoded record by record (kept between the reads of a growing file)."""
+
+    run: _Run = field(default_factory=_Run)
+    #: the raw items of the last history row
+    row: set[bytes] = field(default_factory=set)
+    #: summary records waiting for the next history row (to compare with it)
+    pending: list[tuple[bytes, int, int]] = field(default_factory=list)
+
+
+def apply_records(records: list[bytes], reading: Reading, path: Path, first: int = 0) -> None:
+    """Decode `records` (numbered from `first` in warnings) into `reading`."""
+    run = reading.run
+    pending = reading.pending
+    for index, record in enumerate(records, first):
         try:
             for number, wire, x, y in spans(record):
                 if wire != 2:
                     continue
                 if number == 2:
-                    row = _history(record, x, y, run)
+                    reading.row = _history(record, x, y, run)
                     for held in pending:
-                        if not _auto_summary(*held, row, run):
+                        if not _auto_summary(*held, reading.row, run):
                             _items(*held, run.summary)
                     pending.clear()
                 elif number == 17:
@@ -417,12 +445,30 @@ def _read_run(path: Path) -> _Run | None:
                     run.preempted = True
         except (DecodeError, IndexError, struct.error) as error:
             warn(path, f"record {index} is not a readable W&B record ({error}); skipped")
-    for held in pending:  # summaries after the last history row
+
+
+def settled(reading: Reading, path: Path) -> _Run:
+    """The run as read so far, with the summaries after its last history row applied (to a
+    copy of the summary: `reading` can go on with the next records)."""
+    run = replace(reading.run, summary=dict(reading.run.summary))
+    for held in reading.pending:  # summaries after the last history row
         try:
             if not _auto_summary(*held, set(), run):
                 _items(*held, run.summary)
         except (DecodeError, IndexError, struct.error) as error:
             warn(path, f"a summary record is not readable ({error}); skipped")
+    return run
+
+
+def _read_run(path: Path) -> _Run | None:
+    try:
+        records, problems = read_records(path)
+    except (OSError, ValueError) as error:
+        warn(path, f"not read ({error})")
+        return None
+    reading = Reading()
+    apply_records(records, reading, path)
+    run = settled(reading, path)
     if run.exit_code is None:
         # A run still being written ends in a partial record; that is not worth a warning.
         recent = time.time() - path.stat().st_mtime < RUNNING_WITHIN
@@ -492,41 +538,52 @@ def load_wandb(
         run_id = run.run_id or path.stem.removeprefix("run-")
         if counts[run_id] > 1:
             run_id = f"{run_id}@{path.parent.name}"
-        config = {k: v for k, v in _decoded(run.config).items() if not k.startswith("_wandb")}
-        summary = {
-            k: v
-            for k, v in _decoded(run.summary).items()
-            if not k.startswith("_") and _is_scalar(v)
-        }
-        runtime = run.runtime if run.runtime is not None else run.last_runtime
-        records.append(
-            RunRecord(
-                id=run_id,
-                source=f"wandb:{path.parent}",
-                name=run.name or run_id,
-                project=run.project or project,
-                group=run.group or group,
-                job_type=run.job_type or job_type,
-                state=_state(run, path),
-                tags=list(run.tags),
-                created_at=utc_from_seconds(run.start),
-                runtime=runtime,
-                config=config,
-                summary=summary,
-            )
-        )
+        records.append(run_record(path, run, run_id, project, group, job_type))
         if run.values:
-            chunks.append(
-                chunk(
-                    run_id,
-                    run.metrics,
-                    run.steps,
-                    run.values,
-                    time=run.times,
-                    timestamp_us=run.stamps,
-                )
-            )
+            chunks.append(run_chunk(run_id, run))
     return assemble(records, chunks)
+
+
+def run_record(
+    path: Path,
+    run: _Run,
+    run_id: str,
+    project: str | None,
+    group: str | None,
+    job_type: str | None,
+) -> RunRecord:
+    """The record of a run read from `path`, with its (made unique) `run_id`."""
+    config = {k: v for k, v in _decoded(run.config).items() if not k.startswith("_wandb")}
+    summary = {
+        k: v for k, v in _decoded(run.summary).items() if not k.startswith("_") and _is_scalar(v)
+    }
+    runtime = run.runtime if run.runtime is not None else run.last_runtime
+    return RunRecord(
+        id=run_id,
+        source=f"wandb:{path.parent}",
+        name=run.name or run_id,
+        project=run.project or project,
+        group=run.group or group,
+        job_type=run.job_type or job_type,
+        state=_state(run, path),
+        tags=list(run.tags),
+        created_at=utc_from_seconds(run.start),
+        runtime=runtime,
+        config=config,
+        summary=summary,
+    )
+
+
+def run_chunk(run_id: str, run: _Run, start: int = 0) -> pl.DataFrame:
+    """The history of `run` from its `start`-th point, as a chunk."""
+    return chunk(
+        run_id,
+        run.metrics[start:],
+        run.steps[start:],
+        run.values[start:],
+        time=run.times[start:],
+        timestamp_us=run.stamps[start:],
+    )
 
 
 def _is_scalar(value: Any) -> bool:
