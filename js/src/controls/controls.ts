@@ -79,7 +79,9 @@ export function buildControls(
     on: {
       click: () => {
         const used = new Set(model.get("group_by"));
-        const next = info().columns.find((c) => !used.has(c.name));
+        // the first column that would split the groups further (else any unused one)
+        const unused = info().columns.filter((c) => !used.has(c.name));
+        const next = unused.find((c) => c.distinct > 1) ?? unused[0];
         if (next) set({ group_by: [...model.get("group_by"), next.name] });
       },
     },
