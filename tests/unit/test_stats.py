@@ -43,14 +43,30 @@ def demo_like_runs(seed: int = 0, groups: int = 4, seeds: int = 5, steps: int = 
     return make_runs(runs, points)
 
 
-def test_statistics_match_pandas_and_scipy_on_demo_like_runs():
-    runs = demo_like_runs()
-    frame = rg.aggregate(runs, align="exact", band="ci", points=10_000)
+STAT_NAMES = (
+    "mean",
+    "median",
+    "min",
+    "max",
+    "std",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "q_low",
+    "q_high",
+    "iqm",
+)
+
+
+def assert_matches_pandas(runs: rg.Runs, key: str) -> int:
+    """aggregate(exact, grouped by `key`) equals pandas/scipy per (key, metric, step)."""
+    frame = rg.aggregate(runs, group_by=key, align="exact", band="ci", points=100_000)
     history = runs.history.collect().to_pandas()
     history["run_id"] = history["run_id"].astype(str)
-    groups = runs.runs.select("id", "group").to_pandas().rename(columns={"id": "run_id"})
+    history["metric"] = history["metric"].astype(str)
+    groups = runs.runs.select("id", key).to_pandas().rename(columns={"id": "run_id"})
     table = history.merge(groups, on="run_id")
-    grouped = table.groupby(["group", "step"])["value"]
+    grouped = table.groupby([key, "metric", "step"])["value"]
     expected = pd.DataFrame(
         {
             "mean": grouped.mean(),
@@ -70,23 +86,23 @@ def test_statistics_match_pandas_and_scipy_on_demo_like_runs():
     expected["ci_high"] = expected["mean"] + t * expected["stderr"]
     got = frame.to_pandas().rename(columns={"x": "step"})
     got["step"] = got["step"].astype(int)
-    merged = expected.merge(got, on=["group", "step"], suffixes=("_ref", ""))
-    assert len(merged) == len(expected) == frame.height == 4 * 60
-    for name in [
-        "mean",
-        "median",
-        "min",
-        "max",
-        "std",
-        "stderr",
-        "ci_low",
-        "ci_high",
-        "q_low",
-        "q_high",
-        "iqm",
-    ]:
+    merged = expected.merge(got, on=[key, "metric", "step"], suffixes=("_ref", ""))
+    assert len(merged) == len(expected) == frame.height
+    for name in STAT_NAMES:
         np.testing.assert_allclose(merged[name], merged[f"{name}_ref"], rtol=1e-12, atol=1e-12)
     assert (merged["n"] == merged["n_ref"]).all()
+    return frame.height
+
+
+def test_statistics_match_pandas_and_scipy_on_demo_like_runs():
+    assert assert_matches_pandas(demo_like_runs(), "group") == 4 * 60
+
+
+def test_statistics_match_pandas_and_scipy_on_the_demo_runs(demo_runs):
+    runs = rg.load(demo_runs)
+    assert len(runs) > 10
+    assert assert_matches_pandas(runs, "config.lr") > 0
+    assert assert_matches_pandas(runs, "group") > 0
 
 
 def test_seaborn_style_sd_band_is_mean_plus_minus_sample_std():
