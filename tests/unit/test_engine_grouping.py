@@ -196,3 +196,15 @@ def test_recipe_is_the_view_and_lives_with_the_frame():
     assert rg.recipe_of(frame) == view.replace(line="median")
     assert rg.recipe_of(frame.filter(pl.col("n") > 1)) is None
     assert rg.recipe_of(pl.DataFrame()) is None
+
+
+@pytest.mark.parametrize("align", ["exact", "bucket", "interpolate", "auto"])
+def test_string_histories_take_the_join_path_with_the_same_result(align):
+    runs = sample()
+    history = runs.history.collect().with_columns(
+        pl.col("run_id").cast(pl.String), pl.col("metric").cast(pl.String)
+    )
+    plain = rg.Runs(runs.runs, history.lazy(), validate=False)
+    assert plain.history.collect_schema()["run_id"] == pl.String
+    expected = rg.aggregate(runs, align=align, points=2)
+    assert rg.aggregate(plain, align=align, points=2).equals(expected)
