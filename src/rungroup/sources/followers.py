@@ -1,0 +1,212 @@
+"""`follow(source)`: the follower for any source `rungroup.load` accepts.
+
+A follower's `poll()` returns ``(runs, changed)``: the runs as a fresh ``rungroup.load(source,
+**options)`` would return them now, and whether they changed since the last poll (the first
+poll always reports a change). Each kind of source has the cheapest follower it allows:
+
+- a rungroup store: `StoreFollower` (history files tailed from the last complete record);
+- an MLflow SQLite store: `MlflowFollower` (only new rows);
+- a TensorBoard folder, template or file: `TensorBoardFollower` (event files tailed);
+- W&B run folders or files: `WandbFollower` (.wandb files tailed);
+- anything else read from files (CSV / JSON-lines trees, MLflow's `mlruns/` file store): a
+  `ReloadFollower` that stats the files and loads again only when some file's
+  (mtime, size) changed;
+- a tracking server or database URI: a `ReloadFollower` that loads again on every poll and
+  reports a change only when the result differs;
+- a `Runs` object or frames: a `StaticFollower` (nothing to follow);
+- an empty folder: a `PendingFollower` that reports no runs until something is written, then
+  picks the follower for what appeared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from rungroup.runs import Runs
+from rungroup.sources.detect import reader_for
+from rungroup.sources.follow import StoreFollower
+from rungroup.sources.runrecords import Template
+from rungroup.sources.store import is_store
+
+__all__ = [
+    "Follower",
+    "PendingFollower",
+    "ReloadFollower",
+    "StaticFollower",
+    "follow",
+]
+
+#: Options of the bulk readers that do not apply to a follower (it reads a little at a time).
+_BULK_ONLY = ("progress", "progress_bar", "workers", "timeout")
+
+
+class Follower(Protocol):
+    """What `follow()` returns."""
+
+    def poll(self) -> tuple[Runs, bool]: ...
+
+
+class StaticFollower:
+    """A source that cannot change (a `Runs` object, frames): loaded once."""
+
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self._polled = False
+
+    def poll(self) -> tuple[Runs, bool]:
+        changed = not self._polled
+        self._polled = True
+        return self.runs, changed
+
+
+Stamps = dict[str, tuple[int, int]]
+
+
+def _stamps(paths: list[Path]) -> Stamps:
+    """(mtime in ns, size) of every file at or below `paths` (hidden entries included)."""
+    found: Stamps = {}
+    pending = list(paths)
+    while pending:
+        path = pending.pop()
+        try:
+            if path.is_file():
+                status = path.stat()
+                found[str(path)] = (status.st_mtime_ns, status.st_size)
+                continue
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=True):
+                    status = entry.stat(follow_symlinks=True)
+                    found[entry.path] = (status.st_mtime_ns, status.st_size)
+            except OSError:
+                continue
+    return found
+
+
+def _watched(source: Any) -> list[Path] | None:
+    """The files or folders whose changes change `source`, or None (not files: a URI)."""
+    text = os.fspath(source)
+    if text.startswith("file://"):
+        return [Path(text[len("file://") :])]
+    if text.startswith("sqlite:///"):
+        path = Path(text[len("sqlite:///") :])
+        return [path, path.with_name(path.name + "-wal")]
+    if "://" in text:
+        return None
+    if "{" in text or "*" in text:
+        return [Template.parse(text).root]
+    return [Path(text)]
+
+
+class ReloadFollower:
+    """Loads the source again when some file's (mtime, size) changed since the last poll;
+    for a source that is not files (a server URI), loads it on every poll and reports a
+    change only when the result differs."""
+
+    def __init__(self, source: Any, loader: Callable[..., Runs], **options: Any) -> None:
+        self.source = source
+        self.loader = loader
+        self.options = options
+        self.watched = _watched(source)
+        self._stamps: Stamps | None = None
+        self._current: Runs | None = None
+        #: how many loads the last poll did (0 when nothing changed)
+        self.loads = 0
+
+    def poll(self) -> tuple[Runs, bool]:
+        self.loads = 0
+        stamps = _stamps(self.watched) if self.watched is not None else None
+        if self._current is not None and stamps is not None and stamps == self._stamps:
+            return self._current, False
+        runs = self.loader(self.source, **self.options)
+        self.loads = 1
+        # Files that changed while being read are seen as changed again next poll.
+        self._stamps = stamps
+        previous = self._current
+        self._current = runs
+        if previous is not None and stamps is None and _equal(previous, runs):
+            self._current = previous
+            return previous, False
+        return runs, True
+
+
+def _equal(a: Runs, b: Runs) -> bool:
+    return a.runs.equals(b.runs) and a.history.collect().equals(b.history.collect())
+
+
+class PendingFollower:
+    """An empty folder: no runs until something is written in it, then the follower for
+    whatever appeared (a store, TensorBoard logs, ...)."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.path = path
+        self.options = options
+        self.follower: Follower | None = None
+
+    def poll(self) -> tuple[Runs, bool]:
+        if self.follower is None:
+            try:
+                empty = not any(self.path.iterdir())
+            except OSError:
+                empty = True
+            if empty:
+                return _EMPTY, False
+            self.follower = follow(self.path, **self.options)
+        return self.follower.poll()
+
+    def close(self) -> None:
+        close = getattr(self.follower, "close", None)
+        if close is not None:
+            close()
+
+
+_EMPTY = Runs()
+
+
+def follow(source: Any, **options: Any) -> Follower:
+    """The follower of `source` (anything `rungroup.load` accepts; the same `options`)."""
+    if isinstance(source, Runs):
+        if options:
+            raise TypeError(f"options {sorted(options)} do not apply to a Runs object")
+        return StaticFollower(source)
+    if not isinstance(source, (str, os.PathLike)):
+        from rungroup.sources import load
+
+        return StaticFollower(load(source, **options))
+    path = Path(source)
+    if is_store(path):
+        return StoreFollower(path, **_without(options, _BULK_ONLY))
+    reader = reader_for(source)
+    if reader is None:
+        if path.is_dir() and not any(path.iterdir()):
+            return PendingFollower(path, **options)
+        from rungroup.sources import load
+
+        load(source, **options)  # raises the error `load` gives for this source
+        raise AssertionError("unreachable: load() accepted a source no reader detects")
+    from rungroup.sources.follow_mlflow import MlflowFollower, follows
+    from rungroup.sources.follow_tensorboard import TensorBoardFollower
+    from rungroup.sources.follow_wandb import WandbFollower
+    from rungroup.sources.mlflow_store import load_mlflow
+    from rungroup.sources.tensorboard_events import load_tensorboard
+    from rungroup.sources.wandb_offline import load_wandb
+
+    if reader is load_mlflow and follows(source) is not None:
+        return MlflowFollower(source, **_without(options, _BULK_ONLY))
+    if reader is load_tensorboard:
+        return TensorBoardFollower(source, **_without(options, _BULK_ONLY))
+    if reader is load_wandb:
+        return WandbFollower(source, **_without(options, _BULK_ONLY))
+    return ReloadFollower(source, reader, **options)
+
+
+def _without(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in names}
