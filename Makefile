@@ -33,9 +33,12 @@ demo-runs: $(VENV)/.installed
 	@if [ -d "$(DEMO_DIR)" ]; then echo "demo runs already in $(DEMO_DIR)/ (delete it yourself to retrain)"; \
 	else $(BIN)/rungroup demo "$(DEMO_DIR)"; fi
 
+# JupyterLab refuses to start as root unless told to; this machine's user is root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 demo: setup demo-runs
 	RUNGROUP_DEMO_DIR="$(abspath $(DEMO_DIR))" $(BIN)/jupyter lab notebooks/quickstart.ipynb \
-		--ip=127.0.0.1 --port=$(PORT) --no-browser --ServerApp.open_browser=False
+		--ip=127.0.0.1 --port=$(PORT) --no-browser --ServerApp.open_browser=False $(ROOT_FLAG)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
