@@ -2,7 +2,8 @@
 
 An `MlflowFollower` keeps one read-only connection to the database. A poll first asks SQLite
 whether any other connection committed since the last poll (``PRAGMA data_version``); when
-none did, nothing else is read. Otherwise it reads:
+none did, nothing else is read. Otherwise it reads, in one read transaction (so that every
+table is seen as of the same commit):
 
 - `metrics`: only the rows whose rowid is beyond the last one read (MLflow's metrics table is
   insert-only and SQLite gives a new row the largest rowid + 1);
@@ -132,7 +133,12 @@ class MlflowFollower:
             version = connection.execute("PRAGMA data_version").fetchone()[0]
             if self._current is not None and version == self._version:
                 return self._current, False
-            changed = self._read(connection)
+            # One read transaction: every table as of the same commit.
+            connection.execute("BEGIN")
+            try:
+                changed = self._read(connection)
+            finally:
+                connection.rollback()
         except sqlite3.Error as error:
             raise ValueError(f"{self.path}: not a readable MLflow database ({error})") from error
         self._version = version

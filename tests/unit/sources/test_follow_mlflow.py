@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -115,3 +116,39 @@ def test_options_and_nested_runs_as_load_mlflow(database: Path) -> None:
             assert_same(runs, load_mlflow(database, experiments=["one"]))
     finally:
         mlflow.set_tracking_uri(None)
+
+
+WRITER = """
+import sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(tracking_uri="sqlite:///" + sys.argv[1])
+experiment = client.create_experiment("busy")
+for name in ("a", "b"):
+    run = client.create_run(experiment, run_name=name).info.run_id
+    for step in range(100):
+        client.log_metric(run, "loss", 1.0 / (step + 1), step=step)
+    client.set_terminated(run)
+"""
+
+
+@pytest.mark.slow  # a writer process importing mlflow, and the schema fixture
+def test_following_while_another_process_writes(database: Path) -> None:
+    import subprocess
+    import sys
+
+    follower = MlflowFollower(database)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(database)])
+    seen = set()
+    try:
+        while writer.poll() is None:
+            runs, _ = follower.poll()
+            seen.add(runs.history.select(pl.len()).collect().item())
+            time.sleep(0.02)
+    finally:
+        writer.wait(timeout=120)
+    assert writer.returncode == 0  # the follower's reads never locked the writer out
+    runs, _ = follower.poll()
+    assert len(seen) > 2  # the history grew while it was written
+    assert runs.runs["state"].to_list() == ["finished", "finished"]
+    assert runs.history.select(pl.len()).collect().item() == 200
+    assert_same(runs, load_mlflow(database))
