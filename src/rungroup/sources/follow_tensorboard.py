@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rungroup.runs import HISTORY_SCHEMA, Runs
@@ -124,7 +125,8 @@ class TensorBoardFollower:
         changed = list(self._runs) != folders
         for gone in set(self._runs) - set(folders):
             self._forget(self._runs.pop(gone))
-        new_chunks: list[pl.DataFrame] = []
+        blocks: list[pl.DataFrame] = []
+        owners: list[str] = []
         for folder, _fields, files in run_files:
             run = self._runs.get(folder)
             if run is None:
@@ -135,14 +137,21 @@ class TensorBoardFollower:
                 self._forget(run)
                 changed = True
             for path, prefix in files:
-                chunk = self._read(run, path, prefix)
-                if chunk is not None:
+                read = self._read(run, path, prefix)
+                if read is not None:
                     changed = True
-                    if chunk.height:
-                        new_chunks.append(chunk)
+                    blocks += read
+                    owners += [run.run_id] * len(read)
         self._runs = {folder: self._runs[folder] for folder in folders}
-        if new_chunks:
-            new = pl.concat(new_chunks)
+        if blocks:
+            # One run_id column for all the new points (not one select per run).
+            heights = np.asarray([b.height for b in blocks])
+            names = sorted(set(owners))
+            codes = np.repeat(np.asarray([names.index(o) for o in owners], np.uint32), heights)
+            run_ids = pl.Series("run_id", names, dtype=pl.Categorical).gather(codes)
+            new = pl.concat(blocks).select(
+                pl.lit(run_ids).alias("run_id"), "metric", "step", "wall", "value"
+            )
             self._points = pl.concat([self._points, new], rechunk=False)
             if self._points.n_chunks() > MAX_CHUNKS:
                 self._points = self._points.rechunk()
@@ -177,8 +186,9 @@ class TensorBoardFollower:
         run.group = run.state = None
         run.first_wall = run.last_wall = None
 
-    def _read(self, run: _Run, path: Path, prefix: str) -> pl.DataFrame | None:
-        """The points of the records completed since the last read (None if none were)."""
+    def _read(self, run: _Run, path: Path, prefix: str) -> list[pl.DataFrame] | None:
+        """The points (blocks of metric, step, wall, value) of the records completed since
+        the last read (None if none were)."""
         known = run.files.setdefault(path, _File())
         try:
             with path.open("rb") as handle:
@@ -205,16 +215,7 @@ class TensorBoardFollower:
         run.state = scalars.state
         run.first_wall = scalars.first_wall
         run.last_wall = scalars.last_wall
-        blocks = [b for b in scalars.blocks if b.height]
-        if not blocks:
-            return pl.DataFrame(schema=_POINTS_SCHEMA)
-        return pl.concat(blocks).select(
-            pl.lit(run.run_id).cast(pl.Categorical).alias("run_id"),
-            "metric",
-            "step",
-            "wall",
-            "value",
-        )
+        return [b for b in scalars.blocks if b.height]
 
     def _assemble(
         self,
