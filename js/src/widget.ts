@@ -73,7 +73,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       chart.highlight(series);
       table.highlight(series);
     },
-    colorOf: (series) => chart.colorOf(series),
+    colorOf: (series) => chart.colorOf(series) ?? (focus ? chart.colorOf(focus) : null),
     pickColumns: (names) => set({ table_columns: names }),
   });
   chart.onHover((series) => {
@@ -126,6 +126,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   // --- data: one request per burst of changes; stale replies are dropped ---------------------
   let ticket = 0;
   let tableIdentity = "";
+  let focus: string | null = null;
   let embeds = 0;
   let renders = 0;
   let scheduled = false;
@@ -148,10 +149,10 @@ function render({ model, el }: RenderProps<Model>): () => void {
       await chart.show(reply.spec, reply.spec_key, series);
       const drawnAt = performance.now();
       if (mine !== ticket) return;
+      focus = reply.focus_label;
       const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
       table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity);
       tableIdentity = identity;
-      const focus = reply.focus_label;
       breadcrumb.toggleAttribute("hidden", focus === null);
       crumbName.textContent = focus ?? "";
       status.textContent =

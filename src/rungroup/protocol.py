@@ -27,6 +27,8 @@ from rungroup.view import View
 
 #: Name of the Vega dataset fed from Arrow in the browser (see js/src/chart/chart.ts).
 DATA_NAME = "rungroup"
+#: Name of the thin run-lines layer of a group page (numbered per panel).
+RUNS_UNIT = "rg_runs"
 #: Data field holding each series' place in the colour order (first appearance in the frame).
 ORDER_FIELD = "rg_order"
 _ALTAIR_VIEW = re.compile(r"view_[0-9a-f]+_\d+|view_\d+")
@@ -112,6 +114,11 @@ def membership(runs: Runs, view: View) -> pl.DataFrame:
         .sort("_s", "_r")
         .select(pl.col(RUN_KEY).alias("id"), pl.col("series").cast(pl.String))
     )
+
+
+def membership_of_runs(runs: Runs, view: View) -> pl.DataFrame:
+    """``id`` and ``series`` with grouping off: each run's own label (as in `focus_frame`)."""
+    return membership(runs, view.replace(grouping=False))
 
 
 # --- final values and the runs table
@@ -263,7 +270,11 @@ def build_table(
             run_rows = run_rows.filter(pl.col("id").is_in(ids.implode()))
             differing = [c for c in config if run_rows[c].n_unique() > 1]
             default = ["name", "state", *differing]
-            series = pl.lit(focus)
+            # each run is its own series on a group page (its thin line), for hover emphasis
+            own = membership_of_runs(runs, view)
+            series = pl.col("id").replace_strict(
+                own["id"], own["series"], default=None, return_dtype=pl.String
+            )
         else:
             default = ["name", "group", "state", *_varying(run_rows, config)[:4]]
             series = pl.col("id").replace_strict(
@@ -421,7 +432,7 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             only_hovered = {"filter": f"{HOVER_SIGNAL} !== null && datum.series === {HOVER_SIGNAL}"}
             unit["transform"] = [*unit.get("transform", []), only_hovered]
             continue
-        if kind not in ("line", "area"):
+        if kind not in ("line", "area") or str(unit.get("name", "")).startswith(RUNS_UNIT):
             continue
         encoding = unit.setdefault("encoding", {})
         if not isinstance(encoding, dict):
@@ -564,18 +575,32 @@ def focus_spec(spec: dict[str, Any], view: View) -> dict[str, Any]:
         line_unit = next((u for u in layers if _mark_type(u) == "line"), None)
         if line_unit is not None:
             layers.insert(0, _runs_unit(line_unit))
+    _number_runs_units(spec)
     return spec
+
+
+def _number_runs_units(spec: dict[str, Any]) -> None:
+    for i, unit in enumerate(u for u in _walk(spec) if u.get("name") == RUNS_UNIT):
+        unit["name"] = f"{RUNS_UNIT}_{i}"
 
 
 def _runs_unit(line_unit: dict[str, Any]) -> dict[str, Any]:
     runs_unit = copy.deepcopy(line_unit)
-    runs_unit.pop("name", None)
+    runs_unit["name"] = RUNS_UNIT
     runs_unit["transform"] = [{"filter": "datum.layer === 'run'"}, *runs_unit["transform"][1:]]
     runs_unit["mark"] = {"type": "line", "strokeWidth": 1, "opacity": 0.4, "clip": True}
     encoding = runs_unit.setdefault("encoding", {})
     for drop in ("opacity", "strokeWidth", "size", "strokeDash"):
         encoding.pop(drop, None)
     encoding["detail"] = {"field": "run", "type": "nominal"}
+    # hovering a run (its table row or its line) brings it forward and dims the others
+    encoding["opacity"] = {
+        "condition": [
+            {"test": f"{HOVER_SIGNAL} !== null && datum.run === {HOVER_SIGNAL}", "value": 1.0},
+            {"test": f"{HOVER_SIGNAL} !== null && datum.series !== {HOVER_SIGNAL}", "value": 0.1},
+        ],
+        "value": 0.4,
+    }
     encoding["tooltip"] = [
         {"field": "run", "type": "nominal", "title": "run"},
         {"field": "x", "type": "quantitative" if "x" not in encoding else encoding["x"]["type"]},

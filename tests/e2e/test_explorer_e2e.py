@@ -183,7 +183,17 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
             f"explorer.runs.runs.filter(pl.col('config.lr').cast(pl.String) == {label!r}).height"
         )
         assert table_total(page) == members
+        # hovering a run's row brings its thin line forward
+        run_row = page.locator(f"{WIDGET} .rg-tr.rg-run").nth(1)
+        run_label = run_row.get_attribute("data-series")
+        assert run_label and run_label != label
+        run_row.hover()
+        page.wait_for_function(
+            "([sel, s]) => document.querySelector(sel).dataset.hover === s",
+            arg=[WIDGET, run_label],
+        )
         page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-group-page.png"))
+        page.mouse.move(0, 0)
         act(page, lambda: page.click(f"{WIDGET} .rg-back"))
         assert kernel.eval("explorer.focus") == ""
 

@@ -283,6 +283,9 @@ def test_group_page(widget: Explorer) -> None:
     # its table lists its runs with the config keys that differ between them
     rows = read(buffers[1])
     assert rows["_key"].to_list() == ["r2", "r0", "r1"]  # by name: "<img..." < "a0"
+    # each run is its own series there (its thin line), for hover emphasis
+    assert rows["_series"].to_list() == [XSS, "a0", "a1"]
+    assert set(agg.filter(pl.col("layer") == "run")["run"]) == {XSS, "a0", "a1"}
     names = [c["name"] for c in reply["table"]["columns"]]
     assert "config.seed" in names and "config.lr" not in names
     assert "\"datum.layer === 'run'\"" in json.dumps(reply["spec"]).replace("\\", "")

@@ -91,8 +91,9 @@ export class ChartPanel {
       };
       view.addEventListener("mouseover", (_event, item) => {
         const datum = (item as { datum?: Row } | null | undefined)?.datum;
-        const series = datum && typeof datum.series === "string" ? datum.series : null;
-        if (series !== null) emit(series);
+        // a run's thin line on a group page names the run, anything else its series
+        const name = datum ? (typeof datum.run === "string" ? datum.run : datum.series) : null;
+        if (typeof name === "string") emit(name);
       });
       view.addEventListener("mouseout", () => {
         if (release !== undefined) clearTimeout(release);
@@ -141,8 +142,10 @@ export class ChartPanel {
     const view = this.view;
     if (!view) return null;
     try {
-      const scale = view.scale("color") as ((value: string) => string) | undefined;
-      return scale ? scale(series) : null;
+      type Scale = ((value: string) => string) & { domain(): unknown[] };
+      const scale = view.scale("color") as Scale | undefined;
+      // only known series: an ordinal scale would add an unknown one to its domain
+      return scale && scale.domain().includes(series) ? scale(series) : null;
     } catch {
       return null;
     }
