@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+# Browser tests never skip: a missing driver or browser is a failure (`make test` installs both).
+import playwright.sync_api as playwright_sync
 import pytest
 from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, Server, Watch, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterato
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM}")
+        pytest.fail(f"no chromium at {CHROMIUM}: `make chromium` installs Debian's package")
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
