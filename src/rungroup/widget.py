@@ -13,14 +13,19 @@ See `rungroup.protocol` for the payload builders and docs/widget.md for the mess
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import os
 import tempfile
 import time
+import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import polars as pl
@@ -44,6 +49,9 @@ from rungroup.view import (
     View,
 )
 
+if TYPE_CHECKING:
+    from rungroup.sources.followers import Follower
+
 _STATIC = Path(__file__).parent / "static"
 #: The widget's default for `View.points`: a chart panel is a few hundred pixels wide, and
 #: 400 points per series keep an update of 10 groups x 4 metrics under 500 KB on the wire.
@@ -57,6 +65,11 @@ FRAME_CACHE = 4
 VIEW_FIELDS: tuple[str, ...] = View.field_names()
 #: Widget-only settings: what the table shows and which group page is open.
 UI_FIELDS: tuple[str, ...] = ("search", "focus", "sort", "expanded", "table_columns")
+#: Live mode: follow the source while runs are written (see `Explorer.refresh`).
+LIVE_FIELDS: tuple[str, ...] = ("live", "refresh_interval")
+#: Default and smallest refresh interval of live mode, in seconds.
+REFRESH_INTERVAL = 2.0
+MIN_REFRESH_INTERVAL = 0.2
 
 
 def _trait_value(name: str, value: Any) -> Any:
@@ -144,19 +157,45 @@ class Explorer(anywidget.AnyWidget):
     #: Choices for the controls: metrics, groupable columns with distinct counts, ...
     info = Dict().tag(sync=True)
 
+    # --- live mode
+    #: Follow the source while runs are written: poll it every `refresh_interval` seconds.
+    live = Bool(False).tag(sync=True)
+    #: Seconds between two polls of the source in live mode (at least 0.2).
+    refresh_interval = Float(REFRESH_INTERVAL).tag(sync=True)
+    #: Bumped whenever the runs change (a live poll): the browser asks for its data again.
+    revision = Int(0).tag(sync=True)
+    #: Whether the widget has a source to follow (False for a `Runs` object): the Live toggle.
+    followable = Bool(False).tag(sync=True)
+
     def __init__(self, runs_or_source: Any, /, **settings: Any) -> None:
-        valid = (*VIEW_FIELDS, *UI_FIELDS)
+        valid = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS)
         unknown = [name for name in settings if name not in valid]
         if unknown:
             raise TypeError(
                 f"Explorer() got unknown setting(s) {', '.join(map(repr, unknown))}; "
                 f"valid settings: {', '.join(valid)}"
             )
-        runs = runs_or_source if isinstance(runs_or_source, Runs) else _load(runs_or_source)
+        live = bool(settings.pop("live", False))
+        interval = _check_interval(settings.pop("refresh_interval", REFRESH_INTERVAL))
+        #: What live mode follows (None for a `Runs` object or frames: nothing to follow).
+        self._source: Any = None if isinstance(runs_or_source, Runs) else runs_or_source
+        self._follower: Follower | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        #: Polls made by live mode, and what the last one cost (for tests and benchmarks).
+        self.polls = 0
+        self.last_poll: dict[str, float] = {}
+        if live and not _followable(self._source):
+            raise ValueError(_NOT_FOLLOWABLE)
+        if live:
+            runs, _ = self._get_follower().poll()
+        elif isinstance(runs_or_source, Runs):
+            runs = runs_or_source.collect()
+        else:
+            runs = _load(runs_or_source).collect()
         view_settings = {k: v for k, v in settings.items() if k in VIEW_FIELDS}
         ui_settings = {k: v for k, v in settings.items() if k in UI_FIELDS}
         view = View(**{"points": WIDGET_POINTS, **view_settings})
-        self._runs = runs.collect()
+        self._runs = runs
         self._finals_cache: pl.DataFrame | None = None
         #: The last few computed frames: going back to a grouping is instant.
         self._frame_cache: OrderedDict[Any, _Frame] = OrderedDict()
@@ -166,8 +205,98 @@ class Explorer(anywidget.AnyWidget):
         self._request_error = False
         _check_against_runs(view, self._runs)
         traits = {name: _trait_value(name, getattr(view, name)) for name in VIEW_FIELDS}
-        super().__init__(**traits, **ui_settings, info=_info(self._runs))
+        super().__init__(
+            **traits,
+            **ui_settings,
+            info=_info(self._runs),
+            refresh_interval=interval,
+            followable=_followable(self._source),
+        )
         self.on_msg(self._on_message)
+        self.observe(self._on_live, names=["live", "refresh_interval"])
+        if live:
+            self.live = True
+
+    # --- live mode
+
+    @traitlets.validate("live")
+    def _validate_live(self, proposal: Mapping[str, Any]) -> bool:
+        value = bool(proposal["value"])
+        if value and not _followable(self._source):
+            raise TraitError(_NOT_FOLLOWABLE)
+        return value
+
+    @traitlets.validate("refresh_interval")
+    def _validate_refresh_interval(self, proposal: Mapping[str, Any]) -> float:
+        try:
+            return _check_interval(proposal["value"])
+        except ValueError as error:
+            raise TraitError(str(error)) from error
+
+    def _on_live(self, change: Mapping[str, Any]) -> None:
+        self._cancel_timer()
+        if self.live:
+            self._schedule()
+
+    def _get_follower(self) -> Follower:
+        if self._follower is None:
+            from rungroup.sources.followers import follow
+
+            self._follower = follow(self._source)
+        return self._follower
+
+    def _schedule(self) -> None:
+        """Poll again in `refresh_interval` seconds, on the kernel's own event loop: the poll
+        runs on the main thread between cell executions, never beside them."""
+        self._cancel_timer()
+        self._timer = _event_loop().call_later(
+            self.refresh_interval, _tick_widget, weakref.ref(self)
+        )
+
+    def _cancel_timer(self) -> None:
+        timer = getattr(self, "_timer", None)  # None too when __init__ failed (__del__ closes)
+        if timer is not None:
+            timer.cancel()
+        self._timer = None
+
+    def _tick(self) -> None:
+        """One live poll (what the timer calls), then the next one scheduled."""
+        self._timer = None
+        if not self.live or self.comm is None:
+            return
+        try:
+            self.refresh()
+        except Exception as error:  # shown in the widget; live mode goes on
+            self.error = _describe(error)
+            self._request_error = True
+        finally:
+            if self.live and self.comm is not None:
+                self._schedule()
+
+    def refresh(self) -> bool:
+        """Read what changed in the source (a follower's poll) and, if anything did, show it:
+        the runs are replaced and `revision` tells the browser to ask for its data again.
+        Returns whether anything changed. Live mode calls it every `refresh_interval`."""
+        if not _followable(self._source):
+            raise ValueError(_NOT_FOLLOWABLE)
+        started = time.perf_counter()
+        runs, changed = self._get_follower().poll()
+        polled = time.perf_counter()
+        self.polls += 1
+        if changed:
+            self._set_runs(runs)
+            self.revision += 1
+        self.last_poll = {
+            "poll_ms": 1000 * (polled - started),
+            "update_ms": 1000 * (time.perf_counter() - polled),
+            "changed": float(changed),
+        }
+        return changed
+
+    def close(self) -> None:
+        """Close the widget; live polling stops."""
+        self._cancel_timer()
+        super().close()
 
     # --- the View
 
@@ -184,7 +313,7 @@ class Explorer(anywidget.AnyWidget):
 
     def update(self, **settings: Any) -> None:
         """Change several settings at once (validated together, one refresh)."""
-        valid = (*VIEW_FIELDS, *UI_FIELDS)
+        valid = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS)
         unknown = [name for name in settings if name not in valid]
         if unknown:
             raise TypeError(
@@ -237,11 +366,17 @@ class Explorer(anywidget.AnyWidget):
     def runs(self, runs: Runs) -> None:
         if not isinstance(runs, Runs):
             runs = _load(runs)
-        self._runs = runs.collect()
+        self._set_runs(runs.collect())
+        self.revision += 1
+
+    def _set_runs(self, runs: Runs) -> None:
+        self._runs = runs
         self._finals_cache = None
         self._frame_cache.clear()
         self._table_cache = None
-        self.info = _info(self._runs)
+        info = _info(self._runs)
+        if info != self.info:
+            self.info = info
 
     @property
     def filtered_runs(self) -> Runs:
@@ -444,6 +579,41 @@ class Explorer(anywidget.AnyWidget):
 
 
 # --- helpers
+
+_NOT_FOLLOWABLE = (
+    "live=True needs a source to follow (a store folder, an MLflow store, TensorBoard logs, "
+    "W&B run folders, ...): Explorer(path, live=True); a Runs object or frames cannot change"
+)
+
+
+def _followable(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+def _check_interval(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"refresh_interval must be a number of seconds, got {value!r}")
+    if value < MIN_REFRESH_INTERVAL:
+        raise ValueError(
+            f"refresh_interval must be at least {MIN_REFRESH_INTERVAL} seconds, got {value!r}"
+        )
+    return float(value)
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The kernel's asyncio loop (ipykernel runs one on the main thread)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return asyncio.get_event_loop_policy().get_event_loop()
+
+
+def _tick_widget(ref: weakref.ReferenceType[Explorer]) -> None:
+    widget = ref()
+    if widget is not None:
+        widget._tick()
 
 
 def _load(source: Any) -> Runs:
