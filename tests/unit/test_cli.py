@@ -196,3 +196,14 @@ def test_python_dash_m_and_the_console_script_are_the_same_command(tmp_path: Pat
         )
         assert result.returncode == 2
         assert result.stderr.startswith("usage: rungroup ls")
+
+
+def test_export_through_the_cli_and_the_widget_gives_the_same_bytes(
+    demo_runs: Path, tmp_path: Path
+) -> None:
+    by_cli = tmp_path / "cli.parquet"
+    result = run_cli("export", str(demo_runs), *SETTINGS, "--points", "400", "-o", str(by_cli))
+    assert result.returncode == 0, result.stderr
+    widget = rg.Explorer(demo_runs, **rg.load_recipe(by_cli).to_dict())
+    by_widget = widget.export(tmp_path / "widget.parquet")
+    assert by_cli.read_bytes() == by_widget.read_bytes()
