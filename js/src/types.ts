@@ -69,6 +69,10 @@ export interface Model {
   table_columns: string[];
   error: string;
   info: Info;
+  live: boolean;
+  refresh_interval: number;
+  revision: number;
+  followable: boolean;
 }
 
 export interface TableColumn {

@@ -130,10 +130,16 @@ function render({ model, el }: RenderProps<Model>): () => void {
   let embeds = 0;
   let renders = 0;
   let scheduled = false;
+  // A live update (the runs changed, same settings) keeps everything in place: the Vega view
+  // gets new data, the table keeps its scroll position and shows its old rows until the new
+  // ones arrive, and nothing dims.
+  let liveOnly = false;
   async function refresh(): Promise<void> {
     scheduled = false;
+    const quiet = liveOnly;
+    liveOnly = false;
     const mine = ++ticket;
-    root.classList.add("rg-busy");
+    if (!quiet) root.classList.add("rg-busy");
     const before = channel.bytesReceived;
     try {
       const [reply, buffers] = (await channel.request("data", {
@@ -151,7 +157,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       if (mine !== ticket) return;
       focus = reply.focus_label;
       const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
-      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity);
+      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity, quiet);
       tableIdentity = identity;
       breadcrumb.toggleAttribute("hidden", focus === null);
       crumbName.textContent = focus ?? "";
@@ -159,8 +165,10 @@ function render({ model, el }: RenderProps<Model>): () => void {
         `${reply.runs} runs` +
         (model.get("grouping") ? ` · ${reply.groups} groups` : "") +
         ` · ${reply.chart_rows} points`;
+      if (model.get("live")) status.textContent += ` · live, updated ${new Date().toLocaleTimeString()}`;
       renders++;
       root.dataset.renders = String(renders);
+      root.dataset.revision = String(model.get("revision"));
       root.dataset.total = String(reply.table.total);
       root.dataset.bytes = String(channel.bytesReceived - before);
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
@@ -182,9 +190,13 @@ function render({ model, el }: RenderProps<Model>): () => void {
       showError();
     }
   }
-  const schedule = () => {
-    if (scheduled) return;
+  const schedule = (live = false) => {
+    if (scheduled) {
+      if (!live) liveOnly = false;
+      return;
+    }
     scheduled = true;
+    liveOnly = live;
     queueMicrotask(() => void refresh());
   };
 
@@ -196,8 +208,11 @@ function render({ model, el }: RenderProps<Model>): () => void {
   for (const name of fields) model.on(`change:${name}`, onChange);
   const onInfo = () => controls.update();
   const onError = () => showError();
+  const onRevision = () => schedule(true);
   model.on("change:info", onInfo);
   model.on("change:error", onError);
+  model.on("change:revision", onRevision);
+  for (const name of ["live", "refresh_interval", "followable"]) model.on(`change:${name}`, onInfo);
 
   // Re-embed with the new colours when JupyterLab switches between light and dark themes.
   const themeObserver = new MutationObserver(() => {
@@ -222,6 +237,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
     for (const name of fields) model.off(`change:${name}`, onChange);
     model.off("change:info", onInfo);
     model.off("change:error", onError);
+    model.off("change:revision", onRevision);
+    for (const name of ["live", "refresh_interval", "followable"]) model.off(`change:${name}`, onInfo);
     themeObserver.disconnect();
     document.removeEventListener("click", closeMenus, true);
     channel.close();

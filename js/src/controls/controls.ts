@@ -70,6 +70,13 @@ export function buildControls(
     on: { click: () => set({ grouping: !model.get("grouping") }) },
   });
 
+  // --- Live toggle (follow the source while runs are written) ------------------------------
+  const liveButton = h("button", {
+    class: "rg-button rg-toggle rg-live-toggle",
+    title: "Live: follow the runs while they are written",
+    on: { click: () => set({ live: !model.get("live") }) },
+  }, [h("span", { class: "rg-live-dot" }), "Live"]);
+
   // --- group-by levels ------------------------------------------------------------------
   const levels = h("span", { class: "rg-levels" });
   const addLevel = h("button", {
@@ -203,6 +210,9 @@ export function buildControls(
   const orderSelect = select("smooth_order", "rg-smooth-order");
   const logBox = h("input", { class: "rg-log-y", attrs: { type: "checkbox" } });
   logBox.addEventListener("change", () => set({ log_y: logBox.checked }));
+  const interval = number("rg-refresh-interval", { min: "0.2", step: "0.5" }, (v) =>
+    set({ refresh_interval: Math.max(0.2, v) }),
+  );
   const minRuns = number("rg-min-runs", { min: "1", step: "1" }, (v) => set({ min_runs: Math.max(1, Math.round(v)) }));
   const points = number("rg-points", { min: "2", step: "1" }, (v) => set({ points: Math.max(2, Math.round(v)) }));
 
@@ -218,6 +228,7 @@ export function buildControls(
     h("label", { class: "rg-check" }, [logBox, "log y"]),
     field("min runs", minRuns),
     field("max points", points),
+    field("live refresh (s)", interval, "rg-interval-field"),
   ]);
   settingsButton.addEventListener("click", () => {
     settings.toggleAttribute("hidden");
@@ -261,6 +272,7 @@ export function buildControls(
     field("x", xSelect),
     search,
     h("span", { class: "rg-spring" }),
+    liveButton,
     settingsButton,
     h("span", { class: "rg-menu-anchor" }, [exportButton, exportMenu]),
   ]);
@@ -299,6 +311,12 @@ export function buildControls(
     logBox.checked = model.get("log_y");
     minRuns.value = String(model.get("min_runs"));
     points.value = String(model.get("points"));
+    const live = model.get("live");
+    liveButton.classList.toggle("rg-on", live);
+    liveButton.setAttribute("aria-pressed", String(live));
+    liveButton.hidden = !model.get("followable");
+    interval.value = String(model.get("refresh_interval"));
+    interval.closest(".rg-field")?.toggleAttribute("hidden", !model.get("followable"));
   }
 
   return { toolbar, settings, update };

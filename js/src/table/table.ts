@@ -27,6 +27,8 @@ export class RunsTable {
   private readonly picker: HTMLDivElement;
   private meta: TableMeta = { total: 0, columns: [], all_columns: [] };
   private pages = new Map<number, TableRow[]>();
+  /** Pages of the previous data, shown while their fresh copies load (a live update). */
+  private stale = new Map<number, TableRow[]>();
   private loading = new Set<number>();
   private generation = 0;
   private sort: string[] = [];
@@ -59,12 +61,15 @@ export class RunsTable {
   }
 
   /** New data: drop every cached page; `first` is page 0, delivered with the data reply.
-   * `top`: scroll back to the first row (another table, e.g. a group page). */
-  setData(meta: TableMeta, first: TableRow[], sort: string[], top = false): void {
+   * `top`: scroll back to the first row (another table, e.g. a group page).
+   * `keep`: the same table with fresher rows (a live update): the rows in view stay shown
+   * until their new page arrives, so nothing blinks. */
+  setData(meta: TableMeta, first: TableRow[], sort: string[], top = false, keep = false): void {
     if (top) this.viewport.scrollTop = 0;
     this.generation++;
     this.meta = meta;
     this.sort = sort;
+    this.stale = keep ? new Map([...this.stale, ...this.pages]) : new Map();
     this.pages.clear();
     this.loading.clear();
     this.pages.set(0, first);
@@ -148,7 +153,7 @@ export class RunsTable {
     const rows = this.pages.get(page);
     if (rows) return rows[index - page * PAGE_SIZE];
     this.load(page);
-    return undefined;
+    return this.stale.get(page)?.[index - page * PAGE_SIZE];
   }
 
   private load(page: number): void {
@@ -160,6 +165,7 @@ export class RunsTable {
       .then((rows) => {
         if (generation !== this.generation) return;
         this.pages.set(page, rows);
+        this.stale.delete(page);
         this.loading.delete(page);
         this.schedule();
       })
