@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.runs import HISTORY_SCHEMA, LoadWarning, Runs
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.runrecords import assemble, warn
 from rungroup.sources.tensorboard_events import (
+    _frame_records,
     _Scalars,
+    _simple_values,
     decode_events,
     find_run_files,
     merge_hparams_folders,
@@ -51,14 +54,21 @@ _POINTS_SCHEMA = {
 
 def complete_length(data: bytes) -> int:
     """How many leading bytes of `data` (starting at a record) are whole TFRecords."""
+    return _complete(data)[0]
+
+
+def _complete(data: bytes) -> tuple[int, int]:
+    """(bytes, records) of the whole TFRecords at the start of `data`."""
     pos = 0
+    count = 0
     size = len(data)
     while pos + 12 <= size:
         end = pos + 12 + _LENGTH.unpack_from(data, pos)[0] + 4
         if end > size:
             break
         pos = end
-    return pos
+        count += 1
+    return pos, count
 
 
 @dataclass
@@ -127,6 +137,7 @@ class TensorBoardFollower:
             self._forget(self._runs.pop(gone))
         blocks: list[pl.DataFrame] = []
         owners: list[str] = []
+        pending: list[tuple[_Run, Path, str, bytes, int, bool]] = []
         for folder, _fields, files in run_files:
             run = self._runs.get(folder)
             if run is None:
@@ -137,12 +148,12 @@ class TensorBoardFollower:
                 self._forget(run)
                 changed = True
             for path, prefix in files:
-                read = self._read(run, path, prefix)
-                if read is not None:
+                taken = self._take(run, path)
+                if taken is not None:
                     changed = True
-                    blocks += read
-                    owners += [run.run_id] * len(read)
+                    pending.append((run, path, prefix, *taken))
         self._runs = {folder: self._runs[folder] for folder in folders}
+        self._decode(pending, blocks, owners)
         if blocks:
             # One run_id column for all the new points (not one select per run).
             heights = np.asarray([b.height for b in blocks])
@@ -186,9 +197,9 @@ class TensorBoardFollower:
         run.group = run.state = None
         run.first_wall = run.last_wall = None
 
-    def _read(self, run: _Run, path: Path, prefix: str) -> list[pl.DataFrame] | None:
-        """The points (blocks of metric, step, wall, value) of the records completed since
-        the last read (None if none were)."""
+    def _take(self, run: _Run, path: Path) -> tuple[bytes, int, bool] | None:
+        """(bytes, count, first read of the file) of the records completed since the last
+        read, or None."""
         known = run.files.setdefault(path, _File())
         try:
             with path.open("rb") as handle:
@@ -198,9 +209,117 @@ class TensorBoardFollower:
             warn(path, f"not read ({error})")
             return None
         self.bytes_read += len(data)
-        complete = complete_length(data)
+        complete, count = _complete(data)
         if complete == 0:
             return None
+        first = known.offset == 0
+        known.offset += complete
+        return data[:complete], count, first
+
+    def _decode(
+        self,
+        pending: list[tuple[_Run, Path, str, bytes, int, bool]],
+        blocks: list[pl.DataFrame],
+        owners: list[str],
+    ) -> None:
+        """Decode the new records of every file into `blocks` (metric, step, wall, value),
+        each owned by a run in `owners`.
+
+        The records of all files are framed, checked and decoded together when they all
+        have tensorboardX's one-scalar layout (what a training loop writes between two
+        polls): one pass over all files instead of a fixed cost per file. Files with any
+        other record (the first poll, hparams, TF2 tensors) go through the decoder one by
+        one."""
+        if not pending:
+            return
+        # A file's first records (its file_version event, hparams) are never all simple.
+        candidates = [item for item in pending if not item[5]]
+        batched: set[int] = set()
+        if len(candidates) > 1:
+            batched = self._decode_batch(candidates, blocks, owners)
+        for index, (run, path, prefix, data, _, _) in enumerate(candidates):
+            if index not in batched:
+                read = self._decode_file(run, path, prefix, data)
+                blocks += read
+                owners += [run.run_id] * len(read)
+        for run, path, prefix, data, _, first in pending:
+            if first:
+                read = self._decode_file(run, path, prefix, data)
+                blocks += read
+                owners += [run.run_id] * len(read)
+
+    def _decode_batch(
+        self,
+        pending: list[tuple[_Run, Path, str, bytes, int, bool]],
+        blocks: list[pl.DataFrame],
+        owners: list[str],
+    ) -> set[int]:
+        """Frame, check and decode the records of all `pending` files in one pass; the
+        rows of the files whose records were all simple scalars go to `blocks`. Returns
+        the indices of those files (the others are left to the per-file decoder)."""
+        big = b"".join(item[3] for item in pending)
+        sizes = np.asarray([len(item[3]) for item in pending], np.int64)
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LoadWarning)
+            try:
+                starts, ends = _frame_records(big, pending[0][1], self.check_crc)
+            except LoadWarning:
+                return set()  # damage somewhere: the per-file decoder says where
+        if len(starts) != sum(item[4] for item in pending):
+            return set()
+        fast = _Scalars()
+        done = _simple_values(big, (starts, ends), "", fast)
+        owner = np.searchsorted(bounds, starts, side="right") - 1
+        total = np.bincount(owner, minlength=len(pending))
+        simple = np.bincount(owner[done], minlength=len(pending))
+        all_simple = total == simple
+        if fast.blocks:
+            rows = owner[done]
+            self._batch_rows(pending, fast.blocks[0], rows, all_simple[rows], blocks, owners)
+        return set(np.flatnonzero(all_simple).tolist())
+
+    def _batch_rows(
+        self,
+        pending: list[tuple[_Run, Path, str, bytes, int, bool]],
+        block: pl.DataFrame,
+        rows: np.ndarray[Any, Any],
+        keep: np.ndarray[Any, Any],
+        blocks: list[pl.DataFrame],
+        owners: list[str],
+    ) -> None:
+        """The batch-decoded rows of the files whose records were all simple scalars."""
+        block = block.filter(pl.Series(keep))
+        rows = rows[keep]
+        if not block.height:
+            return
+        prefixes = [item[2] for item in pending]
+        if any(prefixes):
+            block = block.with_columns(
+                (pl.Series(prefixes, dtype=pl.String).gather(rows) + pl.col("metric")).alias(
+                    "metric"
+                )
+            )
+        # Rows are in file order: one slice per file, owned by its run.
+        cuts = np.flatnonzero(np.diff(rows)) + 1
+        for start, stop in zip(
+            np.concatenate([[0], cuts]).tolist(),
+            np.concatenate([cuts, [len(rows)]]).tolist(),
+            strict=True,
+        ):
+            part = block.slice(start, stop - start)
+            run = pending[int(rows[start])][0]
+            low, high = part["wall"].min(), part["wall"].max()  # as `decode_events` does
+            if isinstance(low, float) and low == low:
+                run.first_wall = low if run.first_wall is None else min(run.first_wall, low)
+            if isinstance(high, float) and high == high:
+                run.last_wall = high if run.last_wall is None else max(run.last_wall, high)
+            blocks.append(part)
+            owners.append(run.run_id)
+
+    def _decode_file(self, run: _Run, path: Path, prefix: str, data: bytes) -> list[pl.DataFrame]:
+        """The points of one file's new records, through `load_tensorboard`'s decoder."""
+        known = run.files[path]
         scalars = _Scalars(
             first_wall=run.first_wall,
             last_wall=run.last_wall,
@@ -208,8 +327,7 @@ class TensorBoardFollower:
             group=run.group,
             state=run.state,
         )
-        decode_events(data[:complete], path, prefix, scalars, self.check_crc, known.plugins)
-        known.offset += complete
+        decode_events(data, path, prefix, scalars, self.check_crc, known.plugins)
         run.hparams = scalars.hparams
         run.group = scalars.group
         run.state = scalars.state

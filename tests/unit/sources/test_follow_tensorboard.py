@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
@@ -123,3 +124,30 @@ def test_a_new_event_file_in_a_run_and_a_rewritten_file(tmp_path: Path) -> None:
     runs, changed = follower.poll()
     assert changed and sorted_history(runs)["value"].to_list() == [0.5]
     assert_same(runs, load_tensorboard(tmp_path))
+
+
+def test_many_files_appended_at_once_are_decoded_together(tmp_path: Path) -> None:
+    from tensorboardX import SummaryWriter
+
+    template = str(tmp_path / "{algo}" / "seed_{seed}")
+    writers = [
+        SummaryWriter(str(tmp_path / algo / f"seed_{seed}" / split))
+        for algo in ("a", "b")
+        for seed in range(3)
+        for split in ("train", "validation")
+    ]
+    follower = TensorBoardFollower(template)
+    for step in range(3):
+        for writer in writers:
+            writer.add_scalar("loss", 1.0 / (step + 1), step)
+            writer.flush()
+        runs, changed = follower.poll()
+        assert changed
+        assert_same(runs, load_tensorboard(template))
+    for writer in writers:
+        writer.close()
+    runs, _ = follower.poll()
+    assert_same(runs, load_tensorboard(template))
+    assert runs.metrics == ["train/loss", "validation/loss"]
+    assert runs.runs["summary.train/loss"].to_list() == pytest.approx([1 / 3] * 6)
+    assert runs.history.select(pl.len()).collect().item() == 36
