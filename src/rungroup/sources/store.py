@@ -211,17 +211,23 @@ class _Columns:
     def frame(self, run_ids: list[str], starts: list[float]) -> pl.LazyFrame:
         size = self.size
         names = list(self.metric_codes)
-        run_id = (
-            pl.Series("run_id", run_ids, dtype=pl.Categorical)
-            .to_frame()
-            .select(pl.col("run_id").repeat_by(pl.Series(self.counts, dtype=pl.UInt32)).explode())
-            .to_series()
-            if size
-            else pl.Series("run_id", [], dtype=pl.Categorical)
-        )
-        metric = pl.Series("metric", names, dtype=pl.Categorical).gather(
-            pl.Series(self.codes[:size])
-        )
+        counts = pl.Series(self.counts, dtype=pl.UInt32)
+        codes = pl.Series(self.codes[:size])
+
+        def run_id_column() -> pl.Series:
+            ids = pl.Series("run_id", run_ids, dtype=pl.Categorical)
+            if not size:
+                return ids.clear()
+            return ids.to_frame().select(pl.col("run_id").repeat_by(counts).explode()).to_series()
+
+        def metric_column() -> pl.Series:
+            return pl.Series("metric", names, dtype=pl.Categorical).gather(codes)
+
+        # Each column is one long Polars operation that releases the GIL: build both at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            run_id_future = pool.submit(run_id_column)
+            metric = metric_column()
+            run_id = run_id_future.result()
         frame = pl.DataFrame(
             [
                 run_id,
