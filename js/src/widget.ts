@@ -170,6 +170,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.renders = String(renders);
       root.dataset.revision = String(model.get("revision"));
       root.dataset.total = String(reply.table.total);
+      root.dataset.points = String(reply.chart_rows);
       root.dataset.bytes = String(channel.bytesReceived - before);
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
       root.dataset.embedded = String(embeds);
