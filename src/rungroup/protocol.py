@@ -126,16 +126,16 @@ def membership_of_runs(runs: Runs, view: View) -> pl.DataFrame:
 
 def final_values(runs: Runs) -> pl.DataFrame:
     """Each run's last logged value of each metric: ``id`` and one ``m:<metric>`` column each."""
+    # per (run, metric) rather than one sort of the whole history: half the time, and the
+    # last of several values logged at the same step is the last one logged (a stable sort)
     last = (
-        runs.history.select(
+        runs.history.group_by("run_id", "metric")
+        .agg(pl.col("value").sort_by("step", maintain_order=True).last())
+        .select(
             pl.col("run_id").cast(pl.String).alias("id"),
             pl.col("metric").cast(pl.String),
-            "step",
             "value",
         )
-        .sort("step")
-        .group_by("id", "metric")
-        .agg(pl.col("value").last())
         .collect()
     )
     base = runs.runs.select("id")

@@ -673,7 +673,7 @@ def _check_against_runs(view: View, runs: Runs, only: str | None = None) -> None
                 f"metrics: {', '.join(map(repr, unknown))} not logged; choose from: "
                 f"{', '.join(metrics)}"
             )
-    if only in (None, "group_by"):
+    if only in (None, "group_by") and len(runs):  # no runs yet (a live store): any column
         columns = [c for c in runs.columns if c in runs.runs.columns]
         unknown = [c for c in view.group_by if c not in columns]
         if unknown:
