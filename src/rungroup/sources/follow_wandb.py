@@ -76,6 +76,7 @@ class WandbFollower:
         self._last = pl.DataFrame(schema=LAST_SCHEMA)
         self._states: list[str] = []
         self._current: Runs | None = None
+        self._shrank = False
         #: bytes of .wandb files read by the last poll (what "only what changed" costs)
         self.bytes_read = 0
 
@@ -102,6 +103,8 @@ class WandbFollower:
             if new is not None:
                 new_chunks.append(new)
         self._files = {path: self._files[path] for path in paths}
+        changed = changed or self._shrank
+        self._shrank = False
         if new_chunks:
             new = pl.concat(new_chunks)
             self._points = pl.concat([self._points, new], rechunk=False)
@@ -134,6 +137,7 @@ class WandbFollower:
                 warn(path, f"shrank below {known.offset} bytes; read again")
                 self._forget(path)
                 known = self._files[path] = _File()
+                self._shrank = True
             if size == known.offset:
                 return None, False
             with path.open("rb") as handle:
