@@ -11,7 +11,9 @@ every `--interval` seconds, and times each tick:
 - poll: the follower's `poll()` (reads only the bytes appended since the last poll);
 - kernel: everything the kernel does for a tick: `Explorer.refresh()` (poll, replace the runs)
   plus the `data` reply the browser asks for on the new revision (re-aggregate, table, Arrow);
-- bytes: what that reply sends (JSON + buffers).
+- bytes: what that reply sends (JSON + buffers);
+- refresh (poll + replacing the runs), aggregate (the engine) and table, inside kernel; load:
+  the machine's 1-minute load average (the writers share its cores).
 
 Ticks are driven directly (no event loop), so the timings are the kernel's work alone.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -113,6 +116,7 @@ def main() -> None:
             changed = widget.refresh()
             refreshed = time.perf_counter()
             sent = 0
+            timings: dict[str, float] = {}
             if changed:
                 request += 1
                 reply, buffers = widget.handle(
@@ -120,6 +124,7 @@ def main() -> None:
                 )
                 assert reply["ok"], reply
                 spec_key = reply["spec_key"]
+                timings = reply["timings"]
                 sent = len(json.dumps(reply)) + sum(len(b) for b in buffers)
             done = time.perf_counter()
             points = widget.runs.history.select("value").collect().height
@@ -134,6 +139,9 @@ def main() -> None:
                     "refresh_ms": 1000 * (refreshed - started),
                     "kernel_ms": 1000 * (done - started),
                     "sent_kb": sent / 1e3,
+                    "aggregate_ms": timings.get("aggregate_ms", 0.0),
+                    "table_ms": timings.get("table_ms", 0.0),
+                    "load": os.getloadavg()[0],
                 }
             )
             tick = ticks[-1]
@@ -158,8 +166,12 @@ def main() -> None:
     for name, unit in (
         ("read_kb", "KB"),
         ("poll_ms", "ms"),
+        ("refresh_ms", "ms"),
+        ("aggregate_ms", "ms"),
+        ("table_ms", "ms"),
         ("kernel_ms", "ms"),
         ("sent_kb", "KB"),
+        ("load", ""),
     ):
         stats = percentiles([t[name] for t in steady])
         print(
