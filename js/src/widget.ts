@@ -134,11 +134,16 @@ function render({ model, el }: RenderProps<Model>): () => void {
   // gets new data, the table keeps its scroll position and shows its old rows until the new
   // ones arrive, and nothing dims.
   let liveOnly = false;
+  // A live update that arrives while a request is in flight waits for it (else, with replies
+  // slower than the refresh interval, each reply would be dropped as stale by the next one).
+  let inflight = false;
+  let liveAgain = false;
   async function refresh(): Promise<void> {
     scheduled = false;
     const quiet = liveOnly;
     liveOnly = false;
     const mine = ++ticket;
+    inflight = true;
     if (!quiet) root.classList.add("rg-busy");
     const before = channel.bytesReceived;
     try {
@@ -187,11 +192,22 @@ function render({ model, el }: RenderProps<Model>): () => void {
       if (mine === ticket) localError = message(error);
       root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);
     } finally {
-      if (mine === ticket) root.classList.remove("rg-busy");
+      if (mine === ticket) {
+        root.classList.remove("rg-busy");
+        inflight = false;
+        if (liveAgain) {
+          liveAgain = false;
+          schedule(true);
+        }
+      }
       showError();
     }
   }
   const schedule = (live = false) => {
+    if (live && inflight && !scheduled) {
+      liveAgain = true;
+      return;
+    }
     if (scheduled) {
       if (!live) liveOnly = false;
       return;
