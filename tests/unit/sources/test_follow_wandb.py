@@ -103,3 +103,72 @@ def test_a_run_being_written_is_followed_and_equals_fresh_loads(tmp_path: Path) 
             handle.write(data[copy.stat().st_size : cut])
         runs, _ = piecewise.poll()
     assert_same(runs, load_wandb(tmp_path / "copy"))
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = number & 0x7F
+        number >>= 7
+        out.append(byte | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _item(key: str, value: str) -> bytes:
+    return _field(1, key.encode()) + _field(16, value.encode())
+
+
+def _log(records: list[bytes]) -> bytes:
+    """LevelDB's log format after W&B's header: 32 KiB blocks, records split into
+    first / middle / last chunks where they cross a block."""
+    import struct
+    import zlib
+
+    out = bytearray(b":W&B\xe1\xbe\x00")
+    for record in records:
+        rest = record
+        first = True
+        while True:
+            left = 32768 - len(out) % 32768
+            if left < 7:
+                out += b"\0" * left
+                continue
+            piece, rest = rest[: left - 7], rest[left - 7 :]
+            kind = (1 if not rest else 2) if first else (4 if not rest else 3)
+            crc = zlib.crc32(piece, zlib.crc32(bytes([kind])))
+            out += struct.pack("<IHB", crc, len(piece), kind) + piece
+            first = False
+            if not rest:
+                break
+    return bytes(out)
+
+
+def test_records_across_blocks_arriving_in_pieces(tmp_path: Path) -> None:
+    run = _field(
+        17, _field(1, b"abc") + _field(3, b"live") + _field(4, _field(1, _item("lr", "0.1")))
+    )
+    notes = _field(17, _field(9, b"n" * 70_000))  # a record over three blocks
+    rows = [
+        _field(
+            2, _field(1, _item("loss", repr(1.0 / (step + 1)))) + _field(2, b"\x08" + _varint(step))
+        )
+        for step in range(400)
+    ]
+    data = _log([run, *rows[:200], notes, *rows[200:]])
+    assert len(data) > 2 * 32768
+    path = tmp_path / "wandb" / "offline-run-x-abc" / "run-abc.wandb"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data[:7])
+    follower = WandbFollower(tmp_path / "wandb")
+    for cut in [*range(7, len(data), 4099), len(data)]:
+        with path.open("ab") as handle:
+            handle.write(data[path.stat().st_size : cut])
+        runs, _ = follower.poll()
+        assert_same(runs, load_wandb(tmp_path / "wandb"))
+    assert runs.history.select(pl.len()).collect().item() == 400
+    assert runs.runs["config.lr"].to_list() == [0.1]
