@@ -202,6 +202,8 @@ class TensorBoardFollower:
         read, or None."""
         known = run.files.setdefault(path, _File())
         try:
+            if path.stat().st_size == known.offset:
+                return None  # nothing appended (a stat is cheaper than an open)
             with path.open("rb") as handle:
                 handle.seek(known.offset)
                 data = handle.read()
