@@ -106,6 +106,13 @@ def test_live_explorer_follows_a_writer(
         toggle = f"{WIDGET} .rg-live-toggle"
         assert page.get_attribute(toggle, "aria-pressed") == "true"
         assert "running" in row_text(page, "first")
+        # hide a run: it must stay hidden through the live updates
+        before = int(dataset(page, "renders"))
+        page.click(f"{WIDGET} .rg-tr.rg-run[data-key] >> nth=1 >> .rg-eye")
+        wait_render(page, before)
+        hidden_name = page.eval_on_selector(
+            f"{WIDGET} .rg-tr.rg-run.rg-hidden", "r => r.querySelector('.rg-run-name').textContent"
+        )
 
         (signals / "go").touch()
         # a new run appears, the lines grow, the first run finishes
@@ -118,8 +125,13 @@ def test_live_explorer_follows_a_writer(
             timeout=20_000,
         )
         assert "running" in row_text(page, "second")
-        # in place: the same Vega view got new data (no second embed)
+        # in place: the same Vega view got new data (no second embed); the hidden run stays so
         assert dataset(page, "embedded") == embedded
+        hidden_now = page.eval_on_selector_all(
+            f"{WIDGET} .rg-tr.rg-run.rg-hidden",
+            "rows => rows.map(r => r.querySelector('.rg-run-name').textContent)",
+        )
+        assert hidden_now == [hidden_name]
         kernel = kernel_for(jupyter, notebook)
         try:
             assert kernel.eval("explorer.polls") > 1
