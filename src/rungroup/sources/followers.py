@@ -91,19 +91,20 @@ def _stamps(paths: list[Path]) -> Stamps:
     return found
 
 
-def _watched(source: Any) -> list[Path] | None:
-    """The files or folders whose changes change `source`, or None (not files: a URI)."""
+def _watched(source: Any) -> Callable[[], list[Path]] | None:
+    """What lists the files or folders whose changes change `source` (None: not files, a
+    URI). A template's matches are listed again on every poll (new runs match it)."""
     text = os.fspath(source)
     if text.startswith("file://"):
-        return [Path(text[len("file://") :])]
+        return lambda: [Path(text[len("file://") :])]
     if text.startswith("sqlite:///"):
         path = Path(text[len("sqlite:///") :])
-        return [path, path.with_name(path.name + "-wal")]
+        return lambda: [path, path.with_name(path.name + "-wal")]
     if "://" in text:
         return None
     if "{" in text or "*" in text:
-        return [Template.parse(text).root]
-    return [Path(text)]
+        return Template.parse(text).paths
+    return lambda: [Path(text)]
 
 
 class ReloadFollower:
@@ -123,7 +124,7 @@ class ReloadFollower:
 
     def poll(self) -> tuple[Runs, bool]:
         self.loads = 0
-        stamps = _stamps(self.watched) if self.watched is not None else None
+        stamps = _stamps(self.watched()) if self.watched is not None else None
         if self._current is not None and stamps is not None and stamps == self._stamps:
             return self._current, False
         runs = self.loader(self.source, **self.options)

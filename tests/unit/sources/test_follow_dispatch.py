@@ -129,3 +129,20 @@ def test_mlflow_sqlite_gets_the_row_follower_and_a_file_store_reloads(
     experiment.mkdir(parents=True)
     (experiment / "meta.yaml").write_text("experiment_id: '0'\nname: Default\n")
     assert isinstance(follow(store), ReloadFollower)
+
+
+def test_a_csv_template_watches_its_matches_only(tmp_path: Path) -> None:
+    template = str(tmp_path / "{algo}" / "progress.csv")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "progress.csv").write_text("step,loss\n0,1.0\n")
+    follower = follow(template)
+    assert isinstance(follower, ReloadFollower)
+    runs, _ = follower.poll()
+    (tmp_path / "unrelated.txt").write_text("not a run")
+    _, changed = follower.poll()
+    assert not changed and follower.loads == 0
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "progress.csv").write_text("step,loss\n0,2.0\n")
+    runs, changed = follower.poll()
+    assert changed and len(runs) == 2
+    assert runs.runs.equals(rg.load(template).runs)
