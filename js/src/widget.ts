@@ -176,6 +176,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.revision = String(model.get("revision"));
       root.dataset.total = String(reply.table.total);
       root.dataset.points = String(reply.chart_rows);
+      root.dataset.viewRows = String(chart.rows());
       root.dataset.bytes = String(channel.bytesReceived - before);
       root.dataset.timings = JSON.stringify(reply.timings ?? {});
       root.dataset.embedded = String(embeds);

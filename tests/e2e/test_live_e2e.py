@@ -102,6 +102,7 @@ def test_live_explorer_follows_a_writer(
         wait_render(page, 0)
         assert dataset(page, "total") == "2"
         points_before = int(dataset(page, "points"))
+        assert int(dataset(page, "viewRows")) == points_before  # what the Vega view holds
         embedded = dataset(page, "embedded")
         toggle = f"{WIDGET} .rg-live-toggle"
         assert page.get_attribute(toggle, "aria-pressed") == "true"
@@ -118,6 +119,7 @@ def test_live_explorer_follows_a_writer(
         # a new run appears, the lines grow, the first run finishes
         wait_dataset(page, "total", "v === '3'")
         wait_dataset(page, "points", f"Number(v) > {points_before}")
+        wait_dataset(page, "viewRows", f"Number(v) > {points_before}")
         page.wait_for_function(
             f"() => [...document.querySelectorAll('{WIDGET} .rg-tr.rg-run')].some(r =>"
             " r.querySelector('.rg-run-name')?.textContent === 'first'"

@@ -106,6 +106,15 @@ export class ChartPanel {
     await view.runAsync();
   }
 
+  /** Rows in the Vega view's dataset (what the chart was fed last). */
+  rows(): number {
+    try {
+      return (this.view?.data(DATA_NAME) as unknown[] | undefined)?.length ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
   /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph. */
   counts(): { lines: number; bands: number } {
     const counts = { lines: 0, bands: 0 };
