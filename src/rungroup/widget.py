@@ -181,6 +181,7 @@ class Explorer(anywidget.AnyWidget):
         self._source: Any = None if isinstance(runs_or_source, Runs) else runs_or_source
         self._follower: Follower | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._poll_failed = False
         #: Polls made by live mode, and what the last one cost (for tests and benchmarks).
         self.polls = 0
         self.last_poll: dict[str, float] = {}
@@ -269,6 +270,11 @@ class Explorer(anywidget.AnyWidget):
         except Exception as error:  # shown in the widget; live mode goes on
             self.error = _describe(error)
             self._request_error = True
+            self._poll_failed = True
+        else:
+            if self._poll_failed and self._request_error:
+                self.error = ""  # the source is readable again
+            self._poll_failed = False
         finally:
             if self.live and self.comm is not None:
                 self._schedule()

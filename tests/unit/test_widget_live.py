@@ -176,3 +176,28 @@ def test_a_store_that_starts_empty_fills_up(tmp_path: Path) -> None:
     assert len(widget.runs) == 1 and widget.info["metrics"] == ["acc", "loss"]
     assert widget.aggregated.height == 8
     run.finish()
+
+
+def test_a_failed_poll_is_shown_and_polling_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = rg.init(dir=tmp_path, project="p")
+    write(run, 0, 3)
+    widget = Explorer(tmp_path, live=True)
+    follower = widget._follower
+    assert follower is not None
+
+    def broken() -> Any:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(follower, "poll", broken)
+    widget._tick()
+    assert widget.error == "OSError: disk gone"
+    assert widget.live and widget._timer is not None
+    monkeypatch.undo()
+    write(run, 3, 5)
+    widget._tick()
+    assert widget.error == ""  # readable again
+    reply, _ = data_reply(widget)
+    assert reply["runs"] == 1
+    run.finish()
