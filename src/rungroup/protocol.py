@@ -22,6 +22,7 @@ import polars as pl
 
 from rungroup.engine.aggregate import aggregate
 from rungroup.engine.grouping import RUN_KEY, group_runs, key_columns_of
+from rungroup.engine.stats import STAT_COLUMNS
 from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
 
@@ -40,22 +41,7 @@ METRIC_STD = "s:"
 #: Row metadata columns of the table (the browser reads them; never shown as cells).
 ROW_META = ("_kind", "_key", "_series", "_depth", "_hidden", "_expanded", "_count")
 #: Statistics that are drawn; they travel as float32 (7 significant digits, half the bytes).
-_FLOAT32 = (
-    "line",
-    "lower",
-    "upper",
-    "mean",
-    "median",
-    "min",
-    "max",
-    "std",
-    "stderr",
-    "ci_low",
-    "ci_high",
-    "q_low",
-    "q_high",
-    "iqm",
-)
+_FLOAT32 = ("line", "lower", "upper", *STAT_COLUMNS)
 
 
 def ipc(frame: pl.DataFrame) -> bytes:
