@@ -53,6 +53,39 @@ class _Followed:
     points: int = 0
 
 
+@dataclass
+class _NewPoints:
+    """One run's points read by one poll; `indices` point into `names`."""
+
+    run_id: str
+    names: list[str]
+    steps: np.ndarray
+    times: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+
+def _chunk_frame(parts: list[_NewPoints]) -> pl.DataFrame:
+    """One history chunk for all the runs a poll read: two categorical columns built once
+    per poll rather than once per run (a hundred runs logging made that most of a poll)."""
+    names: dict[str, int] = {}
+    codes = []
+    for part in parts:
+        lookup = np.asarray([names.setdefault(n, len(names)) for n in part.names], np.uint32)
+        codes.append(lookup[part.indices])
+    counts = pl.Series([len(part.values) for part in parts], dtype=pl.UInt32)
+    run_ids = pl.Series("run_id", [part.run_id for part in parts], dtype=pl.Categorical)
+    return pl.DataFrame(
+        [
+            run_ids.to_frame().select(pl.col("run_id").repeat_by(counts).explode()).to_series(),
+            pl.Series("metric", list(names), dtype=pl.Categorical).gather(np.concatenate(codes)),
+            pl.Series("step", np.concatenate([part.steps for part in parts])),
+            pl.Series("time", np.concatenate([part.times for part in parts])),
+            pl.Series("value", np.concatenate([part.values for part in parts])),
+        ]
+    )
+
+
 class StoreFollower:
     """Polls a rungroup store; `poll()` returns the current `Runs` and whether it changed."""
 
@@ -82,18 +115,19 @@ class StoreFollower:
         self.bytes_read = 0
         folders = _run_folders(self.root, self.project) if self.root.is_dir() else []
         changed = False
-        new_chunks: list[pl.DataFrame] = []
+        new_points: list[_NewPoints] = []
         for folder in folders:
             followed = self._runs.get(folder)
             if followed is None:
                 followed = self._runs[folder] = _Followed(folder)
             meta_changed = self._refresh_meta(followed)
-            chunk = self._read_history(followed)
-            if chunk is not None:
-                new_chunks.append(chunk)
-            changed = changed or meta_changed or chunk is not None
-        if new_chunks:
-            self._history = pl.concat([self._history, *new_chunks], rechunk=False)
+            points = self._read_history(followed)
+            if points is not None:
+                new_points.append(points)
+            changed = changed or meta_changed or points is not None
+        if new_points:
+            chunk = _chunk_frame(new_points)
+            self._history = pl.concat([self._history, chunk], rechunk=False)
             if self._history.n_chunks() > MAX_CHUNKS:
                 self._history = self._history.rechunk()
         runs_frame, run_ids, starts = self._runs_table()
@@ -124,8 +158,8 @@ class StoreFollower:
         followed.meta = meta
         return True
 
-    def _read_history(self, followed: _Followed) -> pl.DataFrame | None:
-        """The points appended since the last read, as a history chunk (None if none)."""
+    def _read_history(self, followed: _Followed) -> _NewPoints | None:
+        """The points appended since the last read (None if none)."""
         if followed.meta is None:
             return None
         path = followed.folder / store.HISTORY_FILE
@@ -164,17 +198,8 @@ class StoreFollower:
         followed.last_wall = max(followed.last_wall or -np.inf, float(walls.max()))
         followed.points += len(values)
         start = self._start(followed)
-        run_id = str(followed.meta["id"])
-        return pl.DataFrame(
-            [
-                pl.Series("run_id", [run_id], dtype=pl.Categorical).gather(
-                    np.zeros(len(values), np.uint32)
-                ),
-                pl.Series("metric", followed.names, dtype=pl.Categorical).gather(indices),
-                pl.Series("step", steps),
-                pl.Series("time", walls - start),
-                pl.Series("value", values),
-            ]
+        return _NewPoints(
+            str(followed.meta["id"]), followed.names, steps, walls - start, indices, values
         )
 
     def _start(self, followed: _Followed) -> float:
