@@ -37,6 +37,7 @@ from rungroup.sources.mlflow_store import (
     _sqlite_path,
     _value,
     run_records,
+    run_row,
     timed_history,
 )
 from rungroup.sources.runrecords import assemble
@@ -295,21 +296,11 @@ class MlflowFollower:
         if self.experiments is not None:
             raw.experiments = {k: v for k, v in raw.experiments.items() if v in self.experiments}
         for row in self._run_rows.values():
-            run_id, name, status, start, end, stage, experiment_id = row
-            if not self.include_deleted and stage == "deleted":
+            run = run_row(row, raw.experiments, self.include_deleted)
+            if run is None:
                 continue
-            if str(experiment_id) not in raw.experiments:
-                continue
-            raw.runs.append(
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "status": status,
-                    "start_ms": start,
-                    "end_ms": end,
-                    "experiment_id": str(experiment_id),
-                }
-            )
+            run_id = run["run_id"]
+            raw.runs.append(run)
             if run_id in self._params:
                 raw.params[run_id] = self._params[run_id]
             if run_id in self._tags:

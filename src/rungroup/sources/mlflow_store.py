@@ -22,7 +22,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,21 +158,9 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
             "SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
             "experiment_id FROM runs"
         ):
-            run_id, name, status, start, end, stage, experiment_id = row
-            if not include_deleted and stage == "deleted":
-                continue
-            if str(experiment_id) not in raw.experiments:
-                continue
-            raw.runs.append(
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "status": status,
-                    "start_ms": start,
-                    "end_ms": end,
-                    "experiment_id": str(experiment_id),
-                }
-            )
+            run = run_row(row, raw.experiments, include_deleted)
+            if run is not None:
+                raw.runs.append(run)
         kept = {r["run_id"] for r in raw.runs}
         for run_id, key, value in cursor.execute("SELECT run_uuid, key, value FROM params"):
             if run_id in kept:
@@ -728,3 +716,22 @@ def load_mlflow(
         raw.experiments = {k: v for k, v in raw.experiments.items() if v in wanted}
         raw.runs = [r for r in raw.runs if r["experiment_id"] in raw.experiments]
     return _to_runs(raw, group_tag, job_type_tag, nested)
+
+
+def run_row(
+    row: tuple[Any, ...], experiments: Mapping[str, Any], include_deleted: bool
+) -> dict[str, Any] | None:
+    """A row of MLflow's `runs` table as a run record, or None when it is not wanted."""
+    run_id, name, status, start, end, stage, experiment_id = row
+    if not include_deleted and stage == "deleted":
+        return None
+    if str(experiment_id) not in experiments:
+        return None
+    return {
+        "run_id": run_id,
+        "name": name,
+        "status": status,
+        "start_ms": start,
+        "end_ms": end,
+        "experiment_id": str(experiment_id),
+    }
