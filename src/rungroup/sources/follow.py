@@ -10,6 +10,7 @@ rebuilding it.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -20,17 +21,29 @@ import numpy as np
 import polars as pl
 
 from rungroup import store
-from rungroup.runs import HISTORY_SCHEMA, LoadWarning, Runs, build_runs_frame
+from rungroup.runs import (
+    HISTORY_SCHEMA,
+    SUMMARY_PREFIX,
+    LoadWarning,
+    Runs,
+    build_runs_frame,
+    flatten,
+    unify_column,
+)
 from rungroup.sources.store import (
     STALE_AFTER,
-    _parse_time,
+    RunMeta,
     _run_folders,
-    run_record,
+    parse_run_meta,
+    run_row,
+    run_start,
     with_timestamp,
 )
 
 #: Merge the history's chunks once there are more than this many (appends add one a poll).
 MAX_CHUNKS = 32
+#: The row fields that change while a run is written; the others come from run.json alone.
+_DYNAMIC = ("state", "runtime", "summary")
 
 
 def _warn(message: str) -> None:
@@ -42,7 +55,12 @@ class _Followed:
     """What is known of one run folder between polls."""
 
     folder: Path
-    meta: dict[str, Any] | None = None
+    meta_path: Path
+    history_path: Path
+    parsed: RunMeta | None = None
+    #: the row's fields that come from run.json alone, as text: a heartbeat changes run.json
+    #: but not this, and then the runs table's fixed columns are not built again
+    fixed: str = ""
     meta_stamp: tuple[int, int] | None = None
     offset: int = 0
     names: list[str] = field(default_factory=list)
@@ -52,42 +70,136 @@ class _Followed:
     incomplete_tail: int = 0
     points: int = 0
 
+    @property
+    def run_id(self) -> str:
+        assert self.parsed is not None
+        return str(self.parsed.meta["id"])
+
 
 @dataclass
 class _NewPoints:
-    """One run's points read by one poll; `indices` point into `names`."""
+    """One run's records read by one poll; `lookup` maps their metric indices to positions
+    in the run's `names`."""
 
-    run_id: str
+    followed: _Followed
+    records: list[store.RecordPoints]
+    lookup: np.ndarray
+
+
+@dataclass
+class _Chunk:
+    """The points of one poll for all the runs it read, as flat columns; `counts[i]` points
+    of `parts[i]` in a row, `codes` index `names`."""
+
+    parts: list[_NewPoints]
     names: list[str]
+    counts: np.ndarray
     steps: np.ndarray
-    times: np.ndarray
-    indices: np.ndarray
+    walls: np.ndarray
+    codes: np.ndarray
     values: np.ndarray
 
 
-def _chunk_frame(parts: list[_NewPoints]) -> pl.DataFrame:
-    """One history chunk for all the runs a poll read: two categorical columns built once
-    per poll rather than once per run (a hundred runs logging made that most of a poll)."""
+def _gather_chunk(parts: list[_NewPoints]) -> _Chunk:
+    """Every record of every run in one set of columns: numpy concatenates once per poll
+    rather than once per run (a hundred runs logging made per-run frames most of a poll)."""
     names: dict[str, int] = {}
-    codes = []
+    steps, walls, codes, values, counts = [], [], [], [], []
     for part in parts:
-        lookup = np.asarray([names.setdefault(n, len(names)) for n in part.names], np.uint32)
-        codes.append(lookup[part.indices])
-    counts = pl.Series([len(part.values) for part in parts], dtype=pl.UInt32)
-    run_ids = pl.Series("run_id", [part.run_id for part in parts], dtype=pl.Categorical)
+        run_codes = [names.setdefault(n, len(names)) for n in part.followed.names]
+        mapping = np.asarray(run_codes, np.uint32)[part.lookup]
+        count = 0
+        for record in part.records:
+            steps.append(record.steps)
+            walls.append(record.walls)
+            codes.append(mapping[record.metric_indices])
+            values.append(record.values)
+            count += record.values.shape[0]
+        counts.append(count)
+    return _Chunk(
+        parts,
+        list(names),
+        np.asarray(counts, np.int64),
+        np.concatenate(steps),
+        np.concatenate(walls),
+        np.concatenate(codes),
+        np.concatenate(values),
+    )
+
+
+def _last_positions(chunk: _Chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Part index and position in the chunk of the last point of each (run, metric)."""
+    part_index = np.repeat(np.arange(len(chunk.parts), dtype=np.int64), chunk.counts)
+    keys = part_index * max(1, len(chunk.names)) + chunk.codes
+    _, first_from_end = np.unique(keys[::-1], return_index=True)
+    positions = keys.shape[0] - 1 - first_from_end
+    return part_index[positions], positions
+
+
+def _update_runs(chunk: _Chunk) -> np.ndarray:
+    """Each run's first and last wall time, point count and last values, updated with the
+    chunk; returns the start time of each part's run, repeated for its points."""
+    offsets = np.cumsum(chunk.counts) - chunk.counts
+    last_walls = np.maximum.reduceat(chunk.walls, offsets).tolist()
+    first_walls = chunk.walls[offsets].tolist()
+    starts = []
+    for part, first, last, count in zip(
+        chunk.parts, first_walls, last_walls, chunk.counts.tolist(), strict=True
+    ):
+        followed = part.followed
+        if followed.first_wall is None:
+            followed.first_wall = first
+        followed.last_wall = last if followed.last_wall is None else max(followed.last_wall, last)
+        followed.points += count
+        assert followed.parsed is not None
+        starts.append(run_start(followed.parsed, followed.first_wall))
+    part_index, positions = _last_positions(chunk)
+    names = chunk.names
+    for index, code, value in zip(
+        part_index.tolist(),
+        chunk.codes[positions].tolist(),
+        chunk.values[positions].tolist(),
+        strict=True,
+    ):
+        chunk.parts[index].followed.last_values[names[code]] = value
+    return np.repeat(np.asarray(starts, np.float64), chunk.counts)
+
+
+def _chunk_frame(chunk: _Chunk, times: np.ndarray) -> pl.DataFrame:
+    """The chunk as history rows; the categorical columns are gathered from one small
+    dictionary each."""
+    run_ids = [part.followed.run_id for part in chunk.parts]
+    part_index = np.repeat(np.arange(len(run_ids), dtype=np.uint32), chunk.counts)
     return pl.DataFrame(
         [
-            run_ids.to_frame().select(pl.col("run_id").repeat_by(counts).explode()).to_series(),
-            pl.Series("metric", list(names), dtype=pl.Categorical).gather(np.concatenate(codes)),
-            pl.Series("step", np.concatenate([part.steps for part in parts])),
-            pl.Series("time", np.concatenate([part.times for part in parts])),
-            pl.Series("value", np.concatenate([part.values for part in parts])),
+            pl.Series("run_id", run_ids, dtype=pl.Categorical).gather(part_index),
+            pl.Series("metric", chunk.names, dtype=pl.Categorical).gather(chunk.codes),
+            pl.Series("step", chunk.steps),
+            pl.Series("time", times),
+            pl.Series("value", chunk.values),
         ]
     )
 
 
+def _fixed_text(parsed: RunMeta) -> str:
+    fixed = {k: v for k, v in parsed.record.items() if k not in _DYNAMIC}
+    return json.dumps(fixed, sort_keys=True, default=str)
+
+
+def _summary_columns(summaries: list[dict[str, Any]]) -> list[pl.Series]:
+    """`summary.<key>` columns as `build_runs_frame` makes them."""
+    flat = [flatten(s) for s in summaries]
+    names = sorted({k for entry in flat for k in entry})
+    return [unify_column(f"{SUMMARY_PREFIX}{k}", [entry.get(k) for entry in flat]) for k in names]
+
+
 class StoreFollower:
-    """Polls a rungroup store; `poll()` returns the current `Runs` and whether it changed."""
+    """Polls a rungroup store; `poll()` returns the current `Runs` and whether it changed.
+
+    After a poll, `appended` holds the history rows it added (no `timestamp`), or None when it
+    also removed some (a history file that shrank is read again): what a consumer that keeps
+    something derived from the history (the widget's final values) needs to update it.
+    """
 
     def __init__(
         self,
@@ -105,31 +217,40 @@ class StoreFollower:
         self._history = pl.DataFrame(
             schema={k: v for k, v in HISTORY_SCHEMA.items() if k != "timestamp"}
         )
+        #: the runs table's columns that come from run.json alone, and what they were built
+        #: from (the folders and their fixed fields)
+        self._fixed: tuple[tuple[tuple[Path, str], ...], pl.DataFrame, list[_Followed]] | None = (
+            None
+        )
         self._runs_frame: pl.DataFrame | None = None
         self._current: Runs | None = None
         #: bytes of history read by the last poll (what "only what changed" costs)
         self.bytes_read = 0
+        #: the history rows the last poll appended (None: it also removed rows)
+        self.appended: pl.DataFrame | None = None
 
     def poll(self) -> tuple[Runs, bool]:
         """Read what changed since the last poll; `changed` is False when nothing did."""
         self.bytes_read = 0
-        folders = _run_folders(self.root, self.project) if self.root.is_dir() else []
+        self.appended = self._history.clear()
+        folders = _run_folders(self.root, self.project, self._runs) if self.root.is_dir() else []
         changed = False
         new_points: list[_NewPoints] = []
         for folder in folders:
             followed = self._runs.get(folder)
             if followed is None:
-                followed = self._runs[folder] = _Followed(folder)
+                followed = self._runs[folder] = _Followed(
+                    folder,
+                    folder / store.META_FILE,
+                    folder / store.HISTORY_FILE,
+                )
             meta_changed = self._refresh_meta(followed)
             points = self._read_history(followed)
             if points is not None:
                 new_points.append(points)
             changed = changed or meta_changed or points is not None
         if new_points:
-            chunk = _chunk_frame(new_points)
-            self._history = pl.concat([self._history, chunk], rechunk=False)
-            if self._history.n_chunks() > MAX_CHUNKS:
-                self._history = self._history.rechunk()
+            self._append(_gather_chunk(new_points))
         runs_frame, run_ids, starts = self._runs_table()
         states_changed = self._runs_frame is None or not runs_frame.equals(self._runs_frame)
         if changed or states_changed or self._current is None:
@@ -139,10 +260,18 @@ class StoreFollower:
             return self._current, True
         return self._current, False
 
+    def _append(self, chunk: _Chunk) -> None:
+        times = chunk.walls - _update_runs(chunk)
+        frame = _chunk_frame(chunk, times)
+        if self.appended is not None:
+            self.appended = pl.concat([self.appended, frame])
+        self._history = pl.concat([self._history, frame], rechunk=False)
+        if self._history.n_chunks() > MAX_CHUNKS:
+            self._history = self._history.rechunk()
+
     def _refresh_meta(self, followed: _Followed) -> bool:
-        path = followed.folder / store.META_FILE
         try:
-            status = path.stat()
+            status = followed.meta_path.stat()
         except OSError:
             return False
         stamp = (status.st_mtime_ns, status.st_size)
@@ -150,19 +279,20 @@ class StoreFollower:
             return False
         followed.meta_stamp = stamp
         try:
-            meta = store.read_meta(path)
+            meta = store.read_meta(followed.meta_path)
         except ValueError as error:
             _warn(f"{error}; run skipped")
-            followed.meta = None
+            followed.parsed = None
             return True
-        followed.meta = meta
+        followed.parsed = parse_run_meta(meta, followed.folder)
+        followed.fixed = _fixed_text(followed.parsed)
         return True
 
     def _read_history(self, followed: _Followed) -> _NewPoints | None:
-        """The points appended since the last read (None if none)."""
-        if followed.meta is None:
+        """The records appended since the last read (None if none)."""
+        if followed.parsed is None:
             return None
-        path = followed.folder / store.HISTORY_FILE
+        path = followed.history_path
         try:
             size = path.stat().st_size
         except OSError:
@@ -172,9 +302,10 @@ class StoreFollower:
             self._forget_points(followed)
         if size == followed.offset:
             return None
-        with path.open("rb") as handle:
-            handle.seek(followed.offset)
-            data = handle.read(size - followed.offset)
+        try:
+            data = _read_from(path, followed.offset, size - followed.offset)
+        except OSError:
+            return None
         self.bytes_read += len(data)
         decoded = store.decode_history(data, str(path), offset=followed.offset)
         for problem in decoded.problems:
@@ -183,60 +314,80 @@ class StoreFollower:
         followed.incomplete_tail = decoded.incomplete_tail
         if not decoded.records:
             return None
+        known = {name: position for position, name in enumerate(followed.names)}
         for name in decoded.names:
-            if name not in followed.names:
+            if name not in known:
+                known[name] = len(followed.names)
                 followed.names.append(name)
-        positions = np.asarray([followed.names.index(n) for n in decoded.names], np.uint32)
-        steps = np.concatenate([r.steps for r in decoded.records])
-        walls = np.concatenate([r.walls for r in decoded.records])
-        indices = positions[np.concatenate([r.metric_indices for r in decoded.records])]
-        values = np.concatenate([r.values for r in decoded.records])
-        decoded_last = decoded.last_values()
-        followed.last_values.update(decoded_last)
-        if followed.first_wall is None:
-            followed.first_wall = float(walls[0])
-        followed.last_wall = max(followed.last_wall or -np.inf, float(walls.max()))
-        followed.points += len(values)
-        start = self._start(followed)
-        return _NewPoints(
-            str(followed.meta["id"]), followed.names, steps, walls - start, indices, values
-        )
-
-    def _start(self, followed: _Followed) -> float:
-        assert followed.meta is not None
-        created = _parse_time(followed.meta.get("created_at"), str(followed.folder))
-        return created.timestamp() if created else (followed.first_wall or 0.0)
+        lookup = np.asarray([known[n] for n in decoded.names], np.uint32)
+        return _NewPoints(followed, decoded.records, lookup)
 
     def _forget_points(self, followed: _Followed) -> None:
-        if followed.meta is not None and followed.points:
-            run_id = str(followed.meta["id"])
-            self._history = self._history.filter(pl.col("run_id") != run_id)
+        if followed.parsed is not None and followed.points:
+            self._history = self._history.filter(pl.col("run_id") != followed.run_id)
+            self.appended = None
         followed.offset = 0
         followed.names = []
         followed.last_values = {}
         followed.first_wall = followed.last_wall = None
         followed.points = 0
 
-    def _runs_table(self) -> tuple[pl.DataFrame, list[str], list[float]]:
-        records, run_ids, starts = [], [], []
+    def _followed_runs(self) -> list[_Followed]:
+        """The runs that have a usable run.json, the first folder of a repeated id only."""
+        runs = []
         seen: set[str] = set()
         for followed in self._runs.values():
-            if followed.meta is None or followed.meta["id"] in seen:
+            if followed.parsed is None or followed.run_id in seen:
                 continue
-            seen.add(followed.meta["id"])
-            record, start = run_record(
-                followed.meta,
-                followed.folder,
+            seen.add(followed.run_id)
+            runs.append(followed)
+        return runs
+
+    def _fixed_frame(self, runs: list[_Followed]) -> tuple[pl.DataFrame, list[_Followed]]:
+        """The runs table without its changing columns, sorted, and the runs in its order:
+        built again only when a run appears or a run.json field other than the heartbeat,
+        runtime, state or summary changes."""
+        key = tuple((f.folder, f.fixed) for f in runs)
+        if self._fixed is None or self._fixed[0] != key:
+            records = [
+                {k: v for k, v in f.parsed.record.items() if k != "summary"}
+                for f in runs
+                if f.parsed is not None
+            ]
+            frame = build_runs_frame(records).with_row_index("_order")
+            if frame.height:
+                frame = frame.sort("created_at", "id", nulls_last=True)
+            order = [runs[i] for i in frame["_order"].to_list()]
+            self._fixed = (key, frame.drop("_order"), order)
+        return self._fixed[1], self._fixed[2]
+
+    def _runs_table(self) -> tuple[pl.DataFrame, list[str], list[float]]:
+        fixed, ordered = self._fixed_frame(self._followed_runs())
+        if not ordered:
+            return fixed, [], []
+        rows, starts = [], []
+        for followed in ordered:
+            assert followed.parsed is not None
+            row, start = run_row(
+                followed.parsed,
                 last_values=followed.last_values,
                 first_wall=followed.first_wall,
                 last_wall=followed.last_wall,
                 incomplete_tail=0,  # a tail is expected while following: it is read next time
                 stale_after=self.stale_after,
             )
-            records.append(record)
-            run_ids.append(str(followed.meta["id"]))
+            rows.append(row)
             starts.append(start)
-        frame = build_runs_frame(records)
-        if frame.height:
-            frame = frame.sort("created_at", "id", nulls_last=True)
-        return frame, run_ids, starts
+        frame = fixed.with_columns(
+            pl.Series("state", [r["state"] for r in rows], dtype=pl.String),
+            pl.Series("runtime", [r["runtime"] for r in rows], dtype=pl.Float64, strict=False),
+        ).hstack(_summary_columns([r["summary"] for r in rows]))
+        return frame, [f.run_id for f in ordered], starts
+
+
+def _read_from(path: Path, offset: int, length: int) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(descriptor, length, offset)
+    finally:
+        os.close(descriptor)

@@ -8,7 +8,7 @@ import socket
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,7 +56,9 @@ def _subfolders(path: Path) -> Iterator[Path]:
             yield Path(entry.path)
 
 
-def _run_folders(path: Path, project: str | None) -> list[Path]:
+def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -> list[Path]:
+    """The run folders below `path`; those in `known` (a follower's, seen with a run.json
+    before) are not stat-ed again."""
     if (path / store.META_FILE).is_file():
         return [path]
     children = list(_subfolders(path))
@@ -70,7 +72,7 @@ def _run_folders(path: Path, project: str | None) -> list[Path]:
     folders = []
     for project_dir in projects:
         for folder in _subfolders(project_dir):
-            if (folder / store.META_FILE).is_file():
+            if folder in known or (folder / store.META_FILE).is_file():
                 folders.append(folder)
             elif (folder / store.HISTORY_FILE).exists():
                 _warn(f"{folder}: has a history but no {store.META_FILE}; run skipped")
@@ -240,6 +242,62 @@ class _Columns:
         return with_timestamp(frame.lazy(), run_ids, starts)
 
 
+@dataclass(frozen=True)
+class RunMeta:
+    """What a run's row takes from its run.json alone: parsed once per version of the file
+    (a follower re-reads run.json on every heartbeat, but derives this only then)."""
+
+    meta: dict[str, Any]
+    folder: Path
+    #: the row's fields from run.json (`_clean_meta`) plus `created_at` and `source`
+    record: dict[str, Any]
+    created: datetime | None
+    heartbeat: datetime | None
+
+
+def parse_run_meta(meta: dict[str, Any], folder: Path) -> RunMeta:
+    meta_path = str(folder / store.META_FILE)
+    record = _clean_meta(meta, meta_path)
+    created = _parse_time(meta.get("created_at"), meta_path)
+    heartbeat = _parse_time(meta.get("heartbeat_at"), meta_path)
+    record.update(created_at=created, source=f"rungroup:{folder}")
+    return RunMeta(meta, folder, record, created, heartbeat)
+
+
+def run_start(parsed: RunMeta, first_wall: float | None) -> float:
+    """Unix seconds that a run's `time` counts from: its creation, else its first point."""
+    return parsed.created.timestamp() if parsed.created else (first_wall or 0.0)
+
+
+def run_row(
+    parsed: RunMeta,
+    *,
+    last_values: dict[str, float],
+    first_wall: float | None,
+    last_wall: float | None,
+    incomplete_tail: int,
+    stale_after: float,
+) -> tuple[dict[str, Any], float]:
+    """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds)."""
+    state = _state(parsed.meta, parsed.heartbeat, stale_after)
+    if incomplete_tail and state != "running":
+        _warn(
+            f"{parsed.folder / store.HISTORY_FILE}: the last record is torn "
+            f"({incomplete_tail} bytes, written when the run stopped); skipped"
+        )
+    start = run_start(parsed, first_wall)
+    record = {
+        **parsed.record,
+        "state": state,
+        "summary": {**last_values, **parsed.record["summary"]},
+    }
+    if last_wall is not None and parsed.created is not None:
+        logged_runtime = last_wall - start
+        if state != "finished" or record["runtime"] is None:
+            record["runtime"] = max(record["runtime"] or 0.0, logged_runtime)
+    return record, start
+
+
 def run_record(
     meta: dict[str, Any],
     folder: Path,
@@ -251,28 +309,14 @@ def run_record(
     stale_after: float,
 ) -> tuple[dict[str, Any], float]:
     """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds)."""
-    meta_path = folder / store.META_FILE
-    record = _clean_meta(meta, str(meta_path))
-    created = _parse_time(meta.get("created_at"), str(meta_path))
-    heartbeat = _parse_time(meta.get("heartbeat_at"), str(meta_path))
-    state = _state(meta, heartbeat, stale_after)
-    if incomplete_tail and state != "running":
-        _warn(
-            f"{folder / store.HISTORY_FILE}: the last record is torn "
-            f"({incomplete_tail} bytes, written when the run stopped); skipped"
-        )
-    start = created.timestamp() if created else (first_wall or 0.0)
-    record.update(
-        state=state,
-        created_at=created,
-        source=f"rungroup:{folder}",
-        summary={**last_values, **record["summary"]},
+    return run_row(
+        parse_run_meta(meta, folder),
+        last_values=last_values,
+        first_wall=first_wall,
+        last_wall=last_wall,
+        incomplete_tail=incomplete_tail,
+        stale_after=stale_after,
     )
-    if last_wall is not None and created is not None:
-        logged_runtime = last_wall - start
-        if state != "finished" or record["runtime"] is None:
-            record["runtime"] = max(record["runtime"] or 0.0, logged_runtime)
-    return record, start
 
 
 @dataclass
