@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from rungroup.runs import LoadWarning
 from rungroup.sources.wandb_offline import is_wandb, load_wandb, read_records
@@ -106,7 +107,21 @@ def test_corrupt_record_is_a_warning_and_other_runs_load(wandb_runs: Path, tmp_p
     with pytest.warns(LoadWarning, match=r"run-.*\.wandb: record \d+: checksum mismatch"):
         runs = load_wandb(tmp_path / "wandb")
     assert len(runs) == 3
-    assert 8000 < runs.history.collect().filter(pl.col("metric") == "m0").height * 3 < 9000
+    # the record hit by the flipped byte is lost (a history or a system record, depending on
+    # where the client put it); the other two runs load exactly as from the intact copy
+    damaged = runs.runs.filter(pl.col("source").str.contains(path.parent.name, literal=True))
+    assert damaged.height == 1
+    damaged_id = damaged["id"][0]
+    clean = load_wandb(wandb_runs).history.collect()
+    loaded = runs.history.collect()
+    undamaged = pl.col("run_id").cast(pl.String) != damaged_id
+    order = ["run_id", "metric", "step"]
+    assert_frame_equal(
+        loaded.filter(undamaged).with_columns(pl.col("run_id").cast(pl.String)).sort(order),
+        clean.filter(undamaged).with_columns(pl.col("run_id").cast(pl.String)).sort(order),
+        check_dtypes=False,
+    )
+    assert 0 < loaded.filter(~undamaged).height <= clean.filter(~undamaged).height
 
 
 def test_truncated_old_file_is_a_crashed_run(wandb_runs: Path, tmp_path: Path) -> None:
