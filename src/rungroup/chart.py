@@ -118,7 +118,9 @@ def chart(
     ]
     panels: list[Any] = []
     for metric in metrics:
-        base = alt.Chart().transform_filter(alt.datum.metric == metric)
+        # a field predicate rather than an expression: the widget reads it to give each panel
+        # its own dataset (`rungroup.protocol.prepare_spec`)
+        base = alt.Chart().transform_filter(alt.FieldEqualPredicate(field="metric", equal=metric))
         y = alt.Y("line:Q", title=_y_title(metric, view), scale=y_scale)
         line = base.mark_line(strokeWidth=1.6).encode(
             x=x,

@@ -35,6 +35,13 @@ ORDER_FIELD = "rg_order"
 _ALTAIR_VIEW = re.compile(r"view_[0-9a-f]+_\d+|view_\d+")
 #: Vega signal set by the browser to emphasise one series (table row hover).
 HOVER_SIGNAL = "rg_hover"
+#: Datasets of a prepared spec: one per panel (and layer of a group page), filled by the
+#: browser from the chart rows, and one per panel for the hovered series' tooltip points.
+PART_PREFIX = "rg_data_"
+TIP_PREFIX = "rg_tip_"
+#: Fields whose leading equality filters pick a unit's rows (`chart()`'s panel filter and
+#: `focus_spec`'s layer filter): such filters become datasets of their own.
+PARTITION_FIELDS = ("metric", "layer")
 #: Prefixes of the metric columns of the runs table: final value (or group mean) and std.
 METRIC = "m:"
 METRIC_STD = "s:"
@@ -409,14 +416,17 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         params.append({"name": HOVER_SIGNAL, "value": None})
     spec["params"] = params
     dim_test = f"{HOVER_SIGNAL} !== null && datum.series !== {HOVER_SIGNAL}"
+    split = _split_data(spec)
     for unit in list(_walk(spec)):
         kind = _mark_type(unit)
         if kind in ("circle", "point") and _invisible(unit):
             # Invisible points that only carry tooltips: one per point of every series is
             # thousands of marks to lay out on each repaint. Keep those of the hovered series
-            # (hovering its line, band or table row), which is where a tooltip is wanted.
-            only_hovered = {"filter": f"{HOVER_SIGNAL} !== null && datum.series === {HOVER_SIGNAL}"}
-            unit["transform"] = [*unit.get("transform", []), only_hovered]
+            # (hovering its line, band or table row), which is where a tooltip is wanted: in
+            # a split spec the browser fills their dataset with that series' rows alone.
+            if not split:
+                hovered = f"{HOVER_SIGNAL} !== null && datum.series === {HOVER_SIGNAL}"
+                unit["transform"] = [*unit.get("transform", []), {"filter": hovered}]
             continue
         if kind not in ("line", "area") or str(unit.get("name", "")).startswith(RUNS_UNIT):
             continue
@@ -458,6 +468,63 @@ def prepare_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if isinstance(group, list):
                 fields.update(g for g in group if isinstance(g, str))
     return spec, sorted(fields)
+
+
+def _split_data(spec: dict[str, Any]) -> bool:
+    """Give each panel (and each layer of a group page) a dataset of its own, and its tooltip
+    points another one; describe them in ``usermeta.rungroup.datasets`` for the browser.
+
+    Vega runs a filter over every row for every panel, and remembers the rows it rejected, so
+    one shared dataset costs each panel the whole frame on every data swap. The browser
+    partitions the rows once instead (on the values of `PARTITION_FIELDS`). Returns False,
+    leaving the spec as it is, when the units are not picked by such filters alone.
+    """
+    units = [u for u in _walk(spec) if "mark" in u]
+    picked: list[tuple[dict[str, Any], dict[str, Any], list[Any]]] = []
+    for unit in units:
+        where: dict[str, Any] = {}
+        transforms = list(unit.get("transform", []))
+        while transforms:
+            test = transforms[0].get("filter") if isinstance(transforms[0], dict) else None
+            if not (
+                isinstance(test, dict)
+                and set(test) == {"field", "equal"}
+                and test["field"] in PARTITION_FIELDS
+                and test["field"] not in where
+            ):
+                break
+            where[test["field"]] = test["equal"]
+            transforms.pop(0)
+        picked.append((unit, where, transforms))
+    # a partition: every unit picked by the same fields, the panel's metric among them
+    if not picked or len({tuple(sorted(w)) for _, w, _ in picked}) != 1 or "metric" not in (
+        picked[0][1]
+    ):
+        return False
+    if any("data" in u for u in units) or any("data" in n for n in _walk(spec.get("concat", []))):
+        return False
+    names: dict[tuple[Any, ...], str] = {}
+    datasets: list[dict[str, Any]] = []
+    for unit, where, transforms in picked:
+        key = tuple(sorted(where.items()))
+        if key not in names:
+            names[key] = f"{PART_PREFIX}{len(names)}"
+            datasets.append({"name": names[key], "where": where})
+        name = names[key]
+        if _mark_type(unit) in ("circle", "point") and _invisible(unit):
+            tip = TIP_PREFIX + name[len(PART_PREFIX) :]
+            if not any(d["name"] == tip for d in datasets):
+                datasets.append({"name": tip, "where": where, "tip_of": name})
+            name = tip
+        unit["data"] = {"name": name}
+        if transforms:
+            unit["transform"] = transforms
+        else:
+            unit.pop("transform", None)
+    spec.pop("data", None)
+    usermeta = spec.setdefault("usermeta", {})
+    usermeta["rungroup"] = {"datasets": datasets}
+    return True
 
 
 def _invisible(unit: dict[str, Any]) -> bool:
@@ -546,7 +613,7 @@ def focus_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
 def focus_spec(spec: dict[str, Any], view: View) -> dict[str, Any]:
     """Add thin run lines under the group's line and band in every panel (a group page)."""
     spec = copy.deepcopy(spec)
-    only_group = {"filter": "datum.layer !== 'run'"}
+    only_group = {"filter": {"field": "layer", "equal": "group"}}
     for unit in _walk(spec):
         if "mark" in unit:
             unit["transform"] = [only_group, *unit.get("transform", [])]
@@ -573,7 +640,10 @@ def _number_runs_units(spec: dict[str, Any]) -> None:
 def _runs_unit(line_unit: dict[str, Any]) -> dict[str, Any]:
     runs_unit = copy.deepcopy(line_unit)
     runs_unit["name"] = RUNS_UNIT
-    runs_unit["transform"] = [{"filter": "datum.layer === 'run'"}, *runs_unit["transform"][1:]]
+    runs_unit["transform"] = [
+        {"filter": {"field": "layer", "equal": "run"}},
+        *runs_unit["transform"][1:],
+    ]
     runs_unit["mark"] = {"type": "line", "strokeWidth": 1, "opacity": 0.4, "clip": True}
     encoding = runs_unit.setdefault("encoding", {})
     for drop in ("opacity", "strokeWidth", "size", "strokeDash"):

@@ -40,7 +40,7 @@ def test_band_and_line_per_series_in_one_colour_one_panel_per_metric():
         "n",
     ]
     assert [u["transform"] for u in units(spec)[:3]] == [
-        [{"filter": "(datum.metric === 'acc')"}]
+        [{"filter": {"field": "metric", "equal": "acc"}}]
     ] * 3
 
 

@@ -1,12 +1,66 @@
-// The charts: the spec comes from Python (rungroup.chart()); its data is a named source
-// ("rungroup") fed from Arrow rows. A new spec is embedded only when its shape changes;
-// otherwise the existing view gets new data.
+// The charts: the spec comes from Python (rungroup.chart(), prepared by
+// rungroup.protocol.prepare_spec); its data are named sources fed from Arrow rows. A new spec
+// is embedded only when its shape changes; otherwise the existing view gets new data.
 import embed, { type Result, vega } from "vega-embed";
 
 export const DATA_NAME = "rungroup";
 export const HOVER_SIGNAL = "rg_hover";
+/** Each series' place in the colour order (one value per series, see protocol.py). */
+export const ORDER_FIELD = "rg_order";
 
 type Row = Record<string, unknown>;
+
+/** One dataset of a prepared spec (`usermeta.rungroup.datasets`): the rows whose fields equal
+ * `where`; a tooltip dataset (`tip_of`) holds the hovered series' rows of another one. */
+interface Dataset {
+  name: string;
+  where: Record<string, unknown>;
+  tip_of?: string;
+}
+
+function datasetsOf(spec: Record<string, unknown>): Dataset[] {
+  const meta = (spec.usermeta as { rungroup?: { datasets?: Dataset[] } } | undefined)?.rungroup;
+  return meta?.datasets ?? [{ name: DATA_NAME, where: {} }];
+}
+
+/** Rows split by dataset (each row goes to the first dataset it matches; tooltip datasets are
+ * filled on hover). */
+function partition(datasets: Dataset[], rows: Row[]): Map<string, Row[]> {
+  const parts = datasets.filter((d) => d.tip_of === undefined);
+  const out = new Map<string, Row[]>(parts.map((d) => [d.name, []]));
+  const tests = parts.map((d) => [out.get(d.name) as Row[], Object.entries(d.where)] as const);
+  for (const row of rows) {
+    for (const [target, where] of tests) {
+      if (where.every(([field, value]) => row[field] === value)) {
+        target.push(row);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** The compiled Vega spec with lines and bands faceted by the series' colour-order number
+ * instead of its label. Vega keeps one sub-dataflow per facet key: keyed by label, a new
+ * grouping removes every panel's sub-dataflows and builds new ones; keyed by number, they
+ * stay and only their rows change. Colour and tooltips still read the label. */
+function facetByOrder(spec: Record<string, unknown>): Record<string, unknown> {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const child of node) visit(child);
+      return;
+    }
+    if (!node || typeof node !== "object") return;
+    const record = node as Record<string, unknown>;
+    const facet = (record.from as { facet?: { groupby?: unknown } } | undefined)?.facet;
+    if (facet && Array.isArray(facet.groupby) && facet.groupby.includes("series")) {
+      facet.groupby = [...new Set(facet.groupby.map((g) => (g === "series" ? ORDER_FIELD : g)))];
+    }
+    for (const value of Object.values(record)) visit(value);
+  };
+  visit(spec);
+  return spec;
+}
 
 function cssVar(root: HTMLElement, name: string, fallback: string): string {
   const value = getComputedStyle(root).getPropertyValue(name).trim();
@@ -36,6 +90,10 @@ export class ChartPanel {
   private result: Result | null = null;
   specKey: string | null = null;
   private hoverListeners: ((series: string | null) => void)[] = [];
+  private datasets: Dataset[] = [];
+  /** The row objects each dataset of the view holds (Vega's tuples: updated in place). */
+  private held = new Map<string, Row[]>();
+  private hovered: string | null = null;
 
   constructor(private readonly root: HTMLElement) {
     this.el = document.createElement("div");
@@ -62,9 +120,12 @@ export class ChartPanel {
       this.result = null;
       this.el.replaceChildren();
       // Embed with the data in place (an empty view would size itself for no data).
-      const datasets = (spec.datasets ?? {}) as Record<string, unknown>;
-      const withData = { ...spec, datasets: { ...datasets, [DATA_NAME]: rows } };
-      const result = await embed(this.el, withData as never, {
+      const datasets = datasetsOf(spec);
+      const parts = partition(datasets, rows);
+      const values: Record<string, unknown> = { ...((spec.datasets ?? {}) as Record<string, unknown>) };
+      for (const dataset of datasets) values[dataset.name] = parts.get(dataset.name) ?? [];
+      const ordered = rows.length > 0 && ORDER_FIELD in rows[0];
+      const result = await embed(this.el, { ...spec, datasets: values } as never, {
         actions: false,
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
         // elements cost hundreds of milliseconds per repaint
@@ -72,12 +133,22 @@ export class ChartPanel {
         // Vega warns about the extent of the (deliberately) empty tooltip layer until a
         // series is hovered; warnings are for spec authors, errors still show.
         logLevel: vega.Error,
-        config: themeConfig(this.root) as never,
+        // aria: no description string per drawn point (formatted on every repaint, and only
+        // an SVG renderer would use them)
+        config: { ...themeConfig(this.root), aria: false } as never,
+        patch: ordered ? (vg) => facetByOrder(vg as Record<string, unknown>) as never : undefined,
         // no loader: the spec carries no URLs and nothing may be fetched
       });
       this.result = result;
       this.specKey = specKey;
+      this.datasets = datasets;
+      this.hovered = null;
       const view = result.view;
+      // Vega's tuples, kept so that they can be updated in place (a copy of the list: the
+      // array itself is Vega's own)
+      this.held = new Map(
+        datasets.filter((d) => d.tip_of === undefined).map((d) => [d.name, [...(view.data(d.name) as Row[])]]),
+      );
       // Leaving a line for the tooltip point on it is a mouseout then a mouseover: wait a
       // moment before letting go of the hovered series, so nothing flickers.
       let release: ReturnType<typeof setTimeout> | undefined;
@@ -102,17 +173,68 @@ export class ChartPanel {
       return;
     }
     const view = this.result.view;
-    view.data(DATA_NAME, rows);
+    const parts = partition(this.datasets, rows);
+    for (const [name, next] of parts) this.update(name, next);
+    this.fillTips();
     await view.runAsync();
   }
 
-  /** Rows in the Vega view's dataset (what the chart was fed last). */
-  rows(): number {
-    try {
-      return (this.view?.data(DATA_NAME) as unknown[] | undefined)?.length ?? 0;
-    } catch {
-      return 0;
+  /** Give dataset `name` the rows `next`, in place: the tuples Vega holds take the new rows'
+   * values (a modification), and only a difference in length inserts or removes tuples.
+   * Replacing them all would make Vega drop and rebuild every item of every line and band
+   * (their scenegraph items, encodings, bounds, and the facets' bookkeeping). */
+  private update(name: string, next: Row[]): void {
+    const view = this.view;
+    const held = this.held.get(name);
+    if (!view) return;
+    if (held === undefined) {
+      view.data(name, next);
+      this.held.set(name, [...next]);
+      return;
     }
+    const kept = Math.min(held.length, next.length);
+    const fields = new Set<string>();
+    for (const row of [held[0], next[0]]) if (row) for (const field of Object.keys(row)) fields.add(field);
+    for (let i = 0; i < kept; i++) {
+      const tuple = held[i];
+      const row = next[i];
+      for (const field of fields) tuple[field] = row[field];
+    }
+    const changes = vega.changeset();
+    if (next.length > kept) changes.insert(next.slice(kept));
+    if (held.length > kept) changes.remove(held.slice(kept));
+    // the values are already in place: this marks the fields (and tuples) as modified
+    if (kept > 0) for (const field of fields) changes.modify(() => true, field, (tuple: Row) => tuple[field]);
+    view.change(name, changes);
+    held.length = kept;
+    for (let i = kept; i < next.length; i++) held.push(next[i]);
+  }
+
+  /** The hovered series' rows in the tooltip datasets (copies: a tuple shared with the main
+   * dataset would not see its in-place updates there). */
+  private fillTips(): void {
+    const view = this.view;
+    if (!view) return;
+    for (const dataset of this.datasets) {
+      if (dataset.tip_of === undefined) continue;
+      const source = this.hovered === null ? [] : (this.held.get(dataset.tip_of) ?? []);
+      const hovered = this.hovered;
+      view.data(dataset.name, hovered === null ? [] : source.filter((r) => r.series === hovered).map((r) => ({ ...r })));
+    }
+  }
+
+  /** Rows in the Vega view's datasets (what the chart was fed last; tooltip copies aside). */
+  rows(): number {
+    let total = 0;
+    for (const dataset of this.datasets) {
+      if (dataset.tip_of !== undefined) continue;
+      try {
+        total += (this.view?.data(dataset.name) as unknown[] | undefined)?.length ?? 0;
+      } catch {
+        // not in this view
+      }
+    }
+    return total;
   }
 
   /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph. */
@@ -139,6 +261,10 @@ export class ChartPanel {
     if (!view) return;
     try {
       view.signal(HOVER_SIGNAL, series);
+      if (series !== this.hovered) {
+        this.hovered = series;
+        this.fillTips();
+      }
       void view.runAsync();
       this.root.dataset.hover = series ?? "";
     } catch {
