@@ -209,12 +209,16 @@ def group_by_changes(
         "browser_paint_p50_ms": _percentile([s["paint"] for s in samples], 0.5),
         "browser_phases_p50_ms": {
             phase: _percentile([s["phases"].get(phase, 0) for s in samples], 0.5)
-            for phase in ("decode_ms", "vega_ms", "table_ms")
+            for phase in ("request_ms", "decode_ms", "vega_ms", "table_ms")
         },
         "python_total_p50_ms": _percentile([sum(t.values()) for t in rest], 0.5),
         "reused_frame_p50_ms": _percentile(warm_ms, 0.5),
         "reused_frame_p95_ms": _percentile(warm_ms, 0.95),
         "reused_frame_paint_p50_ms": _percentile([s["paint"] for s in warm], 0.5),
+        "reused_frame_phases_p50_ms": {
+            phase: _percentile([s["phases"].get(phase, 0) for s in warm], 0.5)
+            for phase in ("request_ms", "decode_ms", "vega_ms", "table_ms")
+        },
         "bytes_max": max(s["bytes"] for s in samples),
         "bytes_mean": statistics.fmean(s["bytes"] for s in samples),
         "re_embeds": samples[-1]["embeds"] - samples[0]["embeds"],

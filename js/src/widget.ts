@@ -146,6 +146,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     inflight = true;
     if (!quiet) root.classList.add("rg-busy");
     const before = channel.bytesReceived;
+    const sent = performance.now();
     try {
       const [reply, buffers] = (await channel.request("data", {
         spec_key: chart.specKey,
@@ -182,6 +183,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.embedded = String(embeds);
       root.dataset.paintMs = String(Math.round(performance.now() - received));
       root.dataset.phases = JSON.stringify({
+        request_ms: Math.round(received - sent),
         decode_ms: Math.round(decoded - received),
         vega_ms: Math.round(drawnAt - decoded),
         table_ms: Math.round(performance.now() - drawnAt),

@@ -516,7 +516,8 @@ def _split_data(spec: dict[str, Any]) -> bool:
             if not any(d["name"] == tip for d in datasets):
                 datasets.append({"name": tip, "where": where, "tip_of": name})
             name = tip
-        unit["data"] = {"name": name}
+        # parse: null: the rows arrive typed (Arrow), so no per-row toNumber/toDate formula
+        unit["data"] = {"name": name, "format": {"parse": None}}
         if transforms:
             unit["transform"] = transforms
         else:

@@ -193,12 +193,12 @@ export class ChartPanel {
       return;
     }
     const kept = Math.min(held.length, next.length);
-    const fields = new Set<string>();
-    for (const row of [held[0], next[0]]) if (row) for (const field of Object.keys(row)) fields.add(field);
+    const fields = [...new Set([...Object.keys(held[0] ?? {}), ...Object.keys(next[0] ?? {})])];
+    const width = fields.length;
     for (let i = 0; i < kept; i++) {
       const tuple = held[i];
       const row = next[i];
-      for (const field of fields) tuple[field] = row[field];
+      for (let f = 0; f < width; f++) tuple[fields[f]] = row[fields[f]];
     }
     const changes = vega.changeset();
     if (next.length > kept) changes.insert(next.slice(kept));
