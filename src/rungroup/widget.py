@@ -38,6 +38,7 @@ from rungroup.engine.aggregate import aggregate
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
+from rungroup.sources.follow_common import update_last
 from rungroup.view import (
     ALIGNS,
     BANDS,
@@ -198,6 +199,9 @@ class Explorer(anywidget.AnyWidget):
         view = View(**{"points": WIDGET_POINTS, **view_settings})
         self._runs = runs
         self._finals_cache: pl.DataFrame | None = None
+        #: Each (run, metric)'s step and value at its largest step, kept up to date from what
+        #: a live poll appended (None: derived from the whole history when next needed).
+        self._last: pl.DataFrame | None = None
         #: The last few computed frames: going back to a grouping is instant.
         self._frame_cache: OrderedDict[Any, _Frame] = OrderedDict()
         self._table_cache: tuple[Any, protocol.Table] | None = None
@@ -286,11 +290,17 @@ class Explorer(anywidget.AnyWidget):
         if not _followable(self._source):
             raise ValueError(_NOT_FOLLOWABLE)
         started = time.perf_counter()
-        runs, changed = self._get_follower().poll()
+        follower = self._get_follower()
+        before = self._runs
+        runs, changed = follower.poll()
         polled = time.perf_counter()
         self.polls += 1
         if changed:
-            self._set_runs(runs)
+            # What the follower appended to the runs shown until now, if it says (the store's
+            # does): the final values are then updated from those rows alone.
+            appended = getattr(follower, "appended", None)
+            extends = appended is not None and getattr(follower, "appended_to", None) is before
+            self._set_runs(runs, appended if extends else None)
             self.revision += 1
         self.last_poll = {
             "poll_ms": 1000 * (polled - started),
@@ -375,8 +385,13 @@ class Explorer(anywidget.AnyWidget):
         self._set_runs(runs.collect())
         self.revision += 1
 
-    def _set_runs(self, runs: Runs) -> None:
+    def _set_runs(self, runs: Runs, appended: pl.DataFrame | None = None) -> None:
+        """Show `runs`; `appended`: the history rows they add to the runs shown until now."""
         self._runs = runs
+        if appended is None:
+            self._last = None
+        elif self._last is not None and appended.height:
+            self._last = update_last(self._last, appended)
         self._finals_cache = None
         self._frame_cache.clear()
         self._table_cache = None
@@ -454,8 +469,11 @@ class Explorer(anywidget.AnyWidget):
         return frame
 
     def _finals(self) -> pl.DataFrame:
+        """`protocol.final_values` of the runs, from the last values kept between polls."""
         if self._finals_cache is None:
-            self._finals_cache = protocol.final_values(self._runs)
+            if self._last is None:
+                self._last = _last_values(self._runs)
+            self._finals_cache = _final_values(self._runs, self._last)
         return self._finals_cache
 
     def _table(self) -> protocol.Table:
@@ -642,16 +660,45 @@ def _int_arg(request: Mapping[str, Any], name: str, default: int) -> int:
     return int(value)
 
 
+def _last_values(runs: Runs) -> pl.DataFrame:
+    """Each (run, metric)'s largest step and its value there (the last logged of several at
+    that step), in `update_last`'s schema."""
+    return (
+        runs.history.group_by("run_id", "metric")
+        .agg(pl.col("step").max(), pl.col("value").sort_by("step", maintain_order=True).last())
+        .select(pl.col("run_id", "metric").cast(pl.String), "step", "value")
+        .collect()
+    )
+
+
+def _final_values(runs: Runs, last: pl.DataFrame) -> pl.DataFrame:
+    """`protocol.final_values(runs)` from `_last_values(runs)`: ``id``, ``m:<metric>``..."""
+    base = runs.runs.select("id")
+    if last.height == 0:
+        return base
+    wide = last.pivot(on="metric", index="run_id", values="value").rename({"run_id": "id"})
+    wide = wide.rename({m: f"{protocol.METRIC}{m}" for m in wide.columns if m != "id"})
+    return base.join(wide, on="id", how="left")
+
+
 def _info(runs: Runs) -> dict[str, Any]:
     frame = runs.runs
-    columns = []
-    for name in runs.columns:
-        if name not in frame.columns:
-            continue
-        series = frame[name]
-        if isinstance(series.dtype, pl.List):
-            series = series.explode()
-        columns.append({"name": name, "distinct": int(series.drop_nulls().n_unique())})
+    names = [name for name in runs.columns if name in frame.columns]
+    # one query for every column: a hundred small Series calls cost more than the counting
+    distinct = (
+        frame.select(
+            (pl.col(n).explode() if isinstance(frame.schema[n], pl.List) else pl.col(n))
+            .drop_nulls()
+            .n_unique()
+            .alias(n)
+            for n in names
+        ).row(0)
+        if names
+        else ()
+    )
+    columns = [
+        {"name": n, "distinct": int(count)} for n, count in zip(names, distinct, strict=True)
+    ]
     metrics = runs.metrics
     return {
         "n_runs": len(runs),

@@ -196,9 +196,11 @@ def _summary_columns(summaries: list[dict[str, Any]]) -> list[pl.Series]:
 class StoreFollower:
     """Polls a rungroup store; `poll()` returns the current `Runs` and whether it changed.
 
-    After a poll, `appended` holds the history rows it added (no `timestamp`), or None when it
-    also removed some (a history file that shrank is read again): what a consumer that keeps
-    something derived from the history (the widget's final values) needs to update it.
+    A consumer that keeps something derived from the history (the widget's final values)
+    updates it from `appended` instead of the whole history: after a poll that reported a
+    change, the history holds `appended_to`'s rows and then `appended`'s (no `timestamp`
+    column); `appended` is None when rows were also removed (a history file that shrank is
+    read again).
     """
 
     def __init__(
@@ -226,13 +228,18 @@ class StoreFollower:
         self._current: Runs | None = None
         #: bytes of history read by the last poll (what "only what changed" costs)
         self.bytes_read = 0
-        #: the history rows the last poll appended (None: it also removed rows)
+        #: what the history gained since `appended_to`, the `Runs` the previous change returned
         self.appended: pl.DataFrame | None = None
+        self.appended_to: Runs | None = None
+        #: rows appended since `_current` was built (None: rows were removed too); kept across
+        #: a poll that failed half-way, so that `appended` never misses a chunk
+        self._pending: pl.DataFrame | None = self._history
+        #: the metrics with at least one point (None: to be read from the history again)
+        self._metrics: set[str] | None = set()
 
     def poll(self) -> tuple[Runs, bool]:
         """Read what changed since the last poll; `changed` is False when nothing did."""
         self.bytes_read = 0
-        self.appended = self._history.clear()
         folders = _run_folders(self.root, self.project, self._runs) if self.root.is_dir() else []
         changed = False
         new_points: list[_NewPoints] = []
@@ -256,18 +263,31 @@ class StoreFollower:
         if changed or states_changed or self._current is None:
             self._runs_frame = runs_frame
             history = with_timestamp(self._history.lazy(), run_ids, starts)
+            self.appended, self.appended_to = self._pending, self._current
+            self._pending = self._history.clear()
             self._current = Runs(runs_frame, history, validate=False)
+            # Known from the chunks: `Runs.metrics` would scan the whole history for them.
+            self._current._metrics = tuple(sorted(self._metric_names()))
             return self._current, True
         return self._current, False
 
     def _append(self, chunk: _Chunk) -> None:
         times = chunk.walls - _update_runs(chunk)
         frame = _chunk_frame(chunk, times)
-        if self.appended is not None:
-            self.appended = pl.concat([self.appended, frame])
+        if self._pending is not None:
+            self._pending = pl.concat([self._pending, frame])
+        if self._metrics is not None:
+            logged = np.flatnonzero(np.bincount(chunk.codes, minlength=len(chunk.names)))
+            self._metrics.update(chunk.names[i] for i in logged.tolist())
         self._history = pl.concat([self._history, frame], rechunk=False)
         if self._history.n_chunks() > MAX_CHUNKS:
             self._history = self._history.rechunk()
+
+    def _metric_names(self) -> set[str]:
+        if self._metrics is None:
+            names = self._history["metric"].cast(pl.String).unique().drop_nulls()
+            self._metrics = set(names.to_list())
+        return self._metrics
 
     def _refresh_meta(self, followed: _Followed) -> bool:
         try:
@@ -325,7 +345,8 @@ class StoreFollower:
     def _forget_points(self, followed: _Followed) -> None:
         if followed.parsed is not None and followed.points:
             self._history = self._history.filter(pl.col("run_id") != followed.run_id)
-            self.appended = None
+            self._pending = None
+            self._metrics = None
         followed.offset = 0
         followed.names = []
         followed.last_values = {}

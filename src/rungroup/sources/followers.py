@@ -163,6 +163,15 @@ class PendingFollower:
             self.follower = follow(self.path, **self.options)
         return self.follower.poll()
 
+    @property
+    def appended(self) -> Any:
+        """The `appended` rows of the follower picked, if it reports them."""
+        return getattr(self.follower, "appended", None)
+
+    @property
+    def appended_to(self) -> Runs | None:
+        return getattr(self.follower, "appended_to", None)
+
     def close(self) -> None:
         close = getattr(self.follower, "close", None)
         if close is not None:
