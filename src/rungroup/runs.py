@@ -145,7 +145,8 @@ class Runs:
     both frames against the schemas (`RUN_SCHEMA`, `HISTORY_SCHEMA`).
     """
 
-    __slots__ = ("_history", "_metrics", "_runs")
+    # __weakref__: the engine keeps matrices prepared from a Runs only while it lives
+    __slots__ = ("__weakref__", "_history", "_metrics", "_runs")
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from rungroup.engine import dense
 from rungroup.engine.align import align, bucket_arrays, is_sorted
 from rungroup.engine.grouping import Grouping, group_runs
 from rungroup.engine.recipe import attach_recipe
@@ -81,6 +82,20 @@ def _aggregate(
 ) -> pl.DataFrame:
     if not metrics or grouping.runs.height == 0:
         return pl.DataFrame(schema=schema)
+    made = dense.prepared(runs, view, grouping, metrics) if dense.applies(view) else None
+    if made is not None and dense.usable(made, view):
+        stats: pl.DataFrame | None = dense.statistics(made, grouping, view)
+    else:
+        stats = _general_statistics(runs, view, grouping, metrics)
+    if stats is None or stats.height == 0:
+        return pl.DataFrame(schema=schema)
+    return _finish(stats, view, grouping, metrics, schema)
+
+
+def _general_statistics(
+    runs: Runs, view: View, grouping: Grouping, metrics: list[str]
+) -> pl.DataFrame | None:
+    """Any x, alignment and smoothing: align the points as a frame, then reduce them."""
     smooth_runs = view.smoothing != "none" and view.smooth_order == "before"
     arrays = None
     if view.align == "bucket" and not smooth_runs:
@@ -94,8 +109,18 @@ def _aggregate(
             logged = smooth(logged, ["v"], ["_r", "_m"], view)
         aligned = align(logged, grouping.members, view)
     if aligned.height == 0:
-        return pl.DataFrame(schema=schema)
-    stats = statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
+        return None
+    return statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
+
+
+def _finish(
+    stats: pl.DataFrame,
+    view: View,
+    grouping: Grouping,
+    metrics: list[str],
+    schema: dict[str, pl.DataType],
+) -> pl.DataFrame:
+    """Line and band, smoothing after aggregation, then the keys and labels of the series."""
     stats = line_and_band(stats, view)
     if view.smoothing != "none" and view.smooth_order == "after":
         stats = smooth(stats.sort("_m", "_s", "x"), list(SMOOTHED_AFTER), ["_m", "_s"], view)

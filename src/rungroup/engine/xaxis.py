@@ -55,7 +55,7 @@ def select_metrics(runs: Runs, view: View) -> list[str]:
     return list(view.metrics)
 
 
-def _codes(dtype: pl.DataType, wanted: list[str]) -> np.ndarray | None:
+def categorical_codes(dtype: pl.DataType, wanted: list[str]) -> np.ndarray | None:
     """The categorical codes of `wanted` under `dtype` (None if `dtype` is not categorical).
 
     Categorical values of one dtype share one mapping, so the codes of `wanted` cast to the
@@ -67,7 +67,7 @@ def _codes(dtype: pl.DataType, wanted: list[str]) -> np.ndarray | None:
     return codes
 
 
-def _lookup(codes: np.ndarray, wanted_codes: np.ndarray) -> np.ndarray:
+def code_positions(codes: np.ndarray, wanted_codes: np.ndarray) -> np.ndarray:
     """Position in the wanted list of every code (-1: not wanted)."""
     top = max(int(codes.max(initial=0)), int(wanted_codes.max(initial=0))) + 1
     table = np.full(top, -1, dtype=np.int64)
@@ -115,8 +115,8 @@ def point_arrays(
     """
     history = runs.history
     schema = history.collect_schema()
-    run_codes = _codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
-    metric_codes = _codes(schema["metric"], metrics)
+    run_codes = categorical_codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
+    metric_codes = categorical_codes(schema["metric"], metrics)
     if view.x not in X_BUILTINS or run_codes is None or metric_codes is None:
         return None
     every_metric = len(metrics) == len(runs.metrics)
@@ -125,8 +125,8 @@ def point_arrays(
     if len(metrics) > 1:
         columns.append(pl.col("metric").to_physical().alias("m"))
     raw = selected.select(*columns, pl.col("value").cast(pl.Float64).alias("v")).collect()
-    r = _lookup(raw["r"].to_numpy(), run_codes)
-    m = _lookup(raw["m"].to_numpy(), metric_codes) if len(metrics) > 1 else None
+    r = code_positions(raw["r"].to_numpy(), run_codes)
+    m = code_positions(raw["m"].to_numpy(), metric_codes) if len(metrics) > 1 else None
     x = raw["x"].to_numpy()
     v = raw["v"].to_numpy()
     keep = None

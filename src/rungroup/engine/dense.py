@@ -1,0 +1,491 @@
+"""The dense path: runs logged at shared steps, aligned and reduced as matrices.
+
+Most experiments log every metric of every run at the same steps, or at a stretch of them (a
+run that stopped early, or is still running). Then the points of one metric fit a matrix: one
+row per selected run, one column per step of the metric's grid (the steps any selected run
+logged it at). Every alignment becomes a column operation, with the same results as the
+general path (`align` + `statistics`):
+
+- ``exact``: a run contributes where it logged;
+- ``interpolate`` and ``auto``: when every run's columns are one unbroken stretch of the grid,
+  a run is only ever interpolated at steps it logged, so they equal ``exact``; the dense path
+  takes them only then;
+- ``bucket``: a run's columns of one bin are summed (`np.add.reduceat`); the bins are those of
+  `align.bucket_arrays`, computed the same way.
+
+The statistics of the series are computed along the runs axis of (series × runs × points)
+blocks, the series of one size and one set of kept columns at a time.
+
+`prepare` (matrices from the history) does not depend on the grouping, so its result is kept
+for the next call with the same `Runs` object while that object lives: a widget regrouping its
+runs only redoes the reduction. Sums add in run order as in the general path, though not
+always in the same association, so figures can differ from it in the last bits.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from rungroup.engine.align import cap_ranks, stable_order
+from rungroup.engine.grouping import RUN_KEY, Grouping
+from rungroup.engine.stats import STAT_COLUMNS
+from rungroup.engine.tdist import t_quantile
+from rungroup.engine.xaxis import categorical_codes, code_positions
+from rungroup.runs import Runs
+from rungroup.view import View
+
+#: Prepared matrices kept (the last few (runs, x, metrics, hidden, bins) combinations).
+CACHE_SIZE = 4
+_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class MetricMatrix:
+    """One metric's points as a (runs × grid) matrix."""
+
+    #: The grid: steps logged (exact), or the centres of the non-empty bins (bucket).
+    x: np.ndarray
+    #: (rows, len(x)): the run's finite value there (a bin: the mean of them), else NaN.
+    values: np.ndarray
+    #: Non-finite values left out per cell; None when there are none.
+    dropped: np.ndarray | None
+    #: Where the run logged (a bin: logged at least once); None when every run logged everywhere.
+    present: np.ndarray | None
+    #: Every run's present columns form one unbroken stretch.
+    contiguous: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The matrices of the selected metrics, one row per selected run (``_r``)."""
+
+    matrices: tuple[MetricMatrix, ...]
+
+
+def applies(view: View) -> bool:
+    """Whether the dense path can compute this view (else the general path does)."""
+    return (
+        view.x == "step"
+        and view.ci_method == "t"
+        and (view.smoothing == "none" or view.smooth_order == "after")
+    )
+
+
+def clear_cache() -> None:
+    """Forget every prepared matrix (benchmarks time cold calls with it)."""
+    _cache.clear()
+
+
+def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> Prepared | None:
+    """The matrices for `view`, from the cache or made now; None if the layout does not fit."""
+    bins = view.points if view.align == "bucket" else None
+    key = (id(runs), view.x, tuple(metrics), view.hidden, bins)
+    hit = _cache.get(key)
+    if hit is not None and hit[0]() is runs:
+        _cache.move_to_end(key)
+        return hit[1]
+    made = prepare(runs, grouping, metrics, bins)
+    if made is not None:
+        _cache[key] = (weakref.ref(runs), made)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return made
+
+
+def prepare(
+    runs: Runs, grouping: Grouping, metrics: list[str], bins: int | None
+) -> Prepared | None:
+    """The selected runs' points of `metrics` at their steps, as matrices (bucketed into
+    `bins` when given). None when the history does not fit: run ids or metrics not
+    categorical, a run logging a metric twice at one step, or steps too sparse for a grid."""
+    history = runs.history
+    schema = history.collect_schema()
+    run_codes = categorical_codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
+    metric_codes = categorical_codes(schema["metric"], metrics)
+    if run_codes is None or metric_codes is None:
+        return None
+    selected = history
+    if len(metrics) != len(runs.metrics):
+        selected = history.filter(pl.col("metric").is_in(metrics))
+    columns = [pl.col("run_id").to_physical().alias("r"), pl.col("step").alias("s")]
+    if len(metrics) > 1:
+        columns.append(pl.col("metric").to_physical().alias("m"))
+    # the in-memory engine keeps the columns in one chunk each: numpy views, not copies
+    raw = selected.select(*columns, pl.col("value").cast(pl.Float64).alias("v")).collect(
+        engine="in-memory"
+    )
+    if raw.height == 0 or raw["s"].null_count():
+        return None
+    rc = raw["r"].to_numpy()
+    mc = raw["m"].to_numpy() if len(metrics) > 1 else None
+    step = raw["s"].to_numpy()
+    v = raw["v"].to_numpy()
+    n_runs = grouping.runs.height
+    matrices = _regular(rc, mc, step, v, run_codes, metric_codes, n_runs)
+    if matrices is None:
+        matrices = _scattered(rc, mc, step, v, run_codes, metric_codes, n_runs)
+    if matrices is None:
+        return None
+    if bins is not None:
+        matrices = [_bucketed(matrix, bins) for matrix in matrices]
+    return Prepared(tuple(matrices))
+
+
+def _regular(
+    rc: np.ndarray,
+    mc: np.ndarray | None,
+    step: np.ndarray,
+    v: np.ndarray,
+    run_codes: np.ndarray,
+    metric_codes: np.ndarray,
+    n_runs: int,
+) -> list[MetricMatrix] | None:
+    """Without scattering: every run's points are one block, and each block logs the same
+    (metric, step) sequence, so the values reshape into a (runs × block) matrix."""
+    n = rc.size
+    changes = np.flatnonzero(rc[1:] != rc[:-1]) + 1
+    blocks = changes.size + 1
+    if n % blocks:
+        return None
+    width = n // blocks
+    if not np.array_equal(changes, np.arange(1, blocks, dtype=changes.dtype) * width):
+        return None
+    block_runs = code_positions(rc[::width], run_codes)
+    if np.unique(block_runs).size != blocks:
+        return None
+    if mc is not None and not bool((mc.reshape(blocks, width) == mc[:width]).all()):
+        return None
+    if not bool((step.reshape(blocks, width) == step[:width]).all()):
+        return None
+    wanted = block_runs >= 0
+    if int(wanted.sum()) != n_runs:  # a selected run that logged none of the metrics
+        return None
+    table = v.reshape(blocks, width)
+    rows = np.argsort(block_runs[wanted])  # matrix rows in _r order
+    take_rows = np.flatnonzero(wanted)[rows]
+    in_order = bool(np.array_equal(take_rows, np.arange(blocks)))
+    metric_of = (
+        np.zeros(width, dtype=np.int64) if mc is None else code_positions(mc[:width], metric_codes)
+    )
+    out = []
+    for index in range(metric_codes.size):
+        columns = np.flatnonzero(metric_of == index)
+        steps = step[:width][columns]
+        if columns.size == 0 or not bool(np.all(steps[1:] > steps[:-1])):
+            return None
+        if columns[-1] - columns[0] + 1 == columns.size:  # a slice: a view, no copy
+            values = table[:, columns[0] : columns[-1] + 1]
+        else:
+            values = table[:, columns]
+        if not in_order:
+            values = values[take_rows]
+        out.append(_with_finite(steps.astype(np.float64), values, None))
+    return out
+
+
+def _scattered(
+    rc: np.ndarray,
+    mc: np.ndarray | None,
+    step: np.ndarray,
+    v: np.ndarray,
+    run_codes: np.ndarray,
+    metric_codes: np.ndarray,
+    n_runs: int,
+) -> list[MetricMatrix] | None:
+    """Any order: each point is written into its (metric, run, step) cell."""
+    r = code_positions(rc, run_codes)
+    m = None if mc is None else code_positions(mc, metric_codes)
+    keep = r >= 0
+    if m is not None:
+        keep &= m >= 0
+    if not bool(keep.all()):
+        r, step, v = r[keep], step[keep], v[keep]
+        m = None if m is None else m[keep]
+    n = r.size
+    if n == 0:
+        return None
+    n_metrics = metric_codes.size
+    low, high = int(step.min()), int(step.max())
+    span = high - low + 1
+    if n_metrics * span > max(4 * n, 1 << 20):  # steps too sparse for a grid of every step
+        return None
+    key = step - low
+    if m is not None:
+        key += m * span
+    logged = np.bincount(key, minlength=n_metrics * span).reshape(n_metrics, span) > 0
+    lengths = logged.sum(axis=1)
+    offsets = np.concatenate(([0], np.cumsum(lengths * n_runs)[:-1]))
+    # cell of a (metric, step): the metric's offset + the step's column in its grid
+    column = np.cumsum(logged, axis=1) - 1
+    cell_of_key = (column + offsets[:, None]).ravel()
+    cell = cell_of_key[key]
+    del key
+    cell += r * (lengths[0] if m is None else lengths[m])
+    total = int((lengths * n_runs).sum())
+    present = np.zeros(total, dtype=bool)
+    present[cell] = True
+    if int(np.count_nonzero(present)) != n:  # some run logged a metric twice at one step
+        return None
+    values = np.full(total, np.nan)
+    values[cell] = v
+    out = []
+    for index in range(n_metrics):
+        grid = np.flatnonzero(logged[index]) + low
+        if grid.size == 0:
+            return None
+        part = slice(int(offsets[index]), int(offsets[index] + lengths[index] * n_runs))
+        shape = (n_runs, int(lengths[index]))
+        cells = present[part].reshape(shape)
+        out.append(
+            _with_finite(
+                grid.astype(np.float64),
+                values[part].reshape(shape),
+                None if bool(cells.all()) else cells,
+            )
+        )
+    return out
+
+
+def _with_finite(grid: np.ndarray, values: np.ndarray, present: np.ndarray | None) -> MetricMatrix:
+    """A matrix with its non-finite values (logged, not missing) counted and made NaN."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.add.reduce(values, axis=None)
+    dropped = None
+    if not np.isfinite(total):  # a finite sum means every value is finite
+        finite = np.isfinite(values)
+        bad = ~finite if present is None else present & ~finite
+        if bool(bad.any()):
+            dropped = bad.astype(np.int64)
+            values = np.where(finite, values, np.nan)
+    return MetricMatrix(grid, values, dropped, present, _contiguous(present))
+
+
+def _contiguous(present: np.ndarray | None) -> bool:
+    if present is None:
+        return True
+    starts = present[:, :1].astype(np.int8).ravel()
+    rises = (np.diff(present.astype(np.int8), axis=1) == 1).sum(axis=1)
+    return bool(np.all(starts + rises <= 1))
+
+
+def _bucketed(matrix: MetricMatrix, bins: int) -> MetricMatrix:
+    """`bins` equal-width bins over the grid's range, as `align.bucket_arrays` makes them: a
+    run's value in a bin is the mean of its finite values there."""
+    grid = matrix.x
+    low, high = grid[0], grid[-1]
+    width = (high - low) / bins
+    offset = grid - low
+    if width > 0:
+        offset /= width
+    else:
+        offset[:] = 0.0
+    index = np.minimum(offset.astype(np.int64), bins - 1)
+    starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
+    centre = low + (index[starts].astype(np.float64) + 0.5) * width if width > 0 else grid[starts]
+    values = matrix.values
+    if matrix.dropped is None and matrix.present is None:  # every cell a finite value
+        sums = np.add.reduceat(values, starts, axis=1)
+        counts = np.diff(np.append(starts, grid.size))[None, :]
+    else:
+        finite = ~np.isnan(values)
+        sums = np.add.reduceat(np.where(finite, values, 0.0), starts, axis=1)
+        counts = np.add.reduceat(finite.astype(np.int64), starts, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    dropped = None if matrix.dropped is None else np.add.reduceat(matrix.dropped, starts, axis=1)
+    present = None
+    if matrix.present is not None:
+        present = np.add.reduceat(matrix.present.astype(np.int64), starts, axis=1) > 0
+    return MetricMatrix(centre, means, dropped, present, _contiguous(present))
+
+
+def usable(made: Prepared, view: View) -> bool:
+    """Interpolation equals exact alignment only where runs logged unbroken stretches."""
+    if view.align in ("exact", "bucket"):
+        return True
+    return all(matrix.contiguous for matrix in made.matrices)
+
+
+_STATS_SCHEMA: dict[str, pl.DataType] = {
+    "_s": pl.Int64(),
+    "_m": pl.Int64(),
+    "x": pl.Float64(),
+    "n": pl.Int64(),
+    "dropped": pl.Int64(),
+    **{name: pl.Float64() for name in STAT_COLUMNS},
+}
+#: Null (not NaN) where fewer than two runs contribute.
+_SPREADS = ("std", "stderr", "ci_low", "ci_high")
+
+
+def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
+    """The rows of `stats.statistics` (n >= min_runs only), sorted by (_m, _s, x)."""
+    members = grouping.members
+    member_runs = members["_r"].to_numpy()
+    member_series = members["_s"].to_numpy()
+    order = np.argsort(member_series, kind="stable")  # by series, then run (members are sorted)
+    runs_sorted = member_runs[order]
+    series, starts, sizes = np.unique(member_series[order], return_index=True, return_counts=True)
+    pieces: list[dict[str, np.ndarray]] = []
+    t_cache: dict[int, float] = {}
+    for metric, matrix in enumerate(made.matrices):
+        kept = _kept_columns(matrix, runs_sorted, starts, sizes, view)
+        classes: dict[tuple[int, bytes], list[int]] = {}
+        for position, columns in enumerate(kept):
+            if columns.size:
+                classes.setdefault((int(sizes[position]), columns.tobytes()), []).append(position)
+        for (size, _), positions in classes.items():
+            chosen = np.asarray(positions)
+            columns = kept[positions[0]]
+            rows = runs_sorted[starts[chosen][:, None] + np.arange(size)[None, :]]
+            piece = _block(matrix, rows, columns, view, t_cache)
+            piece["_s"] = np.repeat(series[chosen], columns.size)
+            piece["_m"] = np.full(chosen.size * columns.size, metric, dtype=np.int64)
+            piece["x"] = np.tile(matrix.x[columns], chosen.size)
+            keep = piece.pop("_exists") & (piece["n"] >= view.min_runs)
+            pieces.append({name: values[keep] for name, values in piece.items()})
+    if not pieces:
+        return pl.DataFrame(schema=_STATS_SCHEMA)
+    columns_out = {name: np.concatenate([p[name] for p in pieces]) for name in _STATS_SCHEMA}
+    # series of one metric came class by class: order by (metric, series); x is ascending within
+    n_series = int(columns_out["_s"].max(initial=0)) + 1
+    order_out = stable_order(columns_out["_m"] * n_series + columns_out["_s"])
+    return pl.DataFrame(
+        [
+            pl.Series(
+                name,
+                columns_out[name][order_out],
+                dtype=dtype,
+                nan_to_null=name in _SPREADS,
+            )
+            for name, dtype in _STATS_SCHEMA.items()
+        ]
+    )
+
+
+def _kept_columns(
+    matrix: MetricMatrix,
+    runs_sorted: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    view: View,
+) -> list[np.ndarray]:
+    """Per series, the grid columns it has points at: where any of its runs logged, capped
+    to `view.points` evenly spread ranks (bins are never capped: there are `points` at most)."""
+    width = matrix.x.size
+    if matrix.present is None or view.align == "bucket":
+        every = np.arange(width)
+        if view.align != "bucket":
+            every = every[cap_ranks(width, view.points)]
+        return [every] * sizes.size
+    logged = np.logical_or.reduceat(matrix.present[runs_sorted], starts, axis=0)
+    kept = []
+    for row in logged:
+        columns = np.flatnonzero(row)
+        kept.append(columns[cap_ranks(columns.size, view.points)])
+    return kept
+
+
+def _block(
+    matrix: MetricMatrix,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    view: View,
+    t_cache: dict[int, float],
+) -> dict[str, np.ndarray]:
+    """The statistics of series whose runs are `rows` (series × runs) at `columns`, flattened
+    series by series: n, dropped, every statistic and ``_exists`` (any run logged there)."""
+    every_column = columns.size == matrix.x.size
+    block = matrix.values[rows] if every_column else matrix.values[rows[:, :, None], columns]
+    shape = (rows.shape[0] * columns.size,)
+    finite = ~np.isnan(block)
+    n = finite.sum(axis=1)
+    if matrix.dropped is None:
+        dropped = np.zeros(n.shape, dtype=np.int64)
+    else:
+        cells = matrix.dropped[rows] if every_column else matrix.dropped[rows[:, :, None], columns]
+        dropped = cells.sum(axis=1)
+    if matrix.present is None:
+        exists = np.ones(n.shape, dtype=bool)
+    else:
+        cells = matrix.present[rows] if every_column else matrix.present[rows[:, :, None], columns]
+        exists = cells.any(axis=1)
+    out = {"n": n, "dropped": dropped, "_exists": exists}
+    if rows.shape[1] == 1:
+        value = block[:, 0, :]
+        spread = np.full(value.shape, np.nan)
+        for name in STAT_COLUMNS:
+            out[name] = spread if name in _SPREADS else value
+        return {name: values.reshape(shape) for name, values in out.items()}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # no NaN in the block (the usual case): every point has all its runs, n is one number
+        full = not np.isnan(np.add.reduce(block, axis=None))
+        out.update(_order_statistics(block, block.shape[1] if full else n, view))
+        mean = (block if full else np.where(finite, block, 0.0)).sum(axis=1) / n
+        deviation = block - mean[:, None, :]
+        if not full:
+            deviation = np.where(finite, deviation, 0.0)
+        std = np.sqrt((deviation * deviation).sum(axis=1) / (n - 1))
+        std = np.where(n >= 2, std, np.nan)
+        stderr = std / np.sqrt(n)
+        sizes = np.flatnonzero(np.bincount(n.ravel()))
+        t_of_size = np.full(int(sizes[-1]) + 1, np.nan)
+        t_of_size[sizes] = [_t(int(size), view.ci_level, t_cache) for size in sizes]
+        half = t_of_size[n] * stderr
+        out.update(mean=mean, std=std, stderr=stderr, ci_low=mean - half, ci_high=mean + half)
+    return {name: values.reshape(shape) for name, values in out.items()}
+
+
+def _order_statistics(block: np.ndarray, n: int | np.ndarray, view: View) -> dict[str, np.ndarray]:
+    """Median, min, max, quantiles and IQM along the runs axis. `n`: the finite values per
+    point, one number when the block has no NaN (then plain slices replace gathers)."""
+    ordered = np.sort(block, axis=1)  # NaN last: ranks 0 .. n-1 are the finite values
+
+    def rank(index: int | np.ndarray) -> np.ndarray:
+        if isinstance(index, int):
+            return ordered[:, max(index, 0), :]
+        picked: np.ndarray = np.take_along_axis(ordered, np.maximum(index, 0)[:, None, :], axis=1)[
+            :, 0, :
+        ]
+        return picked
+
+    def quantile(q: float) -> np.ndarray:
+        h = (n - 1) * q
+        below = np.floor(h).astype(np.int64)
+        low = rank(int(below) if isinstance(n, int) else below)
+        high = rank(int(np.ceil(h)) if isinstance(n, int) else np.ceil(h).astype(np.int64))
+        result: np.ndarray = low + (h - below) * (high - low)
+        return result
+
+    middle_low, middle_high = rank((n - 1) // 2), rank(n // 2)
+    if isinstance(n, int):
+        cut = n // 4
+        iqm = ordered[:, cut : n - cut, :].sum(axis=1) / (n - 2 * cut)
+    else:
+        cuts = n // 4
+        position = np.arange(block.shape[1])[None, :, None]
+        inner = (position >= cuts[:, None, :]) & (position < (n - cuts)[:, None, :])
+        iqm = np.where(inner, ordered, 0.0).sum(axis=1) / (n - 2 * cuts)
+    low_q, high_q = view.quantiles
+    return {
+        "median": np.where(middle_low == middle_high, middle_low, (middle_low + middle_high) / 2.0),
+        "min": ordered[:, 0, :],
+        "max": rank(n - 1),
+        "q_low": quantile(low_q),
+        "q_high": quantile(high_q),
+        "iqm": iqm,
+    }
+
+
+def _t(size: int, level: float, cache: dict[int, float]) -> float:
+    if size < 2:
+        return float("nan")
+    if size not in cache:
+        cache[size] = t_quantile((1.0 + level) / 2.0, float(size - 1))
+    return cache[size]

@@ -1,0 +1,219 @@
+"""The dense path (matrices of runs × steps) gives the frames of the general path.
+
+`aggregate()` takes the dense path when x is the step and the runs' points fit a grid; these
+tests force the general path for the same inputs and compare, over histories in every order,
+with runs that stop early, skip steps, log non-finite values or several values at one step.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+import rungroup as rg
+from rungroup.engine import dense
+from rungroup.engine.grouping import group_runs
+from rungroup.runs import Runs
+
+METRICS = ("loss", "acc", "lr")
+
+
+@contextmanager
+def general_path() -> Iterator[None]:
+    applies = dense.applies
+    dense.applies = lambda view: False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        dense.applies = applies  # type: ignore[assignment]
+
+
+def assert_same_frames(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    assert got.schema == expected.schema
+    assert got.height == expected.height
+    for name in got.columns:
+        a, b = got[name], expected[name]
+        if a.dtype == pl.Float64:
+            assert a.is_null().to_list() == b.is_null().to_list(), name
+            np.testing.assert_allclose(
+                a.to_numpy(), b.to_numpy(), rtol=1e-12, atol=1e-12, err_msg=name
+            )
+        else:
+            assert a.to_list() == b.to_list(), name
+
+
+def both_paths(runs: Runs, **view: Any) -> pl.DataFrame:
+    dense.clear_cache()
+    got = rg.aggregate(runs, **view)
+    with general_path():
+        expected = rg.aggregate(runs, **view)
+    assert_same_frames(got, expected)
+    return got
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> Runs:
+    """Runs in groups and tags, logging 1-3 metrics at steps that are the same for every run,
+    a prefix of them (stopped early), or any subset; in run-, step- or random order."""
+    n_runs = draw(st.integers(1, 7))
+    n_steps = draw(st.integers(1, 14))
+    layout = draw(st.sampled_from(["shared", "prefix", "subset"]))
+    order = draw(st.sampled_from(["run-metric-step", "run-step-metric", "shuffled"]))
+    metrics = METRICS[: draw(st.integers(1, 3))]
+    odd = draw(st.sampled_from([0.0, 0.0, 0.1]))  # share of NaN/inf values
+    twice = draw(st.sampled_from([False, False, True]))  # some step logged twice
+    stride = draw(st.sampled_from([1, 1, 5]))
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    table = []
+    rows: list[tuple[str, str, int, float]] = []
+    for i in range(n_runs):
+        run_id = f"r{i}"
+        table.append(
+            {
+                "id": run_id,
+                "group": rng.choice(["a", "b", None]),
+                "tags": rng.sample(["x", "y", "z"], rng.randint(0, 2)),
+                "config.seed": i % 3,
+            }
+        )
+        steps = list(range(n_steps))
+        if layout == "prefix":
+            steps = steps[: rng.randint(1, n_steps)]
+        elif layout == "subset":
+            steps = sorted(rng.sample(steps, rng.randint(1, n_steps)))
+        for metric in metrics:
+            for step in steps:
+                value = rng.choice([math.nan, math.inf, -math.inf]) if rng.random() < odd else 0.0
+                value = value or round(rng.uniform(-50, 50), 3)
+                rows.append((run_id, metric, step * stride, value))
+    if twice and rows:
+        rows.append(rows[rng.randrange(len(rows))])
+    if order == "run-step-metric":
+        rows.sort(key=lambda row: (row[0], row[2], METRICS.index(row[1])))
+    elif order == "shuffled":
+        rng.shuffle(rows)
+    history = pl.DataFrame(
+        rows,
+        schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64},
+        orient="row",
+    )
+    return Runs(pl.DataFrame(table), history)
+
+
+VIEWS = st.fixed_dictionaries(
+    {
+        "group_by": st.sampled_from([("group",), ("tags",), ("group", "config.seed"), ()]),
+        "grouping": st.booleans(),
+        "align": st.sampled_from(["auto", "exact", "interpolate", "bucket"]),
+        "line": st.sampled_from(["mean", "median", "min", "max", "iqm"]),
+        "band": st.sampled_from(["none", "minmax", "std", "stderr", "ci", "quantile"]),
+        "points": st.integers(2, 16),
+        "min_runs": st.integers(1, 3),
+        "quantiles": st.sampled_from([(0.25, 0.75), (0.1, 0.9), (0.0, 1.0)]),
+    }
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(histories(), VIEWS)
+def test_dense_path_equals_general_path(runs: Runs, view: dict[str, Any]) -> None:
+    both_paths(runs, **view)
+    resolved = rg.View(**view)
+    made = dense.prepare(runs, group_runs(runs, resolved), list(runs.metrics), None)
+    event("dense" if made is not None and dense.usable(made, resolved) else "general")
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories(), VIEWS, st.sampled_from(["ema", "window", "gaussian"]))
+def test_dense_path_smoothing_after_equals_general_path(
+    runs: Runs, view: dict[str, Any], smoothing: str
+) -> None:
+    param = {"ema": 0.6, "window": 3, "gaussian": 1.5}[smoothing]
+    both_paths(runs, **view, smoothing=smoothing, smoothing_param=param, smooth_order="after")
+
+
+def _grid_runs(order: str, ragged: bool = False) -> Runs:
+    rows = []
+    for i in range(4):
+        for metric in ("loss", "acc"):
+            for step in range(0, 30 if not (ragged and i == 3) else 12):
+                rows.append((f"r{i}", metric, step, float(i * 100 + step)))
+    if order == "run-step-metric":
+        rows.sort(key=lambda row: (row[0], row[2], row[1]))
+    history = pl.DataFrame(
+        rows,
+        schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64},
+        orient="row",
+    )
+    table = pl.DataFrame({"id": [f"r{i}" for i in range(4)], "group": ["a", "a", "b", "b"]})
+    return Runs(table, history)
+
+
+@pytest.mark.parametrize("order", ["run-metric-step", "run-step-metric"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_histories_on_a_grid_take_the_dense_path(order: str, ragged: bool) -> None:
+    runs = _grid_runs(order, ragged)
+    view = rg.View(points=10)
+    grouping = group_runs(runs, view)
+    made = dense.prepare(runs, grouping, ["acc", "loss"], None)
+    assert made is not None
+    loss = made.matrices[1]
+    assert loss.values.shape == (4, 30)
+    assert (loss.present is None) == (not ragged)
+    assert loss.values[0, 7] == 7.0 and loss.values[2, 29] == 229.0
+    if ragged:
+        assert loss.present is not None and loss.present[3].sum() == 12
+        assert np.isnan(loss.values[3, 12:]).all()
+    both_paths(runs, points=10, band="std")
+
+
+def test_a_step_logged_twice_takes_the_general_path() -> None:
+    runs = _grid_runs("run-metric-step")
+    history = runs.history.collect()
+    twice = Runs(runs.runs, pl.concat([history, history.head(1)]))
+    grouping = group_runs(twice, rg.View())
+    assert dense.prepare(twice, grouping, ["acc", "loss"], None) is None
+    both_paths(twice, points=10)
+
+
+def test_time_as_x_takes_the_general_path() -> None:
+    assert not dense.applies(rg.View(x="time"))
+    assert not dense.applies(rg.View(ci_method="bootstrap"))
+    assert not dense.applies(rg.View(smoothing="ema", smooth_order="before"))
+    assert dense.applies(rg.View(smoothing="ema", smooth_order="after"))
+
+
+def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    prepare = dense.prepare
+
+    def counting(*args: Any) -> Any:
+        calls.append(args[3])
+        return prepare(*args)
+
+    monkeypatch.setattr(dense, "prepare", counting)
+    dense.clear_cache()
+    runs = _grid_runs("run-metric-step")
+    first = rg.aggregate(runs, group_by=("group",), points=10)
+    regrouped = rg.aggregate(runs, grouping=False, points=10, band="minmax")
+    assert len(calls) == 1  # regrouping reuses the matrices
+    rg.aggregate(runs, group_by=("group",), points=10, hidden=frozenset({"r0"}))
+    rg.aggregate(runs, group_by=("group",), align="bucket", points=10)
+    assert len(calls) == 3  # other runs shown, or bins: made again
+    assert first.height and regrouped.height
+    again = Runs(runs.runs, runs.history)
+    assert_same_frames(rg.aggregate(again, group_by=("group",), points=10), first)
+    assert len(calls) == 4  # another Runs object: its own matrices
+    del runs, again
+    gc.collect()
+    assert all(ref() is None for ref, _ in dense._cache.values())
