@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rungroup.engine.align import cap_ranks, stable_order
+from rungroup.engine.align import cap_ranks
 from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.engine.stats import STAT_COLUMNS
 from rungroup.engine.tdist import t_quantile
@@ -333,6 +333,7 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
     runs_sorted = member_runs[order]
     series, starts, sizes = np.unique(member_series[order], return_index=True, return_counts=True)
     pieces: list[dict[str, np.ndarray]] = []
+    in_order = True  # pieces already in (metric, series) order: no sort needed
     t_cache: dict[int, float] = {}
     for metric, matrix in enumerate(made.matrices):
         kept = _kept_columns(matrix, runs_sorted, starts, sizes, view)
@@ -340,8 +341,11 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
         for position, columns in enumerate(kept):
             if columns.size:
                 classes.setdefault((int(sizes[position]), columns.tobytes()), []).append(position)
+        last_series = -1
         for (size, _), positions in classes.items():
             chosen = np.asarray(positions)
+            in_order = in_order and int(series[chosen[0]]) > last_series
+            last_series = int(series[chosen[-1]])
             columns = kept[positions[0]]
             rows = runs_sorted[starts[chosen][:, None] + np.arange(size)[None, :]]
             piece = _block(matrix, rows, columns, view, t_cache)
@@ -349,24 +353,25 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
             piece["_m"] = np.full(chosen.size * columns.size, metric, dtype=np.int64)
             piece["x"] = np.tile(matrix.x[columns], chosen.size)
             keep = piece.pop("_exists") & (piece["n"] >= view.min_runs)
-            pieces.append({name: values[keep] for name, values in piece.items()})
+            if not bool(keep.all()):
+                piece = {name: values[keep] for name, values in piece.items()}
+            pieces.append(piece)
     if not pieces:
         return pl.DataFrame(schema=_STATS_SCHEMA)
-    columns_out = {name: np.concatenate([p[name] for p in pieces]) for name in _STATS_SCHEMA}
-    # series of one metric came class by class: order by (metric, series); x is ascending within
-    n_series = int(columns_out["_s"].max(initial=0)) + 1
-    order_out = stable_order(columns_out["_m"] * n_series + columns_out["_s"])
-    return pl.DataFrame(
+    # one copy of each column: the big ones cost page faults on every new allocation
+    frame = pl.DataFrame(
         [
             pl.Series(
                 name,
-                columns_out[name][order_out],
+                pieces[0][name] if len(pieces) == 1 else np.concatenate([p[name] for p in pieces]),
                 dtype=dtype,
-                nan_to_null=name in _SPREADS,
             )
             for name, dtype in _STATS_SCHEMA.items()
         ]
     )
+    if not in_order:  # series of one metric came class by class; x ascends within a series
+        frame = frame.sort("_m", "_s", maintain_order=True)
+    return frame.with_columns(pl.col(name).fill_nan(None) for name in _SPREADS)
 
 
 def _kept_columns(
