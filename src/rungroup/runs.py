@@ -185,7 +185,8 @@ class Runs:
         """Sorted names of every metric that has at least one point."""
         if self._metrics is None:
             names = (
-                self._history.select(pl.col("metric").cast(pl.String).unique())
+                # unique before the cast: categorical codes are cheap, strings per point are not
+                self._history.select(pl.col("metric").unique().cast(pl.String))
                 .collect()
                 .to_series()
                 .drop_nulls()

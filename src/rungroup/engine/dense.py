@@ -290,14 +290,14 @@ def _bucketed(matrix: MetricMatrix, bins: int) -> MetricMatrix:
     centre = low + (index[starts].astype(np.float64) + 0.5) * width if width > 0 else grid[starts]
     values = matrix.values
     if matrix.dropped is None and matrix.present is None:  # every cell a finite value
-        sums = np.add.reduceat(values, starts, axis=1)
-        counts = np.diff(np.append(starts, grid.size))[None, :]
+        means = np.add.reduceat(values, starts, axis=1)
+        means /= np.diff(np.append(starts, grid.size))  # in place: no bin is empty here
     else:
         finite = ~np.isnan(values)
         sums = np.add.reduceat(np.where(finite, values, 0.0), starts, axis=1)
         counts = np.add.reduceat(finite.astype(np.int64), starts, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     dropped = None if matrix.dropped is None else np.add.reduceat(matrix.dropped, starts, axis=1)
     present = None
     if matrix.present is not None:
@@ -409,8 +409,13 @@ def _block(
     every_column = columns.size == matrix.x.size
     block = matrix.values[rows] if every_column else matrix.values[rows[:, :, None], columns]
     shape = (rows.shape[0] * columns.size,)
-    finite = ~np.isnan(block)
-    n = finite.sum(axis=1)
+    # no NaN in the block (the usual case): every point has all its runs, n is one number
+    with np.errstate(invalid="ignore", over="ignore"):
+        full = (matrix.dropped is None and matrix.present is None) or not np.isnan(
+            np.add.reduce(block, axis=None)
+        )
+    finite = None if full else ~np.isnan(block)
+    n = np.full(block[:, 0, :].shape, rows.shape[1]) if finite is None else finite.sum(axis=1)
     if matrix.dropped is None:
         dropped = np.zeros(n.shape, dtype=np.int64)
     else:
@@ -429,14 +434,14 @@ def _block(
             out[name] = spread if name in _SPREADS else value
         return {name: values.reshape(shape) for name, values in out.items()}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # no NaN in the block (the usual case): every point has all its runs, n is one number
-        full = not np.isnan(np.add.reduce(block, axis=None))
-        out.update(_order_statistics(block, block.shape[1] if full else n, view))
-        mean = (block if full else np.where(finite, block, 0.0)).sum(axis=1) / n
+        out.update(_order_statistics(block, block.shape[1] if finite is None else n, view))
+        mean = (block if finite is None else np.where(finite, block, 0.0)).sum(axis=1) / n
+        # in place where possible: every new block-sized array costs page faults
         deviation = block - mean[:, None, :]
-        if not full:
-            deviation = np.where(finite, deviation, 0.0)
-        std = np.sqrt((deviation * deviation).sum(axis=1) / (n - 1))
+        if finite is not None:
+            deviation[~finite] = 0.0
+        deviation *= deviation
+        std = np.sqrt(deviation.sum(axis=1) / (n - 1))
         std = np.where(n >= 2, std, np.nan)
         stderr = std / np.sqrt(n)
         sizes = np.flatnonzero(np.bincount(n.ravel()))
