@@ -217,3 +217,17 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
     del runs, again
     gc.collect()
     assert all(ref() is None for ref, _ in dense._cache.values())
+
+
+def test_runs_logging_at_their_own_steps_take_the_general_path() -> None:
+    """A grid of every step any run logged would be mostly empty cells: not worth it."""
+    rows = [(f"r{i}", "loss", 1000 * i + j, float(j)) for i in range(1000) for j in range(20)]
+    history = pl.DataFrame(
+        rows,
+        schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64},
+        orient="row",
+    )
+    runs = Runs(pl.DataFrame({"id": [f"r{i}" for i in range(1000)]}), history)
+    grouping = group_runs(runs, rg.View())
+    assert dense.prepare(runs, grouping, ["loss"], None) is None
+    both_paths(runs, points=50, align="bucket")

@@ -228,6 +228,8 @@ def _scattered(
     del key
     cell += r * (lengths[0] if m is None else lengths[m])
     total = int((lengths * n_runs).sum())
+    if total > max(8 * n, 1 << 22):  # runs logged at different steps: mostly empty cells
+        return None
     present = np.zeros(total, dtype=bool)
     present[cell] = True
     if int(np.count_nonzero(present)) != n:  # some run logged a metric twice at one step
