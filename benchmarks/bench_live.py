@@ -12,8 +12,12 @@ every `--interval` seconds, and times each tick:
 - kernel: everything the kernel does for a tick: `Explorer.refresh()` (poll, replace the runs)
   plus the `data` reply the browser asks for on the new revision (re-aggregate, table, Arrow);
 - bytes: what that reply sends (JSON + buffers);
-- refresh (poll + replacing the runs), aggregate (the engine) and table, inside kernel; load:
-  the machine's 1-minute load average (the writers share its cores).
+- refresh (poll + replacing the runs), aggregate (the engine) and table, inside kernel;
+  not_engine: kernel minus aggregate (what the follower and the widget cost); the poll's own
+  phases (list the folders, read what changed, append the points, the runs table); load: the
+  machine's 1-minute load average (the writers share its cores).
+
+`--profile` prints where the ticks' time goes (cProfile, which slows the Python parts).
 
 Ticks are driven directly (no event loop), so the timings are the kernel's work alone.
 """
@@ -21,8 +25,10 @@ Ticks are driven directly (no event loop), so the timings are the kernel's work 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -77,7 +83,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4, help="writer processes")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of writing")
     parser.add_argument("--interval", type=float, default=2.0, help="refresh interval (s)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the ticks")
     args = parser.parse_args()
+    profile = cProfile.Profile() if args.profile else None
 
     from rungroup.widget import Explorer
 
@@ -112,6 +120,8 @@ def main() -> None:
         request = 0
         while any(w.poll() is None for w in writers) or not ticks or ticks[-1]["changed"]:
             time.sleep(max(0.0, began + (len(ticks) + 1) * args.interval - time.monotonic()))
+            if profile is not None:
+                profile.enable()
             started = time.perf_counter()
             changed = widget.refresh()
             refreshed = time.perf_counter()
@@ -127,9 +137,13 @@ def main() -> None:
                 timings = reply["timings"]
                 sent = len(json.dumps(reply)) + sum(len(b) for b in buffers)
             done = time.perf_counter()
+            if profile is not None:
+                profile.disable()
             points = widget.runs.history.select("value").collect().height
+            phases = getattr(widget._follower, "timings", {})
             ticks.append(
                 {
+                    **{f"poll_{name}": value for name, value in phases.items()},
                     "t": round(time.monotonic() - began, 1),
                     "changed": changed,
                     "runs": len(widget.runs),
@@ -141,6 +155,7 @@ def main() -> None:
                     "sent_kb": sent / 1e3,
                     "aggregate_ms": timings.get("aggregate_ms", 0.0),
                     "table_ms": timings.get("table_ms", 0.0),
+                    "not_engine_ms": 1000 * (done - started) - timings.get("aggregate_ms", 0.0),
                     "load": os.getloadavg()[0],
                 }
             )
@@ -163,19 +178,22 @@ def main() -> None:
         if steady
         else "no steady ticks"
     )
+    phases = [(n, "ms") for n in (steady[0] if steady else {}) if n.startswith("poll_")]
     for name, unit in (
         ("read_kb", "KB"),
         ("poll_ms", "ms"),
+        *[p for p in phases if p[0] != "poll_ms"],
         ("refresh_ms", "ms"),
         ("aggregate_ms", "ms"),
         ("table_ms", "ms"),
         ("kernel_ms", "ms"),
+        ("not_engine_ms", "ms"),
         ("sent_kb", "KB"),
         ("load", ""),
     ):
         stats = percentiles([t[name] for t in steady])
         print(
-            f"  {name:10s} p50 {stats['p50']:8.1f} {unit}  p95 {stats['p95']:8.1f} {unit}"
+            f"  {name:16s} p50 {stats['p50']:8.1f} {unit}  p95 {stats['p95']:8.1f} {unit}"
             f"  max {stats['max']:8.1f} {unit}"
         )
     last = steady[-5:]
@@ -184,6 +202,8 @@ def main() -> None:
             f"  last 5 ticks: kernel {statistics.mean(t['kernel_ms'] for t in last):.1f} ms, "
             f"poll {statistics.mean(t['poll_ms'] for t in last):.1f} ms"
         )
+    if profile is not None:
+        pstats.Stats(profile).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(50)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ little-endian.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -205,6 +206,10 @@ def _decode_records(
     problems = decoded.problems
     names = decoded.names
     codes: dict[str, int] = {}
+    # consecutive records nearly always carry the same name table: map it once
+    last_table: tuple[str, ...] | None = None
+    lookup: np.ndarray | None = None
+    size = 0
     undefined = 0
     end = len(data)
     view = memoryview(data)
@@ -239,11 +244,16 @@ def _decode_records(
             problems.append(f"{label}: record at byte {offset + position} {parsed}; skipped")
         else:
             table, points_offset, count = parsed
-            lookup = [codes.setdefault(n, len(codes)) for n in table]
-            if len(codes) > len(names):
-                names.extend(list(codes)[len(names) :])
+            if table is not last_table:
+                positions = [codes.setdefault(n, len(codes)) for n in table]
+                if len(codes) > len(names):
+                    names.extend(list(codes)[len(names) :])
+                identity = positions == list(range(len(positions)))
+                # the usual case maps each index to itself
+                last_table, lookup = table, None if identity else np.asarray(positions, np.uint32)
+                size = len(positions)
             if count:
-                record, dropped = _record_points(data, start + points_offset, count, lookup)
+                record, dropped = _record_points(data, start + points_offset, count, size, lookup)
                 undefined += dropped
                 if record.values.shape[0]:
                     decoded.records.append(record)
@@ -253,34 +263,52 @@ def _decode_records(
 
 
 def _record_points(
-    data: bytes, offset: int, count: int, lookup: list[int]
+    data: bytes, offset: int, count: int, size: int, lookup: np.ndarray | None
 ) -> tuple[RecordPoints, int]:
+    """The record's columns; `size` names in its table, `lookup` maps them to the history's
+    (None: the same positions)."""
     steps = np.frombuffer(data, np.int64, count, offset)
     walls = np.frombuffer(data, np.float64, count, offset + 8 * count)
     indices = np.frombuffer(data, np.uint32, count, offset + 16 * count)
     values = np.frombuffer(data, np.float64, count, offset + 20 * count)
-    valid = indices < len(lookup)
     dropped = 0
-    if not valid.all():
+    if int(indices.max()) >= size:
+        valid = indices < size
         dropped = count - int(valid.sum())
         steps, walls, indices, values = steps[valid], walls[valid], indices[valid], values[valid]
-    if lookup != list(range(len(lookup))):  # the usual case maps each index to itself
-        indices = np.asarray(lookup, np.uint32)[indices]
+    if lookup is not None:
+        indices = lookup[indices]
     return RecordPoints(steps, walls, indices, values), dropped
 
 
-def _parse_payload(payload: memoryview) -> tuple[list[str], int, int] | str:
+def _name_table(raw: bytes) -> tuple[str, ...] | str:
+    """A record's metric names, or what is wrong with them. The same table repeats in every
+    record of a run: small tables are parsed once (large ones would fill the cache)."""
+    return _cached_name_table(raw) if len(raw) <= 2048 else _parse_name_table(raw)
+
+
+def _parse_name_table(raw: bytes) -> tuple[str, ...] | str:
+    try:
+        table = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "has an unreadable name table"
+    if not isinstance(table, list) or not all(isinstance(n, str) for n in table):
+        return "has a name table that is not a list of strings"
+    return tuple(table)
+
+
+_cached_name_table = functools.lru_cache(maxsize=4096)(_parse_name_table)
+
+
+def _parse_payload(payload: memoryview) -> tuple[tuple[str, ...], int, int] | str:
     if len(payload) < 8:
         return "is too short"
     (names_length,) = _COUNT.unpack_from(payload, 0)
     if 4 + names_length + 4 > len(payload):
         return "has a name table longer than itself"
-    try:
-        table = json.loads(bytes(payload[4 : 4 + names_length]))
-    except (ValueError, UnicodeDecodeError):
-        return "has an unreadable name table"
-    if not isinstance(table, list) or not all(isinstance(n, str) for n in table):
-        return "has a name table that is not a list of strings"
+    table = _name_table(bytes(payload[4 : 4 + names_length]))
+    if isinstance(table, str):
+        return table
     (count,) = _COUNT.unpack_from(payload, 4 + names_length)
     points_offset = 8 + names_length
     if points_offset + count * POINT_BYTES != len(payload):

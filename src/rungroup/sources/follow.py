@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,11 +237,16 @@ class StoreFollower:
         self._pending: pl.DataFrame | None = self._history
         #: the metrics with at least one point (None: to be read from the history again)
         self._metrics: set[str] | None = set()
+        #: where the last poll's time went, in ms: listing the folders, reading what changed,
+        #: appending the new points, the runs table (for benchmarks)
+        self.timings: dict[str, float] = {}
 
     def poll(self) -> tuple[Runs, bool]:
         """Read what changed since the last poll; `changed` is False when nothing did."""
         self.bytes_read = 0
+        started = time.perf_counter()
         folders = _run_folders(self.root, self.project, self._runs) if self.root.is_dir() else []
+        listed = time.perf_counter()
         changed = False
         new_points: list[_NewPoints] = []
         for folder in folders:
@@ -256,10 +262,18 @@ class StoreFollower:
             if points is not None:
                 new_points.append(points)
             changed = changed or meta_changed or points is not None
+        read = time.perf_counter()
         if new_points:
             self._append(_gather_chunk(new_points))
+        appended = time.perf_counter()
         runs_frame, run_ids, starts = self._runs_table()
         states_changed = self._runs_frame is None or not runs_frame.equals(self._runs_frame)
+        self.timings = {
+            "list_ms": 1000 * (listed - started),
+            "read_ms": 1000 * (read - listed),
+            "append_ms": 1000 * (appended - read),
+            "table_ms": 1000 * (time.perf_counter() - appended),
+        }
         if changed or states_changed or self._current is None:
             self._runs_frame = runs_frame
             history = with_timestamp(self._history.lazy(), run_ids, starts)
