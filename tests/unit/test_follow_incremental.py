@@ -219,3 +219,25 @@ def test_a_heartbeat_keeps_the_fixed_columns_and_a_new_name_rebuilds_them(
     runs, changed = follower.poll()
     assert changed and follower._fixed is not fixed
     assert runs.runs["name"].to_list() == ["renamed"]
+
+
+def test_a_second_folder_with_the_same_id_is_skipped_history_too(tmp_path: Path) -> None:
+    run = _Run(tmp_path, 0)
+    run.append(run.record([(0, "loss", 1.0)]))
+    copy = tmp_path / "q" / run.id
+    copy.mkdir(parents=True)
+    for name in (store.META_FILE, store.HISTORY_FILE):
+        (copy / name).write_bytes((run.folder / name).read_bytes())
+    follower = StoreFollower(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        follower.poll()
+    assert any("also used by" in str(w.message) for w in caught)
+    with (copy / store.HISTORY_FILE).open("ab") as handle:
+        handle.write(run.record([(1, "loss", 2.0)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LoadWarning)
+        runs, _ = follower.poll()
+        fresh = rg.load(tmp_path)
+    assert_frame_equal(runs.runs, fresh.runs)
+    assert_frame_equal(_history(runs), _history(fresh))

@@ -70,6 +70,8 @@ class _Followed:
     last_wall: float | None = None
     incomplete_tail: int = 0
     points: int = 0
+    #: another folder holds the same run id (warned about once)
+    duplicate: bool = False
 
     @property
     def run_id(self) -> str:
@@ -217,6 +219,8 @@ class StoreFollower:
         self.project = project
         self.stale_after = stale_after
         self._runs: dict[Path, _Followed] = {}
+        #: the folder of each run id (the first seen: a fresh load keeps the first in order)
+        self._owners: dict[str, Path] = {}
         self._history = pl.DataFrame(
             schema={k: v for k, v in HISTORY_SCHEMA.items() if k != "timestamp"}
         )
@@ -258,7 +262,7 @@ class StoreFollower:
                     folder / store.HISTORY_FILE,
                 )
             meta_changed = self._refresh_meta(followed)
-            points = self._read_history(followed)
+            points = self._read_history(followed) if self._owns(followed) else None
             if points is not None:
                 new_points.append(points)
             changed = changed or meta_changed or points is not None
@@ -296,6 +300,20 @@ class StoreFollower:
         self._history = pl.concat([self._history, frame], rechunk=False)
         if self._history.n_chunks() > MAX_CHUNKS:
             self._history = self._history.rechunk()
+
+    def _owns(self, followed: _Followed) -> bool:
+        """Whether the folder is the run of its id (the first folder seen with it, as a fresh
+        load keeps the first); another one is skipped, history included, with a warning."""
+        if followed.parsed is None:
+            return False
+        owner = self._owners.setdefault(followed.run_id, followed.folder)
+        if owner != followed.folder and not followed.duplicate:
+            followed.duplicate = True
+            _warn(
+                f"{followed.meta_path}: run id {followed.run_id!r} is also used by "
+                f"{owner / store.META_FILE}; run skipped"
+            )
+        return owner == followed.folder
 
     def _metric_names(self) -> set[str]:
         if self._metrics is None:
@@ -370,11 +388,9 @@ class StoreFollower:
     def _followed_runs(self) -> list[_Followed]:
         """The runs that have a usable run.json, the first folder of a repeated id only."""
         runs = []
-        seen: set[str] = set()
         for followed in self._runs.values():
-            if followed.parsed is None or followed.run_id in seen:
+            if followed.parsed is None or self._owners.get(followed.run_id) != followed.folder:
                 continue
-            seen.add(followed.run_id)
             runs.append(followed)
         return runs
 
