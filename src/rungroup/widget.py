@@ -790,7 +790,9 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
         spec, fields = protocol.prepare_spec(protocol.focus_spec(protocol.chart_dict(base), view))
         spec_key = protocol.spec_key(spec)
     else:
-        aggregated = aggregate(visible, view=view)
+        # the shown runs, not `visible`: view.hidden leaves the hidden ones out, and the same
+        # Runs object every time lets the engine reuse its matrices (see engine/dense.py)
+        aggregated = aggregate(shown, view=view)
         aggregated_at = time.perf_counter()
         spec, fields, spec_key = _spec(aggregated, view)
     charted = time.perf_counter()
