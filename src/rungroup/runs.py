@@ -230,7 +230,8 @@ class Runs:
         if kept.height == self._runs.height:
             return self
         ids = kept["id"]
-        history = self._history.filter(pl.col("run_id").cast(pl.String).is_in(ids.implode()))
+        # on the categorical itself: casting every point to a string costs ~8x more
+        history = self._history.filter(pl.col("run_id").is_in(ids.implode()))
         return Runs(kept, history, validate=False)
 
     def collect(self) -> Runs:

@@ -110,7 +110,7 @@ def summarize(
         finite = pl.col("value").is_finite().fill_null(False)
         ids = selected.select(pl.col("id").cast(schema["run_id"]).alias("run_id"), "_r")
         per_run = (
-            runs.history.filter(pl.col("metric").cast(pl.String).is_in(metrics) & finite)
+            runs.history.filter(pl.col("metric").is_in(metrics) & finite)
             .join(ids.lazy(), on="run_id", how="inner")
             .select("_r", pl.col("metric").cast(pl.String), "step", "value")
             .sort("_r", "metric", "step", maintain_order=True)
