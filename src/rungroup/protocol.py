@@ -497,9 +497,8 @@ def _split_data(spec: dict[str, Any]) -> bool:
             transforms.pop(0)
         picked.append((unit, where, transforms))
     # a partition: every unit picked by the same fields, the panel's metric among them
-    if not picked or len({tuple(sorted(w)) for _, w, _ in picked}) != 1 or "metric" not in (
-        picked[0][1]
-    ):
+    fields = {tuple(sorted(where)) for _, where, _ in picked}
+    if len(fields) != 1 or "metric" not in picked[0][1]:
         return False
     if any("data" in u for u in units) or any("data" in n for n in _walk(spec.get("concat", []))):
         return False

@@ -45,6 +45,15 @@ def check_chart_matches_python(page: Any, kernel: Kernel) -> tuple[int, int]:
     lines, bands = chart_counts(page)
     expected = series_count(kernel)
     assert lines == expected, f"{lines} lines drawn, {expected} series x metrics in Python"
+    # the rows the Vega view holds (updated in place from one grouping to the next) are the
+    # frame's: as many, and the same values (float32 on the wire)
+    held = page.eval_on_selector(WIDGET, "el => [el.dataset.viewRows, el.dataset.viewLineSum]")
+    assert int(held[0]) == kernel.eval("explorer.aggregated.height")
+    python_sum = kernel.eval(
+        "float(explorer.aggregated.select(pl.col('line').cast(pl.Float32).cast(pl.Float64))"
+        ".filter(pl.col('line').is_finite())['line'].sum())"
+    )
+    assert float(held[1]) == pytest.approx(python_sum, rel=1e-6, abs=1e-6)
     return lines, bands
 
 
@@ -209,6 +218,9 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
             "([sel, s]) => document.querySelector(sel).dataset.hover === s",
             arg=[WIDGET, hovered],
         )
+        # the tooltip points are laid out for that series alone, every point of it
+        points = kernel.eval(f"explorer.aggregated.filter(pl.col('series') == {hovered!r}).height")
+        assert int(page.eval_on_selector(WIDGET, "el => el.dataset.tips")) == points > 0
 
         # export the aggregated frame as CSV, downloaded by the browser
         page.click(f"{WIDGET} .rg-export-button")

@@ -203,8 +203,12 @@ export class ChartPanel {
     const changes = vega.changeset();
     if (next.length > kept) changes.insert(next.slice(kept));
     if (held.length > kept) changes.remove(held.slice(kept));
-    // the values are already in place: this marks the fields (and tuples) as modified
-    if (kept > 0) for (const field of fields) changes.modify(() => true, field, (tuple: Row) => tuple[field]);
+    // The values are already in place. One modification over every kept tuple passes them on
+    // as modified; the others match no tuple and only mark their field as changed (one call
+    // per tuple rather than one per tuple and field).
+    if (kept > 0) {
+      fields.forEach((field, i) => changes.modify(i === 0 ? () => true : () => false, field, (t: Row) => t[field]));
+    }
     view.change(name, changes);
     held.length = kept;
     for (let i = kept; i < next.length; i++) held.push(next[i]);
@@ -223,16 +227,31 @@ export class ChartPanel {
     }
   }
 
-  /** Rows in the Vega view's datasets (what the chart was fed last; tooltip copies aside). */
-  rows(): number {
-    let total = 0;
+  /** Rows in the Vega view's datasets (what the chart was fed last; tooltip copies aside)
+   * and the sum of their `line` values: the tests compare both with Python's frame. */
+  rows(): { rows: number; lineSum: number } {
+    let rows = 0;
+    let lineSum = 0;
     for (const dataset of this.datasets) {
       if (dataset.tip_of !== undefined) continue;
+      let tuples: Row[] = [];
       try {
-        total += (this.view?.data(dataset.name) as unknown[] | undefined)?.length ?? 0;
+        tuples = (this.view?.data(dataset.name) as Row[] | undefined) ?? [];
       } catch {
         // not in this view
       }
+      rows += tuples.length;
+      for (const tuple of tuples) if (typeof tuple.line === "number" && Number.isFinite(tuple.line)) lineSum += tuple.line;
+    }
+    return { rows, lineSum };
+  }
+
+  /** Rows in the tooltip datasets (the hovered series' points). */
+  private tips(): number {
+    let total = 0;
+    for (const dataset of this.datasets) {
+      if (dataset.tip_of === undefined) continue;
+      total += (this.view?.data(dataset.name) as unknown[] | undefined)?.length ?? 0;
     }
     return total;
   }
@@ -267,6 +286,7 @@ export class ChartPanel {
       }
       void view.runAsync();
       this.root.dataset.hover = series ?? "";
+      this.root.dataset.tips = String(this.tips());
     } catch {
       // a spec without the hover signal: nothing to emphasise
     }
