@@ -17,6 +17,13 @@ Playwright, and measures, inside the page:
    and how many rows are in the DOM at any time.
 
 Figures go to stdout (and to --json); docs/performance.md ("## Widget") quotes them.
+
+``--nodelay`` starts JupyterLab with TCP_NODELAY on its kernel websockets (a server config
+file, `NODELAY_CONFIG`). jupyter_server does not set it, so on Linux every message from the
+kernel to the browser waits for the browser's delayed ACK (about 40 ms) whenever the message
+before it is still unacknowledged, which is always the case for a reply (the kernel's "busy"
+status precedes it). With the flag the figures show the widget's own cost; without it, what a
+user of a stock server sees.
 """
 
 from __future__ import annotations
@@ -150,6 +157,22 @@ async (selector) => {
 """
 
 
+#: A jupyter_server config file that sets TCP_NODELAY on the kernel websockets (--nodelay).
+NODELAY_CONFIG = """
+from jupyter_server.services.kernels import websocket as _kernel_websocket
+
+_open = _kernel_websocket.KernelWebsocketHandler.open
+
+
+def _open_nodelay(self, *args, **kwargs):
+    self.set_nodelay(True)
+    return _open(self, *args, **kwargs)
+
+
+_kernel_websocket.KernelWebsocketHandler.open = _open_nodelay
+"""
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
@@ -273,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-large", action="store_true", help="skip the 250 runs x 10,000 steps case"
     )
     parser.add_argument("--skip-table", action="store_true", help="skip the table scroll")
+    parser.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="TCP_NODELAY on the server's kernel websockets (the widget's own cost)",
+    )
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -281,7 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rungroup-bench-") as folder:
         root = Path(folder) / "served"
         root.mkdir()
-        with jupyter_server(root, Path(folder) / "jupyter", {}) as server, sync_playwright() as p:
+        env = {}
+        if args.nodelay:
+            config = Path(folder) / "config"
+            config.mkdir()
+            (config / "jupyter_server_config.py").write_text(NODELAY_CONFIG)
+            env["JUPYTER_CONFIG_PATH"] = str(config)
+        figures["nodelay"] = args.nodelay
+        with jupyter_server(root, Path(folder) / "jupyter", env) as server, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             blocked: list[str] = []

@@ -448,6 +448,28 @@ def test_each_panel_reads_a_dataset_of_its_own(widget: Explorer) -> None:
     assert partition_covers(spec, read(buffers[0]))
 
 
+def test_a_spec_without_panel_filters_keeps_one_dataset() -> None:
+    """A spec whose units are not picked by field predicates alone is not split: one dataset,
+    and the tooltip points filter the hovered series themselves."""
+    spec = {
+        "data": {"name": "x", "values": [{"series": "a"}]},
+        "layer": [
+            {"mark": "line", "encoding": {"x": {"field": "x", "type": "quantitative"}}},
+            {
+                "mark": {"type": "circle", "opacity": 0},
+                "transform": [{"filter": "datum.n > 1"}],
+                "encoding": {"x": {"field": "x", "type": "quantitative"}},
+            },
+        ],
+    }
+    prepared, _ = protocol.prepare_spec(spec)
+    assert "usermeta" not in prepared
+    assert prepared["data"] == {"name": protocol.DATA_NAME}
+    tip = prepared["layer"][1]
+    assert tip["transform"][0] == {"filter": "datum.n > 1"}
+    assert protocol.HOVER_SIGNAL in tip["transform"][1]["filter"]
+
+
 def test_recent_frames_are_reused(widget: Explorer) -> None:
     first = widget.aggregated
     widget.group_by = ["config.lr"]
