@@ -129,6 +129,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   let focus: string | null = null;
   let embeds = 0;
   let renders = 0;
+  let requests = 0;
   let scheduled = false;
   // A live update (the runs changed, same settings) keeps everything in place: the Vega view
   // gets new data, the table keeps its scroll position and shows its old rows until the new
@@ -147,6 +148,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     if (!quiet) root.classList.add("rg-busy");
     const before = channel.bytesReceived;
     const sent = performance.now();
+    root.dataset.requests = String(++requests);
     try {
       const [reply, buffers] = (await channel.request("data", {
         spec_key: chart.specKey,

@@ -87,9 +87,14 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
         act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
         assert kernel.eval("explorer.grouping") is True
 
-        # one level: by learning rate
+        # one level: by learning rate (one data request for the change, no spec: the Vega view
+        # is kept and its rows updated)
+        requests = int(page.eval_on_selector(WIDGET, "el => el.dataset.requests"))
+        embedded = int(page.eval_on_selector(WIDGET, "el => el.dataset.embedded"))
         act(page, lambda: page.select_option(f"{WIDGET} select.rg-group-by >> nth=0", "config.lr"))
         assert kernel.eval("explorer.group_by") == ["config.lr"]
+        assert int(page.eval_on_selector(WIDGET, "el => el.dataset.requests")) == requests + 1
+        assert int(page.eval_on_selector(WIDGET, "el => el.dataset.embedded")) == embedded
         lr_groups = kernel.eval("explorer.runs.runs['config.lr'].n_unique()")
         assert count(page, ".rg-tr.rg-group") == lr_groups
         check_chart_matches_python(page, kernel)
