@@ -38,7 +38,6 @@ from rungroup.engine.aggregate import aggregate
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
-from rungroup.sources.follow_common import update_last
 from rungroup.view import (
     ALIGNS,
     BANDS,
@@ -391,7 +390,7 @@ class Explorer(anywidget.AnyWidget):
         if appended is None:
             self._last = None
         elif self._last is not None and appended.height:
-            self._last = update_last(self._last, appended)
+            self._last = _last_values(self._last, appended.lazy())
         self._finals_cache = None
         self._frame_cache.clear()
         self._table_cache = None
@@ -472,7 +471,7 @@ class Explorer(anywidget.AnyWidget):
         """`protocol.final_values` of the runs, from the last values kept between polls."""
         if self._finals_cache is None:
             if self._last is None:
-                self._last = _last_values(self._runs)
+                self._last = _last_values(None, self._runs.history)
             self._finals_cache = _final_values(self._runs, self._last)
         return self._finals_cache
 
@@ -660,13 +659,16 @@ def _int_arg(request: Mapping[str, Any], name: str, default: int) -> int:
     return int(value)
 
 
-def _last_values(runs: Runs) -> pl.DataFrame:
+def _last_values(last: pl.DataFrame | None, rows: pl.LazyFrame) -> pl.DataFrame:
     """Each (run, metric)'s largest step and its value there (the last logged of several at
-    that step), in `update_last`'s schema."""
+    that step): of the history `rows`, or of `last`'s history followed by `rows`."""
+    points = rows.select("run_id", "metric", "step", "value")
+    if last is not None:
+        # `last` first: at an equal step the appended row, logged later, wins
+        points = pl.concat([last.lazy(), points])
     return (
-        runs.history.group_by("run_id", "metric")
+        points.group_by("run_id", "metric")
         .agg(pl.col("step").max(), pl.col("value").sort_by("step", maintain_order=True).last())
-        .select(pl.col("run_id", "metric").cast(pl.String), "step", "value")
         .collect()
     )
 
@@ -676,8 +678,10 @@ def _final_values(runs: Runs, last: pl.DataFrame) -> pl.DataFrame:
     base = runs.runs.select("id")
     if last.height == 0:
         return base
-    wide = last.pivot(on="metric", index="run_id", values="value").rename({"run_id": "id"})
-    wide = wide.rename({m: f"{protocol.METRIC}{m}" for m in wide.columns if m != "id"})
+    wide = last.with_columns(pl.col("run_id", "metric").cast(pl.String)).pivot(
+        on="metric", index="run_id", values="value"
+    )
+    wide = wide.rename({"run_id": "id", **{m: f"{protocol.METRIC}{m}" for m in wide.columns[1:]}})
     return base.join(wide, on="id", how="left")
 
 

@@ -35,7 +35,7 @@ CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 points = st.lists(
     st.tuples(
-        st.integers(0, 6),
+        st.integers(0, 3),
         st.sampled_from(METRICS),
         st.one_of(st.floats(-5, 5), st.just(math.nan), st.just(math.inf)),
     ),
@@ -241,3 +241,18 @@ def test_a_second_folder_with_the_same_id_is_skipped_history_too(tmp_path: Path)
         fresh = rg.load(tmp_path)
     assert_frame_equal(runs.runs, fresh.runs)
     assert_frame_equal(_history(runs), _history(fresh))
+
+
+def test_a_step_logged_again_in_a_later_poll_is_the_final_value(tmp_path: Path) -> None:
+    run = _Run(tmp_path, 0)
+    run.append(run.record([(5, "loss", 1.0), (2, "acc", 0.5)]))
+    widget = Explorer(tmp_path)
+    widget.refresh()
+    assert widget._finals()["m:loss"].to_list() == [1.0]
+    for logged, final in (([(5, "loss", 2.0)], 2.0), ([(3, "loss", 3.0)], 2.0)):
+        run.append(run.record(logged))
+        widget.refresh()
+        assert widget._last is not None  # updated from the appended rows, not derived again
+        assert widget._finals()["m:loss"].to_list() == [final]
+        assert widget._finals()["m:acc"].to_list() == [0.5]
+    widget.close()
