@@ -9,7 +9,10 @@ of its tag groups, every other run of exactly one series.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -87,7 +90,28 @@ def _unique_labels(labels: pl.Series) -> pl.Series:
     return pl.Series(labels.name, out, dtype=pl.String)
 
 
+#: The last groupings made, per Runs object (while it lives) and grouping settings: the widget
+#: groups the same runs twice per update (its table, then `aggregate()`).
+_CACHE_SIZE = 4
+_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Grouping]] = OrderedDict()
+
+
 def group_runs(runs: Runs, view: View) -> Grouping:
+    """The series of `view` over `runs` (validated); kept for the next call with the same
+    Runs object and grouping settings."""
+    key = (id(runs), view.group_by, view.grouping, view.reverse, view.hidden)
+    hit = _cache.get(key)
+    if hit is not None and hit[0]() is runs:
+        _cache.move_to_end(key)
+        return hit[1]
+    made = _group_runs(runs, view)
+    _cache[key] = (weakref.ref(runs), made)
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return made
+
+
+def _group_runs(runs: Runs, view: View) -> Grouping:
     keys = key_columns_of(runs, view)
     frame = runs.runs
     if view.hidden:
