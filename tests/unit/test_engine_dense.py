@@ -231,3 +231,15 @@ def test_runs_logging_at_their_own_steps_take_the_general_path() -> None:
     grouping = group_runs(runs, rg.View())
     assert dense.prepare(runs, grouping, ["loss"], None) is None
     both_paths(runs, points=50, align="bucket")
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories(), VIEWS)
+def test_blocks_reduced_in_threads_give_the_same_frames(runs: Runs, view: dict[str, Any]) -> None:
+    """Every block big enough for the thread pool (and big classes cut in two)."""
+    threshold = dense._PARALLEL_CELLS
+    dense._PARALLEL_CELLS = 1
+    try:
+        both_paths(runs, **view)
+    finally:
+        dense._PARALLEL_CELLS = threshold

@@ -24,8 +24,10 @@ always in the same association, so figures can differ from it in the last bits.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,18 @@ from rungroup.engine.tdist import t_quantile
 from rungroup.engine.xaxis import categorical_codes, code_positions
 from rungroup.runs import Runs
 from rungroup.view import View
+
+#: Blocks reduced in threads when they hold at least this many cells in all.
+_PARALLEL_CELLS = 1 << 17
+_threads: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(min(4, os.cpu_count() or 1), "rungroup-dense")
+    return _threads
+
 
 #: Prepared matrices kept (the last few (runs, x, metrics, hidden, bins) combinations).
 CACHE_SIZE = 4
@@ -334,11 +348,11 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
     order = np.argsort(member_series, kind="stable")  # by series, then run (members are sorted)
     runs_sorted = member_runs[order]
     series, starts, sizes = np.unique(member_series[order], return_index=True, return_counts=True)
-    pieces: list[dict[str, np.ndarray]] = []
-    in_order = True  # pieces already in (metric, series) order: no sort needed
-    t_cache: dict[int, float] = {}
+    tasks: list[tuple[int, MetricMatrix, np.ndarray, np.ndarray]] = []
+    in_order = True  # blocks already in (metric, series) order: no sort needed
     for metric, matrix in enumerate(made.matrices):
         kept = _kept_columns(matrix, runs_sorted, starts, sizes, view)
+        sliced: dict[bytes, MetricMatrix] = {}
         classes: dict[tuple[int, bytes], list[int]] = {}
         for position, columns in enumerate(kept):
             if columns.size:
@@ -348,16 +362,30 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
             chosen = np.asarray(positions)
             in_order = in_order and int(series[chosen[0]]) > last_series
             last_series = int(series[chosen[-1]])
-            columns = kept[positions[0]]
-            rows = runs_sorted[starts[chosen][:, None] + np.arange(size)[None, :]]
-            piece = _block(matrix, rows, columns, view, t_cache)
-            piece["_s"] = np.repeat(series[chosen], columns.size)
-            piece["_m"] = np.full(chosen.size * columns.size, metric, dtype=np.int64)
-            piece["x"] = np.tile(matrix.x[columns], chosen.size)
-            keep = piece.pop("_exists") & (piece["n"] >= view.min_runs)
-            if not bool(keep.all()):
-                piece = {name: values[keep] for name, values in piece.items()}
-            pieces.append(piece)
+            sub = _columns_of(matrix, kept[positions[0]], sliced)
+            # a big class is cut in two, so that its halves can be reduced in parallel
+            big = chosen.size * size * sub.x.size >= 2 * _PARALLEL_CELLS
+            for part in np.array_split(chosen, 2) if big and chosen.size > 1 else [chosen]:
+                rows = runs_sorted[starts[part][:, None] + np.arange(size)[None, :]]
+                tasks.append((metric, sub, rows, series[part]))
+    t_cache: dict[int, float] = {}
+
+    def reduce(task: tuple[int, MetricMatrix, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        metric, sub, rows, chosen_series = task
+        piece = _block(sub, rows, view, t_cache)
+        width = sub.x.size
+        piece["_s"] = np.repeat(chosen_series, width)
+        piece["_m"] = np.full(chosen_series.size * width, metric, dtype=np.int64)
+        piece["x"] = np.tile(sub.x, chosen_series.size)
+        keep = piece.pop("_exists") & (piece["n"] >= view.min_runs)
+        if not bool(keep.all()):
+            piece = {name: values[keep] for name, values in piece.items()}
+        return piece
+
+    cells = sum(task[2].size * task[1].x.size for task in tasks)
+    # numpy lets go of the GIL while it sorts and sums: blocks reduce in parallel threads
+    parallel = len(tasks) > 1 and cells >= _PARALLEL_CELLS
+    pieces = list(_pool().map(reduce, tasks)) if parallel else [reduce(t) for t in tasks]
     if not pieces:
         return pl.DataFrame(schema=_STATS_SCHEMA)
     # one copy of each column: the big ones cost page faults on every new allocation
@@ -399,18 +427,32 @@ def _kept_columns(
     return kept
 
 
+def _columns_of(
+    matrix: MetricMatrix, columns: np.ndarray, sliced: dict[bytes, MetricMatrix]
+) -> MetricMatrix:
+    """The matrix at `columns` only: sliced once per set of columns, not once per block."""
+    if columns.size == matrix.x.size:
+        return matrix
+    key = columns.tobytes()
+    if key not in sliced:
+        sliced[key] = MetricMatrix(
+            matrix.x[columns],
+            matrix.values[:, columns],
+            None if matrix.dropped is None else matrix.dropped[:, columns],
+            None if matrix.present is None else matrix.present[:, columns],
+            matrix.contiguous,
+        )
+    return sliced[key]
+
+
 def _block(
-    matrix: MetricMatrix,
-    rows: np.ndarray,
-    columns: np.ndarray,
-    view: View,
-    t_cache: dict[int, float],
+    matrix: MetricMatrix, rows: np.ndarray, view: View, t_cache: dict[int, float]
 ) -> dict[str, np.ndarray]:
-    """The statistics of series whose runs are `rows` (series × runs) at `columns`, flattened
-    series by series: n, dropped, every statistic and ``_exists`` (any run logged there)."""
-    every_column = columns.size == matrix.x.size
-    block = matrix.values[rows] if every_column else matrix.values[rows[:, :, None], columns]
-    shape = (rows.shape[0] * columns.size,)
+    """The statistics of series whose runs are `rows` (series × runs) at every column of
+    `matrix`, flattened series by series: n, dropped, every statistic and ``_exists`` (any run
+    logged there)."""
+    block = matrix.values[rows]
+    shape = (rows.shape[0] * matrix.x.size,)
     # no NaN in the block (the usual case): every point has all its runs, n is one number
     with np.errstate(invalid="ignore", over="ignore"):
         full = (matrix.dropped is None and matrix.present is None) or not np.isnan(
@@ -421,13 +463,11 @@ def _block(
     if matrix.dropped is None:
         dropped = np.zeros(n.shape, dtype=np.int64)
     else:
-        cells = matrix.dropped[rows] if every_column else matrix.dropped[rows[:, :, None], columns]
-        dropped = cells.sum(axis=1)
+        dropped = matrix.dropped[rows].sum(axis=1)
     if matrix.present is None:
         exists = np.ones(n.shape, dtype=bool)
     else:
-        cells = matrix.present[rows] if every_column else matrix.present[rows[:, :, None], columns]
-        exists = cells.any(axis=1)
+        exists = matrix.present[rows].any(axis=1)
     out = {"n": n, "dropped": dropped, "_exists": exists}
     if rows.shape[1] == 1:
         value = block[:, 0, :]
