@@ -136,14 +136,18 @@ def prepare(
     )
     if raw.height == 0 or raw["s"].null_count():
         return None
-    rc = raw["r"].to_numpy()
-    mc = raw["m"].to_numpy() if len(metrics) > 1 else None
-    step = raw["s"].to_numpy()
-    v = raw["v"].to_numpy()
-    n_runs = grouping.runs.height
-    matrices = _regular(rc, mc, step, v, run_codes, metric_codes, n_runs)
+    points = _Points(
+        rc=raw["r"].to_numpy(),
+        mc=raw["m"].to_numpy() if len(metrics) > 1 else None,
+        step=raw["s"].to_numpy(),
+        v=raw["v"].to_numpy(),
+        run_codes=run_codes,
+        metric_codes=metric_codes,
+        n_runs=grouping.runs.height,
+    )
+    matrices = _regular(points)
     if matrices is None:
-        matrices = _scattered(rc, mc, step, v, run_codes, metric_codes, n_runs)
+        matrices = _scattered(points)
     if matrices is None:
         return None
     if bins is not None:
@@ -151,17 +155,24 @@ def prepare(
     return Prepared(tuple(matrices))
 
 
-def _regular(
-    rc: np.ndarray,
-    mc: np.ndarray | None,
-    step: np.ndarray,
-    v: np.ndarray,
-    run_codes: np.ndarray,
-    metric_codes: np.ndarray,
-    n_runs: int,
-) -> list[MetricMatrix] | None:
+@dataclass(frozen=True)
+class _Points:
+    """The history's columns as read: categorical codes, not positions yet."""
+
+    rc: np.ndarray  # run id codes
+    mc: np.ndarray | None  # metric codes; None: one metric
+    step: np.ndarray
+    v: np.ndarray
+    run_codes: np.ndarray  # the codes of the selected runs, in _r order
+    metric_codes: np.ndarray  # the codes of the metrics, in their order
+    n_runs: int
+
+
+def _regular(points: _Points) -> list[MetricMatrix] | None:
     """Without scattering: every run's points are one block, and each block logs the same
     (metric, step) sequence, so the values reshape into a (runs × block) matrix."""
+    rc, mc, step, v = points.rc, points.mc, points.step, points.v
+    run_codes, metric_codes, n_runs = points.run_codes, points.metric_codes, points.n_runs
     n = rc.size
     changes = np.flatnonzero(rc[1:] != rc[:-1]) + 1
     blocks = changes.size + 1
@@ -203,16 +214,10 @@ def _regular(
     return out
 
 
-def _scattered(
-    rc: np.ndarray,
-    mc: np.ndarray | None,
-    step: np.ndarray,
-    v: np.ndarray,
-    run_codes: np.ndarray,
-    metric_codes: np.ndarray,
-    n_runs: int,
-) -> list[MetricMatrix] | None:
+def _scattered(points: _Points) -> list[MetricMatrix] | None:
     """Any order: each point is written into its (metric, run, step) cell."""
+    rc, mc, step, v = points.rc, points.mc, points.step, points.v
+    run_codes, metric_codes, n_runs = points.run_codes, points.metric_codes, points.n_runs
     r = code_positions(rc, run_codes)
     m = None if mc is None else code_positions(mc, metric_codes)
     keep = r >= 0

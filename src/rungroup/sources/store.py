@@ -298,27 +298,6 @@ def run_row(
     return record, start
 
 
-def run_record(
-    meta: dict[str, Any],
-    folder: Path,
-    *,
-    last_values: dict[str, float],
-    first_wall: float | None,
-    last_wall: float | None,
-    incomplete_tail: int,
-    stale_after: float,
-) -> tuple[dict[str, Any], float]:
-    """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds)."""
-    return run_row(
-        parse_run_meta(meta, folder),
-        last_values=last_values,
-        first_wall=first_wall,
-        last_wall=last_wall,
-        incomplete_tail=incomplete_tail,
-        stale_after=stale_after,
-    )
-
-
 @dataclass
 class _RunFiles:
     """What a reader thread got from one run folder; warnings are raised by the caller."""
@@ -412,9 +391,8 @@ def load_store(
             continue
         seen[run_id] = meta_path
         walls = [r.walls for r in history.records]
-        record, start = run_record(
-            meta,
-            folder,
+        record, start = run_row(
+            parse_run_meta(meta, folder),
             last_values=history.last_values(),
             first_wall=float(walls[0][0]) if walls else None,
             last_wall=max(float(w.max()) for w in walls) if walls else None,
