@@ -208,3 +208,31 @@ def test_string_histories_take_the_join_path_with_the_same_result(align):
     assert plain.history.collect_schema()["run_id"] == pl.String
     expected = rg.aggregate(runs, align=align, points=2)
     assert rg.aggregate(plain, align=align, points=2).equals(expected)
+
+
+def test_a_grouping_is_reused_while_the_columns_it_uses_are_equal() -> None:
+    from rungroup.engine.grouping import group_runs
+
+    table = pl.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "name": ["A", "B", "C"],
+            "state": ["running"] * 3,
+            "config.lr": [0.1, 0.1, 0.2],
+        }
+    )
+    points = [(i, "loss", 0, 1.0) for i in ("a", "b", "c")]
+    view = rg.View(group_by=("config.lr",))
+    first = group_runs(make_runs(table.to_dicts(), points), view)
+    # a live poll: new Runs, states changed, the groups did not
+    polled = make_runs(table.with_columns(pl.lit("finished").alias("state")).to_dicts(), points)
+    assert group_runs(polled, view) is first
+    moved = make_runs(
+        table.with_columns(pl.Series("config.lr", [0.1, 0.2, 0.2])).to_dicts(), points
+    )
+    regrouped = group_runs(moved, view)
+    assert regrouped is not first
+    assert regrouped.members["_s"].to_list() == [0, 1, 1]
+    renamed = make_runs(table.with_columns(pl.Series("name", ["A", "B", "X"])).to_dicts(), points)
+    assert group_runs(renamed, view).runs["name"].to_list() == ["A", "B", "X"]
+    assert group_runs(polled, view.replace(hidden=frozenset({"a"}))).runs.height == 2

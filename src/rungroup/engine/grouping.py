@@ -9,7 +9,6 @@ of its tag groups, every other run of exactly one series.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -90,22 +89,26 @@ def _unique_labels(labels: pl.Series) -> pl.Series:
     return pl.Series(labels.name, out, dtype=pl.String)
 
 
-#: The last groupings made, per Runs object (while it lives) and grouping settings: the widget
-#: groups the same runs twice per update (its table, then `aggregate()`).
+#: The last groupings made, with the run columns they were made from: the widget groups the
+#: same runs twice per update (its table, then `aggregate()`), and a live widget groups runs
+#: whose states and summaries change at every poll but whose groups rarely do.
 _CACHE_SIZE = 4
-_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Grouping]] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], tuple[pl.DataFrame, Grouping]] = OrderedDict()
 
 
 def group_runs(runs: Runs, view: View) -> Grouping:
-    """The series of `view` over `runs` (validated); kept for the next call with the same
-    Runs object and grouping settings."""
-    key = (id(runs), view.group_by, view.grouping, view.reverse, view.hidden)
+    """The series of `view` over `runs` (validated). Kept, and reused while the run columns it
+    depends on (id, name, the key columns) are equal."""
+    keys = key_columns_of(runs, view)
+    used = list(dict.fromkeys(["id", "name", *(k for k in keys if k in runs.runs.columns)]))
+    inputs = runs.runs.select(used)
+    key = (view.group_by, view.grouping, view.reverse, view.hidden, tuple(used))
     hit = _cache.get(key)
-    if hit is not None and hit[0]() is runs:
+    if hit is not None and hit[0].equals(inputs):
         _cache.move_to_end(key)
         return hit[1]
     made = _group_runs(runs, view)
-    _cache[key] = (weakref.ref(runs), made)
+    _cache[key] = (inputs, made)
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
     return made
