@@ -753,21 +753,30 @@ def _chart(aggregated: pl.DataFrame, view: View) -> Any:
 _SPECS: dict[Any, tuple[dict[str, Any], list[str], str]] = {}
 
 
-def _spec(aggregated: pl.DataFrame, view: View) -> tuple[dict[str, Any], list[str], str]:
+def _spec(
+    aggregated: pl.DataFrame, view: View, *, focus: bool = False
+) -> tuple[dict[str, Any], list[str], str]:
     """The prepared spec, its data fields and key. Building an Altair chart costs a few hundred
-    milliseconds, and most changes (group-by, filter, hidden runs) keep its shape: the spec
-    depends on the metrics drawn, the x type and the settings that titles and marks show, not
-    on which runs form which series (the colour order travels as data). So specs are reused
-    for views that differ only in `group_by`, `reverse` and `hidden`."""
+    milliseconds, and most changes (group-by, filter, hidden runs, the group page opened) keep
+    its shape: the spec depends on the metrics drawn, the x type and the settings that titles
+    and marks show, not on which runs form which series (the colour order travels as data).
+    So specs are reused for views that differ only in `group_by`, `reverse` and `hidden`, and
+    a group page's spec (`focus`: the group's line and band over its runs) for every group."""
     key = (
         tuple(aggregated["metric"].unique(maintain_order=True).to_list()),
         aggregated.schema["x"],
         aggregated.height == 0,
         view.replace(group_by=(), reverse=False, hidden=frozenset()),
+        focus,
     )
     cached = _SPECS.get(key)
     if cached is None:
-        spec, fields = protocol.prepare_spec(protocol.chart_dict(_chart(aggregated, view)))
+        if focus:
+            base = _chart(aggregated.filter(pl.col("layer") == "group"), view)
+            chart_spec = protocol.focus_spec(protocol.chart_dict(base), view)
+        else:
+            chart_spec = protocol.chart_dict(_chart(aggregated, view))
+        spec, fields = protocol.prepare_spec(chart_spec)
         cached = (spec, fields, protocol.spec_key(spec))
         if len(_SPECS) >= 32:
             _SPECS.pop(next(iter(_SPECS)))
@@ -790,9 +799,7 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
         members = set(membership.filter(pl.col("series") == focus_label)["id"].to_list())
         group_runs = visible.select_ids([i for i in visible.ids if i in members])
         aggregated = protocol.focus_frame(group_runs, view, focus_label)
-        base = _chart(aggregated.filter(pl.col("layer") == "group"), view)
-        spec, fields = protocol.prepare_spec(protocol.focus_spec(protocol.chart_dict(base), view))
-        spec_key = protocol.spec_key(spec)
+        spec, fields, spec_key = _spec(aggregated, view, focus=True)
     else:
         # the shown runs, not `visible`: view.hidden leaves the hidden ones out, and the same
         # Runs object every time lets the engine reuse its matrices (see engine/dense.py)

@@ -12,6 +12,7 @@ import pytest
 from traitlets import TraitError
 
 from rungroup import protocol
+from rungroup import widget as widget_module
 from rungroup.export import read_recipe
 from rungroup.runs import Runs
 from rungroup.view import View
@@ -294,6 +295,27 @@ def test_group_page(widget: Explorer) -> None:
     widget.focus = ""
     reply, _ = ask(widget, "data")
     assert reply["focus_label"] is None
+
+
+def test_group_pages_share_one_spec(widget: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening another group's page sends its rows, not another spec, and builds none
+    (building one with Altair costs hundreds of milliseconds)."""
+    built: list[int] = []
+    chart = widget_module._chart
+    monkeypatch.setattr(widget_module, "_SPECS", {})
+    monkeypatch.setattr(widget_module, "_chart", lambda *a: built.append(1) or chart(*a))
+    widget.group_by = ["config.lr"]
+    widget.focus = "0.1"
+    first, _ = ask(widget, "data")
+    assert len(built) == 1
+    widget.focus = "0.01"
+    second, buffers = ask(widget, "data", spec_key=first["spec_key"])
+    assert len(built) == 1
+    assert second["focus_label"] == "0.01"
+    assert second["spec"] is None and second["spec_key"] == first["spec_key"]
+    runs = widget.aggregated.filter(pl.col("layer") == "run")["run"].unique().sort()
+    assert runs.to_list() == ["b0", "b1", "b2"]
+    assert partition_covers(first["spec"], read(buffers[0]))
 
 
 def test_errors_are_answered_and_shown(widget: Explorer) -> None:
