@@ -36,6 +36,7 @@ from rungroup.sources.mlflow_store import (
     _Raw,
     _sqlite_path,
     _value,
+    metric_rows_frame,
     run_records,
     run_row,
     timed_history,
@@ -243,19 +244,7 @@ class MlflowFollower:
         count = 0
         while rows := cursor.fetchmany(100_000):
             count += len(rows)
-            run_ids, keys, steps, stamps, values, nans = zip(*rows, strict=True)
-            blocks.append(
-                pl.DataFrame(
-                    {
-                        "run_id": pl.Series(run_ids, dtype=pl.String),
-                        "metric": pl.Series(keys, dtype=pl.String),
-                        "step": pl.Series(steps, dtype=pl.Int64),
-                        "timestamp_ms": pl.Series(stamps, dtype=pl.Int64),
-                        "value": pl.Series(values, dtype=pl.Float64),
-                        "is_nan": pl.Series(nans, dtype=pl.Int8) != 0,
-                    }
-                )
-            )
+            blocks.append(metric_rows_frame(rows))
         cursor.close()
         self.rows_read["metrics"] = count
         self._metric_rowid = top

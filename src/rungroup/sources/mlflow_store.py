@@ -220,27 +220,27 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
         return None
 
 
+def metric_rows_frame(rows: list[Any]) -> pl.DataFrame:
+    """Rows of `_METRICS_QUERY` (run id, key, step, timestamp, value, is_nan) as a frame."""
+    run_ids, keys, steps, stamps, values, nans = zip(*rows, strict=True)
+    return pl.DataFrame(
+        {
+            "run_id": pl.Series(run_ids, dtype=pl.String),
+            "metric": pl.Series(keys, dtype=pl.String),
+            "step": pl.Series(steps, dtype=pl.Int64),
+            "timestamp_ms": pl.Series(stamps, dtype=pl.Int64),
+            "value": pl.Series(values, dtype=pl.Float64),
+            "is_nan": pl.Series(nans, dtype=pl.Int8) != 0,
+        }
+    )
+
+
 def _sqlite_history(cursor: sqlite3.Cursor) -> pl.DataFrame:
     """The whole metrics table in one query, fetched in blocks into columns."""
     cursor.execute(_METRICS_QUERY)
     blocks: list[pl.DataFrame] = []
-    while True:
-        rows = cursor.fetchmany(500_000)
-        if not rows:
-            break
-        run_ids, keys, steps, stamps, values, nans = zip(*rows, strict=True)
-        blocks.append(
-            pl.DataFrame(
-                {
-                    "run_id": pl.Series(run_ids, dtype=pl.String),
-                    "metric": pl.Series(keys, dtype=pl.String),
-                    "step": pl.Series(steps, dtype=pl.Int64),
-                    "timestamp_ms": pl.Series(stamps, dtype=pl.Int64),
-                    "value": pl.Series(values, dtype=pl.Float64),
-                    "is_nan": pl.Series(nans, dtype=pl.Int8) != 0,
-                }
-            )
-        )
+    while rows := cursor.fetchmany(500_000):
+        blocks.append(metric_rows_frame(rows))
     if not blocks:
         return pl.DataFrame(schema=HISTORY_COLUMNS)
     return _finish_history(pl.concat(blocks))
