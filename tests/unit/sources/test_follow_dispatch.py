@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from follow_helpers import sorted_history
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
@@ -20,14 +21,6 @@ from rungroup.sources.followers import (
     StaticFollower,
     follow,
 )
-
-
-def sorted_history(runs: rg.Runs) -> pl.DataFrame:
-    return (
-        runs.history.collect()
-        .with_columns(pl.col("run_id").cast(pl.String), pl.col("metric").cast(pl.String))
-        .sort("run_id", "metric", "step", "value")
-    )
 
 
 def test_a_store_and_an_empty_folder_that_becomes_one(tmp_path: Path) -> None:

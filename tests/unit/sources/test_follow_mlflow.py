@@ -8,24 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
+from follow_helpers import assert_same
 
-import rungroup as rg
 from rungroup.sources.follow_mlflow import MlflowFollower
 from rungroup.sources.mlflow_store import load_mlflow
-
-
-def sorted_history(runs: rg.Runs) -> pl.DataFrame:
-    return (
-        runs.history.collect()
-        .with_columns(pl.col("run_id").cast(pl.String), pl.col("metric").cast(pl.String))
-        .sort("run_id", "metric", "step", "time", "value")
-    )
-
-
-def assert_same(followed: rg.Runs, fresh: rg.Runs) -> None:
-    assert_frame_equal(followed.runs, fresh.runs)
-    assert_frame_equal(sorted_history(followed), sorted_history(fresh))
 
 
 @pytest.fixture

@@ -7,24 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
+from follow_helpers import assert_same, sorted_history
 
-import rungroup as rg
 from rungroup.sources.follow_tensorboard import TensorBoardFollower, complete_length
 from rungroup.sources.tensorboard_events import load_tensorboard
-
-
-def sorted_history(runs: rg.Runs) -> pl.DataFrame:
-    return (
-        runs.history.collect()
-        .with_columns(pl.col("run_id").cast(pl.String), pl.col("metric").cast(pl.String))
-        .sort("run_id", "metric", "step", "time", "value")
-    )
-
-
-def assert_same(followed: rg.Runs, fresh: rg.Runs) -> None:
-    assert_frame_equal(followed.runs, fresh.runs)
-    assert_frame_equal(sorted_history(followed), sorted_history(fresh))
 
 
 def sizes(root: Path) -> int:
