@@ -214,7 +214,11 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
     again = Runs(runs.runs, runs.history)
     assert_same_frames(rg.aggregate(again, group_by=("group",), points=10), first)
     assert len(calls) == 4  # another Runs object: its own matrices
-    del runs, again
+    twice = Runs(runs.runs, pl.concat([runs.history.collect(), runs.history.collect().head(1)]))
+    rg.aggregate(twice, points=10)
+    rg.aggregate(twice, grouping=False, points=10)
+    assert len(calls) == 5  # a history that does not fit is not tried again
+    del runs, again, twice
     gc.collect()
     assert all(ref() is None for ref, _ in dense._cache.values())
 

@@ -56,7 +56,7 @@ def _pool() -> ThreadPoolExecutor:
 
 #: Prepared matrices kept (the last few (runs, x, metrics, hidden, bins) combinations).
 CACHE_SIZE = 4
-_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared]] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared | None]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> 
         _cache.move_to_end(key)
         return hit[1]
     made = prepare(runs, grouping, metrics, bins)
-    if made is not None:
-        _cache[key] = (weakref.ref(runs), made)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    # kept even when None: a history that does not fit is not read again on the next call
+    _cache[key] = (weakref.ref(runs), made)
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
     return made
 
 
