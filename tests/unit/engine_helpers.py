@@ -215,3 +215,19 @@ def close(a: float | None, b: float | None, scale: float = 1.0) -> bool:
 
 def rows_by_point(frame: pl.DataFrame) -> dict[tuple[str, float], dict]:
     return {(row["series"], row["x"]): row for row in frame.iter_rows(named=True)}
+
+
+def assert_same_frames(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    """Equal schemas, nulls and non-float columns; floats within TOL (the engine's two paths
+    may round the last bit differently)."""
+    assert got.schema == expected.schema
+    assert got.height == expected.height
+    for name in got.columns:
+        a, b = got[name], expected[name]
+        if a.dtype == pl.Float64:
+            assert a.is_null().to_list() == b.is_null().to_list(), name
+            np.testing.assert_allclose(
+                a.to_numpy(), b.to_numpy(), rtol=TOL, atol=TOL, err_msg=name
+            )
+        else:
+            assert a.to_list() == b.to_list(), name

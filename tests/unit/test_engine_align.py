@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 from engine_helpers import (
+    assert_same_frames,
     close,
     make_runs,
     reference_bucket,
@@ -117,7 +118,7 @@ def test_auto_picks_per_series(data):
     for group, per_run in steps.items():
         shared = len({frozenset(s) for s in per_run.values()}) == 1
         expected = (exact if shared else interpolated).filter(pl.col("series") == group)
-        assert auto.filter(pl.col("series") == group).equals(expected)
+        assert_same_frames(auto.filter(pl.col("series") == group), expected)
 
 
 @settings(max_examples=200, deadline=None)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from engine_helpers import assert_same_frames
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -36,20 +37,6 @@ def general_path() -> Iterator[None]:
         yield
     finally:
         dense.applies = applies  # type: ignore[assignment]
-
-
-def assert_same_frames(got: pl.DataFrame, expected: pl.DataFrame) -> None:
-    assert got.schema == expected.schema
-    assert got.height == expected.height
-    for name in got.columns:
-        a, b = got[name], expected[name]
-        if a.dtype == pl.Float64:
-            assert a.is_null().to_list() == b.is_null().to_list(), name
-            np.testing.assert_allclose(
-                a.to_numpy(), b.to_numpy(), rtol=1e-12, atol=1e-12, err_msg=name
-            )
-        else:
-            assert a.to_list() == b.to_list(), name
 
 
 def both_paths(runs: Runs, **view: Any) -> pl.DataFrame:

@@ -74,7 +74,9 @@ def statistics(aligned: pl.DataFrame, view: View) -> pl.DataFrame:
         n.cast(pl.Int64).alias("n"),
         pl.col("d").sum().cast(pl.Int64).alias("dropped"),
         v.mean().alias("mean"),
-        v.median().alias("median"),
+        # numpy's median: the mean of the two middle values (Polars' median interpolates,
+        # which can differ in the last bit)
+        v.quantile(0.5, "midpoint").alias("median"),
         v.min().alias("min"),
         v.max().alias("max"),
         v.std(ddof=1).alias("std"),
