@@ -226,8 +226,6 @@ def assert_same_frames(got: pl.DataFrame, expected: pl.DataFrame) -> None:
         a, b = got[name], expected[name]
         if a.dtype == pl.Float64:
             assert a.is_null().to_list() == b.is_null().to_list(), name
-            np.testing.assert_allclose(
-                a.to_numpy(), b.to_numpy(), rtol=TOL, atol=TOL, err_msg=name
-            )
+            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=TOL, atol=TOL, err_msg=name)
         else:
             assert a.to_list() == b.to_list(), name
