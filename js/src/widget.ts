@@ -13,8 +13,13 @@ import { type Model, type TableMeta, type TableRow, UI_FIELDS, VIEW_FIELDS } fro
 interface DataReply extends Reply {
   spec: Record<string, unknown> | null;
   spec_key: string;
-  table: TableMeta;
   chart_rows: number;
+  focus_label: string | null;
+  timings?: Record<string, number>;
+}
+
+interface TableReply extends Reply {
+  table: TableMeta;
   runs: number;
   groups: number;
   focus_label: string | null;
@@ -129,6 +134,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   let focus: string | null = null;
   let embeds = 0;
   let renders = 0;
+  let charts = 0;
   let requests = 0;
   let scheduled = false;
   // A live update (the runs changed, same settings) keeps everything in place: the Vega view
@@ -149,11 +155,13 @@ function render({ model, el }: RenderProps<Model>): () => void {
     const before = channel.bytesReceived;
     const sent = performance.now();
     root.dataset.requests = String(++requests);
+    // Both asked at once: the kernel answers the chart first and builds the table's rows
+    // while the browser draws it.
+    const charted = channel.request("data", { spec_key: chart.specKey });
+    const tabled = channel.request("table", { limit: PAGE_SIZE });
+    tabled.catch(() => undefined); // awaited below, unless the chart fails first
     try {
-      const [reply, buffers] = (await channel.request("data", {
-        spec_key: chart.specKey,
-        limit: PAGE_SIZE,
-      })) as [DataReply, DataView[]];
+      const [reply, buffers] = (await charted) as [DataReply, DataView[]];
       if (mine !== ticket) return;
       const received = performance.now();
       localError = "";
@@ -163,34 +171,40 @@ function render({ model, el }: RenderProps<Model>): () => void {
       await chart.show(reply.spec, reply.spec_key, series);
       const drawnAt = performance.now();
       if (mine !== ticket) return;
-      focus = reply.focus_label;
-      const identity = JSON.stringify([reply.focus_label, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
-      table.setData(reply.table, rows<TableRow>(buffers[1]), model.get("sort"), identity !== tableIdentity, quiet);
+      charts++;
+      root.dataset.charts = String(charts);
+      const [tableReply, tableBuffers] = (await tabled) as [TableReply, DataView[]];
+      const tableReceived = performance.now();
+      if (mine !== ticket) return;
+      focus = tableReply.focus_label;
+      const identity = JSON.stringify([focus, model.get("grouping"), model.get("group_by"), model.get("reverse")]);
+      table.setData(tableReply.table, rows<TableRow>(tableBuffers[0]), model.get("sort"), identity !== tableIdentity, quiet);
       tableIdentity = identity;
       breadcrumb.toggleAttribute("hidden", focus === null);
       crumbName.textContent = focus ?? "";
       status.textContent =
-        `${reply.runs} runs` +
-        (model.get("grouping") ? ` · ${reply.groups} groups` : "") +
+        `${tableReply.runs} runs` +
+        (model.get("grouping") ? ` · ${tableReply.groups} groups` : "") +
         ` · ${reply.chart_rows} points`;
       if (model.get("live")) status.textContent += ` · live, updated ${new Date().toLocaleTimeString()}`;
       renders++;
       root.dataset.renders = String(renders);
       root.dataset.revision = String(model.get("revision"));
-      root.dataset.total = String(reply.table.total);
+      root.dataset.total = String(tableReply.table.total);
       root.dataset.points = String(reply.chart_rows);
       const held = chart.rows();
       root.dataset.viewRows = String(held.rows);
       root.dataset.viewLineSum = String(held.lineSum);
       root.dataset.bytes = String(channel.bytesReceived - before);
-      root.dataset.timings = JSON.stringify(reply.timings ?? {});
+      root.dataset.timings = JSON.stringify({ ...reply.timings, ...tableReply.timings });
       root.dataset.embedded = String(embeds);
-      root.dataset.paintMs = String(Math.round(performance.now() - received));
+      root.dataset.paintMs = String(Math.round(drawnAt - received));
       root.dataset.phases = JSON.stringify({
         request_ms: Math.round(received - sent),
         decode_ms: Math.round(decoded - received),
         vega_ms: Math.round(drawnAt - decoded),
-        table_ms: Math.round(performance.now() - drawnAt),
+        table_wait_ms: Math.round(tableReceived - drawnAt),
+        table_ms: Math.round(performance.now() - tableReceived),
       });
       const drawn = chart.counts();
       root.dataset.lines = String(drawn.lines);

@@ -515,6 +515,7 @@ class Explorer(anywidget.AnyWidget):
         request_id = request.get("id")
         handler = {
             "data": self._reply_data,
+            "table": self._reply_table,
             "rows": self._reply_rows,
             "hide": self._reply_hide,
             "export": self._reply_export,
@@ -522,7 +523,7 @@ class Explorer(anywidget.AnyWidget):
         try:
             if handler is None:
                 raise ValueError(
-                    f"unknown request kind {kind!r}; valid kinds: data, rows, hide, export"
+                    f"unknown request kind {kind!r}; valid kinds: data, table, rows, hide, export"
                 )
             body, buffers = handler(request)
         except Exception as error:  # every failure is answered, and shown in the widget
@@ -535,23 +536,34 @@ class Explorer(anywidget.AnyWidget):
         return {"kind": kind, "id": request_id, "ok": True, **body}, buffers
 
     def _reply_data(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """The chart: its rows and, unless the browser has it, its spec. The table comes in
+        its own reply (`table`), asked for at the same time: the browser draws the chart
+        while the kernel builds the table's rows."""
         frame = self._frame()
-        started = time.perf_counter()
-        table = self._table()
-        limit = _int_arg(request, "limit", 100)
-        page = protocol.table_page(table, 0, limit)
         same = request.get("spec_key") == frame.spec_key
         body = {
             "spec": None if same else frame.spec,
             "spec_key": frame.spec_key,
             "chart_rows": frame.aggregated.height,
+            "focus_label": frame.focus_label,
+            "timings": frame.timings,
+        }
+        return body, [frame.chart_ipc]
+
+    def _reply_table(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """The table's columns and first page, with the counts the status line shows."""
+        frame = self._frame()
+        started = time.perf_counter()
+        table = self._table()
+        page = protocol.table_page(table, 0, _int_arg(request, "limit", 100))
+        body = {
             "table": table.meta(),
             "runs": len(frame.runs),
             "groups": frame.membership["series"].n_unique() if frame.view.grouping else 0,
             "focus_label": frame.focus_label,
-            "timings": {**frame.timings, "table_ms": 1000 * (time.perf_counter() - started)},
+            "timings": {"table_ms": 1000 * (time.perf_counter() - started)},
         }
-        return body, [frame.chart_ipc, page]
+        return body, [page]
 
     def _reply_rows(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
         table = self._table()

@@ -163,20 +163,27 @@ def test_browser_changes_are_validated_and_shown(widget: Explorer) -> None:
 # --- requests and replies
 
 
-def test_data_reply_carries_spec_chart_rows_and_first_page(widget: Explorer) -> None:
-    reply, buffers = ask(widget, "data", limit=50)
+def test_data_reply_carries_spec_and_chart_rows(widget: Explorer) -> None:
+    reply, buffers = ask(widget, "data")
     assert reply["ok"] and reply["id"] == 7 and reply["kind"] == "data"
     spec = reply["spec"]
     assert "values" not in json.dumps(spec)  # the rows travel as Arrow, not in the spec
+    assert len(buffers) == 1  # the table has a reply of its own
     chart = read(buffers[0])
     assert chart.height == reply["chart_rows"] == widget.aggregated.height
     assert set(chart["series"].unique()) == {"0.01", "0.1"} or chart["series"].n_unique() >= 1
-    table = read(buffers[1])
-    assert table.height == reply["table"]["total"]
-    assert reply["runs"] == 6
     # the same spec is not sent twice
     again, _ = ask(widget, "data", spec_key=reply["spec_key"])
     assert again["spec"] is None and again["spec_key"] == reply["spec_key"]
+
+
+def test_table_reply_carries_columns_counts_and_first_page(widget: Explorer) -> None:
+    widget.group_by = ["config.lr"]
+    reply, buffers = ask(widget, "table", limit=1)
+    assert reply["ok"] and reply["kind"] == "table" and reply["runs"] == 6
+    assert reply["groups"] == widget.summary.height == 2
+    assert read(buffers[0]).height == 1 < reply["table"]["total"] == 2
+    assert "m:loss" in [column["name"] for column in reply["table"]["columns"]]
 
 
 def test_group_by_change_keeps_the_spec_and_sends_only_data(widget: Explorer) -> None:
@@ -209,30 +216,31 @@ def test_chart_shows_exactly_the_aggregate(widget: Explorer) -> None:
 
 def test_grouping_off_gives_one_series_per_run(widget: Explorer) -> None:
     widget.grouping = False
-    reply, buffers = ask(widget, "data")
+    _, buffers = ask(widget, "data")
     assert read(buffers[0])["series"].n_unique() == 6
+    reply, _ = ask(widget, "table")
     assert reply["table"]["total"] == 6
     assert reply["groups"] == 0
 
 
 def test_table_rows_groups_expand_and_sort(widget: Explorer) -> None:
     widget.group_by = ["config.lr"]
-    reply, buffers = ask(widget, "data")
-    rows = read(buffers[1])
+    reply, buffers = ask(widget, "table")
+    rows = read(buffers[0])
     assert rows["_kind"].to_list() == ["group", "group"]
     assert rows["_count"].to_list() == [3, 3]
     assert rows["runs"].to_list() == ["3", "3"]
     loss = rows["m:loss"].to_list()
     assert all("±" in cell for cell in loss)
     widget.expanded = ["0.1"]
-    reply, buffers = ask(widget, "data")
-    rows = read(buffers[1])
+    reply, buffers = ask(widget, "table")
+    rows = read(buffers[0])
     assert reply["table"]["total"] == 5
     assert rows["_kind"].to_list() == ["group", "group", "run", "run", "run"]
     assert rows["_series"].to_list()[2:] == ["0.1"] * 3
     widget.sort = ["m:loss", "desc"]
-    _, buffers = ask(widget, "data")
-    rows = read(buffers[1])
+    _, buffers = ask(widget, "table")
+    rows = read(buffers[0])
     assert rows["_key"].to_list()[:2] == ["0.1", "r2"] or rows["_kind"][0] == "group"
     runs_in_group = rows.filter(pl.col("_kind") == "run")["_key"].to_list()
     assert runs_in_group == ["r2", "r1", "r0"]  # larger final loss first
@@ -263,8 +271,8 @@ def test_hide_runs_and_groups(widget: Explorer) -> None:
     ask(widget, "hide", row_kind="group", key="0.01", hide=True)
     assert widget.hidden == ["r0", "r3", "r4", "r5"]
     assert widget.aggregated["series"].unique().to_list() == ["0.1"]
-    _, buffers = ask(widget, "data")
-    rows = read(buffers[1])
+    _, buffers = ask(widget, "table")
+    rows = read(buffers[0])
     # a hidden group keeps its row, so that it can be shown again
     assert rows.filter(pl.col("_key") == "0.01")["_hidden"].to_list() == [True]
     ask(widget, "hide", row_kind="group", key="0.01", hide=False)
@@ -281,12 +289,14 @@ def test_group_page(widget: Explorer) -> None:
     assert agg.filter(pl.col("layer") == "run")["run"].n_unique() == 3
     assert agg["series"].unique().to_list() == ["0.1"]
     # its table lists its runs with the config keys that differ between them
-    rows = read(buffers[1])
+    table, table_buffers = ask(widget, "table")
+    assert table["focus_label"] == "0.1"
+    rows = read(table_buffers[0])
     assert rows["_key"].to_list() == ["r2", "r0", "r1"]  # by name: "<img..." < "a0"
     # each run is its own series there (its thin line), for hover emphasis
     assert rows["_series"].to_list() == [XSS, "a0", "a1"]
     assert set(agg.filter(pl.col("layer") == "run")["run"]) == {XSS, "a0", "a1"}
-    names = [c["name"] for c in reply["table"]["columns"]]
+    names = [c["name"] for c in table["table"]["columns"]]
     assert "config.seed" in names and "config.lr" not in names
     # the runs' thin lines and the group's line and band read datasets of their own
     datasets = reply["spec"]["usermeta"]["rungroup"]["datasets"]
@@ -324,7 +334,7 @@ def test_errors_are_answered_and_shown(widget: Explorer) -> None:
         "kind": "teleport",
         "id": 7,
         "ok": False,
-        "error": "unknown request kind 'teleport'; valid kinds: data, rows, hide, export",
+        "error": "unknown request kind 'teleport'; valid kinds: data, table, rows, hide, export",
     }
     assert buffers == []
     assert "teleport" in widget.error
@@ -347,7 +357,7 @@ def test_engine_errors_are_shown(widget: Explorer, monkeypatch: pytest.MonkeyPat
 
 def test_search_filters_runs(widget: Explorer) -> None:
     widget.search = "B"
-    reply, _ = ask(widget, "data")
+    reply, _ = ask(widget, "table")
     assert reply["runs"] == 3
     assert widget.selected_runs == ["r3", "r4", "r5"]
     widget.search = "eval"  # job type
