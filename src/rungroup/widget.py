@@ -34,6 +34,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode
 
 from rungroup import protocol
 from rungroup.chart import chart
+from rungroup.engine import dense
 from rungroup.engine.aggregate import aggregate
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
@@ -386,6 +387,9 @@ class Explorer(anywidget.AnyWidget):
 
     def _set_runs(self, runs: Runs, appended: pl.DataFrame | None = None) -> None:
         """Show `runs`; `appended`: the history rows they add to the runs shown until now."""
+        if appended is not None:
+            # the engine then extends the matrices it keeps instead of reading the history
+            dense.extend(self._runs, runs, appended)
         self._runs = runs
         if appended is None:
             self._last = None

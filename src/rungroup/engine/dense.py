@@ -20,6 +20,13 @@ blocks, the series of one size and one set of kept columns at a time.
 for the next call with the same `Runs` object while that object lives: a widget regrouping its
 runs only redoes the reduction. Sums add in run order as in the general path, though not
 always in the same association, so figures can differ from it in the last bits.
+
+A live widget gets a new `Runs` at every poll, whose history is the previous one plus a few
+appended rows. `extend(before, after, appended)` carries the matrices kept for `before` over
+to `after`; the next call for `after` writes the appended points into them (new runs are new
+rows, new steps new columns) instead of reading the whole history again. The result is the
+matrices `prepare` would make, exactly: wherever that is not certain (a run left, a cell
+logged twice, a grid too sparse, ...) `prepare` makes them.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import os
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,7 +63,13 @@ def _pool() -> ThreadPoolExecutor:
 
 #: Prepared matrices kept (the last few (runs, x, metrics, hidden, bins) combinations).
 CACHE_SIZE = 4
-_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared | None]] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared | _Pending | None]] = (
+    OrderedDict()
+)
+#: Appended rows kept for matrices not read since (beyond their own size in cells).
+_KEPT_ROWS = 1 << 20
+#: Steps beyond this are not exact as the grid's floats: an extension leaves them to `prepare`.
+_EXACT_STEPS = 2**53
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,28 @@ class MetricMatrix:
     contiguous: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prepared:
     """The matrices of the selected metrics, one row per selected run (``_r``)."""
 
     matrices: tuple[MetricMatrix, ...]
+    #: The categorical codes of the rows' runs (in ``_r`` order) and of the metrics.
+    run_codes: np.ndarray
+    metric_codes: np.ndarray
+    #: Codes of the runs that logged the metrics but have no row (hidden, or not in the runs
+    #: table): an extension that gives one of them a row would miss its earlier points.
+    others: np.ndarray
+    #: Column slices of the matrices made by earlier calls (see `_columns_of`).
+    slices: OrderedDict[tuple[int, bytes], MetricMatrix] = field(default_factory=OrderedDict)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Matrices kept for an earlier `Runs`, and the history rows appended since: made into
+    the matrices of the `Runs` they are kept for when it is next aggregated."""
+
+    base: Prepared
+    rows: tuple[pl.DataFrame, ...]
 
 
 def applies(view: View) -> bool:
@@ -103,13 +133,41 @@ def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> 
     hit = _cache.get(key)
     if hit is not None and hit[0]() is runs:
         _cache.move_to_end(key)
-        return hit[1]
-    made = prepare(runs, grouping, metrics, bins)
+        if not isinstance(hit[1], _Pending):
+            return hit[1]
+        made = _extended(hit[1], runs, grouping, metrics)
+        if made is None:
+            made = prepare(runs, grouping, metrics, bins)
+    else:
+        made = prepare(runs, grouping, metrics, bins)
     # kept even when None: a history that does not fit is not read again on the next call
     _cache[key] = (weakref.ref(runs), made)
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return made
+
+
+def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
+    """Say that `after`'s history is `before`'s followed by the rows `appended` (``run_id``,
+    ``metric``, ``step``, ``value``), whatever runs `after` holds: the matrices kept for
+    `before` are carried over to `after`, and the next call for `after` writes the appended
+    points into them instead of reading its whole history."""
+    rows = appended.select("run_id", "metric", "step", "value")
+    for key, (ref, made) in list(_cache.items()):
+        if key[0] != id(before) or ref() is not before or key[4] is not None:
+            continue  # bucketed matrices cannot take more points: made again
+        if isinstance(made, Prepared):
+            pending = _Pending(made, (rows,))
+        elif isinstance(made, _Pending):  # not aggregated since: both sets of rows
+            pending = _Pending(made.base, (*made.rows, rows))
+        else:
+            continue
+        if sum(part.height for part in pending.rows) > max(_cells(pending.base), _KEPT_ROWS):
+            continue  # long unread: not worth keeping every row
+        new_key = (id(after), *key[1:])
+        _cache[new_key] = (weakref.ref(after), pending)
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
 
 
 def prepare(
@@ -145,14 +203,15 @@ def prepare(
         metric_codes=metric_codes,
         n_runs=grouping.runs.height,
     )
-    matrices = _regular(points)
-    if matrices is None:
-        matrices = _scattered(points)
-    if matrices is None:
+    found = _regular(points)
+    if found is None:
+        found = _scattered(points)
+    if found is None:
         return None
+    matrices, others = found
     if bins is not None:
         matrices = [_bucketed(matrix, bins) for matrix in matrices]
-    return Prepared(tuple(matrices))
+    return Prepared(tuple(matrices), run_codes, metric_codes, others)
 
 
 @dataclass(frozen=True)
@@ -168,9 +227,10 @@ class _Points:
     n_runs: int
 
 
-def _regular(points: _Points) -> list[MetricMatrix] | None:
+def _regular(points: _Points) -> tuple[list[MetricMatrix], np.ndarray] | None:
     """Without scattering: every run's points are one block, and each block logs the same
-    (metric, step) sequence, so the values reshape into a (runs × block) matrix."""
+    (metric, step) sequence, so the values reshape into a (runs × block) matrix. Returns the
+    matrices and the codes of the runs without a row (`Prepared.others`)."""
     rc, mc, step, v = points.rc, points.mc, points.step, points.v
     run_codes, metric_codes, n_runs = points.run_codes, points.metric_codes, points.n_runs
     n = rc.size
@@ -211,16 +271,18 @@ def _regular(points: _Points) -> list[MetricMatrix] | None:
         if not in_order:
             values = values[take_rows]
         out.append(_with_finite(steps.astype(np.float64), values, None))
-    return out
+    return out, np.unique(rc[::width][~wanted])
 
 
-def _scattered(points: _Points) -> list[MetricMatrix] | None:
-    """Any order: each point is written into its (metric, run, step) cell."""
+def _scattered(points: _Points) -> tuple[list[MetricMatrix], np.ndarray] | None:
+    """Any order: each point is written into its (metric, run, step) cell. Returns the
+    matrices and the codes of the runs without a row (`Prepared.others`)."""
     rc, mc, step, v = points.rc, points.mc, points.step, points.v
     run_codes, metric_codes, n_runs = points.run_codes, points.metric_codes, points.n_runs
     r = code_positions(rc, run_codes)
     m = None if mc is None else code_positions(mc, metric_codes)
     keep = r >= 0
+    others = np.unique(rc[~keep])
     if m is not None:
         keep &= m >= 0
     if not bool(keep.all()):
@@ -270,7 +332,113 @@ def _scattered(points: _Points) -> list[MetricMatrix] | None:
                 None if bool(cells.all()) else cells,
             )
         )
-    return out
+    return out, others
+
+
+def _extended(
+    pending: _Pending, runs: Runs, grouping: Grouping, metrics: list[str]
+) -> Prepared | None:
+    """The kept matrices with the appended points written in: what `prepare` makes of the
+    whole history, or None where they might differ from it."""
+    base = pending.base
+    schema = runs.history.collect_schema()
+    run_codes = categorical_codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
+    metric_codes = categorical_codes(schema["metric"], metrics)
+    if run_codes is None or metric_codes is None:
+        return None
+    rows = pending.rows[0] if len(pending.rows) == 1 else pl.concat(pending.rows)
+    if (
+        not np.array_equal(metric_codes, base.metric_codes)
+        or rows.schema["run_id"] != schema["run_id"]
+        or rows.schema["metric"] != schema["metric"]
+        or rows["step"].null_count()
+    ):
+        return None
+    old_rows = code_positions(base.run_codes, run_codes)
+    if bool((old_rows < 0).any()) or bool(np.isin(base.others, run_codes).any()):
+        return None  # a run left, or one with earlier points got a row
+    rc = rows["run_id"].to_physical().to_numpy()
+    m = code_positions(rows["metric"].to_physical().to_numpy(), metric_codes)
+    step = rows["step"].to_numpy()
+    r = code_positions(rc, run_codes)
+    logged = m >= 0
+    others = np.union1d(base.others, rc[logged & (r < 0)])
+    keep = logged & (r >= 0)
+    if bool(keep.any()) and int(np.abs(step[keep]).max()) >= _EXACT_STEPS:
+        return None
+    v = rows["value"].cast(pl.Float64).to_numpy()
+    matrices = []
+    for index, matrix in enumerate(base.matrices):
+        mine = keep & (m == index)
+        grown = _extend_matrix(matrix, old_rows, run_codes.size, r[mine], step[mine], v[mine])
+        if grown is None:
+            return None
+        matrices.append(grown)
+    if not _fits_a_grid(matrices):
+        return None
+    return Prepared(tuple(matrices), run_codes, metric_codes, others)
+
+
+def _extend_matrix(
+    matrix: MetricMatrix,
+    old_rows: np.ndarray,
+    n_rows: int,
+    r: np.ndarray,
+    step: np.ndarray,
+    v: np.ndarray,
+) -> MetricMatrix | None:
+    """`matrix` (its rows moved to `old_rows` of `n_rows`) with the points (row `r`, `step`,
+    value `v`) written into their cells, grown by the steps it lacks; None if a cell already
+    holds a point (a step logged twice)."""
+    if np.abs(matrix.x[[0, -1]]).max() >= _EXACT_STEPS:
+        return None
+    steps = step.astype(np.float64)
+    new = np.unique(steps)
+    if new.size == 0 or new[0] > matrix.x[-1]:  # the usual case: later steps
+        grid = np.concatenate((matrix.x, new))
+    else:
+        grid = np.union1d(matrix.x, new)
+    old_columns = np.searchsorted(grid, matrix.x)
+    target = np.ix_(old_rows, old_columns)
+    values = np.full((n_rows, grid.size), np.nan)
+    values[target] = matrix.values
+    present = np.zeros(values.shape, dtype=bool)
+    present[target] = True if matrix.present is None else matrix.present
+    bad = ~np.isfinite(v)
+    dropped = None
+    if matrix.dropped is not None or bool(bad.any()):
+        dropped = np.zeros(values.shape, dtype=np.int64)
+        if matrix.dropped is not None:
+            dropped[target] = matrix.dropped
+    cell = r * grid.size + np.searchsorted(grid, steps)
+    before = int(np.count_nonzero(present))
+    present.reshape(-1)[cell] = True
+    filled = int(np.count_nonzero(present))
+    if filled != before + cell.size:
+        return None
+    values.reshape(-1)[cell] = np.where(bad, np.nan, v)
+    if dropped is not None:
+        dropped.reshape(-1)[cell[bad]] = 1
+    kept_present = None if filled == present.size else present
+    return MetricMatrix(grid, values, dropped, kept_present, _contiguous(kept_present))
+
+
+def _cells(made: Prepared) -> int:
+    return sum(matrix.values.size for matrix in made.matrices)
+
+
+def _fits_a_grid(matrices: list[MetricMatrix]) -> bool:
+    """`_scattered`'s limits: the matrices it would make of these points (`_regular` may make
+    them beyond the limits, so an extension past them is left to `prepare`)."""
+    n_rows = matrices[0].values.shape[0]
+    n = sum(
+        m.values.size if m.present is None else int(np.count_nonzero(m.present)) for m in matrices
+    )
+    low = min(m.x[0] for m in matrices)
+    high = max(m.x[-1] for m in matrices)
+    span = int(high - low) + 1
+    total = sum(m.x.size for m in matrices) * n_rows
+    return len(matrices) * span <= max(4 * n, 1 << 20) and total <= max(8 * n, 1 << 22)
 
 
 def _with_finite(grid: np.ndarray, values: np.ndarray, present: np.ndarray | None) -> MetricMatrix:
@@ -357,7 +525,6 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
     in_order = True  # blocks already in (metric, series) order: no sort needed
     for metric, matrix in enumerate(made.matrices):
         kept = _kept_columns(matrix, runs_sorted, starts, sizes, view)
-        sliced: dict[bytes, MetricMatrix] = {}
         classes: dict[tuple[int, bytes], list[int]] = {}
         for position, columns in enumerate(kept):
             if columns.size:
@@ -367,7 +534,7 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
             chosen = np.asarray(positions)
             in_order = in_order and int(series[chosen[0]]) > last_series
             last_series = int(series[chosen[-1]])
-            sub = _columns_of(matrix, kept[positions[0]], sliced)
+            sub = _columns_of(made, metric, kept[positions[0]])
             # a big class is cut in two, so that its halves can be reduced in parallel
             big = chosen.size * size * sub.x.size >= 2 * _PARALLEL_CELLS
             for part in np.array_split(chosen, 2) if big and chosen.size > 1 else [chosen]:
@@ -432,22 +599,34 @@ def _kept_columns(
     return kept
 
 
-def _columns_of(
-    matrix: MetricMatrix, columns: np.ndarray, sliced: dict[bytes, MetricMatrix]
-) -> MetricMatrix:
-    """The matrix at `columns` only: sliced once per set of columns, not once per block."""
+def _columns_of(made: Prepared, metric: int, columns: np.ndarray) -> MetricMatrix:
+    """The matrix of `metric` at `columns` only. Slices are kept with the matrices (as many as
+    fit in their own size), so that another grouping or view of the same runs, which mostly
+    keeps the same columns, does not slice them again."""
+    matrix = made.matrices[metric]
     if columns.size == matrix.x.size:
         return matrix
-    key = columns.tobytes()
-    if key not in sliced:
-        sliced[key] = MetricMatrix(
-            matrix.x[columns],
-            matrix.values[:, columns],
-            None if matrix.dropped is None else matrix.dropped[:, columns],
-            None if matrix.present is None else matrix.present[:, columns],
-            matrix.contiguous,
-        )
-    return sliced[key]
+    key = (metric, columns.tobytes())
+    sub = made.slices.get(key)
+    if sub is not None:
+        made.slices.move_to_end(key)
+        return sub
+    sub = MetricMatrix(
+        matrix.x[columns],
+        matrix.values[:, columns],
+        None if matrix.dropped is None else matrix.dropped[:, columns],
+        None if matrix.present is None else matrix.present[:, columns],
+        matrix.contiguous,
+    )
+    made.slices[key] = sub
+    budget = sum(_nbytes(m) for m in made.matrices)
+    while sum(_nbytes(m) for m in made.slices.values()) > budget:
+        made.slices.popitem(last=False)
+    return sub
+
+
+def _nbytes(matrix: MetricMatrix) -> int:
+    return sum(a.nbytes for a in (matrix.values, matrix.dropped, matrix.present) if a is not None)
 
 
 def _block(
