@@ -12,7 +12,9 @@ every `--interval` seconds, and times each tick:
 - kernel: everything the kernel does for a tick: `Explorer.refresh()` (poll, replace the runs)
   plus the `data` and `table` replies the browser asks for on the new revision
   (re-aggregate, Arrow; the table's first page);
-- bytes: what that reply sends (JSON + buffers);
+- cpu: the process's CPU time over the same span, all its threads (the engine reduces blocks
+  in a small thread pool, so it can exceed kernel; it is less when the tick waits on the disk);
+- bytes: what those replies send (JSON + buffers);
 - refresh (poll + replacing the runs), aggregate (the engine) and table, inside kernel;
   not_engine: kernel minus aggregate (what the follower and the widget cost); the poll's own
   phases (list the folders, read what changed, append the points, the runs table); load: the
@@ -123,6 +125,7 @@ def main() -> None:
             time.sleep(max(0.0, began + (len(ticks) + 1) * args.interval - time.monotonic()))
             if profile is not None:
                 profile.enable()
+            cpu = time.process_time()
             started = time.perf_counter()
             changed = widget.refresh()
             refreshed = time.perf_counter()
@@ -140,6 +143,7 @@ def main() -> None:
                     timings.update(reply["timings"])
                     sent += len(json.dumps(reply)) + sum(len(b) for b in buffers)
             done = time.perf_counter()
+            cpu = time.process_time() - cpu
             if profile is not None:
                 profile.disable()
             points = widget.runs.history.select("value").collect().height
@@ -155,6 +159,7 @@ def main() -> None:
                     "poll_ms": widget.last_poll["poll_ms"],
                     "refresh_ms": 1000 * (refreshed - started),
                     "kernel_ms": 1000 * (done - started),
+                    "cpu_ms": 1000 * cpu,
                     "sent_kb": sent / 1e3,
                     "aggregate_ms": timings.get("aggregate_ms", 0.0),
                     "table_ms": timings.get("table_ms", 0.0),
@@ -190,6 +195,7 @@ def main() -> None:
         ("aggregate_ms", "ms"),
         ("table_ms", "ms"),
         ("kernel_ms", "ms"),
+        ("cpu_ms", "ms"),
         ("not_engine_ms", "ms"),
         ("sent_kb", "KB"),
         ("load", ""),

@@ -398,8 +398,7 @@ def _extend_matrix(
         grid = np.concatenate((matrix.x, new))
     else:
         grid = np.union1d(matrix.x, new)
-    old_columns = np.searchsorted(grid, matrix.x)
-    target = np.ix_(old_rows, old_columns)
+    target = _cells_of(old_rows, np.searchsorted(grid, matrix.x))
     values = np.full((n_rows, grid.size), np.nan)
     values[target] = matrix.values
     present = np.zeros(values.shape, dtype=bool)
@@ -425,6 +424,15 @@ def _extend_matrix(
 
 def _cells(made: Prepared) -> int:
     return sum(matrix.values.size for matrix in made.matrices)
+
+
+def _cells_of(rows: np.ndarray, columns: np.ndarray) -> Any:
+    """The index of the (rows × columns) cells: slices when both are the first rows and columns
+    (the usual case, no new run sorted before an old one: copying slices is several times
+    faster than gathering)."""
+    if rows[-1] == rows.size - 1 and columns[-1] == columns.size - 1:  # both ascend
+        return slice(0, rows.size), slice(0, columns.size)
+    return np.ix_(rows, columns)
 
 
 def _fits_a_grid(matrices: list[MetricMatrix]) -> bool:
