@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
+import numpy as np
 import polars as pl
 import traitlets
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode
@@ -37,6 +38,7 @@ from rungroup.chart import chart
 from rungroup.engine import dense
 from rungroup.engine.aggregate import aggregate
 from rungroup.engine.summarize import summarize
+from rungroup.engine.xaxis import categorical_codes, code_positions
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import (
@@ -201,7 +203,7 @@ class Explorer(anywidget.AnyWidget):
         self._finals_cache: pl.DataFrame | None = None
         #: Each (run, metric)'s step and value at its largest step, kept up to date from what
         #: a live poll appended (None: derived from the whole history when next needed).
-        self._last: pl.DataFrame | None = None
+        self._last: _LastValues | None = None
         #: The last few computed frames: going back to a grouping is instant.
         self._frame_cache: OrderedDict[Any, _Frame] = OrderedDict()
         self._table_cache: tuple[Any, protocol.Table] | None = None
@@ -675,30 +677,76 @@ def _int_arg(request: Mapping[str, Any], name: str, default: int) -> int:
     return int(value)
 
 
-def _last_values(last: pl.DataFrame | None, rows: pl.LazyFrame) -> pl.DataFrame:
+@dataclass(frozen=True)
+class _LastValues:
     """Each (run, metric)'s largest step and its value there (the last logged of several at
-    that step): of the history `rows`, or of `last`'s history followed by `rows`."""
-    points = rows.select("run_id", "metric", "step", "value")
-    if last is not None:
-        # `last` first: at an equal step the appended row, logged later, wins
-        points = pl.concat([last.lazy(), points])
-    return (
-        points.group_by("run_id", "metric")
-        .agg(pl.col("step").max(), pl.col("value").sort_by("step", maintain_order=True).last())
+    that step), by the history's categorical codes: numpy arrays, so that merging a poll's
+    appended rows costs one sort of them and no query (a live widget does it every poll)."""
+
+    run: np.ndarray
+    metric: np.ndarray
+    #: the step (null: the smallest step, as a sort puts it first)
+    step: np.ndarray
+    value: np.ndarray
+    #: False where the value is null
+    valid: np.ndarray
+
+
+_NULL_STEP = np.iinfo(np.int64).min
+
+
+def _last_values(last: _LastValues | None, rows: pl.LazyFrame) -> _LastValues:
+    """`_LastValues` of the history `rows`, or of `last`'s history followed by `rows`."""
+    frame = (
+        rows.select(
+            pl.col("run_id").cast(pl.Categorical()).to_physical(),
+            pl.col("metric").cast(pl.Categorical()).to_physical(),
+            pl.col("step").fill_null(_NULL_STEP),
+            pl.col("value").cast(pl.Float64),
+            pl.col("value").is_not_null().alias("valid"),
+        )
+        .drop_nulls(["run_id", "metric"])  # not a point of any run's metric
         .collect()
     )
+    columns = [frame[name].to_numpy() for name in ("run_id", "metric", "step", "value", "valid")]
+    if last is not None:
+        # `last` first: at an equal step the appended row, logged later, wins
+        old = (last.run, last.metric, last.step, last.value, last.valid)
+        columns = [np.concatenate((a, b)) for a, b in zip(old, columns, strict=True)]
+    run, metric, step, value, valid = columns
+    order = np.lexsort((step, metric, run))  # stable: rows at one step stay in logged order
+    run, metric = run[order], metric[order]
+    ends = np.flatnonzero(np.append((run[1:] != run[:-1]) | (metric[1:] != metric[:-1]), True))
+    if run.size == 0:
+        ends = ends[:0]
+    picked = order[ends]
+    return _LastValues(run[ends], metric[ends], step[picked], value[picked], valid[picked])
 
 
-def _final_values(runs: Runs, last: pl.DataFrame) -> pl.DataFrame:
+def _codes(names: list[str]) -> np.ndarray:
+    codes = categorical_codes(pl.Categorical(), names)
+    assert codes is not None  # the dtype is categorical
+    return codes
+
+
+def _final_values(runs: Runs, last: _LastValues) -> pl.DataFrame:
     """`protocol.final_values(runs)` from `_last_values(runs)`: ``id``, ``m:<metric>``..."""
     base = runs.runs.select("id")
-    if last.height == 0:
+    metrics = runs.metrics
+    if last.run.size == 0 or not metrics:
         return base
-    wide = last.with_columns(pl.col("run_id", "metric").cast(pl.String)).pivot(
-        on="metric", index="run_id", values="value"
+    rows = code_positions(last.run, _codes(runs.ids))
+    columns = code_positions(last.metric, _codes(metrics))
+    keep = (rows >= 0) & (columns >= 0)
+    rows, columns = rows[keep], columns[keep]
+    table = np.full((len(metrics), base.height), np.nan)
+    table[columns, rows] = last.value[keep]
+    missing = np.ones(table.shape, dtype=bool)
+    missing[columns, rows] = ~last.valid[keep]
+    return base.with_columns(
+        pl.Series(f"{protocol.METRIC}{name}", table[i]).scatter(np.flatnonzero(missing[i]), None)
+        for i, name in enumerate(metrics)
     )
-    wide = wide.rename({"run_id": "id", **{m: f"{protocol.METRIC}{m}" for m in wide.columns[1:]}})
-    return base.join(wide, on="id", how="left")
 
 
 def _info(runs: Runs) -> dict[str, Any]:

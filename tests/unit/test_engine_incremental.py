@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
+from rungroup import protocol
+from rungroup import widget as widget_module
 from rungroup.engine import dense
 from rungroup.engine.grouping import group_runs
 from rungroup.engine.xaxis import select_metrics
@@ -301,3 +303,35 @@ def log(run: Any, steps: Any, metric: str = "loss") -> None:
     for step in steps:
         run.log({metric: 1.0 / (step + 1) + len(run.id)}, step=step)
     run._flush()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["r0", "r1", "r2"]),
+            st.sampled_from(["loss", "acc"]),
+            st.one_of(st.none(), st.integers(0, 3)),
+            st.one_of(st.none(), st.sampled_from([0.5, 1.5, math.nan, math.inf])),
+        ),
+        max_size=30,
+    ),
+    st.integers(0, 30),
+)
+def test_final_values_kept_between_polls_equal_a_fresh_computation(
+    rows: list[tuple[str, str, int | None, float | None]], cut: int
+) -> None:
+    """Ties at one step (the last logged wins), null steps and values, NaN, a run with no points."""
+    history = pl.DataFrame(
+        rows,
+        schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64},
+        orient="row",
+    )
+    runs = Runs(pl.DataFrame({"id": ["r0", "r1", "r2", "r3"]}), history)
+    full = runs.history.collect()
+    last = widget_module._last_values(None, full.head(cut).lazy())
+    last = widget_module._last_values(last, full.slice(cut).lazy())
+    got = widget_module._final_values(runs, last)
+    expected = protocol.final_values(runs)
+    assert_frame_equal(got, expected.select(got.columns), check_column_order=False)
+    assert sorted(got.columns) == sorted(expected.columns)
