@@ -109,17 +109,29 @@ async ([selector, value]) => {
   const chartsBefore = Number(root.dataset.charts || 0);
   const frames = () =>
     new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  // resolves in the microtask after the widget marks its root (no polling delay)
+  const until = (done) =>
+    new Promise((resolve) => {
+      if (done()) return resolve();
+      const observer = new MutationObserver(() => {
+        if (done()) {
+          observer.disconnect();
+          resolve();
+        }
+      });
+      observer.observe(root, { attributes: true });
+    });
   const started = performance.now();
   select.value = value;
   select.dispatchEvent(new Event("change", { bubbles: true }));
-  while (!(Number(root.dataset.charts || 0) > chartsBefore)) {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
+  await until(() => Number(root.dataset.charts || 0) > chartsBefore);
+  const [sentAt, drawnAt] = JSON.parse(root.dataset.chartTimes);
   await frames();
   const charted = performance.now() - started;
-  while (!(Number(root.dataset.renders || 0) > before && !root.classList.contains("rg-busy"))) {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
+  const drawnMs = drawnAt - started;
+  await until(
+    () => Number(root.dataset.renders || 0) > before && !root.classList.contains("rg-busy")
+  );
   await frames();
   return {
     ms: charted,
@@ -128,7 +140,11 @@ async ([selector, value]) => {
     timings: JSON.parse(root.dataset.timings || "{}"),
     embeds: Number(root.dataset.embedded || 0),
     paint: Number(root.dataset.paintMs || 0),
-    phases: JSON.parse(root.dataset.phases || "{}"),
+    phases: {
+      ...JSON.parse(root.dataset.phases || "{}"),
+      before_request_ms: sentAt - started,
+      frames_after_chart_ms: charted - drawnMs,
+    },
     lines: Number(root.dataset.lines || 0),
   };
 }
@@ -182,6 +198,18 @@ def _open_nodelay(self, *args, **kwargs):
 
 _kernel_websocket.KernelWebsocketHandler.open = _open_nodelay
 """
+
+
+#: The page's phases of a change, in order (see `MEASURE_CHANGE` and js/src/widget.ts).
+PHASES = (
+    "before_request_ms",
+    "request_ms",
+    "decode_ms",
+    "vega_ms",
+    "frames_after_chart_ms",
+    "table_wait_ms",
+    "table_ms",
+)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -245,7 +273,7 @@ def group_by_changes(
         "browser_paint_p50_ms": _percentile([s["paint"] for s in samples], 0.5),
         "browser_phases_p50_ms": {
             phase: _percentile([s["phases"].get(phase, 0) for s in samples], 0.5)
-            for phase in ("request_ms", "decode_ms", "vega_ms", "table_wait_ms", "table_ms")
+            for phase in PHASES
         },
         "python_total_p50_ms": _percentile([sum(t.values()) for t in rest], 0.5),
         "reused_frame_p50_ms": _percentile(warm_ms, 0.5),
@@ -253,7 +281,7 @@ def group_by_changes(
         "reused_frame_paint_p50_ms": _percentile([s["paint"] for s in warm], 0.5),
         "reused_frame_phases_p50_ms": {
             phase: _percentile([s["phases"].get(phase, 0) for s in warm], 0.5)
-            for phase in ("request_ms", "decode_ms", "vega_ms", "table_wait_ms", "table_ms")
+            for phase in PHASES
         },
         "bytes_max": max(s["bytes"] for s in samples),
         "bytes_mean": statistics.fmean(s["bytes"] for s in samples),

@@ -3,7 +3,7 @@
 // id-tagged request/response messages (see protocol.ts and src/rungroup/widget.py).
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import "./widget.css";
-import { ChartPanel } from "./chart/chart";
+import { ChartPanel, type Columns } from "./chart/chart";
 import { buildControls, type ExportKind } from "./controls/controls";
 import { download, h } from "./dom";
 import { arrow, Channel, type Reply } from "./protocol";
@@ -24,6 +24,13 @@ interface TableReply extends Reply {
   groups: number;
   focus_label: string | null;
   timings?: Record<string, number>;
+}
+
+const DIM_AFTER_MS = 300;
+
+function columnsOf(buffer: DataView | undefined): Columns {
+  const table = arrow(buffer);
+  return { length: table?.numRows ?? 0, values: (table?.toColumns() ?? {}) as Columns["values"] };
 }
 
 function rows<T>(buffer: DataView | undefined): T[] {
@@ -145,13 +152,20 @@ function render({ model, el }: RenderProps<Model>): () => void {
   // slower than the refresh interval, each reply would be dropped as stale by the next one).
   let inflight = false;
   let liveAgain = false;
+  let dimming: ReturnType<typeof setTimeout> | undefined;
   async function refresh(): Promise<void> {
     scheduled = false;
     const quiet = liveOnly;
     liveOnly = false;
     const mine = ++ticket;
     inflight = true;
-    if (!quiet) root.classList.add("rg-busy");
+    // `rg-busy` marks a request in flight; the chart dims only if it takes a while (dimming
+    // at once would restyle and re-layer the page twice per quick update)
+    clearTimeout(dimming);
+    if (!quiet) {
+      root.classList.add("rg-busy");
+      dimming = setTimeout(() => root.classList.add("rg-dim"), DIM_AFTER_MS);
+    }
     const before = channel.bytesReceived;
     const sent = performance.now();
     root.dataset.requests = String(++requests);
@@ -166,12 +180,14 @@ function render({ model, el }: RenderProps<Model>): () => void {
       const received = performance.now();
       localError = "";
       if (reply.spec !== null) embeds++;
-      const series = rows<Record<string, unknown>>(buffers[0]);
+      const series = columnsOf(buffers[0]);
       const decoded = performance.now();
       await chart.show(reply.spec, reply.spec_key, series);
       const drawnAt = performance.now();
       if (mine !== ticket) return;
       charts++;
+      // when the request left and the chart was drawn, on the page's clock (for the benchmark)
+      root.dataset.chartTimes = JSON.stringify([sent, drawnAt]);
       root.dataset.charts = String(charts);
       const [tableReply, tableBuffers] = (await tabled) as [TableReply, DataView[]];
       const tableReceived = performance.now();
@@ -209,12 +225,14 @@ function render({ model, el }: RenderProps<Model>): () => void {
       const drawn = chart.counts();
       root.dataset.lines = String(drawn.lines);
       root.dataset.bands = String(drawn.bands);
+      root.dataset.misplaced = String(drawn.misplaced);
     } catch (error) {
       if (mine === ticket) localError = message(error);
       root.dataset.errors = String(Number(root.dataset.errors ?? "0") + 1);
     } finally {
       if (mine === ticket) {
-        root.classList.remove("rg-busy");
+        clearTimeout(dimming);
+        root.classList.remove("rg-busy", "rg-dim");
         inflight = false;
         if (liveAgain) {
           liveAgain = false;
@@ -280,6 +298,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     themeObserver.disconnect();
     document.removeEventListener("click", closeMenus, true);
     channel.close();
+    clearTimeout(dimming);
     chart.destroy();
   };
 }

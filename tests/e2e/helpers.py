@@ -182,8 +182,12 @@ def count(page: Any, selector: str) -> int:
 
 def chart_counts(page: Any) -> tuple[int, int]:
     """(lines, bands) drawn in the Vega view: line and area marks with data, per series and
-    panel, counted in the view's scenegraph by the widget after each repaint."""
-    lines, bands = page.eval_on_selector(WIDGET, "el => [el.dataset.lines, el.dataset.bands]")
+    panel, counted in the view's scenegraph by the widget after each repaint. Every line
+    point is drawn where its value puts it (the data swap re-ran Vega's encoders)."""
+    lines, bands, misplaced = page.eval_on_selector(
+        WIDGET, "el => [el.dataset.lines, el.dataset.bands, el.dataset.misplaced]"
+    )
+    assert int(misplaced) == 0, f"{misplaced} line points drawn for other values than theirs"
     return int(lines), int(bands)
 
 

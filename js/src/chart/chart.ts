@@ -10,6 +10,19 @@ export const ORDER_FIELD = "rg_order";
 
 type Row = Record<string, unknown>;
 
+/** The chart's rows as columns (Arrow's, decoded once): read by index, so that a data swap
+ * makes no object per row (16,000 short-lived objects cost a garbage collection per repaint). */
+export interface Columns {
+  length: number;
+  values: Record<string, ArrayLike<unknown>>;
+}
+
+function rowAt(columns: Columns, index: number): Row {
+  const row: Row = {};
+  for (const [field, values] of Object.entries(columns.values)) row[field] = values[index];
+  return row;
+}
+
 /** One dataset of a prepared spec (`usermeta.rungroup.datasets`): the rows whose fields equal
  * `where`; a tooltip dataset (`tip_of`) holds the hovered series' rows of another one. */
 interface Dataset {
@@ -23,16 +36,19 @@ function datasetsOf(spec: Record<string, unknown>): Dataset[] {
   return meta?.datasets ?? [{ name: DATA_NAME, where: {} }];
 }
 
-/** Rows split by dataset (each row goes to the first dataset it matches; tooltip datasets are
- * filled on hover). */
-function partition(datasets: Dataset[], rows: Row[]): Map<string, Row[]> {
+/** Row indexes split by dataset (each row goes to the first dataset it matches; tooltip
+ * datasets are filled on hover). */
+function partition(datasets: Dataset[], columns: Columns): Map<string, number[]> {
   const parts = datasets.filter((d) => d.tip_of === undefined);
-  const out = new Map<string, Row[]>(parts.map((d) => [d.name, []]));
-  const tests = parts.map((d) => [out.get(d.name) as Row[], Object.entries(d.where)] as const);
-  for (const row of rows) {
+  const out = new Map<string, number[]>(parts.map((d) => [d.name, []]));
+  const tests = parts.map((d) => {
+    const where = Object.entries(d.where).map(([field, value]) => [columns.values[field] ?? [], value] as const);
+    return [out.get(d.name) as number[], where] as const;
+  });
+  for (let i = 0; i < columns.length; i++) {
     for (const [target, where] of tests) {
-      if (where.every(([field, value]) => row[field] === value)) {
-        target.push(row);
+      if (where.every(([values, value]) => values[i] === value)) {
+        target.push(i);
         break;
       }
     }
@@ -113,7 +129,7 @@ export class ChartPanel {
     this.specKey = null;
   }
 
-  async show(spec: Record<string, unknown> | null, specKey: string, rows: Row[]): Promise<void> {
+  async show(spec: Record<string, unknown> | null, specKey: string, columns: Columns): Promise<void> {
     if (spec !== null || this.result === null) {
       if (spec === null) return; // nothing to draw yet
       this.result?.finalize();
@@ -121,10 +137,12 @@ export class ChartPanel {
       this.el.replaceChildren();
       // Embed with the data in place (an empty view would size itself for no data).
       const datasets = datasetsOf(spec);
-      const parts = partition(datasets, rows);
+      const parts = partition(datasets, columns);
       const values: Record<string, unknown> = { ...((spec.datasets ?? {}) as Record<string, unknown>) };
-      for (const dataset of datasets) values[dataset.name] = parts.get(dataset.name) ?? [];
-      const ordered = rows.length > 0 && ORDER_FIELD in rows[0];
+      for (const dataset of datasets) {
+        values[dataset.name] = (parts.get(dataset.name) ?? []).map((i) => rowAt(columns, i));
+      }
+      const ordered = columns.length > 0 && ORDER_FIELD in columns.values;
       const result = await embed(this.el, { ...spec, datasets: values } as never, {
         actions: false,
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
@@ -173,45 +191,52 @@ export class ChartPanel {
       return;
     }
     const view = this.result.view;
-    const parts = partition(this.datasets, rows);
-    for (const [name, next] of parts) this.update(name, next);
+    const parts = partition(this.datasets, columns);
+    for (const [name, next] of parts) this.update(name, columns, next);
     this.fillTips();
     await view.runAsync();
   }
 
-  /** Give dataset `name` the rows `next`, in place: the tuples Vega holds take the new rows'
-   * values (a modification), and only a difference in length inserts or removes tuples.
-   * Replacing them all would make Vega drop and rebuild every item of every line and band
-   * (their scenegraph items, encodings, bounds, and the facets' bookkeeping). */
-  private update(name: string, next: Row[]): void {
+  /** Give dataset `name` the rows `next` (indexes into `columns`), in place: the tuples Vega
+   * holds take the new rows' values (a modification), and only a difference in length inserts
+   * or removes tuples. Replacing them all would make Vega drop and rebuild every item of every
+   * line and band (their scenegraph items, encodings, bounds, and the facets' bookkeeping). */
+  private update(name: string, columns: Columns, next: number[]): void {
     const view = this.view;
     const held = this.held.get(name);
     if (!view) return;
     if (held === undefined) {
-      view.data(name, next);
-      this.held.set(name, [...next]);
+      const rows = next.map((i) => rowAt(columns, i));
+      view.data(name, rows);
+      this.held.set(name, [...rows]);
       return;
     }
     const kept = Math.min(held.length, next.length);
-    const fields = [...new Set([...Object.keys(held[0] ?? {}), ...Object.keys(next[0] ?? {})])];
+    // fields the tuples have but the new rows lack become undefined, as a new row's would be
+    const fields = [...new Set([...Object.keys(held[0] ?? {}), ...Object.keys(columns.values)])];
+    const missing: ArrayLike<unknown> = [];
+    const sources = fields.map((field) => columns.values[field] ?? missing);
     const width = fields.length;
     for (let i = 0; i < kept; i++) {
       const tuple = held[i];
-      const row = next[i];
-      for (let f = 0; f < width; f++) tuple[fields[f]] = row[fields[f]];
+      const index = next[i];
+      for (let f = 0; f < width; f++) tuple[fields[f]] = sources[f][index];
     }
+    const added = next.slice(kept).map((i) => rowAt(columns, i));
     const changes = vega.changeset();
-    if (next.length > kept) changes.insert(next.slice(kept));
+    if (added.length > 0) changes.insert(added);
     if (held.length > kept) changes.remove(held.slice(kept));
-    // The values are already in place. One modification over every kept tuple passes them on
-    // as modified; the others match no tuple and only mark their field as changed (one call
-    // per tuple rather than one per tuple and field).
     if (kept > 0) {
-      fields.forEach((field, i) => changes.modify(i === 0 ? () => true : () => false, field, (t: Row) => t[field]));
+      // The values are already in place. `reflow` passes every kept tuple on as modified, and
+      // one modification per field (of the first tuple, to the value it has) marks the field
+      // as changed. A modification by predicate would visit every tuple once per field.
+      (changes as unknown as { reflow(): void }).reflow(); // in Vega's ChangeSet, not its typings
+      const first = held[0];
+      for (const field of fields) changes.modify(first, field, first[field]);
     }
     view.change(name, changes);
     held.length = kept;
-    for (let i = kept; i < next.length; i++) held.push(next[i]);
+    for (const row of added) held.push(row);
   }
 
   /** The hovered series' rows in the tooltip datasets (copies: a tuple shared with the main
@@ -256,16 +281,26 @@ export class ChartPanel {
     return total;
   }
 
-  /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph. */
-  counts(): { lines: number; bands: number } {
-    const counts = { lines: 0, bands: 0 };
+  /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph,
+   * and `misplaced`: line points drawn above or below their neighbour the wrong way round
+   * for the values they show (0 unless a data swap left items positioned for old values). */
+  counts(): { lines: number; bands: number; misplaced: number } {
+    const counts = { lines: 0, bands: 0, misplaced: 0 };
     const view = this.view;
     if (!view) return counts;
-    type Node = { marktype?: string; items?: Node[] };
+    type Node = { marktype?: string; items?: Node[]; y?: number; datum?: Row };
     const visit = (mark: Node): void => {
       const items = mark.items ?? [];
-      if (mark.marktype === "line" && items.length > 0) counts.lines++;
-      else if (mark.marktype === "area" && items.length > 0) counts.bands++;
+      if (mark.marktype === "line" && items.length > 0) {
+        counts.lines++;
+        for (let i = 1; i < items.length; i++) {
+          const [a, b] = [items[i - 1], items[i]];
+          const [va, vb] = [a.datum?.line, b.datum?.line];
+          if (typeof va !== "number" || typeof vb !== "number" || !Number.isFinite(va) || !Number.isFinite(vb)) continue;
+          // screen y grows downwards: a larger value is drawn higher up
+          if (Math.sign(vb - va) !== Math.sign((a.y ?? 0) - (b.y ?? 0))) counts.misplaced++;
+        }
+      } else if (mark.marktype === "area" && items.length > 0) counts.bands++;
       else if (mark.marktype === "group") {
         for (const item of items) for (const child of item.items ?? []) visit(child);
       }
