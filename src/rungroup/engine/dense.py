@@ -519,10 +519,20 @@ _STATS_SCHEMA: dict[str, pl.DataType] = {
 }
 #: Null (not NaN) where fewer than two runs contribute.
 _SPREADS = ("std", "stderr", "ci_low", "ci_high")
+#: The statistics read off the runs sorted at each point (the sort is most of a reduction).
+_ORDERED = frozenset(("median", "min", "max", "q_low", "q_high", "iqm"))
 
 
-def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
-    """The rows of `stats.statistics` (n >= min_runs only), sorted by (_m, _s, x)."""
+def statistics(
+    made: Prepared, grouping: Grouping, view: View, wanted: frozenset[str] = frozenset(STAT_COLUMNS)
+) -> pl.DataFrame:
+    """The rows of `stats.statistics` (n >= min_runs only), sorted by (_m, _s, x), with the
+    statistics in `wanted` only (each the same numbers as when all are computed)."""
+    schema = {
+        name: dtype
+        for name, dtype in _STATS_SCHEMA.items()
+        if name not in STAT_COLUMNS or name in wanted
+    }
     members = grouping.members
     member_runs = members["_r"].to_numpy()
     member_series = members["_s"].to_numpy()
@@ -552,7 +562,7 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
 
     def reduce(task: tuple[int, MetricMatrix, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         metric, sub, rows, chosen_series = task
-        piece = _block(sub, rows, view, t_cache)
+        piece = _block(sub, rows, view, t_cache, wanted)
         width = sub.x.size
         piece["_s"] = np.repeat(chosen_series, width)
         piece["_m"] = np.full(chosen_series.size * width, metric, dtype=np.int64)
@@ -567,7 +577,7 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
     parallel = len(tasks) > 1 and cells >= _PARALLEL_CELLS
     pieces = list(_pool().map(reduce, tasks)) if parallel else [reduce(t) for t in tasks]
     if not pieces:
-        return pl.DataFrame(schema=_STATS_SCHEMA)
+        return pl.DataFrame(schema=schema)
     # one copy of each column: the big ones cost page faults on every new allocation
     frame = pl.DataFrame(
         [
@@ -575,13 +585,14 @@ def statistics(made: Prepared, grouping: Grouping, view: View) -> pl.DataFrame:
                 name,
                 pieces[0][name] if len(pieces) == 1 else np.concatenate([p[name] for p in pieces]),
                 dtype=dtype,
+                nan_to_null=name in _SPREADS,
             )
-            for name, dtype in _STATS_SCHEMA.items()
+            for name, dtype in schema.items()
         ]
     )
     if not in_order:  # series of one metric came class by class; x ascends within a series
         frame = frame.sort("_m", "_s", maintain_order=True)
-    return frame.with_columns(pl.col(name).fill_nan(None) for name in _SPREADS)
+    return frame
 
 
 def _kept_columns(
@@ -638,11 +649,15 @@ def _nbytes(matrix: MetricMatrix) -> int:
 
 
 def _block(
-    matrix: MetricMatrix, rows: np.ndarray, view: View, t_cache: dict[int, float]
+    matrix: MetricMatrix,
+    rows: np.ndarray,
+    view: View,
+    t_cache: dict[int, float],
+    wanted: frozenset[str],
 ) -> dict[str, np.ndarray]:
     """The statistics of series whose runs are `rows` (series × runs) at every column of
-    `matrix`, flattened series by series: n, dropped, every statistic and ``_exists`` (any run
-    logged there)."""
+    `matrix`, flattened series by series: n, dropped, the `wanted` statistics and ``_exists``
+    (any run logged there)."""
     block = matrix.values[rows]
     shape = (rows.shape[0] * matrix.x.size,)
     # no NaN in the block (the usual case): every point has all its runs, n is one number
@@ -664,12 +679,18 @@ def _block(
     if rows.shape[1] == 1:
         value = block[:, 0, :]
         spread = np.full(value.shape, np.nan)
-        for name in STAT_COLUMNS:
+        for name in wanted:
             out[name] = spread if name in _SPREADS else value
         return {name: values.reshape(shape) for name, values in out.items()}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        out.update(_order_statistics(block, block.shape[1] if finite is None else n, view))
+        if wanted & _ORDERED:
+            ordered = _order_statistics(block, block.shape[1] if finite is None else n, view)
+            out.update((name, ordered[name]) for name in wanted & _ORDERED)
         mean = (block if finite is None else np.where(finite, block, 0.0)).sum(axis=1) / n
+        if "mean" in wanted:
+            out["mean"] = mean
+        if not wanted & set(_SPREADS):
+            return {name: values.reshape(shape) for name, values in out.items()}
         # in place where possible: every new block-sized array costs page faults
         deviation = block - mean[:, None, :]
         if finite is not None:
@@ -682,7 +703,8 @@ def _block(
         t_of_size = np.full(int(sizes[-1]) + 1, np.nan)
         t_of_size[sizes] = [_t(int(size), view.ci_level, t_cache) for size in sizes]
         half = t_of_size[n] * stderr
-        out.update(mean=mean, std=std, stderr=stderr, ci_low=mean - half, ci_high=mean + half)
+        spreads = {"std": std, "stderr": stderr, "ci_low": mean - half, "ci_high": mean + half}
+        out.update((name, spreads[name]) for name in wanted & set(_SPREADS))
     return {name: values.reshape(shape) for name, values in out.items()}
 
 
