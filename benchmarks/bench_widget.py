@@ -280,8 +280,7 @@ def group_by_changes(
         "reused_frame_p95_ms": _percentile(warm_ms, 0.95),
         "reused_frame_paint_p50_ms": _percentile([s["paint"] for s in warm], 0.5),
         "reused_frame_phases_p50_ms": {
-            phase: _percentile([s["phases"].get(phase, 0) for s in warm], 0.5)
-            for phase in PHASES
+            phase: _percentile([s["phases"].get(phase, 0) for s in warm], 0.5) for phase in PHASES
         },
         "bytes_max": max(s["bytes"] for s in samples),
         "bytes_mean": statistics.fmean(s["bytes"] for s in samples),

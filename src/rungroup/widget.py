@@ -36,7 +36,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode
 from rungroup import protocol
 from rungroup.chart import chart
 from rungroup.engine import dense
-from rungroup.engine.aggregate import aggregate
+from rungroup.engine.aggregate import aggregate, aggregate_drawn
 from rungroup.engine.summarize import summarize
 from rungroup.engine.xaxis import categorical_codes, code_positions
 from rungroup.export import export, recipe_dict
@@ -93,13 +93,15 @@ def _view_value(name: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Frame:
     """Everything the charts show for one (view, search, focus): computed once, then cached."""
 
     runs: Runs
     view: View
-    aggregated: pl.DataFrame
+    #: The chart's rows: the Aggregate without the statistics its line and band are not
+    #: made of (`aggregate_drawn`), or a group page's whole frame.
+    drawn: pl.DataFrame
     spec: dict[str, Any]
     spec_key: str
     chart_ipc: bytes
@@ -107,6 +109,15 @@ class _Frame:
     focus_label: str | None
     #: Milliseconds spent in the engine (aggregate), chart() and the Arrow payload.
     timings: dict[str, float]
+    _aggregated: pl.DataFrame | None = None
+
+    @property
+    def aggregated(self) -> pl.DataFrame:
+        """The Aggregate with every statistic, computed when first asked for (a repaint
+        needs only `drawn`, whose rows and numbers are its own)."""
+        if self._aggregated is None:
+            self._aggregated = aggregate(self.runs, view=self.view)
+        return self._aggregated
 
 
 class Explorer(anywidget.AnyWidget):
@@ -550,7 +561,7 @@ class Explorer(anywidget.AnyWidget):
         body = {
             "spec": None if same else frame.spec,
             "spec_key": frame.spec_key,
-            "chart_rows": frame.aggregated.height,
+            "chart_rows": frame.drawn.height,
             "focus_label": frame.focus_label,
             "timings": frame.timings,
         }
@@ -862,16 +873,16 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
     if focus_label is not None:
         members = set(membership.filter(pl.col("series") == focus_label)["id"].to_list())
         group_runs = visible.select_ids([i for i in visible.ids if i in members])
-        aggregated = protocol.focus_frame(group_runs, view, focus_label)
-        spec, fields, spec_key = _spec(aggregated, view, focus=True)
+        drawn = protocol.focus_frame(group_runs, view, focus_label)
+        spec, fields, spec_key = _spec(drawn, view, focus=True)
     else:
         # the shown runs, not `visible`: view.hidden leaves the hidden ones out, and the same
         # Runs object every time lets the engine reuse its matrices (see engine/dense.py)
-        aggregated = aggregate(shown, view=view)
+        drawn = aggregate_drawn(shown, view)
         aggregated_at = time.perf_counter()
-        spec, fields, spec_key = _spec(aggregated, view)
+        spec, fields, spec_key = _spec(drawn, view)
     charted = time.perf_counter()
-    chart_ipc = protocol.chart_payload(aggregated, fields)
+    chart_ipc = protocol.chart_payload(drawn, fields)
     done = time.perf_counter()
     if focus_label is not None:
         aggregated_at = charted
@@ -884,11 +895,12 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
     return _Frame(
         runs=shown,
         view=view,
-        aggregated=aggregated,
+        drawn=drawn,
         spec=spec,
         spec_key=spec_key,
         chart_ipc=chart_ipc,
         membership=membership,
         focus_label=focus_label,
         timings=timings,
+        _aggregated=drawn if focus_label is not None else None,
     )

@@ -348,7 +348,7 @@ def test_engine_errors_are_shown(widget: Explorer, monkeypatch: pytest.MonkeyPat
     def broken(*args: Any, **kwargs: Any) -> pl.DataFrame:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("rungroup.widget.aggregate", broken)
+    monkeypatch.setattr("rungroup.widget.aggregate_drawn", broken)
     reply, _ = ask(widget, "data")
     assert not reply["ok"]
     assert reply["error"] == "RuntimeError: engine exploded"

@@ -18,7 +18,7 @@ from rungroup.engine.align import align, bucket_arrays, is_sorted
 from rungroup.engine.grouping import Grouping, group_runs
 from rungroup.engine.recipe import attach_recipe
 from rungroup.engine.smoothing import smooth
-from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
+from rungroup.engine.stats import STAT_COLUMNS, drawn_statistics, line_and_band, statistics
 from rungroup.engine.xaxis import (
     output_x_dtype,
     point_arrays,
@@ -69,8 +69,24 @@ def aggregate(
     metrics = select_metrics(runs, view)
     grouping = group_runs(runs, view)
     schema = aggregate_schema(grouping, view)
-    frame = _aggregate(runs, view, grouping, metrics, schema)
+    frame = _aggregate(runs, view, grouping, metrics, schema, frozenset(STAT_COLUMNS))
     return attach_recipe(frame, view)
+
+
+def aggregate_drawn(runs: Runs, view: View) -> pl.DataFrame:
+    """What a chart of `aggregate(runs, view)` draws: its rows with the key columns,
+    ``series``, ``metric``, ``x``, ``n``, ``dropped``, ``line``, ``lower`` and ``upper`` only.
+
+    The same rows and numbers, for less work: only the statistics that the line and the band
+    are made of are computed (a mean ± std band needs no sort of the runs at each point)."""
+    metrics = select_metrics(runs, view)
+    grouping = group_runs(runs, view)
+    schema = {
+        name: dtype
+        for name, dtype in aggregate_schema(grouping, view).items()
+        if name not in STAT_COLUMNS
+    }
+    return _aggregate(runs, view, grouping, metrics, schema, drawn_statistics(view))
 
 
 def _aggregate(
@@ -79,12 +95,13 @@ def _aggregate(
     grouping: Grouping,
     metrics: list[str],
     schema: dict[str, pl.DataType],
+    wanted: frozenset[str],
 ) -> pl.DataFrame:
     if not metrics or grouping.runs.height == 0:
         return pl.DataFrame(schema=schema)
     made = dense.prepared(runs, view, grouping, metrics) if dense.applies(view) else None
     if made is not None and dense.usable(made, view):
-        stats: pl.DataFrame | None = dense.statistics(made, grouping, view)
+        stats: pl.DataFrame | None = dense.statistics(made, grouping, view, wanted)
     else:
         stats = _general_statistics(runs, view, grouping, metrics)
     if stats is None or stats.height == 0:
@@ -123,7 +140,8 @@ def _finish(
     """Line and band, smoothing after aggregation, then the keys and labels of the series."""
     stats = line_and_band(stats, view)
     if view.smoothing != "none" and view.smooth_order == "after":
-        stats = smooth(stats.sort("_m", "_s", "x"), list(SMOOTHED_AFTER), ["_m", "_s"], view)
+        smoothed = [name for name in SMOOTHED_AFTER if name in stats.columns]  # each on its own
+        stats = smooth(stats.sort("_m", "_s", "x"), smoothed, ["_m", "_s"], view)
     metric_names = pl.DataFrame(
         {"_m": list(range(len(metrics))), "metric": metrics},
         schema={"_m": pl.Int64, "metric": pl.String},

@@ -699,11 +699,13 @@ def _block(
         std = np.sqrt(deviation.sum(axis=1) / (n - 1))
         std = np.where(n >= 2, std, np.nan)
         stderr = std / np.sqrt(n)
-        sizes = np.flatnonzero(np.bincount(n.ravel()))
-        t_of_size = np.full(int(sizes[-1]) + 1, np.nan)
-        t_of_size[sizes] = [_t(int(size), view.ci_level, t_cache) for size in sizes]
-        half = t_of_size[n] * stderr
-        spreads = {"std": std, "stderr": stderr, "ci_low": mean - half, "ci_high": mean + half}
+        spreads = {"std": std, "stderr": stderr}
+        if wanted & {"ci_low", "ci_high"}:
+            sizes = np.flatnonzero(np.bincount(n.ravel()))
+            t_of_size = np.full(int(sizes[-1]) + 1, np.nan)
+            t_of_size[sizes] = [_t(int(size), view.ci_level, t_cache) for size in sizes]
+            half = t_of_size[n] * stderr
+            spreads.update(ci_low=mean - half, ci_high=mean + half)
         out.update((name, spreads[name]) for name in wanted & set(_SPREADS))
     return {name: values.reshape(shape) for name, values in out.items()}
 

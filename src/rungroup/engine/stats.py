@@ -46,6 +46,22 @@ BAND_FORMULAS = {
     "quantile": ("q_low", "q_high"),
 }
 
+#: The statistics `lower` and `upper` are made of, per band.
+BAND_STATISTICS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "minmax": ("min", "max"),
+    "std": ("mean", "std"),
+    "stderr": ("mean", "stderr"),
+    "ci": ("ci_low", "ci_high"),
+    "quantile": ("q_low", "q_high"),
+}
+
+
+def drawn_statistics(view: View) -> frozenset[str]:
+    """The statistics `line_and_band` reads for this view's line and band."""
+    return frozenset((view.line, *BAND_STATISTICS[view.band]))
+
+
 #: Bootstrap means are computed in chunks of at most this many (points × samples).
 _BOOTSTRAP_CHUNK = 4_000_000
 
