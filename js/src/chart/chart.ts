@@ -10,6 +10,12 @@ export const ORDER_FIELD = "rg_order";
 
 type Row = Record<string, unknown>;
 
+/** Vega's ChangeSet has these too (vega-dataflow), though its typings leave them out. */
+type ChangeSet = ReturnType<typeof vega.changeset> & {
+  reflow(): ChangeSet;
+  clean(value: boolean): ChangeSet;
+};
+
 /** The chart's rows as columns (Arrow's, decoded once): read by index, so that a data swap
  * makes no object per row (16,000 short-lived objects cost a garbage collection per repaint). */
 export interface Columns {
@@ -223,14 +229,16 @@ export class ChartPanel {
       for (let f = 0; f < width; f++) tuple[fields[f]] = sources[f][index];
     }
     const added = next.slice(kept).map((i) => rowAt(columns, i));
-    const changes = vega.changeset();
+    const changes = vega.changeset() as ChangeSet;
     if (added.length > 0) changes.insert(added);
-    if (held.length > kept) changes.remove(held.slice(kept));
+    // Removing rows would also have Vega drop the facets (per series sub-dataflows) left
+    // empty, and a later grouping with more series build them again: they are kept.
+    if (held.length > kept) changes.remove(held.slice(kept)).clean(false);
     if (kept > 0) {
       // The values are already in place. `reflow` passes every kept tuple on as modified, and
       // one modification per field (of the first tuple, to the value it has) marks the field
       // as changed. A modification by predicate would visit every tuple once per field.
-      (changes as unknown as { reflow(): void }).reflow(); // in Vega's ChangeSet, not its typings
+      changes.reflow();
       const first = held[0];
       for (const field of fields) changes.modify(first, field, first[field]);
     }
