@@ -112,15 +112,35 @@ def main() -> None:
             )
             for first in range(0, args.runs, per)
         ]
-        while sum(1 for _ in store.glob("*/*/run.json")) < args.runs:
+        # every run has flushed its first steps (the logger flushes once a second)
+        while sum(1 for h in store.glob("*/*/history.rgh") if h.stat().st_size > 8) < args.runs:
             time.sleep(0.05)
         widget = Explorer(store, refresh_interval=args.interval, group_by=["config.lr"])
         widget.live = True  # the timer is never run here: ticks are driven below
         widget._cancel_timer()
         spec_key: str | None = None
+        request = 0
+
+        def ask_for_data() -> tuple[dict[str, float], int]:
+            """What the browser asks for when it draws: the chart, then the table's first
+            page. The timings of the replies and the bytes they send."""
+            nonlocal spec_key, request
+            request += 1
+            timings: dict[str, float] = {}
+            sent = 0
+            for kind in ("data", "table"):
+                reply, buffers = widget.handle(
+                    {"kind": kind, "id": request, "spec_key": spec_key, "limit": 200}
+                )
+                assert reply["ok"], reply
+                spec_key = reply.get("spec_key", spec_key)
+                timings.update(reply["timings"])
+                sent += len(json.dumps(reply)) + sum(len(b) for b in buffers)
+            return timings, sent
+
+        ask_for_data()  # the widget is displayed (its first chart) before the ticks start
         ticks: list[dict[str, Any]] = []
         began = time.monotonic()
-        request = 0
         while any(w.poll() is None for w in writers) or not ticks or ticks[-1]["changed"]:
             time.sleep(max(0.0, began + (len(ticks) + 1) * args.interval - time.monotonic()))
             if profile is not None:
@@ -132,16 +152,7 @@ def main() -> None:
             sent = 0
             timings: dict[str, float] = {}
             if changed:
-                request += 1
-                # the browser asks for the chart and the table's first page at once
-                for kind in ("data", "table"):
-                    reply, buffers = widget.handle(
-                        {"kind": kind, "id": request, "spec_key": spec_key, "limit": 200}
-                    )
-                    assert reply["ok"], reply
-                    spec_key = reply.get("spec_key", spec_key)
-                    timings.update(reply["timings"])
-                    sent += len(json.dumps(reply)) + sum(len(b) for b in buffers)
+                timings, sent = ask_for_data()
             done = time.perf_counter()
             cpu = time.process_time() - cpu
             if profile is not None:
