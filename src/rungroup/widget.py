@@ -105,11 +105,19 @@ class _Frame:
     spec: dict[str, Any]
     spec_key: str
     chart_ipc: bytes
-    membership: pl.DataFrame
     focus_label: str | None
     #: Milliseconds spent in the engine (aggregate), chart() and the Arrow payload.
     timings: dict[str, float]
     _aggregated: pl.DataFrame | None = None
+    _membership: pl.DataFrame | None = None
+
+    @property
+    def membership(self) -> pl.DataFrame:
+        """Which runs are in which series (`protocol.membership`): for the table, computed
+        after the chart has been sent."""
+        if self._membership is None:
+            self._membership = protocol.membership(self.runs, self.view)
+        return self._membership
 
     @property
     def aggregated(self) -> pl.DataFrame:
@@ -862,17 +870,18 @@ def _spec(
 def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
     started = time.perf_counter()
     shown = protocol.filter_runs(runs, search)
-    visible = shown.select_ids([i for i in shown.ids if i not in view.hidden])
-    membership = protocol.membership(shown, view)
+    membership = None
     focus_label: str | None = None
     if focus and view.grouping:
-        ids = membership.filter(pl.col("series") == focus)["id"].to_list()
-        if ids:
+        membership = protocol.membership(shown, view)
+        if membership.filter(pl.col("series") == focus).height:
             focus_label = focus
     grouped = time.perf_counter()
-    if focus_label is not None:
+    if focus_label is not None and membership is not None:
         members = set(membership.filter(pl.col("series") == focus_label)["id"].to_list())
-        group_runs = visible.select_ids([i for i in visible.ids if i in members])
+        group_runs = shown.select_ids(
+            [i for i in shown.ids if i in members and i not in view.hidden]
+        )
         drawn = protocol.focus_frame(group_runs, view, focus_label)
         spec, fields, spec_key = _spec(drawn, view, focus=True)
     else:
@@ -899,8 +908,8 @@ def _compute_frame(runs: Runs, view: View, search: str, focus: str) -> _Frame:
         spec=spec,
         spec_key=spec_key,
         chart_ipc=chart_ipc,
-        membership=membership,
         focus_label=focus_label,
         timings=timings,
         _aggregated=drawn if focus_label is not None else None,
+        _membership=membership,
     )
