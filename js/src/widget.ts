@@ -215,8 +215,11 @@ function render({ model, el }: RenderProps<Model>): () => void {
       root.dataset.timings = JSON.stringify({ ...reply.timings, ...tableReply.timings });
       root.dataset.embedded = String(embeds);
       root.dataset.paintMs = String(Math.round(drawnAt - received));
+      const kernel = reply.timings ?? {};
       root.dataset.phases = JSON.stringify({
         request_ms: Math.round(received - sent),
+        to_kernel_ms: Math.round((kernel.kernel_in_epoch_ms ?? NaN) - (performance.timeOrigin + sent)),
+        from_kernel_ms: Math.round(performance.timeOrigin + received - (kernel.kernel_out_epoch_ms ?? NaN)),
         decode_ms: Math.round(decoded - received),
         vega_ms: Math.round(drawnAt - decoded),
         table_wait_ms: Math.round(tableReceived - drawnAt),

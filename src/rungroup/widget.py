@@ -531,7 +531,13 @@ class Explorer(anywidget.AnyWidget):
     def _on_message(self, _widget: Any, content: Any, buffers: Sequence[Any]) -> None:
         if not isinstance(content, dict) or "kind" not in content:
             return  # not ours (anywidget's own messages)
+        arrived = time.time()
         reply, out = self.handle(content)
+        if isinstance(reply.get("timings"), dict):
+            # on the machine's clock, which the browser shares: where a round trip goes
+            reply["timings"].update(
+                kernel_in_epoch_ms=1000 * arrived, kernel_out_epoch_ms=1000 * time.time()
+            )
         self.send(reply, out)
 
     def handle(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
