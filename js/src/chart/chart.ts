@@ -223,10 +223,19 @@ export class ChartPanel {
     const missing: ArrayLike<unknown> = [];
     const sources = fields.map((field) => columns.values[field] ?? missing);
     const width = fields.length;
+    // only fields whose values changed are passed on as modified: Vega's operators that read
+    // only the others (x extent, facets by colour order when the groups are as many) skip
+    const changed = new Array<boolean>(width).fill(false);
     for (let i = 0; i < kept; i++) {
       const tuple = held[i];
       const index = next[i];
-      for (let f = 0; f < width; f++) tuple[fields[f]] = sources[f][index];
+      for (let f = 0; f < width; f++) {
+        const value = sources[f][index];
+        if (tuple[fields[f]] !== value) {
+          tuple[fields[f]] = value;
+          changed[f] = true;
+        }
+      }
     }
     const added = next.slice(kept).map((i) => rowAt(columns, i));
     const changes = vega.changeset() as ChangeSet;
@@ -234,13 +243,14 @@ export class ChartPanel {
     // Removing rows would also have Vega drop the facets (per series sub-dataflows) left
     // empty, and a later grouping with more series build them again: they are kept.
     if (held.length > kept) changes.remove(held.slice(kept)).clean(false);
-    if (kept > 0) {
+    const modified = fields.filter((_, f) => changed[f]);
+    if (kept > 0 && modified.length > 0) {
       // The values are already in place. `reflow` passes every kept tuple on as modified, and
       // one modification per field (of the first tuple, to the value it has) marks the field
       // as changed. A modification by predicate would visit every tuple once per field.
       changes.reflow();
       const first = held[0];
-      for (const field of fields) changes.modify(first, field, first[field]);
+      for (const field of modified) changes.modify(first, field, first[field]);
     }
     view.change(name, changes);
     held.length = kept;
