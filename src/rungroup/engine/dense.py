@@ -573,8 +573,9 @@ def statistics(
         return piece
 
     cells = sum(task[2].size * task[1].x.size for task in tasks)
-    # numpy lets go of the GIL while it sorts and sums: blocks reduce in parallel threads
-    parallel = len(tasks) > 1 and cells >= _PARALLEL_CELLS
+    # numpy lets go of the GIL while it sorts and sums: blocks reduce in parallel threads,
+    # when they sort (sums alone are over before a thread has been handed its block)
+    parallel = len(tasks) > 1 and cells >= _PARALLEL_CELLS and bool(wanted & _ORDERED)
     pieces = list(_pool().map(reduce, tasks)) if parallel else [reduce(t) for t in tasks]
     if not pieces:
         return pl.DataFrame(schema=schema)
