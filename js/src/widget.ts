@@ -29,9 +29,13 @@ interface TableReply extends Reply {
 const DIM_AFTER_MS = 300;
 
 /** Resolves once the browser has produced its next frame (a task queued from an animation
- * frame callback runs after that frame's rendering). */
+ * frame callback runs after that frame's rendering), or after 100 ms: a hidden tab draws no
+ * frames, and its table must not wait for one. */
 function afterNextPaint(): Promise<void> {
-  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => setTimeout(resolve, 0));
+    setTimeout(resolve, 100);
+  });
 }
 
 function columnsOf(buffer: DataView | undefined): Columns {
