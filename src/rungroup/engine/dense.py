@@ -294,7 +294,7 @@ def _scattered(points: _Points) -> tuple[list[MetricMatrix], np.ndarray] | None:
     n_metrics = metric_codes.size
     low, high = int(step.min()), int(step.max())
     span = high - low + 1
-    if n_metrics * span > max(4 * n, 1 << 20):  # steps too sparse for a grid of every step
+    if not _steps_dense_enough(n_metrics * span, n):
         return None
     key = step - low
     if m is not None:
@@ -309,7 +309,7 @@ def _scattered(points: _Points) -> tuple[list[MetricMatrix], np.ndarray] | None:
     del key
     cell += r * (lengths[0] if m is None else lengths[m])
     total = int((lengths * n_runs).sum())
-    if total > max(8 * n, 1 << 22):  # runs logged at different steps: mostly empty cells
+    if not _cells_dense_enough(total, n):
         return None
     present = np.zeros(total, dtype=bool)
     present[cell] = True
@@ -446,7 +446,19 @@ def _fits_a_grid(matrices: list[MetricMatrix]) -> bool:
     high = max(m.x[-1] for m in matrices)
     span = int(high - low) + 1
     total = sum(m.x.size for m in matrices) * n_rows
-    return len(matrices) * span <= max(4 * n, 1 << 20) and total <= max(8 * n, 1 << 22)
+    return _steps_dense_enough(len(matrices) * span, n) and _cells_dense_enough(total, n)
+
+
+def _steps_dense_enough(metric_steps: int, points: int) -> bool:
+    """Whether a grid of every step between the first and the last (per metric) is worth
+    making for `points` points; else the steps are too sparse for it."""
+    return metric_steps <= max(4 * points, 1 << 20)
+
+
+def _cells_dense_enough(cells: int, points: int) -> bool:
+    """Whether matrices of `cells` cells are worth making for `points` points; else the runs
+    logged at too different steps and most cells would be empty."""
+    return cells <= max(8 * points, 1 << 22)
 
 
 def _with_finite(grid: np.ndarray, values: np.ndarray, present: np.ndarray | None) -> MetricMatrix:
