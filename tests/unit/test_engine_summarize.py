@@ -95,3 +95,67 @@ def test_summary_matches_numpy(curves, reduce):
     assert row["runs"] == len(curves)
     assert isinstance(row["states"], str)
     assert pl.DataFrame([row]).height == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["g1", "g2", "g3"]),
+            st.sampled_from(["finished", "failed", "running"]),
+            st.sampled_from([0.1, 0.2]),
+            st.floats(-100, 100, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_each_group_summarizes_its_own_runs_whatever_their_order(specs, random):
+    # Runs come in any order (a store lists them by creation time, ids are random): every
+    # group must get its own runs' states, config and values.
+    runs = [
+        {"id": f"r{i:02d}", "group": g, "state": s, "config.lr": lr}
+        for i, (g, s, lr, _) in enumerate(specs)
+    ]
+    points = [(f"r{i:02d}", "m", 0, last) for i, (*_, last) in enumerate(specs)]
+    random.shuffle(runs)
+    random.shuffle(points)
+    table = rg.summarize(make_runs(runs, points), group_by="group")
+    for row in table.iter_rows(named=True):
+        mine = [spec for spec in specs if spec[0] == row["group"]]
+        lrs = {lr for _, _, lr, _ in mine}
+        assert row["runs"] == len(mine)
+        assert sorted(row["states"].split(", ")) == sorted(
+            f"{sum(s == state for _, s, _, _ in mine)} {state}"
+            for state in {s for _, s, _, _ in mine}
+        )
+        assert row["config.lr"] == (str(lrs.pop()) if len(lrs) == 1 else f"{len(lrs)} values")
+        values = np.array([last for *_, last in mine])
+        assert row["m.n"] == len(mine)
+        assert (row["m.min"], row["m.max"]) == (values.min(), values.max())
+        assert row["m.mean"] == pytest.approx(values.mean(), rel=1e-12, abs=1e-12)
+
+
+def test_a_store_listing_runs_out_of_id_order_keeps_each_run_in_its_group(tmp_path):
+    # The store lists runs by creation time: here the later id comes first.
+    for run_id, group, lr, loss, fails in [
+        ("zzzz", "A", 0.1, 100.0, True),
+        ("aaaa", "B", 0.2, 1.0, False),
+    ]:
+        run = rg.init(project="p", group=group, config={"lr": lr}, dir=tmp_path, id=run_id)
+        run.log({"loss": loss})
+        run.finish(exit_code=1 if fails else 0)
+    runs = rg.load(tmp_path)
+    assert runs.runs["id"].to_list() == ["zzzz", "aaaa"]
+    rows = {row["group"]: row for row in rg.summarize(runs, metrics="loss").iter_rows(named=True)}
+    assert (rows["A"]["states"], rows["A"]["config.lr"], rows["A"]["loss.mean"]) == (
+        "1 failed",
+        "0.1",
+        100.0,
+    )
+    assert (rows["B"]["states"], rows["B"]["config.lr"], rows["B"]["loss.mean"]) == (
+        "1 finished",
+        "0.2",
+        1.0,
+    )

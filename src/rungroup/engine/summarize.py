@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.grouping import group_runs
+from rungroup.engine.grouping import RUN_KEY, group_runs
 from rungroup.engine.xaxis import select_metrics
 from rungroup.runs import RUN_STATES, Runs
 from rungroup.view import View, resolve_view
@@ -64,10 +64,10 @@ def summarize(
     members = grouping.members
     series = grouping.series
 
-    selected = runs.runs
-    if view.hidden:
-        selected = selected.filter(~pl.col("id").is_in(sorted(view.hidden)))
-    selected = selected.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_r"))
+    # The grouping numbers the runs (``_r``) in its own order; take its numbers, not row order.
+    selected = runs.runs.join(
+        grouping.runs.select(pl.col(RUN_KEY).alias("id"), "_r"), on="id", how="inner"
+    )
     config = [c for c in runs.config_columns if c not in keys]
 
     counts = members.group_by("_s").agg(pl.len().cast(pl.Int64).alias("runs"))
