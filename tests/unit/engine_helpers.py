@@ -164,17 +164,22 @@ def reference_interpolate(runs, points, points_cap=1500):
             if table.get(r):
                 xs = sorted(table[r])
                 vs = [float(np.mean(table[r][x][0])) if table[r][x][0] else math.nan for x in xs]
-                knots[r] = (np.array(xs), np.array(vs))
-        grid = sorted({float(x) for kx, _ in knots.values() for x in kx})
+                knots[r] = (np.array(xs), np.array(vs), table[r])
+        grid = sorted({float(x) for kx, _, _ in knots.values() for x in kx})
         for x in capped(grid, points_cap):
             values, dropped = [], 0
-            for kx, kv in knots.values():
+            for kx, kv, logged in knots.values():
                 if not kx[0] <= x <= kx[-1]:
                     continue
-                hit = np.flatnonzero(kx == x)
-                value = kv[hit[0]] if hit.size else float(np.interp(x, kx, kv))
+                if x in logged:  # the run's own values, its non-finite ones counted as in exact
+                    finite, d = logged[x]
+                    dropped += d
+                    if finite:
+                        values.append(float(np.mean(finite)))
+                    continue
+                value = float(np.interp(x, kx, kv))
                 if math.isfinite(value):
-                    values.append(float(value))
+                    values.append(value)
                 else:
                     dropped += 1
             out[(label, x)] = (values, dropped)

@@ -150,6 +150,20 @@ def test_interpolation_is_linear_and_never_extrapolates():
     assert got[20.0] == (1, 6.0)  # a ended at 10
 
 
+@pytest.mark.parametrize("align", ["exact", "interpolate", "bucket", "auto"])
+def test_every_non_finite_value_a_run_logged_is_counted(align):
+    # a logged 1 and NaN at step 0, b logged inf there: two values left out, whatever the
+    # alignment. At step 2 only b logged (NaN): a point of n = 0, dropped with its count,
+    # except under interpolate where a is interpolated there.
+    runs = [{"id": "a", "group": "g"}, {"id": "b", "group": "g"}]
+    points = [("a", "m", 0, 1.0), ("a", "m", 0, math.nan), ("b", "m", 0, math.inf)]
+    points += [("a", "m", 4, 2.0), ("b", "m", 2, math.nan), ("b", "m", 4, 5.0)]
+    frame = rg.aggregate(make_runs(runs, points), align=align, points=3)
+    first = frame.row(0, named=True)
+    assert (first["n"], first["mean"], first["dropped"]) == (1, 1.0, 2)
+    assert frame["dropped"].sum() == (3 if align in ("interpolate", "auto") else 2)
+
+
 def test_bucket_bins_share_one_range_per_metric():
     runs = [{"id": "a", "group": "g"}, {"id": "b", "group": "h"}]
     points = [("a", "m", s, float(s)) for s in range(0, 10)] + [

@@ -126,7 +126,7 @@ def _exact(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.DataFra
 
 
 def _interpolate(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.DataFrame:
-    knots = reduced.select("_r", "_m", "x", "v")
+    knots = reduced.select("_r", "_m", "x", "v", "d")
     grid = knots.join(pairs, on=["_r", "_m"], how="inner").select("_s", "_m", "x").unique()
     grid = cap_points(grid, view.points)
     span = knots.group_by("_r", "_m").agg(
@@ -140,7 +140,9 @@ def _interpolate(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.D
         .sort("x")
     )
     right = knots.sort("x")
-    before = right.select("_r", "_m", pl.col("x").alias("x0"), pl.col("v").alias("v0"))
+    before = right.select(
+        "_r", "_m", pl.col("x").alias("x0"), pl.col("v").alias("v0"), pl.col("d").alias("d0")
+    )
     after = right.select("_r", "_m", pl.col("x").alias("x1"), pl.col("v").alias("v1"))
     # both sides are sorted by x, hence within every (_r, _m) group too
     matched = targets.join_asof(
@@ -160,15 +162,14 @@ def _interpolate(reduced: pl.DataFrame, pairs: pl.DataFrame, view: View) -> pl.D
     )
     x, x0, x1, v0, v1 = (pl.col(c) for c in ("x", "x0", "x1", "v0", "v1"))
     # np.interp's formula: slope · (x - x0) + v0; at a logged x the run's own value
-    value = pl.when(x == x0).then(v0).otherwise((v1 - v0) / (x1 - x0) * (x - x0) + v0)
+    logged = x == x0
+    value = pl.when(logged).then(v0).otherwise((v1 - v0) / (x1 - x0) * (x - x0) + v0)
     finite = value.is_finite().fill_null(False)
+    # at its own x a run's non-finite values there are counted, as under exact; between its
+    # points, once if the interpolated value is not finite
+    dropped = pl.when(logged).then(pl.col("d0")).otherwise((~finite).cast(pl.Int64))
     return matched.select(
-        "_s",
-        "_m",
-        "x",
-        "_r",
-        pl.when(finite).then(value).alias("v"),
-        (~finite).cast(pl.Int64).alias("d"),
+        "_s", "_m", "x", "_r", pl.when(finite).then(value).alias("v"), dropped.alias("d")
     )
 
 
