@@ -97,6 +97,57 @@ def test_reverse_groups_by_every_other_config_key():
     assert set(frame["series"]) == {"0.1", "0.01", "(missing)"}
 
 
+def run_columns_sample() -> tuple[list[dict], rg.Runs]:
+    runs = [
+        {"id": "a", "name": "n1", "job_type": "train", "state": "finished",
+         "summary.best": 0.5, "config.lr": 0.1, "config.wd": 0.0, "config.seed": 0},
+        {"id": "b", "name": "n1", "job_type": "train", "state": "failed",
+         "summary.best": 0.5, "config.lr": 0.1, "config.wd": 0.0, "config.seed": 1},
+        {"id": "c", "name": "n2", "job_type": "eval", "state": "finished",
+         "summary.best": 0.7, "config.lr": 0.1, "config.wd": 0.1, "config.seed": 0},
+        {"id": "d", "name": "n3", "job_type": None, "state": "finished",
+         "summary.best": None, "config.lr": 0.2, "config.wd": 0.1, "config.seed": 1},
+    ]  # fmt: skip
+    values = {"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0}
+    return runs, make_runs(runs, [(r, "loss", 0, v) for r, v in values.items()])
+
+
+def label(value: object) -> str:
+    return "(missing)" if value is None else str(value)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("job_type",),
+        ("name",),
+        ("state",),
+        ("summary.best",),
+        ("job_type", "state", "config.lr"),
+        ("config.lr", "config.wd", "config.seed", "name"),
+    ],
+)
+def test_any_run_columns_group_at_any_depth(keys):
+    runs, made = run_columns_sample()
+    frame = rg.aggregate(made, metrics="loss", group_by=keys)
+    assert frame.columns[: len(keys)] == list(keys)
+    expected: dict[str, list[float]] = {}
+    values = {"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0}
+    for run in runs:
+        series = " / ".join(label(run[k]) for k in keys)
+        expected.setdefault(series, []).append(values[run["id"]])
+    got = {row[0]: (row[1], row[2]) for row in frame.select("series", "n", "mean").rows()}
+    assert got == {k: (len(v), sum(v) / len(v)) for k, v in expected.items()}
+
+
+def test_reverse_leaves_out_every_named_key():
+    _, made = run_columns_sample()
+    frame = rg.aggregate(made, metrics="loss", group_by=("config.seed", "config.wd"), reverse=True)
+    assert frame.columns[0] == "config.lr"
+    got = {row[0]: (row[1], row[2]) for row in frame.select("series", "n", "mean").rows()}
+    assert got == {"0.1": (3, 7.0 / 3), "0.2": (1, 8.0)}
+
+
 def test_no_keys_is_one_group_of_all_runs():
     frame = rg.aggregate(sample(), metrics="loss", group_by=())
     assert line_at(frame, "(all runs)") == (4, 15.0 / 4)
