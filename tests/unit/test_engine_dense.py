@@ -129,6 +129,25 @@ def test_dense_path_smoothing_after_equals_general_path(
     both_paths(runs, **view, smoothing=smoothing, smoothing_param=param, smooth_order="after")
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    histories(),
+    VIEWS,
+    st.sampled_from(
+        [("ema", 0.6), ("window", 3), ("window", 4), ("gaussian", 1.5), ("gaussian", 4)]
+    ),
+)
+def test_dense_path_smoothing_before_equals_general_path(
+    runs: Runs, view: dict[str, Any], smoothing: tuple[str, float]
+) -> None:
+    # each run smoothed over its own points, whether they are a matrix's cells or a frame's rows
+    kind, param = smoothing
+    both_paths(runs, **view, smoothing=kind, smoothing_param=param, smooth_order="before")
+    resolved = rg.View(**view, smoothing=kind, smoothing_param=param)
+    made = dense.prepared(runs, resolved, group_runs(runs, resolved), list(runs.metrics))
+    event("dense" if made is not None and dense.usable(made, resolved) else "general")
+
+
 def _grid_runs(order: str, ragged: bool = False) -> Runs:
     rows = []
     for i in range(4):
@@ -173,10 +192,10 @@ def test_a_step_logged_twice_takes_the_general_path() -> None:
     both_paths(twice, points=10)
 
 
-def test_time_as_x_takes_the_general_path() -> None:
+def test_time_as_x_and_the_bootstrap_take_the_general_path() -> None:
     assert not dense.applies(rg.View(x="time"))
     assert not dense.applies(rg.View(ci_method="bootstrap"))
-    assert not dense.applies(rg.View(smoothing="ema", smooth_order="before"))
+    assert dense.applies(rg.View(smoothing="ema", smooth_order="before"))
     assert dense.applies(rg.View(smoothing="ema", smooth_order="after"))
 
 
@@ -205,6 +224,13 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
     rg.aggregate(twice, points=10)
     rg.aggregate(twice, grouping=False, points=10)
     assert len(calls) == 5  # a history that does not fit is not tried again
+    smoothed = {"smoothing": "gaussian", "smoothing_param": 2.0}
+    rg.aggregate(again, group_by=("group",), points=10, **smoothed)
+    rg.aggregate(again, grouping=False, points=10, **smoothed)
+    rg.aggregate(again, group_by=("group",), points=10, smooth_order="after", **smoothed)
+    assert len(calls) == 6  # runs smoothed once for both groupings; after: not smoothed
+    rg.aggregate(again, points=10, smoothing="gaussian", smoothing_param=3.0)
+    assert len(calls) == 7  # another smoothing: made again
     del runs, again, twice
     gc.collect()
     assert all(ref() is None for ref, _ in dense._cache.values())

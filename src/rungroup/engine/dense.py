@@ -13,6 +13,9 @@ general path (`align` + `statistics`):
 - ``bucket``: a run's columns of one bin are summed (`np.add.reduceat`); the bins are those of
   `align.bucket_arrays`, computed the same way.
 
+Smoothing before aggregation smooths each run's points (its present cells, in step order)
+through the same `smoothing.smooth_values` as the general path, before any bucketing.
+
 The statistics of the series are computed along the runs axis of (series × runs × points)
 blocks, the series of one size and one set of kept columns at a time.
 
@@ -35,7 +38,7 @@ import os
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +46,7 @@ import polars as pl
 
 from rungroup.engine.align import cap_ranks
 from rungroup.engine.grouping import RUN_KEY, Grouping
+from rungroup.engine.smoothing import smooth_values
 from rungroup.engine.stats import STAT_COLUMNS
 from rungroup.engine.tdist import t_quantile
 from rungroup.engine.xaxis import categorical_codes, code_positions
@@ -114,11 +118,11 @@ class _Pending:
 
 def applies(view: View) -> bool:
     """Whether the dense path can compute this view (else the general path does)."""
-    return (
-        view.x == "step"
-        and view.ci_method == "t"
-        and (view.smoothing == "none" or view.smooth_order == "after")
-    )
+    return view.x == "step" and view.ci_method == "t"
+
+
+def _smooths_runs(view: View) -> bool:
+    return view.smoothing != "none" and view.smooth_order == "before"
 
 
 def clear_cache() -> None:
@@ -129,7 +133,9 @@ def clear_cache() -> None:
 def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> Prepared | None:
     """The matrices for `view`, from the cache or made now; None if the layout does not fit."""
     bins = view.points if view.align == "bucket" else None
-    key = (id(runs), view.x, tuple(metrics), view.hidden, bins)
+    smoothing = view if _smooths_runs(view) else None
+    smoothed = None if smoothing is None else (view.smoothing, view.smoothing_param)
+    key = (id(runs), view.x, tuple(metrics), view.hidden, bins, smoothed)
     hit = _cache.get(key)
     if hit is not None and hit[0]() is runs:
         _cache.move_to_end(key)
@@ -137,9 +143,9 @@ def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> 
             return hit[1]
         made = _extended(hit[1], runs, grouping, metrics)
         if made is None:
-            made = prepare(runs, grouping, metrics, bins)
+            made = prepare(runs, grouping, metrics, bins, smoothing)
     else:
-        made = prepare(runs, grouping, metrics, bins)
+        made = prepare(runs, grouping, metrics, bins, smoothing)
     # kept even when None: a history that does not fit is not read again on the next call
     _cache[key] = (weakref.ref(runs), made)
     while len(_cache) > CACHE_SIZE:
@@ -154,8 +160,8 @@ def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
     points into them instead of reading its whole history."""
     rows = appended.select("run_id", "metric", "step", "value")
     for key, (ref, made) in list(_cache.items()):
-        if key[0] != id(before) or ref() is not before or key[4] is not None:
-            continue  # bucketed matrices cannot take more points: made again
+        if key[0] != id(before) or ref() is not before or key[4:] != (None, None):
+            continue  # bucketed or smoothed matrices cannot take more points: made again
         if isinstance(made, Prepared):
             pending = _Pending(made, (rows,))
         elif isinstance(made, _Pending):  # not aggregated since: both sets of rows
@@ -171,11 +177,16 @@ def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
 
 
 def prepare(
-    runs: Runs, grouping: Grouping, metrics: list[str], bins: int | None
+    runs: Runs,
+    grouping: Grouping,
+    metrics: list[str],
+    bins: int | None,
+    smoothing: View | None = None,
 ) -> Prepared | None:
-    """The selected runs' points of `metrics` at their steps, as matrices (bucketed into
-    `bins` when given). None when the history does not fit: run ids or metrics not
-    categorical, a run logging a metric twice at one step, or steps too sparse for a grid."""
+    """The selected runs' points of `metrics` at their steps, as matrices (each run smoothed
+    as `smoothing` says, then bucketed into `bins`, when given). None when the history does
+    not fit: run ids or metrics not categorical, a run logging a metric twice at one step, or
+    steps too sparse for a grid."""
     history = runs.history
     schema = history.collect_schema()
     run_codes = categorical_codes(schema["run_id"], grouping.runs[RUN_KEY].to_list())
@@ -209,6 +220,8 @@ def prepare(
     if found is None:
         return None
     matrices, others = found
+    if smoothing is not None:
+        matrices = [_smoothed(matrix, smoothing) for matrix in matrices]
     if bins is not None:
         matrices = [_bucketed(matrix, bins) for matrix in matrices]
     return Prepared(tuple(matrices), run_codes, metric_codes, others)
@@ -481,6 +494,23 @@ def _contiguous(present: np.ndarray | None) -> bool:
     starts = present[:, :1].astype(np.int8).ravel()
     rises = (np.diff(present.astype(np.int8), axis=1) == 1).sum(axis=1)
     return bool(np.all(starts + rises <= 1))
+
+
+def _smoothed(matrix: MetricMatrix, view: View) -> MetricMatrix:
+    """Each run's points (its present cells, in step order) smoothed as the general path
+    smooths them: the same points through the same `smooth_values`."""
+    rows, columns = matrix.values.shape
+    if matrix.present is None:
+        starts = np.arange(rows, dtype=np.int64) * columns
+        x = np.tile(matrix.x, rows)
+        values = smooth_values(starts, x, matrix.values.ravel(), view).reshape(rows, columns)
+        return replace(matrix, values=values)
+    row, column = np.nonzero(matrix.present)  # row-major: each run's points in step order
+    counts = np.bincount(row, minlength=rows)
+    starts = (np.cumsum(counts) - counts)[counts > 0]
+    values = np.full((rows, columns), np.nan)
+    values[row, column] = smooth_values(starts, matrix.x[column], matrix.values[row, column], view)
+    return replace(matrix, values=values)
 
 
 def _bucketed(matrix: MetricMatrix, bins: int) -> MetricMatrix:
