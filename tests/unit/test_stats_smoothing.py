@@ -162,6 +162,60 @@ def test_gaussian_weights_neighbours_by_distance_in_x(pairs, sigma):
     assert same(got["v"].to_list(), gaussian_reference(x, values, sigma))
 
 
+def series_sets(even: bool):
+    """Several series of their own lengths, with NaN and inf among the values: evenly spaced
+    (steps of 0.5, 1, 2 or 3 from their own start) or at any distinct integers."""
+    value = st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.sampled_from([math.nan, math.inf]))
+    if even:
+        one = st.tuples(
+            st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+            st.integers(-5, 5),
+            st.lists(value, min_size=1, max_size=25),
+        ).map(lambda t: [(t[1] + i * t[0], v) for i, v in enumerate(t[2])])
+    else:
+        one = st.lists(
+            st.tuples(st.integers(0, 60).map(float), value),
+            min_size=1,
+            max_size=25,
+            unique_by=lambda p: p[0],
+        ).map(sorted)
+    return st.lists(one, min_size=1, max_size=5)
+
+
+def smooth_series(series: list[list[tuple[float, float]]], **fields) -> list[list[float]]:
+    frame = pl.DataFrame(
+        {
+            "g": [i for i, points in enumerate(series) for _ in points],
+            "x": [x for points in series for x, _ in points],
+            "v": [v for points in series for _, v in points],
+        },
+        schema={"g": pl.Int64, "x": pl.Float64, "v": pl.Float64},
+    )
+    out = smooth(frame, ["v"], ["g"], rg.View(**fields))
+    return [part["v"].to_list() for part in out.partition_by("g", maintain_order=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.booleans().flatmap(series_sets), st.floats(0.2, 12.0))
+def test_gaussian_of_several_series_matches_the_reference(series, sigma):
+    # evenly spaced series are convolved (one kernel per spacing), the others go pair by pair
+    got = smooth_series(series, smoothing="gaussian", smoothing_param=sigma)
+    for points, smoothed in zip(series, got, strict=True):
+        x, values = [p[0] for p in points], [p[1] for p in points]
+        assert same(smoothed, gaussian_reference(x, values, sigma))
+
+
+@settings(max_examples=300, deadline=None)
+@given(series_sets(even=False), st.integers(1, 9), st.floats(0.0, 0.99))
+def test_window_and_ema_of_several_series_match_the_references(series, k, weight):
+    windows = smooth_series(series, smoothing="window", smoothing_param=k)
+    emas = smooth_series(series, smoothing="ema", smoothing_param=weight)
+    for points, window, ema in zip(series, windows, emas, strict=True):
+        values = [p[1] for p in points]
+        assert same(window, window_reference(values, k))
+        assert same(ema, tensorboard_ema(values, weight))
+
+
 def test_smoothing_stays_inside_each_group():
     frame = pl.DataFrame({"g": [0, 0, 1, 1], "x": [0.0, 1.0, 0.0, 1.0], "v": [0.0, 0.0, 9.0, 9.0]})
     for kind, param in [("ema", 0.9), ("window", 3), ("gaussian", 5.0)]:
