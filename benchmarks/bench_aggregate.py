@@ -14,6 +14,8 @@
 3. seaborn.lineplot(x="step", y="value", hue="group", errorbar="sd") on a 1 M point subset
    (100 runs x 10,000 steps), beside rungroup's exact (unbucketed) aggregate of that subset,
    and rungroup's default view (align="auto", points=1500) of the same subset.
+4. The view of 1. with each run smoothed before aggregation (EMA weight 0.6, a window of 10
+   points, a gaussian of sigma 20 steps): cold calls, and the peak memory of one.
 
 Memory is measured in a fresh process per repeat: Linux's peak RSS (VmHWM) is reset just
 before the call (/proc/self/clear_refs) and read right after it.
@@ -192,28 +194,40 @@ def _vm(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(runs: int, steps: int) -> dict[str, float]:
+#: Smoothing before aggregation, timed on the view of FIELDS.
+SMOOTHINGS = {"EMA 0.6": ("ema", 0.6), "window 10": ("window", 10), "gaussian 20": ("gaussian", 20)}
+
+
+def memory_child(runs: int, steps: int, smoothing: str | None = None) -> dict[str, float]:
     """In a fresh process: peak memory of one aggregate() call above the memory before it."""
     import rungroup as rg
     from rungroup.engine import dense
 
     made = runs_object(runs, steps)
     input_bytes = made.history.collect().estimated_size()
-    rg.aggregate(made, **FIELDS)  # warm-up: lazy imports, thread pools
+    fields = dict(FIELDS)
+    if smoothing is not None:
+        fields["smoothing"], fields["smoothing_param"] = SMOOTHINGS[smoothing]
+    rg.aggregate(made, **fields)  # warm-up: lazy imports, thread pools
     dense.clear_cache()  # a cold call: the matrices are made again
     gc.collect()
     before = _vm("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
-    rg.aggregate(made, **FIELDS)
+    rg.aggregate(made, **fields)
     peak = _vm("VmHWM")
     return {"input_bytes": input_bytes, "peak_extra_bytes": peak - before}
 
 
-def measure_memory(runs: int, steps: int, repeats: int) -> dict[str, float]:
+def measure_memory(
+    runs: int, steps: int, repeats: int, smoothing: str | None = None
+) -> dict[str, float]:
     results = []
+    child = ["--memory-child", str(runs), str(steps)]
+    if smoothing is not None:
+        child += ["--smoothing", smoothing]
     for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(runs), str(steps)],
+            [sys.executable, __file__, *child],
             check=True,
             capture_output=True,
             text=True,
@@ -230,9 +244,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--smoothing", choices=list(SMOOTHINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        print(json.dumps(memory_child(*args.memory_child)))
+        print(json.dumps(memory_child(*args.memory_child, args.smoothing)))
         return
     runs, steps = (100, 1000) if args.quick else (1000, 10_000)
     subset_runs = max(1, runs // 10)
@@ -242,11 +257,18 @@ def main() -> None:
     made = runs_object(runs, steps)
     ours = time_rungroup(made, repeats, **FIELDS)
     regroup = time_regroup(made, repeats, **FIELDS)
+    smoothed = {
+        label: time_rungroup(
+            made, max(3, repeats // 2), **FIELDS, smoothing=kind, smoothing_param=param
+        )
+        for label, (kind, param) in SMOOTHINGS.items()
+    }
     del made
     gc.collect()
     pandas_times = time_pandas(runs, steps, max(3, repeats // 2))
     pandas_all_times = time_pandas(runs, steps, max(3, repeats // 2), everything=True)
     memory = measure_memory(runs, steps, 3)
+    smoothed_memory = {label: measure_memory(runs, steps, 1, label) for label in SMOOTHINGS}
     subset = runs_object(subset_runs, steps)
     ours_subset = time_rungroup(
         subset, max(3, repeats // 2), group_by=("group",), band="std", align="exact", points=steps
@@ -268,6 +290,10 @@ def main() -> None:
         (f"rungroup.aggregate, {subset_label}, exact", med(ours_subset)),
         (f"seaborn.lineplot(errorbar='sd'), {subset_label}", med(seaborn_times)),
         (f"rungroup.aggregate, {subset_label}, default view (auto, 1500)", med(ours_default)),
+        *(
+            (f"the first, each run smoothed before: {label}", med(t))
+            for label, t in smoothed.items()
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'what':<{width}}  median seconds")
@@ -281,6 +307,12 @@ def main() -> None:
         f"aggregate(): {memory['peak_extra_bytes'] / 2**20:.0f} MiB "
         f"({memory['peak_extra_bytes'] / memory['input_bytes']:.2f}x the input)"
     )
+    for label, measured in smoothed_memory.items():
+        extra = measured["peak_extra_bytes"]
+        print(
+            f"peak extra memory, smoothed before ({label}): {extra / 2**20:.0f} MiB "
+            f"({extra / measured['input_bytes']:.2f}x the input)"
+        )
     print(f"all rungroup timings (s): {', '.join(f'{t:.3f}' for t in ours)}")
 
 
