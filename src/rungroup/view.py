@@ -113,7 +113,8 @@ class View:
     #: Points with fewer contributing runs are dropped.
     min_runs: int = 1
     smoothing: str = "none"
-    #: ``ema``: weight in [0, 0.999]; ``window``: points (>= 1); ``gaussian``: sigma in x units.
+    #: ``ema``: weight in [0, 0.999]; ``window``: points (>= 1); ``gaussian``: sigma in x units
+    #: (seconds for ``time`` and ``timestamp``).
     smoothing_param: float = 0.6
     smooth_order: str = "before"
     log_y: bool = False

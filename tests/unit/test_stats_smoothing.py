@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import polars as pl
@@ -264,3 +265,21 @@ def test_gaussian_sigma_is_in_x_units():
     wide = rg.aggregate(runs, smoothing="gaussian", smoothing_param=1000.0)
     w = math.exp(-0.5)
     assert wide["line"][1] == pytest.approx(10.0 / (1 + 2 * w), rel=1e-12)
+
+
+def test_gaussian_sigma_is_in_seconds_for_timestamps():
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    history = pl.DataFrame(
+        {
+            "run_id": ["a"] * 3,
+            "metric": ["m"] * 3,
+            "step": [0, 1, 2],
+            "timestamp": [start + timedelta(seconds=s) for s in (0, 1000, 2000)],
+            "value": [0.0, 10.0, 0.0],
+        }
+    )
+    runs = rg.Runs(pl.DataFrame({"id": ["a"], "group": ["g"]}), history)
+    wide = rg.aggregate(runs, x="timestamp", smoothing="gaussian", smoothing_param=1000.0)
+    assert wide["line"][1] == pytest.approx(10.0 / (1 + 2 * math.exp(-0.5)), rel=1e-12)
+    narrow = rg.aggregate(runs, x="timestamp", smoothing="gaussian", smoothing_param=1.0)
+    assert narrow["line"].to_list() == [0.0, 10.0, 0.0]

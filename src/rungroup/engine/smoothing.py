@@ -15,9 +15,10 @@ both smooth through `smooth_values`, so they smooth a run to the same numbers.
   finite values, which is how it is computed here (Polars ``ewm_mean(adjust=True)``).
 - ``window`` (k points): the mean of the finite values among the k points around each point:
   indexes ``i - k//2`` to ``i + (k-1)//2``, shrinking at the ends.
-- ``gaussian`` (sigma in x units): the mean of the finite values weighted by
-  ``exp(-(x_j - x_i)^2 / (2 sigma^2))`` over the points with ``|x_j - x_i| <= 4 sigma``
-  (the kernel is cut at 4 sigma, as scipy.ndimage.gaussian_filter1d does by default).
+- ``gaussian`` (sigma in x units, seconds for a timestamp): the mean of the finite values
+  weighted by ``exp(-(x_j - x_i)^2 / (2 sigma^2))`` over the points with
+  ``|x_j - x_i| <= 4 sigma`` (the kernel is cut at 4 sigma, as scipy.ndimage.gaussian_filter1d
+  does by default).
 
 The window and, on evenly spaced x, the gaussian are sums over a fixed kernel: one
 `np.convolve` over all series laid end to end, kept apart by zeros, adds every window afresh
@@ -32,6 +33,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from rungroup.engine.xaxis import TIMESTAMP_UNITS_PER_SECOND
 from rungroup.view import View
 
 #: The gaussian kernel is cut at this many sigmas.
@@ -64,7 +66,9 @@ def smooth_values(starts: np.ndarray, x: np.ndarray, values: np.ndarray, view: V
     if view.smoothing == "window":
         k = max(1, round(view.smoothing_param))
         return _convolved(layout, values, np.ones(k), back=k // 2)
-    return _gaussian(layout, x, values, view.smoothing_param)
+    # x holds a timestamp in microseconds; sigma is then given in seconds
+    scale = TIMESTAMP_UNITS_PER_SECOND if view.x == "timestamp" else 1.0
+    return _gaussian(layout, x, values, view.smoothing_param * scale)
 
 
 class _Layout:

@@ -24,6 +24,8 @@ from rungroup.view import X_BUILTINS, View
 
 #: The dtype of ``x`` in the output, per x choice (metrics and step/time are Float64).
 TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
+#: Units of the Float64 ``x`` of timestamps per second.
+TIMESTAMP_UNITS_PER_SECOND = 1e6
 
 
 def output_x_dtype(view: View) -> pl.DataType:
