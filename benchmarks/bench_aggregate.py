@@ -15,7 +15,9 @@
    (100 runs x 10,000 steps), beside rungroup's exact (unbucketed) aggregate of that subset,
    and rungroup's default view (align="auto", points=1500) of the same subset.
 4. The view of 1. with each run smoothed before aggregation (EMA weight 0.6, a window of 10
-   points, a gaussian of sigma 20 steps): cold calls, and the peak memory of one.
+   points, a gaussian of sigma 20 steps): cold calls, and the peak memory of one. Also the
+   gaussian over uneven x: x = relative time (0.1 s a step, not exactly evenly spaced as
+   floats), sigma 2 s, which smooths pair by pair.
 
 Memory is measured in a fresh process per repeat: Linux's peak RSS (VmHWM) is reset just
 before the call (/proc/self/clear_refs) and read right after it.
@@ -263,6 +265,7 @@ def main() -> None:
         )
         for label, (kind, param) in SMOOTHINGS.items()
     }
+    uneven = time_rungroup(made, 1, **FIELDS, x="time", smoothing="gaussian", smoothing_param=2.0)
     del made
     gc.collect()
     pandas_times = time_pandas(runs, steps, max(3, repeats // 2))
@@ -294,6 +297,7 @@ def main() -> None:
             (f"the first, each run smoothed before: {label}", med(t))
             for label, t in smoothed.items()
         ),
+        ("the first, x = relative time, gaussian sigma 2 s (uneven x)", med(uneven)),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'what':<{width}}  median seconds")

@@ -219,31 +219,40 @@ def _gaussian_pairs(
     segment: np.ndarray, x: np.ndarray, values: np.ndarray, sigma: float
 ) -> np.ndarray:
     """Gaussian smoothing of `values` within runs of equal `segment` (rows sorted by x), for
-    any spacing: the pairs of points within reach, one offset at a time."""
+    any spacing: the pairs of points `offset` apart, for one offset after the other until no
+    pair is within reach."""
     n = values.size
     finite = np.isfinite(values)
+    every = bool(finite.all())
     weight0 = finite.astype(np.float64)
-    clean = np.where(finite, values, 0.0)
+    clean = values if every else np.where(finite, values, 0.0)
     numerator = clean.copy()
     denominator = weight0.copy()
     reach = GAUSSIAN_TRUNCATE * sigma
-    active = np.arange(max(n - 1, 0), dtype=np.int64)
-    offset = 1
-    while active.size:
-        partner = active + offset
-        inside = partner < n
-        active, partner = active[inside], partner[inside]
-        near = (segment[partner] == segment[active]) & (x[partner] - x[active] <= reach)
-        active, partner = active[near], partner[near]
-        if not active.size:
+    # the pairs (i, i + offset) for i in [low, high - offset): x is sorted within a segment,
+    # so a pair out of reach at one offset is out of reach at every larger one
+    low, high = 0, n
+    for offset in range(1, n):
+        distance = x[low + offset : high] - x[low : high - offset]
+        near = (segment[low + offset : high] == segment[low : high - offset]) & (distance <= reach)
+        found = np.flatnonzero(near)
+        if not found.size:
             break
-        w = np.exp(-0.5 * ((x[partner] - x[active]) / sigma) ** 2)
-        # every index occurs at most once in `active` and once in `partner` for one offset
-        numerator[active] += w * clean[partner]
-        denominator[active] += w * weight0[partner]
-        numerator[partner] += w * clean[active]
-        denominator[partner] += w * weight0[active]
-        offset += 1
+        first, last = int(found[0]), int(found[-1]) + 1
+        w = np.exp(-0.5 * (distance[first:last] / sigma) ** 2)
+        w[~near[first:last]] = 0.0
+        left = slice(low + first, low + last)
+        right = slice(low + first + offset, low + last + offset)
+        # the next offset's pairs start from the same first i and end no later
+        low, high = low + first, min(n, low + last + offset + 1)
+        numerator[left] += w * clean[right]
+        numerator[right] += w * clean[left]
+        if every:
+            denominator[left] += w
+            denominator[right] += w
+        else:
+            denominator[left] += w * weight0[right]
+            denominator[right] += w * weight0[left]
     with np.errstate(invalid="ignore", divide="ignore"):
         smoothed = numerator / denominator
     return np.where(finite, smoothed, values)
