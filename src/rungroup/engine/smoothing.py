@@ -192,7 +192,7 @@ def _gaussian(layout: _Layout, x: np.ndarray, values: np.ndarray, sigma: float) 
     if uneven.size:
         part, points = layout.subset(uneven)
         selected = slice(None) if points is None else points
-        out[selected] = _gaussian_pairs(part.index, x[selected], values[selected], sigma)
+        out[selected] = _gaussian_pairs(part, x[selected], values[selected], sigma)
     return out
 
 
@@ -215,12 +215,10 @@ def _even_spacing(layout: _Layout, x: np.ndarray) -> np.ndarray:
     return spacing
 
 
-def _gaussian_pairs(
-    segment: np.ndarray, x: np.ndarray, values: np.ndarray, sigma: float
-) -> np.ndarray:
-    """Gaussian smoothing of `values` within runs of equal `segment` (rows sorted by x), for
-    any spacing: the pairs of points `offset` apart, for one offset after the other until no
-    pair is within reach."""
+def _gaussian_pairs(layout: _Layout, x: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of series in x order, for any spacing: the pairs of points `offset`
+    apart, one offset after the other until no pair is within reach. Every array of a pass is
+    written into buffers made once (fresh 10 M-point temporaries would cost page faults)."""
     n = values.size
     finite = np.isfinite(values)
     every = bool(finite.all())
@@ -229,30 +227,39 @@ def _gaussian_pairs(
     numerator = clean.copy()
     denominator = weight0.copy()
     reach = GAUSSIAN_TRUNCATE * sigma
-    # the pairs (i, i + offset) for i in [low, high - offset): x is sorted within a segment,
-    # so a pair out of reach at one offset is out of reach at every larger one
-    low, high = 0, n
+    # points from each one to the end of its series: a pair (i, i + offset) is inside one
+    # series when offset < room[i]
+    room = np.repeat(layout.starts + layout.lengths, layout.lengths) - np.arange(n)
+    buffers = np.empty((3, n))
+    out_of_reach = np.empty(n, dtype=bool)
+    outside = np.empty(n, dtype=bool)
     for offset in range(1, n):
-        distance = x[low + offset : high] - x[low : high - offset]
-        near = (segment[low + offset : high] == segment[low : high - offset]) & (distance <= reach)
-        found = np.flatnonzero(near)
-        if not found.size:
+        size = n - offset
+        distance, weight, product = (buffer[:size] for buffer in buffers)
+        skipped, apart = out_of_reach[:size], outside[:size]
+        np.subtract(x[offset:], x[:size], out=distance)
+        np.greater(distance, reach, out=skipped)
+        np.less_equal(room[:size], offset, out=apart)
+        skipped |= apart
+        if skipped.all():  # x is sorted within a series: no later offset has a pair either
             break
-        first, last = int(found[0]), int(found[-1]) + 1
-        w = np.exp(-0.5 * (distance[first:last] / sigma) ** 2)
-        w[~near[first:last]] = 0.0
-        left = slice(low + first, low + last)
-        right = slice(low + first + offset, low + last + offset)
-        # the next offset's pairs start from the same first i and end no later
-        low, high = low + first, min(n, low + last + offset + 1)
-        numerator[left] += w * clean[right]
-        numerator[right] += w * clean[left]
+        np.divide(distance, sigma, out=weight)
+        np.square(weight, out=weight)
+        weight *= -0.5
+        np.exp(weight, out=weight)
+        weight[skipped] = 0.0
+        np.multiply(weight, clean[offset:], out=product)
+        numerator[:size] += product
+        np.multiply(weight, clean[:size], out=product)
+        numerator[offset:] += product
         if every:
-            denominator[left] += w
-            denominator[right] += w
+            denominator[:size] += weight
+            denominator[offset:] += weight
         else:
-            denominator[left] += w * weight0[right]
-            denominator[right] += w * weight0[left]
+            np.multiply(weight, weight0[offset:], out=product)
+            denominator[:size] += product
+            np.multiply(weight, weight0[:size], out=product)
+            denominator[offset:] += product
     with np.errstate(invalid="ignore", divide="ignore"):
         smoothed = numerator / denominator
     return np.where(finite, smoothed, values)
