@@ -200,37 +200,48 @@ def test_time_as_x_and_the_bootstrap_take_the_general_path() -> None:
 
 
 def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    prepare = dense.prepare
+    reads: list[Any] = []  # matrices made from the history
+    derivations: list[Any] = []  # smoothed or bucketed matrices made from those
+    prepare, derived = dense.prepare, dense._derived
 
-    def counting(*args: Any) -> Any:
-        calls.append(args[3])
+    def counting_prepare(*args: Any) -> Any:
+        reads.append(args[3:])
         return prepare(*args)
 
-    monkeypatch.setattr(dense, "prepare", counting)
+    def counting_derived(made: Any, bins: Any, smoothing: Any) -> Any:
+        if bins is not None or smoothing is not None:
+            derivations.append((bins, smoothing))
+        return derived(made, bins, smoothing)
+
+    monkeypatch.setattr(dense, "prepare", counting_prepare)
+    monkeypatch.setattr(dense, "_derived", counting_derived)
     dense.clear_cache()
     runs = _grid_runs("run-metric-step")
     first = rg.aggregate(runs, group_by=("group",), points=10)
     regrouped = rg.aggregate(runs, grouping=False, points=10, band="minmax")
-    assert len(calls) == 1  # regrouping reuses the matrices
+    assert len(reads) == 1  # regrouping reuses the matrices
     rg.aggregate(runs, group_by=("group",), points=10, hidden=frozenset({"r0"}))
+    assert len(reads) == 2  # other runs shown: read again
     rg.aggregate(runs, group_by=("group",), align="bucket", points=10)
-    assert len(calls) == 3  # other runs shown, or bins: made again
+    rg.aggregate(runs, grouping=False, align="bucket", points=10)
+    rg.aggregate(runs, group_by=("group",), align="bucket", points=12)
+    assert len(reads) == 2 and len(derivations) == 2  # bins made from the matrices as read
+    smoothed = {"smoothing": "gaussian", "smoothing_param": 2.0}
+    rg.aggregate(runs, group_by=("group",), points=10, **smoothed)
+    rg.aggregate(runs, grouping=False, points=10, **smoothed)
+    rg.aggregate(runs, group_by=("group",), points=10, smooth_order="after", **smoothed)
+    assert len(reads) == 2 and len(derivations) == 3  # runs smoothed once; after: not at all
+    rg.aggregate(runs, points=10, smoothing="gaussian", smoothing_param=3.0)
+    assert len(reads) == 2 and len(derivations) == 4  # another smoothing: smoothed again
     assert first.height and regrouped.height
     again = Runs(runs.runs, runs.history)
     assert_same_frames(rg.aggregate(again, group_by=("group",), points=10), first)
-    assert len(calls) == 4  # another Runs object: its own matrices
+    assert len(reads) == 3  # another Runs object: its own matrices
     twice = Runs(runs.runs, pl.concat([runs.history.collect(), runs.history.collect().head(1)]))
     rg.aggregate(twice, points=10)
     rg.aggregate(twice, grouping=False, points=10)
-    assert len(calls) == 5  # a history that does not fit is not tried again
-    smoothed = {"smoothing": "gaussian", "smoothing_param": 2.0}
-    rg.aggregate(again, group_by=("group",), points=10, **smoothed)
-    rg.aggregate(again, grouping=False, points=10, **smoothed)
-    rg.aggregate(again, group_by=("group",), points=10, smooth_order="after", **smoothed)
-    assert len(calls) == 6  # runs smoothed once for both groupings; after: not smoothed
-    rg.aggregate(again, points=10, smoothing="gaussian", smoothing_param=3.0)
-    assert len(calls) == 7  # another smoothing: made again
+    rg.aggregate(twice, align="bucket", points=10)
+    assert len(reads) == 4  # a history that does not fit is not tried again
     del runs, again, twice
     gc.collect()
     assert all(ref() is None for ref, _ in dense._cache.values())

@@ -146,6 +146,8 @@ VIEWS = st.fixed_dictionaries(
         "band": st.sampled_from(["std", "ci", "quantile"]),
         "points": st.integers(2, 16),
         "hidden": st.sampled_from([frozenset(), frozenset({"r1"}), frozenset({"r0", "r3"})]),
+        # each run smoothed before aggregation: made from the extended matrices
+        "smoothing": st.sampled_from(["none", "none", "ema", "gaussian"]),
     }
 )
 
@@ -178,9 +180,10 @@ def test_extended_matrices_equal_fresh_ones(
             event("extension left to prepare" if read_history else "extended")
         copy = fresh_copy(runs)
         bins = resolved.points if resolved.align == "bucket" else None
+        smoothing = resolved if resolved.smoothing != "none" else None
         assert_same_matrices(
             dense.prepared(runs, resolved, grouping, metrics),
-            dense.prepare(copy, group_runs(copy, resolved), metrics, bins),
+            dense.prepare(copy, group_runs(copy, resolved), metrics, bins, smoothing),
         )
         dense.clear_cache()
         assert_frame_equal(got, rg.aggregate(copy, view=resolved), check_exact=True)

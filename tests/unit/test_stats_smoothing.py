@@ -217,6 +217,36 @@ def test_window_and_ema_of_several_series_match_the_references(series, k, weight
         assert same(ema, tensorboard_ema(values, weight))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(-1e3, 1e3, allow_nan=False),
+                st.sampled_from([math.nan, math.inf, -math.inf, 1.0]),
+            ),
+            min_size=1,
+            max_size=8,
+        ),
+        min_size=64,
+        max_size=120,
+    ),
+    st.floats(0.0, 0.999),
+    st.booleans(),
+)
+def test_ema_of_many_series_at_once_matches_tensorboard(series, weight, even):
+    # enough series for the EMA to run down the columns of a (series x points) table
+    if even:
+        series = [(values * 8)[:8] for values in series]
+    got = smooth_series(
+        [[(float(i), v) for i, v in enumerate(values)] for values in series],
+        smoothing="ema",
+        smoothing_param=weight,
+    )
+    for values, smoothed in zip(series, got, strict=True):
+        assert same(smoothed, tensorboard_ema(values, weight))
+
+
 def test_smoothing_stays_inside_each_group():
     frame = pl.DataFrame({"g": [0, 0, 1, 1], "x": [0.0, 1.0, 0.0, 1.0], "v": [0.0, 0.0, 9.0, 9.0]})
     for kind, param in [("ema", 0.9), ("window", 3), ("gaussian", 5.0)]:

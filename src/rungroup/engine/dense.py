@@ -65,8 +65,9 @@ def _pool() -> ThreadPoolExecutor:
     return _threads
 
 
-#: Prepared matrices kept (the last few (runs, x, metrics, hidden, bins) combinations).
-CACHE_SIZE = 4
+#: Prepared matrices kept: the last few (runs, x, metrics, hidden) combinations as read, and
+#: what was made of them (per smoothing and bins).
+CACHE_SIZE = 6
 _cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared | _Pending | None]] = (
     OrderedDict()
 )
@@ -131,26 +132,42 @@ def clear_cache() -> None:
 
 
 def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> Prepared | None:
-    """The matrices for `view`, from the cache or made now; None if the layout does not fit."""
+    """The matrices for `view`, from the cache or made now; None if the layout does not fit.
+    The matrices as read are kept apart from the smoothed or bucketed ones made of them, so a
+    change of smoothing or of bins does not read the history again."""
+    read = (id(runs), view.x, tuple(metrics), view.hidden)
+    hit = _cache.get((*read, None, None))
+    if hit is not None and hit[0]() is runs:
+        _cache.move_to_end((*read, None, None))
+        made = hit[1]
+        if isinstance(made, _Pending):
+            made = _extended(made, runs, grouping, metrics)
+            if made is None:
+                made = prepare(runs, grouping, metrics, None)
+            _keep((*read, None, None), runs, made)
+    else:
+        made = prepare(runs, grouping, metrics, None)
+        # kept even when None: a history that does not fit is not read again on the next call
+        _keep((*read, None, None), runs, made)
     bins = view.points if view.align == "bucket" else None
     smoothing = view if _smooths_runs(view) else None
-    smoothed = None if smoothing is None else (view.smoothing, view.smoothing_param)
-    key = (id(runs), view.x, tuple(metrics), view.hidden, bins, smoothed)
+    if made is None or (bins is None and smoothing is None):
+        return made
+    key = (*read, bins, None if smoothing is None else (view.smoothing, view.smoothing_param))
     hit = _cache.get(key)
-    if hit is not None and hit[0]() is runs:
+    if hit is not None and hit[0]() is runs and isinstance(hit[1], Prepared):
         _cache.move_to_end(key)
-        if not isinstance(hit[1], _Pending):
-            return hit[1]
-        made = _extended(hit[1], runs, grouping, metrics)
-        if made is None:
-            made = prepare(runs, grouping, metrics, bins, smoothing)
-    else:
-        made = prepare(runs, grouping, metrics, bins, smoothing)
-    # kept even when None: a history that does not fit is not read again on the next call
+        return hit[1]
+    derived = _derived(made, bins, smoothing)
+    _keep(key, runs, derived)
+    return derived
+
+
+def _keep(key: tuple[Any, ...], runs: Runs, made: Prepared | _Pending | None) -> None:
     _cache[key] = (weakref.ref(runs), made)
+    _cache.move_to_end(key)
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
-    return made
 
 
 def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
@@ -220,11 +237,19 @@ def prepare(
     if found is None:
         return None
     matrices, others = found
+    return _derived(Prepared(tuple(matrices), run_codes, metric_codes, others), bins, smoothing)
+
+
+def _derived(made: Prepared, bins: int | None, smoothing: View | None) -> Prepared:
+    """`made` with each run smoothed as `smoothing` says, then bucketed into `bins`."""
+    matrices = list(made.matrices)
     if smoothing is not None:
         matrices = [_smoothed(matrix, smoothing) for matrix in matrices]
     if bins is not None:
         matrices = [_bucketed(matrix, bins) for matrix in matrices]
-    return Prepared(tuple(matrices), run_codes, metric_codes, others)
+    if smoothing is None and bins is None:
+        return made
+    return Prepared(tuple(matrices), made.run_codes, made.metric_codes, made.others)
 
 
 @dataclass(frozen=True)

@@ -96,25 +96,65 @@ class _Layout:
         return _Layout(starts, int(lengths.sum())), points
 
 
+#: The EMA runs down the columns of a (series × points) table when it has at least this many
+#: series per column on average (each column is one numpy step) and padding the shorter
+#: series at most doubles it; otherwise Polars runs it series by series.
+_EMA_ROWS = 32
+
+
 def _ema(layout: _Layout, values: np.ndarray, weight: float) -> np.ndarray:
     finite = np.isfinite(values)
-    frame = pl.DataFrame(
-        {
-            "s": layout.index,
-            "v": pl.Series(np.where(finite, values, np.nan), nan_to_null=True),
-        }
-    )
-    smoothed = frame.select(
-        pl.col("v")
-        .ewm_mean(alpha=1.0 - weight, adjust=True, ignore_nulls=True, min_samples=1)
-        .over("s")
-    )["v"].to_numpy()
+    longest = int(layout.lengths.max())
+    cells = longest * layout.starts.size
+    if longest * _EMA_ROWS <= values.size and cells <= 2 * values.size:
+        smoothed = _ema_by_columns(layout, values, weight, longest)
+    else:
+        frame = pl.DataFrame(
+            {
+                "s": layout.index,
+                "v": pl.Series(np.where(finite, values, np.nan), nan_to_null=True),
+            }
+        )
+        smoothed = frame.select(
+            pl.col("v")
+            .ewm_mean(alpha=1.0 - weight, adjust=True, ignore_nulls=True, min_samples=1)
+            .over("s")
+        )["v"].to_numpy()
     # a series of one repeated finite value is left as it is, as TensorBoard does (a NaN
     # makes the minimum NaN, so such a series is not constant)
     lowest = np.minimum.reduceat(values, layout.starts)
     with np.errstate(invalid="ignore"):
         constant = np.isfinite(lowest) & (lowest == np.maximum.reduceat(values, layout.starts))
     return np.where(finite & ~constant[layout.index], smoothed, values)
+
+
+def _ema_by_columns(layout: _Layout, values: np.ndarray, weight: float, longest: int) -> np.ndarray:
+    """TensorBoard's recurrence for every series at once, one point index at a time."""
+    rows = layout.starts.size
+    even = bool((layout.lengths == longest).all())
+    if even:
+        columns = np.ascontiguousarray(values.reshape(rows, longest).T)
+    else:  # shorter series padded with NaN, which the recurrence skips
+        column = np.arange(values.size) - np.repeat(layout.starts, layout.lengths)
+        columns = np.full((longest, rows), np.nan)
+        columns[column, layout.index] = values
+    ok = np.isfinite(columns)
+    last = np.zeros(rows)
+    decay = np.ones(rows)  # weight ** (finite values seen)
+    step = np.empty(rows)
+    out = np.empty_like(columns)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 before a first finite value
+        for index in range(longest):
+            seen, value = ok[index], columns[index]
+            np.multiply(last, weight, out=step)
+            step += (1.0 - weight) * np.where(seen, value, 0.0)
+            np.copyto(last, step, where=seen)
+            np.multiply(decay, weight, out=step)
+            np.copyto(decay, step, where=seen)
+            np.subtract(1.0, decay, out=step)
+            np.divide(last, step, out=out[index])
+    smoothed: np.ndarray = out.T.ravel() if even else out[column, layout.index]
+    return smoothed
 
 
 def _convolved(layout: _Layout, values: np.ndarray, kernel: np.ndarray, back: int) -> np.ndarray:
