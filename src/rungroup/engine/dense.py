@@ -21,7 +21,8 @@ blocks, the series of one size and one set of kept columns at a time.
 
 `prepare` (matrices from the history) does not depend on the grouping, so its result is kept
 for the next call with the same `Runs` object while that object lives: a widget regrouping its
-runs only redoes the reduction. Sums add in run order as in the general path, though not
+runs only redoes the reduction. The smoothed or bucketed matrices are kept apart, made from
+the kept ones. Sums add in run order as in the general path, though not
 always in the same association, so figures can differ from it in the last bits.
 
 A live widget gets a new `Runs` at every poll, whose history is the previous one plus a few

@@ -12,7 +12,8 @@ both smooth through `smooth_values`, so they smooth a run to the same numbers.
   ``last_k = w·last_{k-1} + (1 - w)·v``, smoothed ``= last_k / (1 - w^k)``. A series whose
   values all equal the first (IEEE comparison, so any NaN makes it non-constant) is returned
   unchanged. This equals the adjusted exponentially weighted mean with ``alpha = 1 - w`` over the
-  finite values, which is how it is computed here (Polars ``ewm_mean(adjust=True)``).
+  finite values. Many series at once run the recurrence down the columns of a (series ×
+  points) table; otherwise Polars computes that mean (``ewm_mean(adjust=True)``) per series.
 - ``window`` (k points): the mean of the finite values among the k points around each point:
   indexes ``i - k//2`` to ``i + (k-1)//2``, shrinking at the ends.
 - ``gaussian`` (sigma in x units, seconds for a timestamp): the mean of the finite values
