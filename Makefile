@@ -36,8 +36,11 @@ demo-runs: $(VENV)/.installed
 # JupyterLab refuses to start as root unless told to; this machine's user is root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# NUMPY_MADVISE_HUGEPAGE=0: no kernel memory compaction stalls on fresh arrays
+# (docs/troubleshooting.md, "Slow smoothing on Linux")
 demo: setup demo-runs
-	RUNGROUP_DEMO_DIR="$(abspath $(DEMO_DIR))" $(BIN)/jupyter lab notebooks/quickstart.ipynb \
+	RUNGROUP_DEMO_DIR="$(abspath $(DEMO_DIR))" NUMPY_MADVISE_HUGEPAGE=0 \
+		$(BIN)/jupyter lab notebooks/quickstart.ipynb \
 		--ip=127.0.0.1 --port=$(PORT) --no-browser --ServerApp.open_browser=False $(ROOT_FLAG)
 
 lint: $(VENV)/.installed

@@ -130,31 +130,42 @@ def _ema(layout: _Layout, values: np.ndarray, weight: float) -> np.ndarray:
 
 
 def _ema_by_columns(layout: _Layout, values: np.ndarray, weight: float, longest: int) -> np.ndarray:
-    """TensorBoard's recurrence for every series at once, one point index at a time."""
+    """TensorBoard's recurrence for every series at once, one point index (a column of the
+    series × points table) at a time. The table is read and written in place, column by
+    column: no transposed copies (fresh memory costs page faults)."""
     rows = layout.starts.size
     even = bool((layout.lengths == longest).all())
     if even:
-        columns = np.ascontiguousarray(values.reshape(rows, longest).T)
+        table = values.reshape(rows, longest)
     else:  # shorter series padded with NaN, which the recurrence skips
         column = np.arange(values.size) - np.repeat(layout.starts, layout.lengths)
-        columns = np.full((longest, rows), np.nan)
-        columns[column, layout.index] = values
-    ok = np.isfinite(columns)
+        table = np.full((rows, longest), np.nan)
+        table[layout.index, column] = values
+    ok = np.isfinite(table)
     last = np.zeros(rows)
-    decay = np.ones(rows)  # weight ** (finite values seen)
     step = np.empty(rows)
-    out = np.empty_like(columns)
-    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 before a first finite value
+    out = np.empty((rows, longest))
+    if ok.all():  # the same operations with every value seen: fewer of them per index
+        power = 1.0
         for index in range(longest):
-            seen, value = ok[index], columns[index]
-            np.multiply(last, weight, out=step)
-            step += (1.0 - weight) * np.where(seen, value, 0.0)
-            np.copyto(last, step, where=seen)
-            np.multiply(decay, weight, out=step)
-            np.copyto(decay, step, where=seen)
-            np.subtract(1.0, decay, out=step)
-            np.divide(last, step, out=out[index])
-    smoothed: np.ndarray = out.T.ravel() if even else out[column, layout.index]
+            last *= weight
+            np.multiply(table[:, index], 1.0 - weight, out=step)
+            last += step
+            power *= weight
+            np.divide(last, 1.0 - power, out=out[:, index])
+    else:
+        decay = np.ones(rows)  # weight ** (finite values seen)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 before a first value
+            for index in range(longest):
+                seen = ok[:, index]
+                np.multiply(last, weight, out=step)
+                step += (1.0 - weight) * np.where(seen, table[:, index], 0.0)
+                np.copyto(last, step, where=seen)
+                np.multiply(decay, weight, out=step)
+                np.copyto(decay, step, where=seen)
+                np.subtract(1.0, decay, out=step)
+                np.divide(last, step, out=out[:, index])
+    smoothed: np.ndarray = out.ravel() if even else out[layout.index, column]
     return smoothed
 
 
