@@ -160,6 +160,16 @@ def test_quickstart_explorer_in_jupyterlab(page: Any, jupyter: Server, watch: Wa
             "(sel) => document.querySelector(sel).value === '10'", arg=f"{WIDGET} input.rg-q-low"
         )
 
+        # smoothing: the strength field says what it means for the method and the x axis
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-smoothing", "gaussian"))
+        assert kernel.eval("(explorer.smoothing, explorer.smoothing_param)") == ("gaussian", 2)
+        strength = f"{WIDGET} input.rg-strength"
+        assert page.get_attribute(strength, "title") == "gaussian sigma in steps"
+        check_chart_matches_python(page, kernel)
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-smoothing", "ema"))
+        assert "EMA weight" in (page.get_attribute(strength, "title") or "")
+        act(page, lambda: page.select_option(f"{WIDGET} select.rg-smoothing", "none"))
+
         # a change from Python shows up in the browser
         act(page, lambda: kernel.run("explorer.band = 'stderr'"))
         assert page.eval_on_selector(f"{WIDGET} select.rg-band", "el => el.value") == "stderr"

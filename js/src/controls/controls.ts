@@ -36,6 +36,16 @@ const LABELS: Record<string, string> = {
 /** A reasonable strength when switching smoothing method (the View validates ranges). */
 const SMOOTHING_DEFAULTS: Record<string, number> = { none: 0.6, ema: 0.6, window: 5, gaussian: 2 };
 
+/** What the strength means for a smoothing method and x axis (docs/statistics.md). */
+function strengthHint(smoothing: string, x: string): string {
+  if (smoothing === "ema") return "EMA weight, 0 to 0.999 (TensorBoard's smoothing)";
+  if (smoothing === "window") return "window length in points";
+  if (smoothing !== "gaussian") return "";
+  if (x === "step") return "gaussian sigma in steps";
+  if (x === "time" || x === "timestamp") return "gaussian sigma in seconds";
+  return `gaussian sigma in units of ${x}`;
+}
+
 export type ExportKind = "csv" | "parquet" | "recipe" | "groups_csv" | "png" | "svg";
 
 export interface Controls {
@@ -307,6 +317,7 @@ export function buildControls(
     orderSelect.closest(".rg-field")?.toggleAttribute("hidden", smoothing === "none");
     strength.step = smoothing === "ema" ? "0.05" : smoothing === "window" ? "1" : "any";
     strength.max = smoothing === "ema" ? "0.999" : "";
+    strength.title = strengthHint(smoothing, model.get("x"));
     setOptions(orderSelect, choices(current, "smooth_order"), model.get("smooth_order"));
     logBox.checked = model.get("log_y");
     minRuns.value = String(model.get("min_runs"));
