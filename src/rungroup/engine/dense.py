@@ -188,10 +188,7 @@ def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
             continue
         if sum(part.height for part in pending.rows) > max(_cells(pending.base), _KEPT_ROWS):
             continue  # long unread: not worth keeping every row
-        new_key = (id(after), *key[1:])
-        _cache[new_key] = (weakref.ref(after), pending)
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+        _keep((id(after), *key[1:]), after, pending)
 
 
 def prepare(
@@ -243,14 +240,14 @@ def prepare(
 
 def _derived(made: Prepared, bins: int | None, smoothing: View | None) -> Prepared:
     """`made` with each run smoothed as `smoothing` says, then bucketed into `bins`."""
-    matrices = list(made.matrices)
-    if smoothing is not None:
-        matrices = [_smoothed(matrix, smoothing) for matrix in matrices]
-    if bins is not None:
-        matrices = [_bucketed(matrix, bins) for matrix in matrices]
     if smoothing is None and bins is None:
         return made
-    return Prepared(tuple(matrices), made.run_codes, made.metric_codes, made.others)
+    matrices = made.matrices
+    if smoothing is not None:
+        matrices = tuple(_smoothed(matrix, smoothing) for matrix in matrices)
+    if bins is not None:
+        matrices = tuple(_bucketed(matrix, bins) for matrix in matrices)
+    return Prepared(matrices, made.run_codes, made.metric_codes, made.others)
 
 
 @dataclass(frozen=True)
