@@ -295,8 +295,11 @@ def _ratio(test_train_ratio: Any, pairing: tuple[str, ...]) -> float | None:
     return float(test_train_ratio)
 
 
-def _group_statistics(scored: _Scored) -> dict[str, list[Any]]:
-    """The per-group columns: n, mean, std, t interval, and bootstrap intervals."""
+def _group_statistics(
+    scored: _Scored,
+) -> tuple[dict[str, list[Any]], dict[int, resample.Replicates]]:
+    """The per-group columns (n, mean, std, t interval, bootstrap intervals), and the groups'
+    bootstrap replicates per group size."""
     values = scored.values
     view = scored.view
     columns: dict[str, list[Any]] = {name: [None] * len(values) for name in _GROUP_COLUMNS}
@@ -314,8 +317,10 @@ def _group_statistics(scored: _Scored) -> dict[str, list[Any]]:
         if interval is not None:
             columns["std"][i] = float(v.std(ddof=1))
             columns["mean_low"][i], columns["mean_high"][i] = interval
+    drawn_by_size = {}
     for size in sorted({v.size for v in values if v.size >= 2}):
         drawn = resample.replicates(values, size, view.bootstrap_samples, view.seed, 0, full=True)
+        drawn_by_size[size] = drawn
         assert drawn.medians is not None and drawn.iqms is not None
         for name, table in (
             ("mean_boot", drawn.means),
@@ -326,11 +331,12 @@ def _group_statistics(scored: _Scored) -> dict[str, list[Any]]:
             for column, group in enumerate(drawn.groups.tolist()):
                 columns[f"{name}_low"][group] = float(bounds[0, column])
                 columns[f"{name}_high"][group] = float(bounds[1, column])
-    return columns
+    return columns, drawn_by_size
 
 
 def _against_baseline(
     scored: _Scored,
+    group_drawn: Mapping[int, resample.Replicates],
     base: int,
     keys: Mapping[int, tuple[Any, ...]] | None,
     ratio: float | None,
@@ -360,10 +366,6 @@ def _against_baseline(
         )
         y_counts = base_drawn.counts if scored.higher else base_drawn.counts[:, ::-1]
     base_pairs = _keyed(scored, base, keys) if keys is not None else {}
-    group_drawn = {
-        size: resample.replicates(values, size, samples, seed, 0, full=False)
-        for size in {v.size for v in values if v.size >= 2}
-    }
     for i, x in enumerate(values):
         if i == base or x.size == 0:
             continue
@@ -434,11 +436,11 @@ def compare(
     pairing = tuple(dict.fromkeys((pair_by,) if isinstance(pair_by, str) else (pair_by or ())))
     ratio = _ratio(test_train_ratio, pairing)
     scored = _scored("compare", runs, view, fields, metric, reduce, k, at, higher_is_better)
-    columns = _group_statistics(scored)
+    columns, drawn = _group_statistics(scored)
     if baseline is not None:
         base = _baseline_index(scored.grouping, baseline)
         keys = _pair_keys(runs, scored.grouping, pairing) if pairing else None
-        columns.update(_against_baseline(scored, base, keys, ratio))
+        columns.update(_against_baseline(scored, drawn, base, keys, ratio))
     else:
         if pairing:
             raise ValueError("pair_by pairs runs with the baseline's: give baseline too")
