@@ -186,15 +186,15 @@ def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     return str(value)
 
 
-def _interval(row: dict[str, Any], estimate: str, low: str, high: str) -> str:
+def _interval(row: dict[str, Any], estimate: str, low: str, high: str, separator: str) -> str:
     text = _number(row[estimate])
     if row.get(low) is None or row.get(high) is None:
         return text
-    return f"{text} [{_number(row[low])}, {_number(row[high])}]"
+    return f"{text}{separator}[{_number(row[low])}, {_number(row[high])}]"
 
 
 def _p(value: Any) -> str:
@@ -203,8 +203,11 @@ def _p(value: Any) -> str:
     return "< 1e-4" if value < 1e-4 else f"{value:.2g}"
 
 
-def cells(frame: pl.DataFrame, about: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The table's header and rows as text (shared by the rich table and the Markdown)."""
+def cells(
+    frame: pl.DataFrame, about: dict[str, Any], separator: str = " "
+) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows as text (shared by the rich table and the Markdown);
+    `separator` goes between an estimate and its interval."""
     level = f"{about['ci_level']:.0%}"
     header = ["group", "n", f"mean [{level} t]", "median", "IQM"]
     compared = about["baseline"] is not None
@@ -221,20 +224,26 @@ def cells(frame: pl.DataFrame, about: dict[str, Any]) -> tuple[list[str], list[l
         cells_ = [
             str(row["series"]) + (" (baseline)" if row["is_baseline"] else ""),
             str(row["n"]),
-            _interval(row, "mean", "mean_low", "mean_high"),
-            _interval(row, "median", "median_low", "median_high"),
-            _interval(row, "iqm", "iqm_low", "iqm_high"),
+            _interval(row, "mean", "mean_low", "mean_high", separator),
+            _interval(row, "median", "median_low", "median_high", separator),
+            _interval(row, "iqm", "iqm_low", "iqm_high", separator),
         ]
         if compared:
             cells_ += [
-                _interval(row, "diff", "diff_low", "diff_high"),
+                _interval(row, "diff", "diff_low", "diff_high", separator),
                 _p(row["p_holm"]),
-                _interval(row, "prob_improvement", "prob_improvement_low", "prob_improvement_high"),
+                _interval(
+                    row,
+                    "prob_improvement",
+                    "prob_improvement_low",
+                    "prob_improvement_high",
+                    separator,
+                ),
                 _number(row["hedges_g"]),
             ]
         if paired:
             cells_ += [
-                _interval(row, "paired_diff", "paired_low", "paired_high"),
+                _interval(row, "paired_diff", "paired_low", "paired_high", separator),
                 _number(row["pairs"]),
                 _p(row["paired_p_holm"]),
             ]
@@ -304,7 +313,7 @@ def _print_table(frame: pl.DataFrame, about: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    header, rows = cells(frame, about)
+    header, rows = cells(frame, about, separator="\n")
     table = Table(
         title=Text(f"{about['metric']} by group"),
         caption=Text(describe(about, frame.height)),

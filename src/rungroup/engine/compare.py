@@ -231,7 +231,7 @@ def _baseline_index(grouping: Grouping, baseline: Any) -> int:
                 return i
     shown = ", ".join(repr(label) for label in labels[:20])
     more = f" (and {len(labels) - 20} more)" if len(labels) > 20 else ""
-    raise ValueError(f"baseline={baseline!r} is not a group; groups: {shown}{more}")
+    raise ValueError(f"baseline={baseline!r} is not a group (groups: {shown}{more})")
 
 
 def _same(value: Any, wanted: Any) -> bool:
