@@ -499,6 +499,7 @@ def performance_profile(
     taus = _thresholds(thresholds, scored.values)
     view_ = scored.view
     parts: list[pl.DataFrame] = []
+    drawn: dict[int, np.ndarray] = {}  # groups of one size share their resamples
     for i, v in enumerate(scored.values):
         if v.size == 0:
             continue
@@ -507,8 +508,9 @@ def performance_profile(
         )[0]
         lower = upper = line
         if v.size >= 2:
-            drawn = resample.counts(v.size, view_.bootstrap_samples, view_.seed)
-            fractions = resample.fraction_better(v, drawn, taus, scored.higher)
+            if v.size not in drawn:
+                drawn[v.size] = resample.counts(v.size, view_.bootstrap_samples, view_.seed)
+            fractions = resample.fraction_better(v, drawn[v.size], taus, scored.higher)
             lower, upper = resample.percentile_interval(fractions, view_.ci_level)
         parts.append(
             pl.DataFrame(
