@@ -152,7 +152,7 @@ def test_lower_is_better_is_guessed_and_flips_the_probability() -> None:
         ("val_acc", True),
         ("reward", True),
         ("f1", True),
-        ("merit", True),  # contains "err" but not as a word
+        ("terrain_score", True),  # contains "err", but not as a word
     ],
 )
 def test_direction_guess(name: str, higher: bool) -> None:
