@@ -9,7 +9,9 @@ of 5 calls after a warm-up: `compare(runs, metric="acc", group_by="group",
 baseline="setting-00", bootstrap_samples=2000)` (scores, per-group estimates and bootstrap
 intervals, 49 comparisons with bootstrap intervals of the difference and of the probability
 of improvement); the same with ``pair_by="config.seed"`` and ``test_train_ratio``; with
-``reduce="auc"``; and `performance_profile` with 101 thresholds and 2000 resamples.
+``reduce="auc"``; with the runs put into 50 groups of unequal sizes (each run's group drawn
+at random: 32 distinct sizes, so 32 sets of resamples instead of one); and
+`performance_profile` with 101 thresholds and 2000 resamples.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     runs = runs_object(1000 if parser.parse_args().quick else 10_000)
     common = {"metric": "acc", "group_by": "group", "bootstrap_samples": SAMPLES}
+    labels = np.random.default_rng(0).integers(0, GROUPS, len(runs))
+    uneven = rg.Runs(
+        runs.runs.with_columns(pl.Series("group", [f"setting-{g:02d}" for g in labels])),
+        runs.history,
+    )
+    sizes = np.bincount(labels)
     cases: dict[str, Callable[[], Any]] = {
         "compare, baseline": lambda: rg.compare(runs, baseline="setting-00", **common),
         "compare, baseline, paired by seed + Nadeau-Bengio": lambda: rg.compare(
@@ -77,9 +85,13 @@ def main() -> None:
         "compare, baseline, reduce=auc": lambda: rg.compare(
             runs, baseline="setting-00", reduce="auc", **common
         ),
+        "compare, baseline, groups of unequal size": lambda: rg.compare(
+            uneven, baseline="setting-00", **common
+        ),
         "performance_profile, 101 thresholds": lambda: rg.performance_profile(runs, **common),
     }
     print(f"{len(runs):,} runs x {STEPS} steps in {GROUPS} groups, {SAMPLES} resamples")
+    print(f"unequal groups: {sizes.min()} to {sizes.max()} runs, {np.unique(sizes).size} sizes")
     for name, call in cases.items():
         print(f"{name}: {median_seconds(call) * 1000:.0f} ms")
 

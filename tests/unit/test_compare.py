@@ -230,15 +230,25 @@ def test_bootstrap_is_reproducible_and_follows_the_seed(three: pl.DataFrame) -> 
     assert other["mean"].equals(three["mean"])
 
 
-def test_mean_bootstrap_equals_the_aggregate_bootstrap_ci() -> None:
+def test_bootstrap_intervals_are_percentiles_of_the_resampled_statistics() -> None:
     runs = scored_runs({"a": list(A), "b": list(B)})
-    frame = rg.compare(runs, metric="acc", seed=5, bootstrap_samples=300)
-    curve = rg.aggregate(
-        runs, metrics="acc", band="ci", ci_method="bootstrap", seed=5, bootstrap_samples=300
-    ).filter(pl.col("x") == 1.0)
-    # the same resamples; the sums may associate differently (last bits)
-    assert frame["mean_boot_low"].to_list() == pytest.approx(curve["ci_low"].to_list(), abs=TOL)
-    assert frame["mean_boot_high"].to_list() == pytest.approx(curve["ci_high"].to_list(), abs=TOL)
+    rows = rows_of(rg.compare(runs, metric="acc", baseline="a", seed=5, bootstrap_samples=300))
+    a_counts = resample.counts(A.size, 300, 5)
+    b_counts = resample.counts(B.size, 300, 5)
+    assert (a_counts.sum(axis=1) == A.size).all()
+    base_counts = resample.counts(A.size, 300, 5, resample.BASELINE_STREAM)
+    a_sorted, b_sorted = np.sort(A), np.sort(B)
+    resampled_a = [np.repeat(a_sorted, c) for c in a_counts]
+    resampled_b = [np.repeat(b_sorted, c) for c in b_counts]
+    resampled_base = [np.repeat(a_sorted, c) for c in base_counts]
+    for name, statistic in (("mean_boot", np.mean), ("median", np.median)):
+        expected = np.quantile([statistic(v) for v in resampled_a], [0.025, 0.975])
+        got = (rows["a"][f"{name}_low"], rows["a"][f"{name}_high"])
+        assert got == pytest.approx(tuple(expected), abs=TOL)
+    diffs = [x.mean() - y.mean() for x, y in zip(resampled_b, resampled_base, strict=True)]
+    expected = np.quantile(diffs, [0.025, 0.975])
+    got = (rows["b"]["diff_boot_low"], rows["b"]["diff_boot_high"])
+    assert got == pytest.approx(tuple(expected), abs=TOL)
 
 
 def test_bootstrap_statistics_equal_a_naive_loop_over_the_same_resamples() -> None:

@@ -11,7 +11,7 @@ Bengio's corrected resampled t test. `performance_profile` gives, per group and 
 fraction of runs that score better than the threshold, with bootstrap bands.
 
 The bootstrap (`engine/resample.py`) resamples each group's scores on its own, from streams
-seeded by ``(seed, n)``, so an interval depends only on the scores involved, the seed, the
+seeded by ``(seed, n, stream)``, so an interval depends only on the scores involved, the seed, the
 number of resamples and the group sizes: not on run order, group names or the other groups.
 
 Every formula and its reference is in docs/statistics.md; the statistics are numpy only (no

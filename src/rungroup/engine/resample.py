@@ -2,10 +2,12 @@
 
 A group's n scores are sorted ascending and resampled on their own (stratified by group):
 resample b is a vector of counts ``c_b`` (how often each sorted score is drawn, summing to
-n), drawn as multinomial counts from numpy's PCG64 seeded with ``(seed, n)`` for the groups
-(the same stream as the aggregate's bootstrap, `stats.bootstrap_resamples`) and with
-``(seed, n, 1)`` for the baseline of a comparison, so both sides of a difference are
-independent. A statistic of a resample is then a weighted sum over the sorted scores:
+n): n positions drawn uniformly with replacement (``Generator.integers``) and counted, from
+numpy's PCG64 seeded with ``(seed, n, 0)`` for the groups and ``(seed, n, 1)`` for the
+baseline of a comparison, so both sides of a difference are independent. (The counts have the
+multinomial distribution the aggregate's bootstrap draws directly, `stats.bootstrap_resamples`;
+drawing positions and counting them is about ten times faster for a few hundred runs.)
+A statistic of a resample is then a weighted sum over the sorted scores:
 
 - mean: c_b . v / n;
 - the mean of the resample's ranks [lo, hi) (its sorted values lo .. hi-1): weights
@@ -21,9 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rungroup.engine.stats import bootstrap_resamples
-
-#: The stream of a comparison's baseline (the groups' stream is `bootstrap_resamples`').
+#: The stream of a comparison's baseline (the groups' is 0).
 BASELINE_STREAM = 1
 #: Gathered (resamples x values) blocks are at most this many entries.
 _CHUNK = 4_000_000
@@ -31,21 +31,27 @@ _CHUNK = 4_000_000
 
 def counts(n: int, samples: int, seed: int, stream: int = 0) -> np.ndarray:
     """Resample counts (samples, n) over n sorted values, from the groups' stream (0) or the
-    baseline's."""
-    if stream == 0:
-        return bootstrap_resamples(n, samples, seed)
+    baseline's (`BASELINE_STREAM`)."""
     rng = np.random.default_rng([seed, n, stream])
-    drawn: np.ndarray = rng.multinomial(n, np.full(n, 1.0 / n), size=samples)
+    drawn = np.empty((samples, n), dtype=np.int64)
+    rows = max(1, _CHUNK // max(1, n))
+    for begin in range(0, samples, rows):
+        block = min(rows, samples - begin)
+        positions = rng.integers(0, n, size=(block, n), dtype=np.int64)
+        positions += np.arange(block, dtype=np.int64)[:, None] * n
+        drawn[begin : begin + block] = np.bincount(positions.ravel(), minlength=block * n).reshape(
+            block, n
+        )
     return drawn
 
 
-def rank_window(resampled: np.ndarray, low: int, high: int) -> np.ndarray:
-    """Weights over the sorted values: how many copies of each fall in ranks [low, high)."""
-    upto = np.cumsum(resampled, axis=1)
-    weights: np.ndarray = np.clip(
-        np.minimum(upto, high) - np.maximum(upto - resampled, low), 0, None
-    )
-    return weights
+def rank_window(upto: np.ndarray, before: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Weights over the sorted values: how many copies of each fall in ranks [low, high),
+    from the cumulative counts up to (`upto`) and before (`before`) each value."""
+    weights: np.ndarray = np.minimum(upto, high)
+    weights -= np.maximum(before, low)
+    np.clip(weights, 0, None, out=weights)
+    return weights.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,12 @@ def replicates(
     means = drawn.astype(np.float64) @ matrix / size
     if not full:
         return Replicates(groups, drawn, means, None, None)
+    upto = np.cumsum(drawn, axis=1)
+    before = upto - drawn
     low, high = (size - 1) // 2, size // 2 + 1
-    medians = rank_window(drawn, low, high).astype(np.float64) @ matrix / (high - low)
+    medians = rank_window(upto, before, low, high) @ matrix / (high - low)
     cut = size // 4
-    iqms = rank_window(drawn, cut, size - cut).astype(np.float64) @ matrix / (size - 2 * cut)
+    iqms = rank_window(upto, before, cut, size - cut) @ matrix / (size - 2 * cut)
     return Replicates(groups, drawn, means, medians, iqms)
 
 
