@@ -48,9 +48,10 @@ def scored_runs(
                 row["config.pair"] = pairs[group][i]
             rows.append(row)
             points += [(run_id, metric, 0, -99.0), (run_id, metric, 1, float(score))]
-    if order is not None:
-        rows = [rows[i] for i in order]
     history = pl.DataFrame(points, schema=["run_id", "metric", "step", "value"], orient="row")
+    if order is not None:  # runs and their points in another order
+        rows = [rows[i] for i in order]
+        history = history.sample(fraction=1.0, shuffle=True, seed=len(order))
     return Runs(pl.DataFrame(rows), history)
 
 
@@ -324,6 +325,11 @@ def test_permuting_runs_and_renaming_groups_changes_nothing(groups, random) -> N
         )
     )
     assert shuffled == frame
+    reassigned = {k: random.sample(v, len(v)) for k, v in groups.items()}
+    moved = rows_of(
+        rg.compare(scored_runs(reassigned), metric="acc", baseline=baseline, bootstrap_samples=200)
+    )
+    assert moved == frame
     names = list(groups)
     renamed_to = dict(zip(names, random.sample(["x", "y", "z", "w"], len(names)), strict=True))
     renamed = rows_of(
