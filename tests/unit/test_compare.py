@@ -465,3 +465,18 @@ def test_demo_cross_validation_against_scipy(demo_runs: Path) -> None:
         assert row["paired_p"] == pytest.approx(paired.pvalue, abs=TOL)
         u = sps.mannwhitneyu(mine.to_numpy(), base.to_numpy()).statistic
         assert row["prob_improvement"] == pytest.approx(u / 100, abs=TOL)
+
+
+def test_baseline_by_label_key_value_or_tuple_of_keys() -> None:
+    runs = scored_runs(
+        {"a": [0.1, 0.2, 0.3], "b": [0.4, 0.5, 0.6]}, pairs={"a": [1, 1, 2], "b": [1, 2, 2]}
+    )
+    nested = {"group_by": ("group", "config.pair")}
+    by_tuple = rg.compare(runs, metric="acc", baseline=("a", 1), **nested)
+    by_label = rg.compare(runs, metric="acc", baseline="a / 1", **nested)
+    assert by_tuple["is_baseline"].to_list() == [True, False, False, False]
+    assert by_tuple.equals(by_label)
+    by_value = rg.compare(runs, metric="acc", group_by="config.pair", baseline=2)
+    assert by_value.filter("is_baseline")["series"].to_list() == ["2"]
+    with pytest.raises(ValueError, match="profile_chart\\(\\) takes the frame"):
+        rg.profile_chart(by_value)
