@@ -6,7 +6,7 @@ n): n positions drawn uniformly with replacement (``Generator.integers``) and co
 numpy's PCG64 seeded with ``(seed, n, 0)`` for the groups and ``(seed, n, 1)`` for the
 baseline of a comparison, so both sides of a difference are independent. (The counts have the
 multinomial distribution the aggregate's bootstrap draws directly, `stats.bootstrap_resamples`;
-drawing positions and counting them is about ten times faster for a few hundred runs.)
+drawing positions and counting them is three to four times faster for a few hundred runs.)
 A statistic of a resample is then a weighted sum over the sorted scores:
 
 - mean: c_b . v / n;
