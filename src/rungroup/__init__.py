@@ -2,7 +2,9 @@
 
 from rungroup.chart import chart
 from rungroup.engine import aggregate, recipe_of, summarize
+from rungroup.engine.compare import compare, performance_profile
 from rungroup.export import export, load_recipe
+from rungroup.profile_chart import profile_chart
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import load
 from rungroup.sources.csv_tree import load_csv
@@ -29,6 +31,7 @@ __all__ = [
     "__version__",
     "aggregate",
     "chart",
+    "compare",
     "export",
     "from_frames",
     "generate_id",
@@ -39,6 +42,8 @@ __all__ = [
     "load_recipe",
     "load_tensorboard",
     "load_wandb",
+    "performance_profile",
+    "profile_chart",
     "recipe_of",
     "summarize",
 ]

@@ -322,6 +322,10 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", required=True, help="report.html")
     _add_view_options(report)
     report.set_defaults(handler=_report)
+
+    from rungroup.compare_command import add_parser as add_compare
+
+    add_compare(commands)
     return main_parser
 
 

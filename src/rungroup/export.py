@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.recipe import recipe_of
+from rungroup.engine.recipe import recipe_extra, recipe_of
 from rungroup.engine.stats import BAND_FORMULAS
 from rungroup.view import View
 
@@ -106,7 +106,8 @@ def export(
         )
     if not isinstance(view, View):
         raise TypeError(f"view must be a rungroup.View, got {type(view).__name__}")
-    recipe = recipe_dict(view, extra)
+    # keys attached by the function that made the frame (a comparison's settings, ...)
+    recipe = recipe_dict(view, {**(recipe_extra(frame) or {}), **(extra or {})})
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(recipe, indent=2, sort_keys=True) + "\n"
     if suffix == ".parquet":

@@ -10,21 +10,27 @@ so `recipe_of` honestly returns None for it and an export needs ``view=`` explic
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
 from rungroup.view import View
 
-_RECIPES: dict[int, tuple[weakref.ref[pl.DataFrame], View]] = {}
+_RECIPES: dict[int, tuple[weakref.ref[pl.DataFrame], View, Mapping[str, Any] | None]] = {}
 
 
-def attach_recipe(frame: pl.DataFrame, view: View) -> pl.DataFrame:
+def attach_recipe(
+    frame: pl.DataFrame, view: View, extra: Mapping[str, Any] | None = None
+) -> pl.DataFrame:
+    """Remember `view` (and `extra`: JSON-safe recipe keys beyond the View, e.g. a
+    comparison's settings) for exactly this frame object."""
     key = id(frame)
 
     def forget(_: object, key: int = key) -> None:
         _RECIPES.pop(key, None)
 
-    _RECIPES[key] = (weakref.ref(frame, forget), view)
+    _RECIPES[key] = (weakref.ref(frame, forget), view, extra)
     return frame
 
 
@@ -34,3 +40,11 @@ def recipe_of(frame: pl.DataFrame) -> View | None:
     if entry is None or entry[0]() is not frame:
         return None
     return entry[1]
+
+
+def recipe_extra(frame: pl.DataFrame) -> Mapping[str, Any] | None:
+    """The recipe keys beyond the View that were attached to `frame` (None if none)."""
+    entry = _RECIPES.get(id(frame))
+    if entry is None or entry[0]() is not frame:
+        return None
+    return entry[2]
