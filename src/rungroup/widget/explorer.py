@@ -10,17 +10,14 @@ answered by `messages`. Bulk data travels as Arrow IPC buffers in id-tagged mess
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import anywidget
 import polars as pl
 import traitlets
-from traitlets import Bool, Dict, Float, Int, List, TraitError, TraitType, Unicode
+from traitlets import Dict, List, TraitError, Unicode
 
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
@@ -31,14 +28,9 @@ from rungroup.widget import messages
 from rungroup.widget.info import check_against_runs, info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
+from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits, trait_value, view_value
 
 _STATIC = Path(__file__).parent.parent / "static"
-#: Where the widget's defaults differ from `View()`'s. ``points``: a chart panel is a few
-#: hundred pixels wide, and 400 points per series keep an update of 10 groups x 4 metrics
-#: under 500 KB on the wire; ``Explorer(..., points=1500)`` gives the engine's default back.
-PRESETS: dict[str, Any] = {"points": 400}
-#: Traits that are `View` fields (same names, same order as the dataclass).
-VIEW_FIELDS: tuple[str, ...] = View.field_names()
 #: Widget-only settings: what the table shows and which group page is open.
 UI_FIELDS: tuple[str, ...] = ("search", "focus", "sort", "expanded", "table_columns")
 #: Live mode: follow the source while runs are written (see `Explorer.refresh`).
@@ -46,59 +38,7 @@ LIVE_FIELDS: tuple[str, ...] = ("live", "refresh_interval")
 SETTINGS: tuple[str, ...] = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS)
 
 
-def _trait_value(value: Any) -> Any:
-    """A `View` field value as its trait value (tuples and sets become lists)."""
-    if isinstance(value, frozenset):
-        return sorted(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _view_value(name: str, value: Any) -> Any:
-    """A trait value as the `View` field value."""
-    if name == "hidden":
-        return frozenset(value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
-def _view_trait(hint: Any, default: Any) -> TraitType[Any, Any]:
-    """The synced trait of a `View` field, from its type and the widget's default."""
-    scalars: dict[Any, type[TraitType[Any, Any]]] = {
-        bool: Bool,
-        int: Int,
-        float: Float,
-        str: Unicode,
-    }
-    if hint in scalars:
-        return scalars[hint](default).tag(sync=True)
-    args = typing.get_args(hint)
-    item = scalars[args[0]]()
-    # a fixed-length tuple (quantiles) keeps its length on the wire
-    size = {} if Ellipsis in args or len(args) < 2 else {"minlen": len(args), "maxlen": len(args)}
-    return List(item, default_value=_trait_value(default), **size).tag(sync=True)
-
-
-def _view_traits() -> dict[str, TraitType[Any, Any]]:
-    hints = typing.get_type_hints(View)
-    defaults = View(**PRESETS)
-    return {
-        f.name: _view_trait(hints[f.name], getattr(defaults, f.name))
-        for f in dataclasses.fields(View)
-    }
-
-
-if TYPE_CHECKING:
-    _ViewTraits = anywidget.AnyWidget
-else:
-    #: One trait per `View` field, made from the dataclass (traitlets reads a class's traits
-    #: when the class is made, so they are given to a base class).
-    _ViewTraits = type("_ViewTraits", (anywidget.AnyWidget,), _view_traits())
-
-
-class Explorer(_ViewTraits):
+class Explorer(live_mode.LiveWidget, ViewTraits):
     """Explore runs grouped into experiments: a runs table with group rows and grouped charts.
 
     ``Explorer(source, **settings)`` takes anything `rungroup.load` accepts (or a `Runs`) and
@@ -123,14 +63,6 @@ class Explorer(_ViewTraits):
     error = Unicode("").tag(sync=True)
     #: Choices for the controls: metrics, groupable columns with distinct counts, ...
     info = Dict().tag(sync=True)
-    #: Follow the source while runs are written: poll it every `refresh_interval` seconds.
-    live = Bool(False).tag(sync=True)
-    #: Seconds between two polls of the source in live mode (at least 0.2).
-    refresh_interval = Float(live_mode.REFRESH_INTERVAL).tag(sync=True)
-    #: Bumped whenever the runs change (a live poll): the browser asks for its data again.
-    revision = Int(0).tag(sync=True)
-    #: Whether the widget has a source to follow (False for a `Runs` object): the Live toggle.
-    followable = Bool(False).tag(sync=True)
 
     def __init__(self, runs_or_source: Any, /, **settings: Any) -> None:
         _check_names(settings, "Explorer() got unknown setting(s)")
@@ -154,55 +86,15 @@ class Explorer(_ViewTraits):
         #: from an invalid change made in the browser (cleared by the next valid change).
         self._request_error = False
         super().__init__(
-            **{name: _trait_value(getattr(view, name)) for name in VIEW_FIELDS},
+            **{name: trait_value(getattr(view, name)) for name in VIEW_FIELDS},
             **{k: v for k, v in settings.items() if k in UI_FIELDS},
             info=info(runs),
             refresh_interval=interval,
             followable=self._live.followable,
         )
         self.on_msg(self._on_message)
-        self.observe(self._on_live, names=["live", "refresh_interval"])
         if live:
             self.live = True
-
-    # --- live mode
-
-    @traitlets.validate("live")
-    def _validate_live(self, proposal: Mapping[str, Any]) -> bool:
-        value = bool(proposal["value"])
-        if value and not self._live.followable:
-            raise TraitError(live_mode.NOT_FOLLOWABLE)
-        return value
-
-    @traitlets.validate("refresh_interval")
-    def _validate_refresh_interval(self, proposal: Mapping[str, Any]) -> float:
-        try:
-            return live_mode.check_interval(proposal["value"])
-        except ValueError as error:
-            raise TraitError(str(error)) from error
-
-    def _on_live(self, change: Mapping[str, Any]) -> None:
-        self._live.cancel()
-        if self.live:
-            self._live.schedule(self.refresh_interval, self._tick)
-
-    def _tick(self) -> None:
-        """One live poll (what the timer calls), then the next one scheduled."""
-        self._live.timer = None
-        if not self.live or self.comm is None:
-            return
-        try:
-            self.refresh()
-        except Exception as error:  # shown in the widget; live mode goes on
-            self._show_error(messages.describe(error), request_failed=True)
-            self._live.failed = True
-        else:
-            if self._live.failed:
-                self._clear_error(request_failed=True)  # the source is readable again
-            self._live.failed = False
-        finally:
-            if self.live and self.comm is not None:
-                self._live.schedule(self.refresh_interval, self._tick)
 
     def refresh(self) -> bool:
         """Read what changed in the source (a follower's poll) and, if anything did, show it:
@@ -210,28 +102,12 @@ class Explorer(_ViewTraits):
         Returns whether anything changed. Live mode calls it every `refresh_interval`."""
         return self._live.poll(self._session.runs, self._show_runs)
 
-    @property
-    def polls(self) -> int:
-        """Polls made by live mode (or `refresh`)."""
-        return self._live.polls
-
-    @property
-    def last_poll(self) -> dict[str, float]:
-        """What the last poll cost: ``poll_ms`` (the follower), ``update_ms`` (the rest)."""
-        return self._live.last_poll
-
-    def close(self) -> None:
-        """Close the widget; live polling stops."""
-        if hasattr(self, "_live"):  # not when __init__ failed (__del__ closes)
-            self._live.cancel()
-        super().close()
-
     # --- the View
 
     @property
     def view(self) -> View:
         """The `View` that the traits describe (what the charts show)."""
-        return View(**{name: _view_value(name, getattr(self, name)) for name in VIEW_FIELDS})
+        return View(**{name: view_value(name, getattr(self, name)) for name in VIEW_FIELDS})
 
     @view.setter
     def view(self, view: View) -> None:
@@ -246,20 +122,20 @@ class Explorer(_ViewTraits):
         check_against_runs(view, self._session.runs)
         with self.hold_trait_notifications():
             for name, value in settings.items():
-                setattr(self, name, _trait_value(getattr(view, name, value)))
+                setattr(self, name, trait_value(getattr(view, name, value)))
 
     @traitlets.validate(*VIEW_FIELDS)
     def _validate_view_field(self, proposal: Mapping[str, Any]) -> Any:
         name = proposal["trait"].name
         try:
-            fields = {n: _view_value(n, getattr(self, n)) for n in VIEW_FIELDS}
-            fields[name] = _view_value(name, proposal["value"])
+            fields = {n: view_value(n, getattr(self, n)) for n in VIEW_FIELDS}
+            fields[name] = view_value(name, proposal["value"])
             view = View(**fields)
             if hasattr(self, "_session"):
                 check_against_runs(view, self._session.runs, only=name)
         except (TypeError, ValueError) as error:
             raise TraitError(str(error)) from error
-        return _trait_value(getattr(view, name))
+        return trait_value(getattr(view, name))
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Changes from the browser: an invalid one is shown in the widget and undone there."""

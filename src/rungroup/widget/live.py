@@ -13,12 +13,16 @@ import os
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 import polars as pl
+import traitlets
+from traitlets import Bool, Float, Int, TraitError
 
 from rungroup.runs import Runs
+from rungroup.widget.messages import describe
 
 if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
@@ -125,3 +129,82 @@ class Live:
         if self.timer is not None:
             self.timer.cancel()
         self.timer = None
+
+
+class LiveWidget(anywidget.AnyWidget):
+    """The live-mode part of the Explorer: its traits and the tick of its timer. The widget
+    gives it `_live` (its `Live`), `refresh` (one poll, shown) and the error display."""
+
+    #: Follow the source while runs are written: poll it every `refresh_interval` seconds.
+    live = Bool(False).tag(sync=True)
+    #: Seconds between two polls of the source in live mode (at least 0.2).
+    refresh_interval = Float(REFRESH_INTERVAL).tag(sync=True)
+    #: Bumped whenever the runs change (a live poll): the browser asks for its data again.
+    revision = Int(0).tag(sync=True)
+    #: Whether the widget has a source to follow (False for a `Runs` object): the Live toggle.
+    followable = Bool(False).tag(sync=True)
+
+    _live: Live
+
+    def refresh(self) -> bool:
+        raise NotImplementedError
+
+    def _show_error(self, message: str, *, request_failed: bool) -> None:
+        raise NotImplementedError
+
+    def _clear_error(self, *, request_failed: bool) -> None:
+        raise NotImplementedError
+
+    @traitlets.validate("live")
+    def _validate_live(self, proposal: Mapping[str, Any]) -> bool:
+        value = bool(proposal["value"])
+        if value and not self._live.followable:
+            raise TraitError(NOT_FOLLOWABLE)
+        return value
+
+    @traitlets.validate("refresh_interval")
+    def _validate_refresh_interval(self, proposal: Mapping[str, Any]) -> float:
+        try:
+            return check_interval(proposal["value"])
+        except ValueError as error:
+            raise TraitError(str(error)) from error
+
+    @traitlets.observe("live", "refresh_interval")
+    def _on_live(self, change: Mapping[str, Any]) -> None:
+        self._live.cancel()
+        if self.live:
+            self._live.schedule(self.refresh_interval, self._tick)
+
+    def _tick(self) -> None:
+        """One live poll (what the timer calls), then the next one scheduled."""
+        self._live.timer = None
+        if not self.live or self.comm is None:
+            return
+        try:
+            self.refresh()
+        except Exception as error:  # shown in the widget; live mode goes on
+            self._show_error(describe(error), request_failed=True)
+            self._live.failed = True
+        else:
+            if self._live.failed:
+                self._clear_error(request_failed=True)  # the source is readable again
+            self._live.failed = False
+        finally:
+            if self.live and self.comm is not None:
+                self._live.schedule(self.refresh_interval, self._tick)
+
+    @property
+    def polls(self) -> int:
+        """Polls made by live mode (or `refresh`)."""
+        return self._live.polls
+
+    @property
+    def last_poll(self) -> dict[str, float]:
+        """What the last poll cost: ``poll_ms`` (the follower), ``update_ms`` (the rest)."""
+        return self._live.last_poll
+
+    def close(self) -> None:
+        """Close the widget; live polling stops."""
+        if hasattr(self, "_live"):  # not when __init__ failed (__del__ closes)
+            self._live.cancel()
+        super().close()

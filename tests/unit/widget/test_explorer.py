@@ -16,7 +16,8 @@ from rungroup.export import read_recipe
 from rungroup.runs import Runs
 from rungroup.view import View
 from rungroup.widget import Explorer
-from rungroup.widget.explorer import PRESETS, UI_FIELDS, VIEW_FIELDS
+from rungroup.widget.explorer import UI_FIELDS
+from rungroup.widget.traits import PRESETS, VIEW_FIELDS
 
 
 def test_one_synced_trait_per_view_field(widget: Explorer) -> None:
