@@ -53,8 +53,8 @@ PART_PREFIX = "rg_data_"
 TIP_PREFIX = "rg_tip_"
 #: The thin run lines of a group page (numbered per panel).
 RUNS_UNIT = "rg_runs"
-#: The unit the legend's isolation is defined on.
-ISOLATE_VIEW = "rg_view_0"
+#: The unit the legend's isolation is defined on (the first panel's legend layer).
+ISOLATE_VIEW = "rg_legend_0"
 #: Fields of the widget's chart rows besides `CHART_COLUMNS`: the group page's layer and run.
 PAGE_COLUMNS = ("layer", "run")
 
@@ -100,6 +100,9 @@ class _Axes:
     grouped: bool
     width: int
     height: int
+    #: How lines and bands get their colour, and the field that splits them into series.
+    path_colour: Any
+    path_detail: str
 
 
 def _axes(
@@ -110,6 +113,7 @@ def _axes(
     colour_sort: Any,
     width: int,
     height: int,
+    widget: bool = False,
 ) -> _Axes:
     temporal = isinstance(aggregate.schema["x"], pl.Datetime)
     if x_title is None:
@@ -120,13 +124,14 @@ def _axes(
         else bool(aggregate.height == 0 or (aggregate["lower"] != aggregate["upper"]).any())
     )
     x_type = "T" if temporal else "Q"
+    colour = alt.Color("series:N", title="series", sort=colour_sort)
     return _Axes(
         view=view,
         x=alt.X(f"x:{x_type}", title=x_title),
         x_title=x_title,
         temporal=temporal,
         y_scale=alt.Scale(type="log") if log else alt.Scale(zero=False),
-        colour=alt.Color("series:N", title="series", sort=colour_sort),
+        colour=colour,
         tooltip=[
             alt.Tooltip("series:N"),
             alt.Tooltip(f"x:{x_type}", title=x_title),
@@ -138,6 +143,12 @@ def _axes(
         grouped=grouped,
         width=width,
         height=height,
+        # The widget's lines and bands are split by colour order, not by label: Vega keeps
+        # one sub-dataflow per series of a line or band, keyed by the fields that split
+        # them, and keyed by number they stay when a new grouping relabels the series
+        # (only their rows change). Their colour is still the label's.
+        path_colour={"value": {"expr": "scale('color', datum.series)"}} if widget else colour,
+        path_detail=f"{ORDER_FIELD}:N" if widget else "series:N",
     )
 
 
@@ -152,7 +163,7 @@ def _panel(
     """One panel's layers: band (when grouped), line, and the invisible tooltip points."""
     y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
     line = line_base.mark_line(strokeWidth=1.6).encode(
-        x=axes.x, y=y, color=axes.colour, detail="series:N", opacity=line_opacity
+        x=axes.x, y=y, color=axes.path_colour, detail=axes.path_detail, opacity=line_opacity
     )
     hover = tip_base.mark_circle(size=40, opacity=0).encode(
         x=axes.x, y=y, color=axes.colour, tooltip=axes.tooltip
@@ -163,8 +174,8 @@ def _panel(
         x=axes.x,
         y=alt.Y("lower:Q", scale=axes.y_scale, title=_y_title(metric, axes.view)),
         y2="upper:Q",
-        color=axes.colour,
-        detail="series:N",
+        color=axes.path_colour,
+        detail=axes.path_detail,
         opacity=band_opacity,
     )
     return [band, line, hover]
@@ -276,17 +287,40 @@ def _named(name: str) -> alt.Chart:
     return alt.Chart(data)
 
 
+def _legend_layer(base: alt.Chart, colour: alt.Color, opacity: Any) -> alt.Chart:
+    """What the colour scale and the legend are made of, now that lines and bands take their
+    colour by expression: one row per series (its colour order the smallest `ORDER_FIELD`),
+    drawn as a rule without position (nothing on screen; clipped, so it adds nothing to the
+    panel's bounds). The legend's symbols show its opacity."""
+    layer: alt.Chart = (
+        base.transform_aggregate(
+            [
+                alt.AggregatedFieldDef.from_dict(
+                    {"op": "min", "field": ORDER_FIELD, "as": ORDER_FIELD}
+                )
+            ],
+            groupby=["series"],
+        )
+        .mark_rule(opacity=opacity, clip=True)
+        .encode(color=colour)
+    )
+    return layer
+
+
+#: A group page's run lines: a hovered run (its table row or its line) comes forward, the
+#: other series dim.
+_RUNS_OPACITY = {
+    "condition": [
+        {"test": f"{HOVER_PARAM} !== null && datum.run === {HOVER_PARAM}", "value": 1.0},
+        {"test": _NOT_HOVERED, "value": 0.1},
+    ],
+    "value": 0.4,
+}
+
+
 def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.Chart:
-    """A group page's thin run lines: hovering a run (its table row or its line) brings it
-    forward and dims the others."""
+    """A group page's thin run lines, one per run, in the group's colour."""
     y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
-    opacity = {
-        "condition": [
-            {"test": f"{HOVER_PARAM} !== null && datum.run === {HOVER_PARAM}", "value": 1.0},
-            {"test": _NOT_HOVERED, "value": 0.1},
-        ],
-        "value": 0.4,
-    }
     tooltip = [
         alt.Tooltip("run:N", title="run"),
         alt.Tooltip(f"x:{'T' if axes.temporal else 'Q'}"),
@@ -294,7 +328,14 @@ def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.C
     ]
     layer: alt.Chart = (
         base.mark_line(strokeWidth=1, opacity=0.4, clip=True)
-        .encode(x=axes.x, y=y, color=axes.colour, detail="run:N", opacity=opacity, tooltip=tooltip)
+        .encode(
+            x=axes.x,
+            y=y,
+            color=axes.path_colour,
+            detail="run:N",
+            opacity=_RUNS_OPACITY,
+            tooltip=tooltip,
+        )
         .properties(name=f"{RUNS_UNIT}_{number}")
     )
     return layer
@@ -318,7 +359,7 @@ def widget_spec(
     """
     _check_frame(drawn, "widget_spec")
     order = alt.EncodingSortField(field=ORDER_FIELD, op="min")
-    axes = _axes(drawn, view, view.log_y, None, order, width, height)
+    axes = _axes(drawn, view, view.log_y, None, order, width, height, widget=True)
     datasets = _Datasets()
     panels: list[Any] = []
     for number, metric in enumerate(_metrics(drawn)):
@@ -337,9 +378,14 @@ def widget_spec(
             _hover_opacity(1.0, 0.12),
             _hover_opacity(BAND_OPACITY, 0.03),
         )
-        if not panels:
-            drawn_layers[0] = drawn_layers[0].properties(name=ISOLATE_VIEW)
-        layers.extend(drawn_layers)
+        legend = _legend_layer(base, axes.colour, BAND_OPACITY if axes.grouped else 1.0)
+        first = [legend.properties(name=ISOLATE_VIEW) if not panels else legend]
+        if group_page:
+            # A group page shows one series: its legend names it, as its run lines are
+            # drawn (full opacity), with nothing to isolate (a legend made from a layer
+            # without the isolation first is not clickable).
+            first.insert(0, _legend_layer(base, axes.colour, 0.4).encode(opacity=_RUNS_OPACITY))
+        layers = [*first, *layers, *drawn_layers]
         panels.append(alt.layer(*layers).properties(title=metric, width=width, height=height))
     isolate = alt.TopLevelSelectionParameter(
         name="isolate",
