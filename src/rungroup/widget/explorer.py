@@ -28,7 +28,7 @@ from rungroup.widget import messages
 from rungroup.widget.info import check_against_runs, info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
-from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits, trait_value, view_value
+from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits
 
 _STATIC = Path(__file__).parent.parent / "static"
 #: Widget-only settings: what the table shows and which group page is open.
@@ -86,7 +86,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         #: from an invalid change made in the browser (cleared by the next valid change).
         self._request_error = False
         super().__init__(
-            **{name: trait_value(getattr(view, name)) for name in VIEW_FIELDS},
+            **view.to_dict(),  # tuples and sets as lists, as the traits hold them
             **{k: v for k, v in settings.items() if k in UI_FIELDS},
             info=info(runs),
             refresh_interval=interval,
@@ -107,7 +107,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
     @property
     def view(self) -> View:
         """The `View` that the traits describe (what the charts show)."""
-        return View(**{name: view_value(name, getattr(self, name)) for name in VIEW_FIELDS})
+        return View(**{name: getattr(self, name) for name in VIEW_FIELDS})
 
     @view.setter
     def view(self, view: View) -> None:
@@ -120,22 +120,23 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         _check_names(settings, "unknown setting(s)")
         view = self.view.replace(**{k: v for k, v in settings.items() if k in VIEW_FIELDS})
         check_against_runs(view, self._session.runs)
+        values = view.to_dict()
         with self.hold_trait_notifications():
             for name, value in settings.items():
-                setattr(self, name, trait_value(getattr(view, name, value)))
+                setattr(self, name, values.get(name, value))
 
     @traitlets.validate(*VIEW_FIELDS)
     def _validate_view_field(self, proposal: Mapping[str, Any]) -> Any:
         name = proposal["trait"].name
         try:
-            fields = {n: view_value(n, getattr(self, n)) for n in VIEW_FIELDS}
-            fields[name] = view_value(name, proposal["value"])
+            fields = {n: getattr(self, n) for n in VIEW_FIELDS}
+            fields[name] = proposal["value"]
             view = View(**fields)
             if hasattr(self, "_session"):
                 check_against_runs(view, self._session.runs, only=name)
         except (TypeError, ValueError) as error:
             raise TraitError(str(error)) from error
-        return trait_value(getattr(view, name))
+        return view.to_dict()[name]
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Changes from the browser: an invalid one is shown in the widget and undone there."""

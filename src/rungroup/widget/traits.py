@@ -1,7 +1,8 @@
 """The Explorer's synced traits made from `View`: one per field, same name, same order.
 
-The trait types follow the fields' types (tuples and sets are lists on the wire); their
-defaults are `View()`'s, except the widget's own `PRESETS`, declared here once.
+The trait types follow the fields' types (tuples and sets are lists on the wire, as in
+`View.to_dict`); their defaults are `View()`'s, except the widget's own `PRESETS`, declared
+here once.
 """
 
 from __future__ import annotations
@@ -23,24 +24,6 @@ PRESETS: dict[str, Any] = {"points": 400}
 VIEW_FIELDS: tuple[str, ...] = View.field_names()
 
 
-def trait_value(value: Any) -> Any:
-    """A `View` field value as its trait value (tuples and sets become lists)."""
-    if isinstance(value, frozenset):
-        return sorted(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def view_value(name: str, value: Any) -> Any:
-    """A trait value as the `View` field value."""
-    if name == "hidden":
-        return frozenset(value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
 def _view_trait(hint: Any, default: Any) -> TraitType[Any, Any]:
     """The synced trait of a `View` field, from its type and the widget's default."""
     scalars: dict[Any, type[TraitType[Any, Any]]] = {
@@ -55,16 +38,13 @@ def _view_trait(hint: Any, default: Any) -> TraitType[Any, Any]:
     item = scalars[args[0]]()
     # a fixed-length tuple (quantiles) keeps its length on the wire
     size = {} if Ellipsis in args or len(args) < 2 else {"minlen": len(args), "maxlen": len(args)}
-    return List(item, default_value=trait_value(default), **size).tag(sync=True)
+    return List(item, default_value=default, **size).tag(sync=True)
 
 
 def _view_traits() -> dict[str, TraitType[Any, Any]]:
     hints = typing.get_type_hints(View)
-    defaults = View(**PRESETS)
-    return {
-        f.name: _view_trait(hints[f.name], getattr(defaults, f.name))
-        for f in dataclasses.fields(View)
-    }
+    defaults = View(**PRESETS).to_dict()
+    return {f.name: _view_trait(hints[f.name], defaults[f.name]) for f in dataclasses.fields(View)}
 
 
 if TYPE_CHECKING:
