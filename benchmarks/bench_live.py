@@ -117,7 +117,7 @@ def main() -> None:
             time.sleep(0.05)
         widget = Explorer(store, refresh_interval=args.interval, group_by=["config.lr"])
         widget.live = True  # the timer is never run here: ticks are driven below
-        widget._cancel_timer()
+        widget._live.cancel()
         spec_key: str | None = None
         request = 0
 
@@ -158,7 +158,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
             points = widget.runs.history.select("value").collect().height
-            phases = getattr(widget._follower, "timings", {})
+            phases = getattr(widget._live.follower, "timings", {})
             ticks.append(
                 {
                     **{f"poll_{name}": value for name, value in phases.items()},
@@ -166,7 +166,7 @@ def main() -> None:
                     "changed": changed,
                     "runs": len(widget.runs),
                     "points": points,
-                    "read_kb": widget._follower.bytes_read / 1e3,  # type: ignore[union-attr]
+                    "read_kb": widget._live.follower.bytes_read / 1e3,  # type: ignore[union-attr]
                     "poll_ms": widget.last_poll["poll_ms"],
                     "refresh_ms": 1000 * (refreshed - started),
                     "kernel_ms": 1000 * (done - started),

@@ -1,4 +1,4 @@
-"""`chart(aggregate)`: the grouped line-and-band chart, built from the Aggregate frame only.
+"""The grouped line-and-band chart, built from the Aggregate frame only, for two targets.
 
 What is drawn is what is exported: the chart reads the columns ``series``, ``metric``, ``x``,
 ``line``, ``lower``, ``upper`` and ``n`` of the frame and nothing else. Per series a band (an
@@ -7,18 +7,27 @@ metric, titled with the metric's name; a tooltip shows series, x, line, lower, u
 clicking a legend entry isolates that series (shift-click adds more). With grouping off every
 series is one run, whose band has collapsed onto its line, so only lines are drawn.
 
-The rows travel inline as ONE named Vega dataset, ``DATA_NAME`` ("rungroup"), declared once at
-the top of the spec and shared by every panel (each filters its metric). A front end that keeps
-the Vega view can therefore swap the data in place, ``view.data("rungroup", rows).run()``,
-without re-embedding; ``chart(frame, inline=False)`` leaves the rows out altogether (the spec
-then only names the dataset) for a front end that ships them separately, e.g. as Arrow.
+- `chart(frame)` is the chart users and the report get: a plain Altair chart whose rows travel
+  inline as ONE named dataset, ``DATA_NAME`` ("rungroup"), shared by every panel (each filters
+  its metric); ``inline=False`` leaves the rows out. Save it with Altair (vl-convert renders):
+  ``chart(frame).save("a.png")``.
+- `widget_spec(frame, view)` is the Explorer's spec, built for the browser that feeds it
+  Arrow rows (docs/widget.md, "Charts"): one dataset per panel (and per layer of a group
+  page) listed in ``usermeta.rungroup.datasets``, a tooltip dataset per panel filled with the
+  hovered series' rows, the ``rg_hover`` parameter and the dimming it drives, the colour order
+  as a data field (``rg_order``) and fixed view names, so that the spec depends on the
+  chart's shape and not on which runs form which series. On a group page each panel also
+  draws the group's runs as thin lines under the group's line and band.
 
-Save to PNG or SVG with Altair (vl-convert does the rendering): ``chart(frame).save("a.png")``.
+Both are built by the same panel code with Altair and turned into a dict once; nothing edits
+a finished spec.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -28,18 +37,31 @@ from rungroup.engine.recipe import recipe_of
 from rungroup.engine.stats import BAND_FORMULAS
 from rungroup.view import View
 
-#: The name of the chart's one dataset.
+#: The name of the user chart's one dataset.
 DATA_NAME = "rungroup"
 #: The columns the chart reads from the aggregate frame.
 CHART_COLUMNS = ("series", "metric", "x", "line", "lower", "upper", "n")
 BAND_OPACITY = 0.2
 
+#: The widget spec's parameter naming the hovered series (or run), set by the browser.
+HOVER_PARAM = "rg_hover"
+#: Data field holding each series' place in the colour order (see `rungroup.widget.payload`).
+ORDER_FIELD = "rg_order"
+#: Datasets of the widget spec: one per panel and layer, and one per panel for the hovered
+#: series' tooltip points.
+PART_PREFIX = "rg_data_"
+TIP_PREFIX = "rg_tip_"
+#: The thin run lines of a group page (numbered per panel).
+RUNS_UNIT = "rg_runs"
+#: The unit the legend's isolation is defined on (the first panel's legend layer).
+ISOLATE_VIEW = "rg_legend_0"
+#: Fields of the widget's chart rows besides `CHART_COLUMNS`: the group page's layer and run.
+PAGE_COLUMNS = ("layer", "run")
+
 _X_TITLES = {"step": "step", "time": "time (s)", "timestamp": "time"}
-
-
-def _field(name: str) -> str:
-    """A field name as Vega-Lite reads it (dots and brackets would mean nesting)."""
-    return name.replace(".", "\\.").replace("[", "\\[").replace("]", "\\]")
+#: Hover dimming: a series that is not hovered keeps this share of its opacity.
+_DIMMED = 0.15
+_NOT_HOVERED = f"{HOVER_PARAM} !== null && datum.series !== {HOVER_PARAM}"
 
 
 def _y_title(metric: str, view: View | None) -> str:
@@ -64,6 +86,117 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class _Axes:
+    """What every panel of one chart shares."""
+
+    view: View | None
+    x: Any
+    x_title: str
+    temporal: bool
+    y_scale: alt.Scale
+    colour: alt.Color
+    tooltip: list[alt.Tooltip]
+    grouped: bool
+    width: int
+    height: int
+    #: How lines and bands get their colour, and the field that splits them into series.
+    path_colour: Any
+    path_detail: str
+
+
+def _axes(
+    aggregate: pl.DataFrame,
+    view: View | None,
+    log: bool,
+    x_title: str | None,
+    colour_sort: Any,
+    width: int,
+    height: int,
+    widget: bool = False,
+) -> _Axes:
+    temporal = isinstance(aggregate.schema["x"], pl.Datetime)
+    if x_title is None:
+        x_title = "x" if view is None else _X_TITLES.get(view.x, view.x)
+    grouped = (
+        view.grouping
+        if view is not None
+        else bool(aggregate.height == 0 or (aggregate["lower"] != aggregate["upper"]).any())
+    )
+    x_type = "T" if temporal else "Q"
+    colour = alt.Color("series:N", title="series", sort=colour_sort)
+    return _Axes(
+        view=view,
+        x=alt.X(f"x:{x_type}", title=x_title),
+        x_title=x_title,
+        temporal=temporal,
+        y_scale=alt.Scale(type="log") if log else alt.Scale(zero=False),
+        colour=colour,
+        tooltip=[
+            alt.Tooltip("series:N"),
+            alt.Tooltip(f"x:{x_type}", title=x_title),
+            alt.Tooltip("line:Q", format=".6g"),
+            alt.Tooltip("lower:Q", format=".6g"),
+            alt.Tooltip("upper:Q", format=".6g"),
+            alt.Tooltip("n:Q"),
+        ],
+        grouped=grouped,
+        width=width,
+        height=height,
+        # The widget's lines and bands are split by colour order, not by label: Vega keeps
+        # one sub-dataflow per series of a line or band, keyed by the fields that split
+        # them, and keyed by number they stay when a new grouping relabels the series
+        # (only their rows change). Their colour is still the label's.
+        path_colour={"value": {"expr": "scale('color', datum.series)"}} if widget else colour,
+        path_detail=f"{ORDER_FIELD}:N" if widget else "series:N",
+    )
+
+
+def _panel(
+    axes: _Axes,
+    metric: str,
+    line_base: alt.Chart,
+    tip_base: alt.Chart,
+    line_opacity: Any,
+    band_opacity: Any,
+) -> list[alt.Chart]:
+    """One panel's layers: band (when grouped), line, and the invisible tooltip points."""
+    y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
+    line = line_base.mark_line(strokeWidth=1.6).encode(
+        x=axes.x, y=y, color=axes.path_colour, detail=axes.path_detail, opacity=line_opacity
+    )
+    hover = tip_base.mark_circle(size=40, opacity=0).encode(
+        x=axes.x, y=y, color=axes.colour, tooltip=axes.tooltip
+    )
+    if not axes.grouped:
+        return [line, hover]
+    band = line_base.mark_area(opacity=BAND_OPACITY, interpolate="linear").encode(
+        x=axes.x,
+        y=alt.Y("lower:Q", scale=axes.y_scale, title=_y_title(metric, axes.view)),
+        y2="upper:Q",
+        color=axes.path_colour,
+        detail=axes.path_detail,
+        opacity=band_opacity,
+    )
+    return [band, line, hover]
+
+
+def _check_frame(aggregate: Any, name: str) -> None:
+    if not isinstance(aggregate, pl.DataFrame):
+        raise TypeError(f"{name}() takes a Polars DataFrame, got {type(aggregate).__name__}")
+    missing = [c for c in CHART_COLUMNS if c not in aggregate.columns]
+    if missing:
+        raise ValueError(
+            f"{name}() needs the aggregate columns {', '.join(CHART_COLUMNS)}; "
+            f"missing: {', '.join(missing)}"
+        )
+
+
+def _metrics(aggregate: pl.DataFrame) -> list[str]:
+    metrics: list[str] = aggregate["metric"].unique(maintain_order=True).to_list()
+    return metrics or ["(no data)"]
+
+
 def chart(
     aggregate: pl.DataFrame,
     *,
@@ -81,71 +214,192 @@ def chart(
     `log_y`; the data come from the frame. `log_y` puts y on a log scale. `columns` panels per
     row. `inline=False` leaves the rows out of the spec (see the module docs).
     """
-    if not isinstance(aggregate, pl.DataFrame):
-        raise TypeError(f"chart() takes a Polars DataFrame, got {type(aggregate).__name__}")
-    missing = [c for c in CHART_COLUMNS if c not in aggregate.columns]
-    if missing:
-        raise ValueError(
-            f"chart() needs the aggregate columns {', '.join(CHART_COLUMNS)}; "
-            f"missing: {', '.join(missing)}"
-        )
+    _check_frame(aggregate, "chart")
     view = view if view is not None else recipe_of(aggregate)
     log = bool(view.log_y) if log_y is None and view is not None else bool(log_y)
-    temporal = isinstance(aggregate.schema["x"], pl.Datetime)
-    if x_title is None:
-        x_title = "x" if view is None else _X_TITLES.get(view.x, view.x)
-    grouped = (
-        view.grouping
-        if view is not None
-        else bool(aggregate.height == 0 or (aggregate["lower"] != aggregate["upper"]).any())
-    )
     frame = aggregate.select(CHART_COLUMNS)
+    order = frame["series"].unique(maintain_order=True).to_list()
+    axes = _axes(frame, view, log, x_title, order, width, height)
     data = alt.InlineData(values=_rows(frame) if inline else [], name=DATA_NAME)
-    metrics = frame["metric"].unique(maintain_order=True).to_list() or ["(no data)"]
-
     pick = alt.selection_point(fields=["series"], bind="legend", name="isolate")
-    series_order = frame["series"].unique(maintain_order=True).to_list()
-    colour = alt.Color("series:N", title="series", sort=series_order)
-    x = alt.X(f"x:{'T' if temporal else 'Q'}", title=x_title)
-    y_scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
-    tooltip = [
-        alt.Tooltip("series:N"),
-        alt.Tooltip(f"x:{'T' if temporal else 'Q'}", title=x_title),
-        alt.Tooltip("line:Q", format=".6g"),
-        alt.Tooltip("lower:Q", format=".6g"),
-        alt.Tooltip("upper:Q", format=".6g"),
-        alt.Tooltip("n:Q"),
-    ]
     panels: list[Any] = []
-    for metric in metrics:
-        # a field predicate rather than an expression: the widget reads it to give each panel
-        # its own dataset (`rungroup.protocol.prepare_spec`)
+    for metric in _metrics(frame):
         base = alt.Chart().transform_filter(alt.FieldEqualPredicate(field="metric", equal=metric))
-        y = alt.Y("line:Q", title=_y_title(metric, view), scale=y_scale)
-        line = base.mark_line(strokeWidth=1.6).encode(
-            x=x,
-            y=y,
-            color=colour,
-            detail="series:N",
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        layers = _panel(
+            axes,
+            metric,
+            base,
+            base,
+            alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+            alt.condition(pick, alt.value(BAND_OPACITY), alt.value(0.03)),
         )
-        hover = base.mark_circle(size=40, opacity=0).encode(x=x, y=y, color=colour, tooltip=tooltip)
-        layers = [line, hover]
-        if grouped:
-            band = base.mark_area(opacity=BAND_OPACITY, interpolate="linear").encode(
-                x=x,
-                y=alt.Y("lower:Q", scale=y_scale, title=_y_title(metric, view)),
-                y2="upper:Q",
-                color=colour,
-                detail="series:N",
-                opacity=alt.condition(pick, alt.value(BAND_OPACITY), alt.value(0.03)),
-            )
-            layers.insert(0, band)
-        panels.append(
-            alt.layer(*layers).properties(title=metric, width=width, height=height).add_params(pick)
-            if not panels
-            else alt.layer(*layers).properties(title=metric, width=width, height=height)
-        )
+        layered = alt.layer(*layers).properties(title=metric, width=width, height=height)
+        panels.append(layered if panels else layered.add_params(pick))
     combined = alt.concat(*panels, columns=columns, data=data)
     result: alt.ConcatChart = combined.resolve_scale(color="shared")
     return result
+
+
+@dataclass(frozen=True)
+class WidgetSpec:
+    """The Explorer's Vega-Lite spec and what the widget needs to know about it."""
+
+    spec: dict[str, Any]
+    #: A digest of the spec: the browser embeds again only when it changes.
+    key: str
+    #: The frame columns the spec reads (the chart rows carry these and no others).
+    fields: tuple[str, ...]
+
+
+def _hover_opacity(level: float, rest: float) -> dict[str, Any]:
+    """Dimmed while another series is hovered; else the legend's isolation decides."""
+    return {
+        "condition": [
+            {"test": _NOT_HOVERED, "value": round(level * _DIMMED, 3)},
+            {"param": "isolate", "value": level},
+        ],
+        "value": rest,
+    }
+
+
+class _Datasets:
+    """Numbers the widget spec's datasets in the order the units read them."""
+
+    def __init__(self) -> None:
+        self.listed: list[dict[str, Any]] = []
+        self.parts = 0
+
+    def part(self, where: dict[str, str]) -> tuple[str, alt.Chart]:
+        name = f"{PART_PREFIX}{self.parts}"
+        self.parts += 1
+        self.listed.append({"name": name, "where": where})
+        return name, _named(name)
+
+    def tip(self, of: str, where: dict[str, str]) -> alt.Chart:
+        name = TIP_PREFIX + of[len(PART_PREFIX) :]
+        self.listed.append({"name": name, "where": where, "tip_of": of})
+        return _named(name)
+
+
+def _named(name: str) -> alt.Chart:
+    # parse: null: the rows arrive typed (Arrow), so no per-row toNumber/toDate formula
+    data = alt.NamedData(name=name, format={"parse": None})
+    return alt.Chart(data)
+
+
+def _legend_layer(base: alt.Chart, colour: alt.Color, opacity: Any) -> alt.Chart:
+    """What the colour scale and the legend are made of, now that lines and bands take their
+    colour by expression: one row per series (its colour order the smallest `ORDER_FIELD`),
+    drawn as a rule without position (nothing on screen; clipped, so it adds nothing to the
+    panel's bounds). The legend's symbols show its opacity."""
+    layer: alt.Chart = (
+        base.transform_aggregate(
+            [
+                alt.AggregatedFieldDef.from_dict(
+                    {"op": "min", "field": ORDER_FIELD, "as": ORDER_FIELD}
+                )
+            ],
+            groupby=["series"],
+        )
+        .mark_rule(opacity=opacity, clip=True)
+        .encode(color=colour)
+    )
+    return layer
+
+
+#: A group page's run lines: a hovered run (its table row or its line) comes forward, the
+#: other series dim.
+_RUNS_OPACITY = {
+    "condition": [
+        {"test": f"{HOVER_PARAM} !== null && datum.run === {HOVER_PARAM}", "value": 1.0},
+        {"test": _NOT_HOVERED, "value": 0.1},
+    ],
+    "value": 0.4,
+}
+
+
+def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.Chart:
+    """A group page's thin run lines, one per run, in the group's colour."""
+    y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
+    tooltip = [
+        alt.Tooltip("run:N", title="run"),
+        alt.Tooltip(f"x:{'T' if axes.temporal else 'Q'}"),
+        alt.Tooltip("line:Q", title="value", format=".6g"),
+    ]
+    layer: alt.Chart = (
+        base.mark_line(strokeWidth=1, opacity=0.4, clip=True)
+        .encode(
+            x=axes.x,
+            y=y,
+            color=axes.path_colour,
+            detail="run:N",
+            opacity=_RUNS_OPACITY,
+            tooltip=tooltip,
+        )
+        .properties(name=f"{RUNS_UNIT}_{number}")
+    )
+    return layer
+
+
+def widget_spec(
+    drawn: pl.DataFrame,
+    view: View,
+    *,
+    group_page: bool = False,
+    width: int = 300,
+    height: int = 200,
+    columns: int = 2,
+) -> WidgetSpec:
+    """The Explorer's spec for the chart rows `drawn` (no rows inside: they travel as Arrow).
+
+    It depends on the metrics drawn, the x type, whether there is any row and the settings
+    that titles and marks show; not on which runs form which series, so the widget reuses it
+    across groupings. `group_page`: `drawn` has a ``layer`` column (``"group"`` rows: the
+    group's line and band; ``"run"`` rows: its runs, labelled in ``run``).
+    """
+    _check_frame(drawn, "widget_spec")
+    order = alt.EncodingSortField(field=ORDER_FIELD, op="min")
+    axes = _axes(drawn, view, view.log_y, None, order, width, height, widget=True)
+    datasets = _Datasets()
+    panels: list[Any] = []
+    for number, metric in enumerate(_metrics(drawn)):
+        layers: list[alt.Chart] = []
+        where = {"metric": metric}
+        if group_page:
+            _, runs_base = datasets.part({**where, "layer": "run"})
+            layers.append(_runs_layer(axes, metric, runs_base, number))
+            where = {**where, "layer": "group"}
+        name, base = datasets.part(where)
+        drawn_layers = _panel(
+            axes,
+            metric,
+            base,
+            datasets.tip(name, where),
+            _hover_opacity(1.0, 0.12),
+            _hover_opacity(BAND_OPACITY, 0.03),
+        )
+        legend = _legend_layer(base, axes.colour, BAND_OPACITY if axes.grouped else 1.0)
+        first = [legend.properties(name=ISOLATE_VIEW) if not panels else legend]
+        if group_page:
+            # A group page shows one series: its legend names it, as its run lines are
+            # drawn (full opacity), with nothing to isolate (a legend made from a layer
+            # without the isolation first is not clickable).
+            first.insert(0, _legend_layer(base, axes.colour, 0.4).encode(opacity=_RUNS_OPACITY))
+        layers = [*first, *layers, *drawn_layers]
+        panels.append(alt.layer(*layers).properties(title=metric, width=width, height=height))
+    isolate = alt.TopLevelSelectionParameter(
+        name="isolate",
+        select=alt.PointSelectionConfig(type="point", fields=["series"]),
+        bind="legend",
+        views=[ISOLATE_VIEW],
+    )
+    combined = alt.concat(
+        *panels,
+        columns=columns,
+        params=[isolate, alt.VariableParameter(name=HOVER_PARAM, value=None)],
+        usermeta={"rungroup": {"datasets": datasets.listed}},
+    ).resolve_scale(color="shared")
+    spec: dict[str, Any] = combined.to_dict(validate=False)
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    fields = (*CHART_COLUMNS, ORDER_FIELD, *(PAGE_COLUMNS if group_page else ()))
+    return WidgetSpec(spec=spec, key=key, fields=fields)

@@ -151,7 +151,7 @@ def test_live_explorer_follows_a_writer(
             writer.wait(timeout=20)
             time.sleep(1.5)  # three intervals
             assert kernel.eval("explorer.polls") == polls
-            assert kernel.eval("explorer._timer is None")
+            assert kernel.eval("explorer._live.timer is None")
             assert "running" in row_text(page, "second")  # not followed any more
         finally:
             kernel.close()

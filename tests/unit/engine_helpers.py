@@ -234,3 +234,28 @@ def assert_same_frames(got: pl.DataFrame, expected: pl.DataFrame) -> None:
             np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=TOL, atol=TOL, err_msg=name)
         else:
             assert a.to_list() == b.to_list(), name
+
+
+def final_values_reference(runs: Runs) -> pl.DataFrame:
+    """Each run's value at its largest step of each metric (a null step counts as the
+    smallest; of several values at one step the last logged), by a loop over the history:
+    ``id`` and one ``m:<metric>`` column per metric of the runs."""
+    last: dict[tuple[str, str], tuple[int, float | None]] = {}
+    for run_id, metric, step, value in (
+        runs.history.select("run_id", "metric", "step", "value").collect().iter_rows()
+    ):
+        rank = -(2**63) if step is None else step
+        if (run_id, metric) not in last or rank >= last[run_id, metric][0]:
+            last[run_id, metric] = (rank, value)
+    ids = runs.runs["id"].to_list()
+    return pl.DataFrame(
+        {
+            "id": ids,
+            **{
+                f"m:{metric}": pl.Series(
+                    [last.get((i, metric), (0, None))[1] for i in ids], dtype=pl.Float64
+                )
+                for metric in runs.metrics
+            },
+        }
+    )

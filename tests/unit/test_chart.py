@@ -1,7 +1,9 @@
-"""chart(): band + line per series from the aggregate frame only, one panel per metric."""
+"""chart() and widget_spec(): band + line per series from the aggregate frame only, one panel
+per metric; the widget's spec built for a browser that feeds it Arrow rows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import polars as pl
@@ -9,7 +11,7 @@ import pytest
 from test_engine_grouping import sample
 
 import rungroup as rg
-from rungroup.chart import DATA_NAME
+from rungroup.chart import DATA_NAME, HOVER_PARAM, ORDER_FIELD, widget_spec
 
 
 def units(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -132,3 +134,72 @@ def test_saves_png_and_svg_through_vl_convert(tmp_path, suffix):
     rg.chart(rg.aggregate(sample())).save(str(path))
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") if suffix == "png" else b"<svg" in data[:200]
+
+
+# --- the widget's spec
+
+
+def _facet_keys(vega: Any) -> list[list[str]]:
+    """The fields each faceted mark of a compiled Vega spec is split by."""
+    found: list[list[str]] = []
+    if isinstance(vega, dict):
+        facet = vega.get("from", {}).get("facet") if isinstance(vega.get("from"), dict) else None
+        if facet:
+            found.append(facet["groupby"])
+        for value in vega.values():
+            found.extend(_facet_keys(value))
+    elif isinstance(vega, list):
+        for value in vega:
+            found.extend(_facet_keys(value))
+    return found
+
+
+def _compiled(spec: dict[str, Any]) -> Any:
+    import vl_convert
+
+    vega = vl_convert.vegalite_to_vega(spec)
+    return json.loads(vega) if isinstance(vega, str) else vega
+
+
+@pytest.mark.parametrize("group_page", [False, True])
+def test_widget_spec_splits_lines_and_bands_by_colour_order(group_page: bool) -> None:
+    """Lines and bands are split by `rg_order` (and a group page's run lines by run), never by
+    the series label, so that Vega keeps their sub-dataflows when a grouping relabels them;
+    their colour is still the label's, through the colour scale."""
+    frame = rg.aggregate(sample(), band="minmax")
+    view = rg.View(band="minmax")
+    if group_page:
+        runs = rg.aggregate(sample(), grouping=False).with_columns(
+            pl.col("series").alias("run"), pl.lit("g").alias("series"), pl.lit("run").alias("layer")
+        )
+        frame = pl.concat([frame.with_columns(layer=pl.lit("group")), runs], how="diagonal_relaxed")
+    built = widget_spec(frame, view, group_page=group_page)
+    paths = [u for u in units(built.spec) if u["mark"]["type"] in ("line", "area")]
+    assert paths and all("field" not in u["encoding"]["color"] for u in paths)
+    assert {u["encoding"]["detail"]["field"] for u in paths} == (
+        {ORDER_FIELD, "run"} if group_page else {ORDER_FIELD}
+    )
+    keys = _facet_keys(_compiled(built.spec))
+    assert keys and all("series" not in k for k in keys)
+    assert ORDER_FIELD in built.fields and ("layer" in built.fields) == group_page
+
+
+def test_widget_spec_datasets_cover_every_unit_and_carry_no_rows() -> None:
+    frame = rg.aggregate(sample())
+    spec = widget_spec(frame, rg.View()).spec
+    listed = {d["name"] for d in spec["usermeta"]["rungroup"]["datasets"]}
+    assert "values" not in json.dumps(spec) and "data" not in spec
+    assert {u["data"]["name"] for u in units(spec)} == listed
+    assert [p["name"] for p in spec["params"]] == ["isolate", HOVER_PARAM]
+    # the legend's isolation is defined on a unit that names the series by colour
+    (isolated,) = [u for u in units(spec) if u.get("name") == spec["params"][0]["views"][0]]
+    assert isolated["encoding"]["color"]["field"] == "series"
+
+
+def test_widget_spec_does_not_depend_on_which_runs_form_the_series() -> None:
+    by_group = rg.aggregate(sample())
+    by_lr = rg.aggregate(sample(), group_by="config.lr")
+    assert by_group["series"].to_list() != by_lr["series"].to_list()
+    view = rg.View()
+    assert widget_spec(by_group, view).key == widget_spec(by_lr, view.replace(group_by=("x",))).key
+    assert widget_spec(by_group, view).key != widget_spec(by_group, view.replace(band="ci")).key

@@ -18,18 +18,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from engine_helpers import final_values_reference
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
-from rungroup import protocol
-from rungroup import widget as widget_module
 from rungroup.engine import dense
 from rungroup.engine.grouping import group_runs
 from rungroup.engine.xaxis import select_metrics
 from rungroup.runs import HISTORY_SCHEMA, Runs
-from rungroup.widget import Explorer
+from rungroup.widget import Explorer, last_values
 
 METRICS = ("loss", "acc", "lr")
 
@@ -281,7 +280,7 @@ def test_a_live_widget_extends_its_matrices_and_shows_what_a_fresh_load_shows(
     first = rg.init(dir=tmp_path, project="p", config={"lr": 0.1})
     log(first, range(0, 5))
     widget = Explorer(tmp_path, live=True, group_by=["config.lr"], points=8)
-    widget._cancel_timer()  # polls driven below
+    widget._live.cancel()  # polls driven below
     widget.aggregated  # noqa: B018 - the matrices the next polls extend
     calls = counting_prepare(monkeypatch)
     second = rg.init(dir=tmp_path, project="p", config={"lr": 0.2})
@@ -332,9 +331,9 @@ def test_final_values_kept_between_polls_equal_a_fresh_computation(
     )
     runs = Runs(pl.DataFrame({"id": ["r0", "r1", "r2", "r3"]}), history)
     full = runs.history.collect()
-    last = widget_module._last_values(None, full.head(cut).lazy())
-    last = widget_module._last_values(last, full.slice(cut).lazy())
-    got = widget_module._final_values(runs, last)
-    expected = protocol.final_values(runs)
+    last = last_values.extend(None, full.head(cut).lazy())
+    last = last_values.extend(last, full.slice(cut).lazy())
+    got = last_values.final_values(runs, last)
+    expected = final_values_reference(runs)
     assert_frame_equal(got, expected.select(got.columns), check_column_order=False)
     assert sorted(got.columns) == sorted(expected.columns)

@@ -4,7 +4,7 @@ Hand-written stores (steps repeated and out of order, NaN values, metrics appear
 records cut in two by a poll, runs appearing and finishing between polls) are followed by a
 live `Explorer`; after every poll its runs, history, metrics and final values (kept up to
 date from the appended rows alone) must equal those of `rungroup.load()` and
-`protocol.final_values()` of the same store.
+a loop over the history of the same store (`final_values_reference`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from engine_helpers import final_values_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
-from rungroup import protocol, store
+from rungroup import store
 from rungroup.runs import LoadWarning
 from rungroup.sources.follow import StoreFollower
 from rungroup.widget import Explorer
@@ -146,7 +147,7 @@ def _check(widget: Explorer, root: Path) -> None:
     assert_frame_equal(_history(shown), _history(fresh))
     assert shown.metrics == fresh.metrics
     assert_frame_equal(
-        _sorted_columns(widget._finals()), _sorted_columns(protocol.final_values(fresh))
+        _sorted_columns(widget._session.finals()), _sorted_columns(final_values_reference(fresh))
     )
 
 
@@ -159,14 +160,14 @@ def test_kept_state_equals_a_fresh_load_after_every_poll(script: list[Any]) -> N
         widget = Explorer(root)
         for operation in [*script, ("poll", 0, [])]:
             if operation[0] == "poll":
-                follower = widget._get_follower()
-                known = widget._last is not None
+                known = widget._session._last is not None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", LoadWarning)
                     widget.refresh()
+                follower = widget._live.follower
                 assert isinstance(follower, StoreFollower)
                 if known and follower.appended is not None:  # updated, not derived again
-                    assert widget._last is not None
+                    assert widget._session._last is not None
                 _check(widget, root)
             else:
                 _apply(root, runs, operation)
@@ -248,11 +249,12 @@ def test_a_step_logged_again_in_a_later_poll_is_the_final_value(tmp_path: Path) 
     run.append(run.record([(5, "loss", 1.0), (2, "acc", 0.5)]))
     widget = Explorer(tmp_path)
     widget.refresh()
-    assert widget._finals()["m:loss"].to_list() == [1.0]
+    assert widget._session.finals()["m:loss"].to_list() == [1.0]
     for logged, final in (([(5, "loss", 2.0)], 2.0), ([(3, "loss", 3.0)], 2.0)):
         run.append(run.record(logged))
         widget.refresh()
-        assert widget._last is not None  # updated from the appended rows, not derived again
-        assert widget._finals()["m:loss"].to_list() == [final]
-        assert widget._finals()["m:acc"].to_list() == [0.5]
+        # updated from the appended rows, not derived again
+        assert widget._session._last is not None
+        assert widget._session.finals()["m:loss"].to_list() == [final]
+        assert widget._session.finals()["m:acc"].to_list() == [0.5]
     widget.close()

@@ -1,12 +1,10 @@
-// The charts: the spec comes from Python (rungroup.chart(), prepared by
-// rungroup.protocol.prepare_spec); its data are named sources fed from Arrow rows. A new spec
-// is embedded only when its shape changes; otherwise the existing view gets new data.
+// The charts: the spec comes from Python (rungroup.chart.widget_spec), embedded as it is; its
+// data are named sources fed from Arrow rows. A new spec is embedded only when its shape
+// changes; otherwise the existing view gets new data.
 import embed, { type Result, vega } from "vega-embed";
 
 export const DATA_NAME = "rungroup";
 export const HOVER_SIGNAL = "rg_hover";
-/** Each series' place in the colour order (one value per series, see protocol.py). */
-export const ORDER_FIELD = "rg_order";
 
 type Row = Record<string, unknown>;
 
@@ -60,28 +58,6 @@ function partition(datasets: Dataset[], columns: Columns): Map<string, number[]>
     }
   }
   return out;
-}
-
-/** The compiled Vega spec with lines and bands faceted by the series' colour-order number
- * instead of its label. Vega keeps one sub-dataflow per facet key: keyed by label, a new
- * grouping removes every panel's sub-dataflows and builds new ones; keyed by number, they
- * stay and only their rows change. Colour and tooltips still read the label. */
-function facetByOrder(spec: Record<string, unknown>): Record<string, unknown> {
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      for (const child of node) visit(child);
-      return;
-    }
-    if (!node || typeof node !== "object") return;
-    const record = node as Record<string, unknown>;
-    const facet = (record.from as { facet?: { groupby?: unknown } } | undefined)?.facet;
-    if (facet && Array.isArray(facet.groupby) && facet.groupby.includes("series")) {
-      facet.groupby = [...new Set(facet.groupby.map((g) => (g === "series" ? ORDER_FIELD : g)))];
-    }
-    for (const value of Object.values(record)) visit(value);
-  };
-  visit(spec);
-  return spec;
 }
 
 function cssVar(root: HTMLElement, name: string, fallback: string): string {
@@ -148,7 +124,6 @@ export class ChartPanel {
       for (const dataset of datasets) {
         values[dataset.name] = (parts.get(dataset.name) ?? []).map((i) => rowAt(columns, i));
       }
-      const ordered = columns.length > 0 && ORDER_FIELD in columns.values;
       const result = await embed(this.el, { ...spec, datasets: values } as never, {
         actions: false,
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
@@ -160,7 +135,6 @@ export class ChartPanel {
         // aria: no description string per drawn point (formatted on every repaint, and only
         // an SVG renderer would use them)
         config: { ...themeConfig(this.root), aria: false } as never,
-        patch: ordered ? (vg) => facetByOrder(vg as Record<string, unknown>) as never : undefined,
         // no loader: the spec carries no URLs and nothing may be fetched
       });
       this.result = result;

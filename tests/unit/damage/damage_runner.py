@@ -67,7 +67,9 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def load_isolated(source: Path | str, *, timeout: float = TIME_LIMIT, **options: Any) -> Outcome:
+def load_isolated(
+    source: Path | str, *, timeout: float = TIME_LIMIT, **options: Any
+) -> Outcome:
     """`rg.load(source, **options)` in a child process; a hang or a crash fails the test."""
     argument = json.dumps([str(source), options])
     try:

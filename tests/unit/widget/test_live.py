@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 import pytest
-from test_widget import make_runs
 from traitlets import TraitError
+from widget_helpers import make_runs
 
 import rungroup as rg
 from rungroup.widget import Explorer
@@ -52,7 +52,7 @@ def test_live_polls_grow_the_runs_and_change_states(tmp_path: Path) -> None:
     write(first, 0, 10)
     widget = Explorer(tmp_path, live=True, refresh_interval=0.5, group_by=["config.lr"])
     assert widget.live and widget.followable and widget.refresh_interval == 0.5
-    assert widget._timer is not None  # the next poll is queued on the event loop
+    assert widget._live.timer is not None  # the next poll is queued on the event loop
     assert len(widget.runs) == 1 and states(widget) == {first.id: "running"}
     points = widget.aggregated.height
     reply, _ = data_reply(widget)
@@ -84,7 +84,7 @@ def test_live_polls_grow_the_runs_and_change_states(tmp_path: Path) -> None:
     second.finish(exit_code=1)
     widget._tick()
     assert states(widget) == {first.id: "finished", second.id: "failed"}
-    assert widget._timer is not None
+    assert widget._live.timer is not None
 
     # the widget's settings survive a refresh
     widget.update(hidden=[second.id], expanded=["0.1"], focus="0.1")
@@ -100,16 +100,16 @@ def test_live_false_cancels_the_timer_and_no_poll_happens(tmp_path: Path) -> Non
     run = rg.init(dir=tmp_path, project="p")
     write(run, 0, 3)
     widget = Explorer(tmp_path, live=True)
-    timer = widget._timer
+    timer = widget._live.timer
     assert timer is not None
     widget.live = False
-    assert widget._timer is None and timer.cancelled()
+    assert widget._live.timer is None and timer.cancelled()
     write(run, 3, 6)
     widget._tick()  # a tick that was already due does nothing once live is off
     assert widget.polls == 0
     assert widget.runs.history.select(pl.len()).collect().item() == 6
     widget.live = True  # on again: the follower goes on from where it was
-    assert widget._timer is not None
+    assert widget._live.timer is not None
     widget._tick()
     assert widget.polls == 1
     assert widget.runs.history.select(pl.len()).collect().item() == 12
@@ -119,10 +119,10 @@ def test_live_false_cancels_the_timer_and_no_poll_happens(tmp_path: Path) -> Non
 def test_close_stops_polling(tmp_path: Path) -> None:
     rg.init(dir=tmp_path, project="p").finish()
     widget = Explorer(tmp_path, live=True)
-    timer = widget._timer
+    timer = widget._live.timer
     assert timer is not None
     widget.close()
-    assert timer.cancelled() and widget._timer is None
+    assert timer.cancelled() and widget._live.timer is None
     widget._tick()
     assert widget.polls == 0
 
@@ -168,9 +168,9 @@ def test_refresh_interval_is_validated(tmp_path: Path) -> None:
     with pytest.raises(TraitError, match=r"at least 0\.2"):
         widget.refresh_interval = 0.1
     widget.update(live=True, refresh_interval=1.0)
-    assert widget.live and widget._timer is not None
+    assert widget.live and widget._live.timer is not None
     widget.refresh_interval = 3.0  # rescheduled with the new interval
-    assert widget._timer is not None
+    assert widget._live.timer is not None
     widget.close()
 
 
@@ -191,7 +191,7 @@ def test_a_failed_poll_is_shown_and_polling_goes_on(
     run = rg.init(dir=tmp_path, project="p")
     write(run, 0, 3)
     widget = Explorer(tmp_path, live=True)
-    follower = widget._follower
+    follower = widget._live.follower
     assert follower is not None
 
     def broken() -> Any:
@@ -200,7 +200,7 @@ def test_a_failed_poll_is_shown_and_polling_goes_on(
     monkeypatch.setattr(follower, "poll", broken)
     widget._tick()
     assert widget.error == "OSError: disk gone"
-    assert widget.live and widget._timer is not None
+    assert widget.live and widget._live.timer is not None
     monkeypatch.undo()
     write(run, 3, 5)
     widget._tick()

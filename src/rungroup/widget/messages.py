@@ -1,0 +1,160 @@
+"""The browser's requests and their answers (docs/widget.md, "How data travels").
+
+The browser sends ``{"kind": ..., "id": n, ...}``; `answer` finds the handler registered for
+the kind and returns ``({"kind": ..., "id": n, "ok": True, ...}, buffers)``, or
+``{"ok": False, "error": "..."}`` when anything failed: every request gets an answer, so
+nothing waits for a timeout. A handler takes the widget and the request and returns the
+reply's body and its binary buffers (Arrow IPC, or a file's bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from traitlets import TraitError
+
+from rungroup.widget.table import table_page
+
+if TYPE_CHECKING:
+    from rungroup.widget.explorer import Explorer
+
+Reply = tuple[dict[str, Any], list[bytes]]
+Handler = Callable[["Explorer", Mapping[str, Any]], Reply]
+
+#: The request kinds and their handlers, in the order docs/widget.md lists them.
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(kind: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def answer(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    """Answer one request: ``(reply, buffers)``; a failure is answered and shown in the
+    widget (`error`) until the next good `data` reply."""
+    kind = request.get("kind")
+    request_id = request.get("id")
+    try:
+        handler = HANDLERS.get(str(kind))
+        if handler is None:
+            raise ValueError(f"unknown request kind {kind!r}; valid kinds: {', '.join(HANDLERS)}")
+        body, buffers = handler(widget, request)
+    except Exception as error:  # every failure is answered, and shown in the widget
+        message = describe(error)
+        widget._show_error(message, request_failed=True)
+        return {"kind": kind, "id": request_id, "ok": False, "error": message}, []
+    if kind == "data":
+        widget._clear_error(request_failed=True)
+    return {"kind": kind, "id": request_id, "ok": True, **body}, buffers
+
+
+def describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, (ValueError, TypeError, TraitError, KeyError)):
+        return text
+    return f"{type(error).__name__}: {text}"
+
+
+def _int_arg(request: Mapping[str, Any], name: str, default: int) -> int:
+    value = request.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+@handles("data")
+def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    """The chart: its rows and, unless the browser has it, its spec. The table comes in
+    its own reply (`table`), asked for at the same time: the browser draws the chart
+    while the kernel builds the table's rows."""
+    frame = widget._frame()
+    same = request.get("spec_key") == frame.spec.key
+    body = {
+        "spec": None if same else frame.spec.spec,
+        "spec_key": frame.spec.key,
+        "chart_rows": frame.drawn.height,
+        "focus_label": frame.focus_label,
+        "timings": dict(frame.timings),
+    }
+    return body, [frame.chart_ipc]
+
+
+@handles("table")
+def _table(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    """The table's columns and first page, with the counts the status line shows."""
+    frame = widget._frame()
+    started = time.perf_counter()
+    table = widget._table()
+    page = table_page(table, 0, _int_arg(request, "limit", 100))
+    body = {
+        "table": table.meta(),
+        "runs": len(frame.runs),
+        "groups": frame.membership["series"].n_unique() if frame.view.grouping else 0,
+        "focus_label": frame.focus_label,
+        "timings": {"table_ms": 1000 * (time.perf_counter() - started)},
+    }
+    return body, [page]
+
+
+@handles("rows")
+def _rows(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    table = widget._table()
+    offset = _int_arg(request, "offset", 0)
+    limit = _int_arg(request, "limit", 100)
+    return {"offset": offset, "total": table.total}, [table_page(table, offset, limit)]
+
+
+@handles("hide")
+def _hide(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    row_kind = request.get("row_kind")
+    key = str(request.get("key"))
+    if row_kind == "run":
+        ids = {key}
+    elif row_kind == "group":
+        membership = widget._frame().membership
+        ids = set(membership.filter(pl.col("series") == key)["id"].to_list())
+        if not ids:
+            raise ValueError(f"no group {key!r} in the table")
+    else:
+        raise ValueError(f"row_kind={row_kind!r} is not valid; choose one of: run, group")
+    widget.set_hidden(ids, bool(request.get("hide")))
+    return {"hidden": len(widget.view.hidden)}, []
+
+
+#: What the export menu offers: ``what`` -> (frame, suffix, file name, MIME type).
+_EXPORTS = {
+    "csv": ("aggregated", ".csv", "rungroup-aggregated.csv", "text/csv"),
+    "parquet": (
+        "aggregated",
+        ".parquet",
+        "rungroup-aggregated.parquet",
+        "application/vnd.apache.parquet",
+    ),
+    "groups_csv": ("summary", ".csv", "rungroup-groups.csv", "text/csv"),
+}
+
+
+@handles("export")
+def _export(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    what = request.get("what")
+    if what == "recipe":
+        data = (json.dumps(widget.recipe(), indent=2, sort_keys=True) + "\n").encode()
+        return {"filename": "rungroup-recipe.json", "mime": "application/json"}, [data]
+    if what not in _EXPORTS:
+        raise ValueError(
+            f"what={what!r} is not valid; choose one of: {', '.join(_EXPORTS)}, recipe"
+        )
+    frame, suffix, filename, mime = _EXPORTS[str(what)]
+    with tempfile.TemporaryDirectory(prefix="rungroup-export-") as folder:
+        data = widget.export(Path(folder) / f"export{suffix}", frame).read_bytes()
+    return {"filename": filename, "mime": mime}, [data]

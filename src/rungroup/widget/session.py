@@ -1,0 +1,225 @@
+"""One widget's working state: its runs and every cache made from them.
+
+An `Explorer` owns one `Session`; nothing here is shared between widgets, and everything
+dies with its widget. What is kept, and when it is dropped (docs/architecture.md, "Caches"):
+
+- frames: the last `FRAME_CACHE` computed frames (what the charts show for one view, filter
+  and group page), so that going back to a setting shown a moment ago is instant;
+- the table built last (its rows, for paging), keyed by the table's settings;
+- the specs by chart shape (building one with Altair costs milliseconds; most changes keep
+  the shape);
+- each run's last value of each metric (the table's metric cells), extended from what a live
+  poll appended instead of read again from the whole history.
+
+`replace_runs` drops everything but the specs (they depend on no run).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from rungroup.chart import WidgetSpec, widget_spec
+from rungroup.engine import dense
+from rungroup.engine.aggregate import aggregate, aggregate_drawn
+from rungroup.runs import Runs
+from rungroup.view import View
+from rungroup.widget import last_values
+from rungroup.widget.payload import chart_payload
+from rungroup.widget.table import Table, build_table, filter_runs, membership
+
+#: Computed frames kept per widget (each is what the charts of one setting show).
+FRAME_CACHE = 4
+#: Specs kept per widget, by shape (a few, for going back and forth between settings).
+SPEC_CACHE = 32
+
+
+@dataclass
+class Frame:
+    """Everything the charts show for one (view, search, focus): computed once, then kept."""
+
+    runs: Runs
+    view: View
+    #: The chart's rows: the Aggregate without the statistics its line and band are not
+    #: made of (`aggregate_drawn`), or a group page's whole frame (`group_page_frame`).
+    drawn: pl.DataFrame
+    spec: WidgetSpec
+    chart_ipc: bytes
+    focus_label: str | None
+    #: Milliseconds spent grouping, in the engine, building the spec and the Arrow payload.
+    timings: dict[str, float]
+    _aggregated: pl.DataFrame | None = None
+    _membership: pl.DataFrame | None = None
+
+    @property
+    def membership(self) -> pl.DataFrame:
+        """Which runs are in which series (`table.membership`): for the table, computed
+        after the chart has been sent."""
+        if self._membership is None:
+            self._membership = membership(self.runs, self.view)
+        return self._membership
+
+    @property
+    def aggregated(self) -> pl.DataFrame:
+        """The Aggregate with every statistic, computed when first asked for (a repaint
+        needs only `drawn`, whose rows and numbers are its own)."""
+        if self._aggregated is None:
+            self._aggregated = aggregate(self.runs, view=self.view)
+        return self._aggregated
+
+
+def group_page_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
+    """What a group page shows: the group's line and band (``layer="group"``) and each of its
+    runs (``layer="run"``, run label in ``run``, ``series`` = the group, for its colour)."""
+    group = aggregate(group_runs, view=view).with_columns(
+        pl.lit("group").alias("layer"), pl.lit(None, dtype=pl.String).alias("run")
+    )
+    single = aggregate(group_runs, view=view.replace(grouping=False))
+    single = single.with_columns(
+        pl.col("series").cast(pl.String).alias("run"),
+        pl.lit(label).alias("series"),
+        pl.lit("run").alias("layer"),
+    )
+    group = group.with_columns(pl.col("series").cast(pl.String))
+    return pl.concat([group, single], how="diagonal_relaxed")
+
+
+class Session:
+    """The runs a widget shows and its caches (see the module docs)."""
+
+    def __init__(self, runs: Runs) -> None:
+        self._runs = runs
+        self._frames: OrderedDict[tuple[Any, ...], Frame] = OrderedDict()
+        self._table: tuple[tuple[Any, ...], Table] | None = None
+        self._specs: OrderedDict[tuple[Any, ...], WidgetSpec] = OrderedDict()
+        self._last: last_values.LastValues | None = None
+        self._finals: pl.DataFrame | None = None
+
+    @property
+    def runs(self) -> Runs:
+        return self._runs
+
+    def replace_runs(self, runs: Runs, appended: pl.DataFrame | None = None) -> None:
+        """Show `runs`; `appended`: the history rows they add to the runs shown until now
+        (a live poll), from which the engine's matrices and the last values are extended."""
+        if appended is not None:
+            dense.extend(self._runs, runs, appended)
+        self._runs = runs
+        if appended is None:
+            self._last = None
+        elif self._last is not None and appended.height:
+            self._last = last_values.extend(self._last, appended.lazy())
+        self._finals = None
+        self._frames.clear()
+        self._table = None
+
+    def frame(self, view: View, search: str, focus: str) -> Frame:
+        key = (view, search, focus)
+        frame = self._frames.get(key)
+        if frame is not None:
+            self._frames.move_to_end(key)
+            return frame
+        frame = self._compute_frame(view, search, focus)
+        self._frames[key] = frame
+        while len(self._frames) > FRAME_CACHE:
+            self._frames.popitem(last=False)
+        return frame
+
+    def finals(self) -> pl.DataFrame:
+        """Each run's last logged value of each metric: ``id`` and ``m:<metric>`` columns."""
+        if self._finals is None:
+            if self._last is None:
+                self._last = last_values.extend(None, self._runs.history)
+            self._finals = last_values.final_values(self._runs, self._last)
+        return self._finals
+
+    def table(
+        self,
+        frame: Frame,
+        search: str,
+        sort: list[str],
+        expanded: list[str],
+        columns: list[str],
+    ) -> Table:
+        """The runs table for `frame` (kept until a table setting or the runs change)."""
+        key = (frame.view, search, frame.focus_label, tuple(sort), tuple(expanded), tuple(columns))
+        if self._table is not None and self._table[0] == key:
+            return self._table[1]
+        table = build_table(
+            frame.runs,
+            frame.view,
+            frame.membership,
+            self.finals(),
+            focus=frame.focus_label,
+            sort=sort,
+            expanded=set(expanded),
+            columns=columns,
+        )
+        self._table = (key, table)
+        return table
+
+    def spec(self, drawn: pl.DataFrame, view: View, *, group_page: bool) -> WidgetSpec:
+        """The spec for `drawn`, reused across views of the same shape: it depends on the
+        metrics drawn, the x type and the settings that titles and marks show, not on which
+        runs form which series (the colour order travels as data). So one spec serves views
+        that differ only in `group_by`, `reverse` and `hidden`, and every group page."""
+        key = (
+            tuple(drawn["metric"].unique(maintain_order=True).to_list()),
+            drawn.schema["x"],
+            drawn.height == 0,
+            view.replace(group_by=(), reverse=False, hidden=frozenset()),
+            group_page,
+        )
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = widget_spec(drawn, view, group_page=group_page)
+            self._specs[key] = spec
+            while len(self._specs) > SPEC_CACHE:
+                self._specs.popitem(last=False)
+        return spec
+
+    def _compute_frame(self, view: View, search: str, focus: str) -> Frame:
+        started = time.perf_counter()
+        shown = filter_runs(self._runs, search)
+        members = None
+        focus_label: str | None = None
+        if focus and view.grouping:
+            members = membership(shown, view)
+            if members.filter(pl.col("series") == focus).height:
+                focus_label = focus
+        grouped = time.perf_counter()
+        if focus_label is not None and members is not None:
+            ids = set(members.filter(pl.col("series") == focus_label)["id"].to_list())
+            page_runs = shown.select_ids(
+                [i for i in shown.ids if i in ids and i not in view.hidden]
+            )
+            drawn = group_page_frame(page_runs, view, focus_label)
+        else:
+            # the shown runs, not the visible ones: view.hidden leaves the hidden ones out,
+            # and the same Runs object every time lets the engine reuse its matrices
+            drawn = aggregate_drawn(shown, view)
+        aggregated_at = time.perf_counter()
+        spec = self.spec(drawn, view, group_page=focus_label is not None)
+        charted = time.perf_counter()
+        chart_ipc = chart_payload(drawn, spec.fields)
+        done = time.perf_counter()
+        return Frame(
+            runs=shown,
+            view=view,
+            drawn=drawn,
+            spec=spec,
+            chart_ipc=chart_ipc,
+            focus_label=focus_label,
+            timings={
+                "groups_ms": 1000 * (grouped - started),
+                "aggregate_ms": 1000 * (aggregated_at - grouped),
+                "chart_ms": 1000 * (charted - aggregated_at),
+                "payload_ms": 1000 * (done - charted),
+            },
+            _aggregated=drawn if focus_label is not None else None,
+            _membership=members,
+        )
