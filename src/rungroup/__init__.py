@@ -1,23 +1,44 @@
-"""rungroup: group machine-learning runs into experiments, locally and offline, in Jupyter."""
+"""rungroup: group machine-learning runs into experiments, locally and offline, in Jupyter.
 
-from rungroup.chart import chart
-from rungroup.engine import aggregate, recipe_of, summarize
-from rungroup.engine.compare import compare, performance_profile
-from rungroup.export import export, load_recipe
-from rungroup.profile_chart import profile_chart
-from rungroup.runs import LoadWarning, Runs
-from rungroup.sources import load
-from rungroup.sources.csv_tree import load_csv
-from rungroup.sources.frames import from_frames
-from rungroup.sources.mlflow_store import load_mlflow
-from rungroup.sources.tensorboard_events import load_tensorboard
-from rungroup.sources.wandb_offline import load_wandb
-from rungroup.store import StoreError
-from rungroup.tracking import Config, Run, Summary, generate_id, init
-from rungroup.view import View
-from rungroup.widget import Explorer
+Public names are imported when first used (PEP 562), so a training script that only calls
+`rungroup.init()` never imports the widget, Altair or the loaders of other trackers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "Config": "rungroup.tracking",
+    "Explorer": "rungroup.widget",
+    "LoadWarning": "rungroup.runs",
+    "Run": "rungroup.tracking",
+    "Runs": "rungroup.runs",
+    "StoreError": "rungroup.store",
+    "Summary": "rungroup.tracking",
+    "View": "rungroup.view",
+    "aggregate": "rungroup.engine",
+    "chart": "rungroup.chart",
+    "compare": "rungroup.engine.compare",
+    "export": "rungroup.export",
+    "from_frames": "rungroup.sources.frames",
+    "generate_id": "rungroup.tracking",
+    "init": "rungroup.tracking",
+    "load": "rungroup.sources",
+    "load_csv": "rungroup.sources.csv_tree",
+    "load_mlflow": "rungroup.sources.mlflow_store",
+    "load_recipe": "rungroup.export",
+    "load_tensorboard": "rungroup.sources.tensorboard_events",
+    "load_wandb": "rungroup.sources.wandb_offline",
+    "performance_profile": "rungroup.engine.compare",
+    "profile_chart": "rungroup.profile_chart",
+    "recipe_of": "rungroup.engine",
+    "summarize": "rungroup.engine",
+}
 
 __all__ = [
     "Config",
@@ -47,3 +68,35 @@ __all__ = [
     "recipe_of",
     "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rungroup' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:
+    from rungroup.chart import chart
+    from rungroup.engine import aggregate, recipe_of, summarize
+    from rungroup.engine.compare import compare, performance_profile
+    from rungroup.export import export, load_recipe
+    from rungroup.profile_chart import profile_chart
+    from rungroup.runs import LoadWarning, Runs
+    from rungroup.sources import load
+    from rungroup.sources.csv_tree import load_csv
+    from rungroup.sources.frames import from_frames
+    from rungroup.sources.mlflow_store import load_mlflow
+    from rungroup.sources.tensorboard_events import load_tensorboard
+    from rungroup.sources.wandb_offline import load_wandb
+    from rungroup.store import StoreError
+    from rungroup.tracking import Config, Run, Summary, generate_id, init
+    from rungroup.view import View
+    from rungroup.widget import Explorer
