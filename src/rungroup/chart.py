@@ -34,7 +34,8 @@ import altair as alt
 import polars as pl
 
 from rungroup.engine.recipe import recipe_of
-from rungroup.view import BAND_CHOICES, View
+from rungroup.engine.stats import BAND_FORMULAS
+from rungroup.view import View
 
 #: The name of the user chart's one dataset.
 DATA_NAME = "rungroup"
@@ -66,9 +67,18 @@ _NOT_HOVERED = f"{HOVER_PARAM} !== null && datum.series !== {HOVER_PARAM}"
 def _y_title(metric: str, view: View | None) -> str:
     if view is None or not view.grouping:
         return metric
+    lower, upper = BAND_FORMULAS[view.band]
     if view.band == "none":
         return f"{metric} ({view.line})"
-    return f"{metric} ({view.line}, band: {BAND_CHOICES[view.band].describe(view)})"
+    if view.band in ("std", "stderr"):
+        band = f"mean ± {view.band}"
+    elif view.band == "ci":
+        band = f"{view.ci_level:.0%} CI ({view.ci_method})"
+    elif view.band == "quantile":
+        band = f"q{view.quantiles[0]:g}–q{view.quantiles[1]:g}"
+    else:
+        band = f"{lower}–{upper}"
+    return f"{metric} ({view.line}, band: {band})"
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:

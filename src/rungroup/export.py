@@ -26,7 +26,8 @@ from typing import Any
 import polars as pl
 
 from rungroup.engine.recipe import recipe_extra, recipe_of
-from rungroup.view import BAND_CHOICES, View
+from rungroup.engine.stats import BAND_FORMULAS
+from rungroup.view import View
 
 #: The Parquet key-value metadata key that holds the recipe.
 METADATA_KEY = "rungroup"
@@ -39,14 +40,14 @@ def recipe_dict(view: View, extra: Mapping[str, Any] | None = None) -> dict[str,
     """The JSON-safe recipe of a frame made with `view`."""
     from rungroup import __version__
 
-    band = BAND_CHOICES[view.band]
+    lower, upper = BAND_FORMULAS[view.band]
     recipe: dict[str, Any] = {
         "rungroup_view": view.to_dict(),
         "rungroup_version": __version__,
         "columns": {
             "line": view.line,
-            "lower": view.line if band.lower.statistic == "line" else band.lower.formula,
-            "upper": view.line if band.upper.statistic == "line" else band.upper.formula,
+            "lower": view.line if lower == "line" else lower,
+            "upper": view.line if upper == "line" else upper,
         },
     }
     if extra:

@@ -18,221 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+LINES = ("mean", "median", "min", "max", "iqm")
+BANDS = ("none", "minmax", "std", "stderr", "ci", "quantile")
+CI_METHODS = ("t", "bootstrap")
+ALIGNS = ("auto", "exact", "interpolate", "bucket")
+SMOOTHINGS = ("none", "ema", "window", "gaussian")
+SMOOTH_ORDERS = ("before", "after")
+#: x-axis choices that are not metrics (any metric name is also accepted).
+X_BUILTINS = ("step", "time", "timestamp")
 #: The largest EMA weight (TensorBoard's slider stops at 0.999 too).
 EMA_MAX = 0.999
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One value a setting can take: what it is called in menus and what it means."""
-
-    value: str
-    label: str
-    help: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "label": self.label, "help": self.help}
-
-
-@dataclass(frozen=True)
-class Bound:
-    """One edge of a band: a statistic (``line`` = the line), optionally ± another one."""
-
-    statistic: str
-    sign: int = 0
-    spread: str | None = None
-
-    @property
-    def formula(self) -> str:
-        if self.spread is None:
-            return self.statistic
-        return f"{self.statistic} {'+' if self.sign > 0 else '-'} {self.spread}"
-
-    @property
-    def statistics(self) -> tuple[str, ...]:
-        named = (self.statistic,) if self.statistic != "line" else ()
-        return (*named, self.spread) if self.spread else named
-
-
-@dataclass(frozen=True)
-class Band(Choice):
-    """A band: its edges, and how a chart's title names it (formatted with the view)."""
-
-    lower: Bound
-    upper: Bound
-    title: str
-
-    @property
-    def statistics(self) -> tuple[str, ...]:
-        """The statistics `lower` and `upper` are made of."""
-        return tuple(dict.fromkeys((*self.lower.statistics, *self.upper.statistics)))
-
-    def describe(self, view: View) -> str:
-        return self.title.format(
-            ci_level=view.ci_level,
-            ci_method=view.ci_method,
-            q_low=view.quantiles[0],
-            q_high=view.quantiles[1],
-        )
-
-
-@dataclass(frozen=True)
-class Smoothing(Choice):
-    """A smoothing method: the strength it starts with and what the strength means."""
-
-    param: float
-    #: What the strength means, per x axis; ``*`` for a metric as x (``{x}`` is its name).
-    param_help: Mapping[str, str]
-    #: The strength field's step (an HTML number input's ``step``) and largest value.
-    param_step: str = "any"
-    param_max: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **super().to_dict(),
-            "param": self.param,
-            "param_help": dict(self.param_help),
-            "param_step": self.param_step,
-            "param_max": self.param_max,
-        }
-
-
-def _by_value(*choices: Choice) -> dict[str, Any]:
-    return {choice.value: choice for choice in choices}
-
-
-#: The centre line of a group, at each x: each is the statistic of the same name.
-LINE_CHOICES: Mapping[str, Choice] = _by_value(
-    Choice("mean", "mean", "mean of the runs' values"),
-    Choice("median", "median", "median (the mean of the two middle values for an even n)"),
-    Choice("min", "min", "lowest value"),
-    Choice("max", "max", "highest value"),
-    Choice("iqm", "IQM", "interquartile mean: the mean of the middle 50 % (as rliable)"),
-)
-_SIGMA = "gaussian sigma in "
-#: The shaded band around the line.
-BAND_CHOICES: Mapping[str, Band] = _by_value(
-    Band("none", "off", "no band", Bound("line"), Bound("line"), ""),
-    Band(
-        "minmax",
-        "min–max",
-        "from the lowest to the highest value",
-        Bound("min"),
-        Bound("max"),
-        "min–max",
-    ),
-    Band(
-        "std",
-        "std dev",
-        "mean ± the sample standard deviation (ddof = 1)",
-        Bound("mean", -1, "std"),
-        Bound("mean", 1, "std"),
-        "mean ± std",
-    ),
-    Band(
-        "stderr",
-        "std err",
-        "mean ± the standard error, std / √n",
-        Bound("mean", -1, "stderr"),
-        Bound("mean", 1, "stderr"),
-        "mean ± stderr",
-    ),
-    Band(
-        "ci",
-        "confidence interval",
-        "confidence interval of the mean",
-        Bound("ci_low"),
-        Bound("ci_high"),
-        "{ci_level:.0%} CI ({ci_method})",
-    ),
-    Band(
-        "quantile",
-        "quantiles",
-        "between two percentiles (numpy's linear method)",
-        Bound("q_low"),
-        Bound("q_high"),
-        "q{q_low:g}–q{q_high:g}",
-    ),
-)
-CI_METHOD_CHOICES: Mapping[str, Choice] = _by_value(
-    Choice("t", "Student t", "mean ± t(n − 1) · stderr"),
-    Choice("bootstrap", "bootstrap", "seeded percentile bootstrap of the mean"),
-)
-ALIGN_CHOICES: Mapping[str, Choice] = _by_value(
-    Choice("auto", "auto", "exact when a group's runs share their x values, else interpolate"),
-    Choice("exact", "exact", "only the runs that logged that x"),
-    Choice("interpolate", "interpolate", "linear, inside each run's own x span"),
-    Choice("bucket", "bucket", "equal-width bins; each run's mean in a bin"),
-)
-SMOOTHING_CHOICES: Mapping[str, Smoothing] = _by_value(
-    Smoothing("none", "none", "raw values", 0.6, {}),
-    Smoothing(
-        "ema",
-        "EMA",
-        "TensorBoard's debiased exponential moving average",
-        0.6,
-        {"*": f"EMA weight, 0 to {EMA_MAX} (TensorBoard's smoothing)"},
-        param_step="0.05",
-        param_max=EMA_MAX,
-    ),
-    Smoothing(
-        "window",
-        "window",
-        "centred running mean",
-        5.0,
-        {"*": "window length in points"},
-        param_step="1",
-    ),
-    Smoothing(
-        "gaussian",
-        "gaussian",
-        "gaussian kernel over x",
-        2.0,
-        {
-            "step": _SIGMA + "steps",
-            "time": _SIGMA + "seconds",
-            "timestamp": _SIGMA + "seconds",
-            "*": _SIGMA + "units of {x}",
-        },
-    ),
-)
-SMOOTH_ORDER_CHOICES: Mapping[str, Choice] = _by_value(
-    Choice("before", "each run, then aggregate", "smooth each run, then aggregate"),
-    Choice("after", "the aggregate", "aggregate, then smooth the line and band together"),
-)
-#: x-axis choices that are not metrics (any metric name is also accepted).
-X_CHOICES: Mapping[str, Choice] = _by_value(
-    Choice("step", "step", "the step each value was logged at"),
-    Choice("time", "relative time (s)", "seconds since the run started"),
-    Choice("timestamp", "wall time", "the wall-clock time of each value"),
-)
-
-LINES = tuple(LINE_CHOICES)
-BANDS = tuple(BAND_CHOICES)
-CI_METHODS = tuple(CI_METHOD_CHOICES)
-ALIGNS = tuple(ALIGN_CHOICES)
-SMOOTHINGS = tuple(SMOOTHING_CHOICES)
-SMOOTH_ORDERS = tuple(SMOOTH_ORDER_CHOICES)
-X_BUILTINS = tuple(X_CHOICES)
-
-#: The settings offered as menus, by View field.
-SETTING_CHOICES: Mapping[str, Mapping[str, Choice]] = {
-    "line": LINE_CHOICES,
-    "band": BAND_CHOICES,
-    "ci_method": CI_METHOD_CHOICES,
-    "align": ALIGN_CHOICES,
-    "smoothing": SMOOTHING_CHOICES,
-    "smooth_order": SMOOTH_ORDER_CHOICES,
-    "x": X_CHOICES,
-}
-
-
-def setting_choices() -> dict[str, list[dict[str, Any]]]:
-    """Each menu's choices in display order, JSON-safe (the widget's front end reads these)."""
-    return {
-        name: [choice.to_dict() for choice in choices.values()]
-        for name, choices in SETTING_CHOICES.items()
-    }
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -288,7 +83,7 @@ def _float(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class View:
-    """What to aggregate and how to draw it (docs/architecture.md, "The View").
+    """What to aggregate and how to draw it (DESIGN.md, "The View").
 
     Build one with keywords (``View(group_by="config.lr", band="ci")``), change it with
     `View.replace`, store it with `View.to_dict` / `View.from_dict`.
@@ -394,11 +189,6 @@ class View:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Every field's default, JSON-safe."""
-        return cls().to_dict()
 
     def replace(self, **fields: Any) -> View:
         """A copy with `fields` changed (validated like the constructor)."""

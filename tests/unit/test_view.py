@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rungroup.view import BANDS, View, resolve_view
+from rungroup.view import View, resolve_view
 
 DEFAULTS = {
     "metrics": (),
@@ -175,61 +174,3 @@ def test_dict_round_trip_is_json_safe_and_exact(view):
     assert View.from_dict(json.loads(text)) == view
     assert isinstance(data["hidden"], list)
     assert data["hidden"] == sorted(data["hidden"])
-
-
-STATS = {
-    "mean": 2.0,
-    "median": 1.5,
-    "min": 0.5,
-    "max": 4.0,
-    "iqm": 1.75,
-    "std": 0.25,
-    "stderr": 0.125,
-    "ci_low": 1.0,
-    "ci_high": 3.0,
-    "q_low": 1.25,
-    "q_high": 2.75,
-}
-# The band edges as docs/statistics.md defines them, written out by hand.
-EDGES = {
-    "none": ("median", "median", 1.5, 1.5),
-    "minmax": ("min", "max", 0.5, 4.0),
-    "std": ("mean - std", "mean + std", 1.75, 2.25),
-    "stderr": ("mean - stderr", "mean + stderr", 1.875, 2.125),
-    "ci": ("ci_low", "ci_high", 1.0, 3.0),
-    "quantile": ("q_low", "q_high", 1.25, 2.75),
-}
-
-
-@pytest.mark.parametrize("band", BANDS)
-def test_each_band_is_computed_and_recorded_from_one_table(band: str) -> None:
-    from rungroup.engine.stats import drawn_statistics, line_and_band
-    from rungroup.export import recipe_dict
-
-    view = View(line="median", band=band)
-    lower_formula, upper_formula, lower, upper = EDGES[band]
-    row = line_and_band(pl.DataFrame({k: [v] for k, v in STATS.items()}), view).row(0, named=True)
-    assert (row["line"], row["lower"], row["upper"]) == (1.5, lower, upper)
-    assert recipe_dict(view)["columns"] == {
-        "line": "median",
-        "lower": lower_formula,
-        "upper": upper_formula,
-    }
-    needed = {"median"} | {s for f in EDGES[band][:2] for s in f.split(" ") if s in STATS}
-    assert drawn_statistics(view) == needed
-
-
-def test_setting_choices_name_every_valid_value_once() -> None:
-    from rungroup.view import SETTING_CHOICES, setting_choices
-
-    choices = setting_choices()
-    assert set(choices) == set(SETTING_CHOICES)
-    for name, listed in choices.items():
-        values = [c["value"] for c in listed]
-        assert values == list(SETTING_CHOICES[name]), name
-        assert all(c["label"] and c["help"] for c in listed), name
-    for name in ("line", "band", "ci_method", "align", "smooth_order"):
-        for value in (c["value"] for c in choices[name]):
-            View(**{name: value})  # every offered choice is accepted
-    for smoothing in choices["smoothing"]:  # with the strength it starts with
-        View(smoothing=smoothing["value"], smoothing_param=smoothing["param"])

@@ -15,7 +15,6 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.checks import check_group_by
 from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
 
@@ -47,7 +46,13 @@ class Grouping:
 
 def key_columns_of(runs: Runs, view: View) -> tuple[str, ...]:
     """The run columns that form the groups under `view` (validated)."""
-    check_group_by(runs, view.group_by)
+    valid = set(runs.runs.columns)
+    unknown = [c for c in view.group_by if c not in valid]
+    if unknown:
+        raise ValueError(
+            f"unknown group_by column(s) {', '.join(map(repr, unknown))}; valid columns: "
+            f"{', '.join(runs.columns)}"
+        )
     if not view.grouping:
         return (RUN_KEY,)
     if view.reverse:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from rungroup.engine.checks import check_metrics, check_x
 from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.runs import Runs
 from rungroup.view import X_BUILTINS, View
@@ -41,10 +40,20 @@ def to_output_x(expr: pl.Expr, view: View) -> pl.Expr:
 
 def select_metrics(runs: Runs, view: View) -> list[str]:
     """The metrics to aggregate, in the order asked for (all: sorted, minus the x metric)."""
-    check_x(runs, view.x)
+    available = runs.metrics
+    if view.x not in X_BUILTINS and view.x not in available:
+        raise ValueError(
+            f"x={view.x!r} is not valid; choose one of: {', '.join(X_BUILTINS)} or a metric: "
+            f"{', '.join(available) or '(no metrics logged)'}"
+        )
     if not view.metrics:
-        return [m for m in runs.metrics if m != view.x]
-    check_metrics(runs, view.metrics)
+        return [m for m in available if m != view.x]
+    unknown = [m for m in view.metrics if m not in available]
+    if unknown:
+        raise ValueError(
+            f"unknown metric(s) {', '.join(map(repr, unknown))}; valid metrics: "
+            f"{', '.join(available) or '(no metrics logged)'}"
+        )
     return list(view.metrics)
 
 

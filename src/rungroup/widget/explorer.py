@@ -19,14 +19,13 @@ import polars as pl
 import traitlets
 from traitlets import Dict, List, TraitError, Unicode
 
-from rungroup.engine.checks import check_view
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import View
 from rungroup.widget import live as live_mode
 from rungroup.widget import messages
-from rungroup.widget.info import info
+from rungroup.widget.info import check_against_runs, info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
 from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits
@@ -81,7 +80,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         else:
             runs = _load(runs_or_source).collect()
         view = View(**{**PRESETS, **{k: v for k, v in settings.items() if k in VIEW_FIELDS}})
-        check_view(view, runs)
+        check_against_runs(view, runs)
         self._session = Session(runs)
         #: Whether `error` came from a failed request (cleared by the next good reply) or
         #: from an invalid change made in the browser (cleared by the next valid change).
@@ -120,7 +119,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         """Change several settings at once (validated together, one refresh)."""
         _check_names(settings, "unknown setting(s)")
         view = self.view.replace(**{k: v for k, v in settings.items() if k in VIEW_FIELDS})
-        check_view(view, self._session.runs)
+        check_against_runs(view, self._session.runs)
         values = view.to_dict()
         with self.hold_trait_notifications():
             for name, value in settings.items():
@@ -134,7 +133,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
             fields[name] = proposal["value"]
             view = View(**fields)
             if hasattr(self, "_session"):
-                check_view(view, self._session.runs, only=name)
+                check_against_runs(view, self._session.runs, only=name)
         except (TypeError, ValueError) as error:
             raise TraitError(str(error)) from error
         return view.to_dict()[name]

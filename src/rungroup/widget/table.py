@@ -19,9 +19,6 @@ from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
 from rungroup.widget.payload import ipc
 
-#: Rows of the table the kernel serves per request unless asked otherwise.
-PAGE_SIZE = 200
-
 #: Prefixes of the metric columns of the runs table: final value (or group mean) and std.
 METRIC = "m:"
 METRIC_STD = "s:"
