@@ -34,8 +34,7 @@ import altair as alt
 import polars as pl
 
 from rungroup.engine.recipe import recipe_of
-from rungroup.engine.stats import BAND_FORMULAS
-from rungroup.view import View
+from rungroup.view import View, y_title
 
 #: The name of the user chart's one dataset.
 DATA_NAME = "rungroup"
@@ -62,23 +61,6 @@ _X_TITLES = {"step": "step", "time": "time (s)", "timestamp": "time"}
 #: Hover dimming: a series that is not hovered keeps this share of its opacity.
 _DIMMED = 0.15
 _NOT_HOVERED = f"{HOVER_PARAM} !== null && datum.series !== {HOVER_PARAM}"
-
-
-def _y_title(metric: str, view: View | None) -> str:
-    if view is None or not view.grouping:
-        return metric
-    lower, upper = BAND_FORMULAS[view.band]
-    if view.band == "none":
-        return f"{metric} ({view.line})"
-    if view.band in ("std", "stderr"):
-        band = f"mean ± {view.band}"
-    elif view.band == "ci":
-        band = f"{view.ci_level:.0%} CI ({view.ci_method})"
-    elif view.band == "quantile":
-        band = f"q{view.quantiles[0]:g}–q{view.quantiles[1]:g}"
-    else:
-        band = f"{lower}–{upper}"
-    return f"{metric} ({view.line}, band: {band})"
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -161,7 +143,7 @@ def _panel(
     band_opacity: Any,
 ) -> list[alt.Chart]:
     """One panel's layers: band (when grouped), line, and the invisible tooltip points."""
-    y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
+    y = alt.Y("line:Q", title=y_title(metric, axes.view), scale=axes.y_scale)
     line = line_base.mark_line(strokeWidth=1.6).encode(
         x=axes.x, y=y, color=axes.path_colour, detail=axes.path_detail, opacity=line_opacity
     )
@@ -172,7 +154,7 @@ def _panel(
         return [line, hover]
     band = line_base.mark_area(opacity=BAND_OPACITY, interpolate="linear").encode(
         x=axes.x,
-        y=alt.Y("lower:Q", scale=axes.y_scale, title=_y_title(metric, axes.view)),
+        y=alt.Y("lower:Q", scale=axes.y_scale, title=y_title(metric, axes.view)),
         y2="upper:Q",
         color=axes.path_colour,
         detail=axes.path_detail,
@@ -320,7 +302,7 @@ _RUNS_OPACITY = {
 
 def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.Chart:
     """A group page's thin run lines, one per run, in the group's colour."""
-    y = alt.Y("line:Q", title=_y_title(metric, axes.view), scale=axes.y_scale)
+    y = alt.Y("line:Q", title=y_title(metric, axes.view), scale=axes.y_scale)
     tooltip = [
         alt.Tooltip("run:N", title="run"),
         alt.Tooltip(f"x:{'T' if axes.temporal else 'Q'}"),

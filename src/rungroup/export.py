@@ -26,8 +26,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.engine.recipe import recipe_extra, recipe_of
-from rungroup.engine.stats import BAND_FORMULAS
-from rungroup.view import View
+from rungroup.view import View, band_columns
 
 #: The Parquet key-value metadata key that holds the recipe.
 METADATA_KEY = "rungroup"
@@ -40,15 +39,10 @@ def recipe_dict(view: View, extra: Mapping[str, Any] | None = None) -> dict[str,
     """The JSON-safe recipe of a frame made with `view`."""
     from rungroup import __version__
 
-    lower, upper = BAND_FORMULAS[view.band]
     recipe: dict[str, Any] = {
         "rungroup_view": view.to_dict(),
         "rungroup_version": __version__,
-        "columns": {
-            "line": view.line,
-            "lower": view.line if lower == "line" else lower,
-            "upper": view.line if upper == "line" else upper,
-        },
+        "columns": band_columns(view),
     }
     if extra:
         recipe.update(extra)

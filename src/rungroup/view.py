@@ -16,14 +16,243 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-LINES = ("mean", "median", "min", "max", "iqm")
-BANDS = ("none", "minmax", "std", "stderr", "ci", "quantile")
-CI_METHODS = ("t", "bootstrap")
-ALIGNS = ("auto", "exact", "interpolate", "bucket")
-SMOOTHINGS = ("none", "ema", "window", "gaussian")
-SMOOTH_ORDERS = ("before", "after")
+if TYPE_CHECKING:
+    from rungroup.runs import Runs
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value a choice field takes, as the user sees it."""
+
+    value: str
+    #: Shown in the widget's menus.
+    label: str
+    #: What it means (a tooltip).
+    help: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"value": self.value, "label": self.label, "help": self.help}
+
+
+@dataclass(frozen=True)
+class Line(Choice):
+    """A line: the statistic column of the same name, read at each point."""
+
+    #: How the statistic is computed from the runs' values v_1 .. v_n at one point.
+    formula: str
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One edge of a band: ``base`` (a statistic, or ``"line"``), plus or minus ``offset``."""
+
+    base: str
+    offset: str | None = None
+    #: +1 or -1: the sign of ``offset``.
+    sign: int = 1
+
+    @property
+    def formula(self) -> str:
+        if self.offset is None:
+            return self.base
+        return f"{self.base} {'+' if self.sign > 0 else '-'} {self.offset}"
+
+    @property
+    def statistics(self) -> tuple[str, ...]:
+        """The statistic columns this edge is made of (the line itself is not counted)."""
+        names = (self.base, self.offset) if self.offset else (self.base,)
+        return tuple(name for name in names if name != "line")
+
+
+@dataclass(frozen=True)
+class Band(Choice):
+    """A band: `lower` and `upper` from the statistics, and how the chart's axis names it."""
+
+    lower: Bound
+    upper: Bound
+    #: The band in the y axis title: `str.format` fields ``ci_level``, ``ci_method``,
+    #: ``q_low``, ``q_high``; None: no band to name (the title names the line alone).
+    title: str | None
+
+    @property
+    def statistics(self) -> tuple[str, ...]:
+        """The statistic columns `lower` and `upper` are made of, in order, without repeats."""
+        return tuple(dict.fromkeys((*self.lower.statistics, *self.upper.statistics)))
+
+    def title_of(self, view: View) -> str | None:
+        if self.title is None:
+            return None
+        low, high = view.quantiles
+        return self.title.format(
+            ci_level=view.ci_level, ci_method=view.ci_method, q_low=low, q_high=high
+        )
+
+
+#: Every line, in display order (docs/statistics.md, "Line and band").
+LINE_TABLE: dict[str, Line] = {
+    line.value: line
+    for line in (
+        Line("mean", "mean", "The mean of the runs' values", "mean(v)"),
+        Line(
+            "median",
+            "median",
+            "The middle value (the mean of the two middle values for an even count)",
+            "median(v)",
+        ),
+        Line("min", "min", "The lowest value", "min(v)"),
+        Line("max", "max", "The highest value", "max(v)"),
+        Line(
+            "iqm",
+            "IQM",
+            "Interquartile mean: the mean of the middle half of the runs (as rliable reports)",
+            "mean of sorted v without floor(n/4) values at each end",
+        ),
+    )
+}
+
+#: Every band, in display order: what `lower` and `upper` are (docs/statistics.md).
+BAND_TABLE: dict[str, Band] = {
+    band.value: band
+    for band in (
+        Band("none", "off", "No band", Bound("line"), Bound("line"), None),
+        Band(
+            "minmax",
+            "min–max",
+            "From the lowest to the highest value",
+            Bound("min"),
+            Bound("max"),
+            "min–max",
+        ),
+        Band(
+            "std",
+            "std dev",
+            "The mean plus and minus the sample standard deviation (ddof = 1)",
+            Bound("mean", "std", -1),
+            Bound("mean", "std", +1),
+            "mean ± std",
+        ),
+        Band(
+            "stderr",
+            "std err",
+            "The mean plus and minus the standard error of the mean (std / sqrt(n))",
+            Bound("mean", "stderr", -1),
+            Bound("mean", "stderr", +1),
+            "mean ± stderr",
+        ),
+        Band(
+            "ci",
+            "confidence interval",
+            "A confidence interval of the mean, at the chosen level and method",
+            Bound("ci_low"),
+            Bound("ci_high"),
+            "{ci_level:.0%} CI ({ci_method})",
+        ),
+        Band(
+            "quantile",
+            "quantiles",
+            "Between the chosen lower and upper quantiles of the values",
+            Bound("q_low"),
+            Bound("q_high"),
+            "q{q_low:g}–q{q_high:g}",
+        ),
+    )
+}
+
+#: The other choice fields, their values in display order.
+CHOICE_TABLES: dict[str, dict[str, Choice]] = {
+    "ci_method": {
+        choice.value: choice
+        for choice in (
+            Choice("t", "Student t", "mean ± t quantile × std err"),
+            Choice("bootstrap", "bootstrap", "Seeded percentile bootstrap of the mean"),
+        )
+    },
+    "align": {
+        choice.value: choice
+        for choice in (
+            Choice(
+                "auto",
+                "auto",
+                "Per series: exact when its runs logged the same x values, else interpolate",
+            ),
+            Choice("exact", "exact", "Only x values a run logged; no value is made up"),
+            Choice(
+                "interpolate",
+                "interpolate",
+                "Each run linearly interpolated at its series' x values, within its own x span",
+            ),
+            Choice("bucket", "bucket", "Each run's mean in equal-width bins of x"),
+        )
+    },
+    "smoothing": {
+        choice.value: choice
+        for choice in (
+            Choice("none", "off", "No smoothing"),
+            Choice("ema", "EMA", "EMA weight, 0 to 0.999 (TensorBoard's smoothing)"),
+            Choice("window", "window", "Moving average; strength: window length in points"),
+            Choice(
+                "gaussian",
+                "gaussian",
+                "Gaussian kernel; strength: sigma in x units (seconds for time axes)",
+            ),
+        )
+    },
+    "smooth_order": {
+        choice.value: choice
+        for choice in (
+            Choice("before", "each run, then aggregate", "Smooth each run, then aggregate"),
+            Choice("after", "the aggregate", "Aggregate, then smooth the line and the band"),
+        )
+    },
+}
+
+LINES = tuple(LINE_TABLE)
+BANDS = tuple(BAND_TABLE)
+CI_METHODS = tuple(CHOICE_TABLES["ci_method"])
+ALIGNS = tuple(CHOICE_TABLES["align"])
+SMOOTHINGS = tuple(CHOICE_TABLES["smoothing"])
+SMOOTH_ORDERS = tuple(CHOICE_TABLES["smooth_order"])
+
+
+def setting_choices() -> dict[str, list[dict[str, str]]]:
+    """Every choice field's values with label and help, in display order (the widget's
+    `info["choices"]`: the front end keeps no copy)."""
+    tables: dict[str, Mapping[str, Choice]] = {
+        "line": LINE_TABLE,
+        "band": BAND_TABLE,
+        **CHOICE_TABLES,
+    }
+    return {name: [c.as_dict() for c in table.values()] for name, table in tables.items()}
+
+
+def band_columns(view: View) -> dict[str, str]:
+    """What the drawn columns are: ``{"line": ..., "lower": ..., "upper": ...}`` as formulas
+    over the statistic columns (an export's recipe)."""
+    band = BAND_TABLE[view.band]
+
+    def text(bound: Bound) -> str:
+        return view.line if bound.base == "line" and bound.offset is None else bound.formula
+
+    return {"line": view.line, "lower": text(band.lower), "upper": text(band.upper)}
+
+
+def drawn_statistics(view: View) -> frozenset[str]:
+    """The statistic columns the view's line and band are made of."""
+    return frozenset((view.line, *BAND_TABLE[view.band].statistics))
+
+
+def y_title(metric: str, view: View | None) -> str:
+    """A chart panel's y axis title: the metric, and with grouping on its line and band."""
+    if view is None or not view.grouping:
+        return metric
+    band = BAND_TABLE[view.band].title_of(view)
+    if band is None:
+        return f"{metric} ({view.line})"
+    return f"{metric} ({view.line}, band: {band})"
+
+
 #: x-axis choices that are not metrics (any metric name is also accepted).
 X_BUILTINS = ("step", "time", "timestamp")
 #: The largest EMA weight (TensorBoard's slider stops at 0.999 too).
@@ -234,3 +463,43 @@ def resolve_view(view: View | Mapping[str, Any] | None = None, **fields: Any) ->
     if not isinstance(view, View):
         raise TypeError(f"view must be a rungroup.View, a dict or None, got {type(view).__name__}")
     return view.replace(**fields) if fields else view
+
+
+#: The fields whose valid values depend on the runs.
+RUN_FIELDS = ("metrics", "group_by", "x")
+
+
+def check_against_runs(
+    view: View, runs: Runs, only: str | None = None, *, pending_ok: bool = False
+) -> None:
+    """Check the fields whose choices come from the runs (metric names, run columns, x);
+    `ValueError` names the valid choices. `only` checks one of `RUN_FIELDS`.
+
+    `pending_ok`: names the runs may still log are accepted while they have none (a live
+    store that has not written yet): metrics and x while no metric is logged, group_by while
+    there is no run.
+    """
+    metrics = runs.metrics
+    named = ", ".join(metrics) or "(no metrics logged)"
+    lenient_metrics = pending_ok and not metrics
+    known_x = view.x in X_BUILTINS or view.x in metrics
+    if only in (None, "x") and not known_x and not lenient_metrics:
+        raise ValueError(
+            f"x={view.x!r} is not valid; choose one of: {', '.join(X_BUILTINS)} "
+            f"or a metric: {named}"
+        )
+    if only in (None, "metrics") and not lenient_metrics:
+        unknown = [m for m in view.metrics if m not in metrics]
+        if unknown:
+            raise ValueError(
+                f"unknown metric(s) {', '.join(map(repr, unknown))}; valid metrics: {named}"
+            )
+    if only in (None, "group_by") and not (pending_ok and len(runs) == 0):
+        present = set(runs.runs.columns)
+        unknown = [c for c in view.group_by if c not in present]
+        if unknown:
+            valid = [c for c in runs.columns if c in present]
+            raise ValueError(
+                f"unknown group_by column(s) {', '.join(map(repr, unknown))}; valid columns: "
+                f"{', '.join(valid)}"
+            )

@@ -79,6 +79,27 @@ def test_titles_come_from_the_data_and_the_recipe():
     assert (line["encoding"]["x"]["title"], line["encoding"]["y"]["title"]) == ("x", "loss")
 
 
+@pytest.mark.parametrize(
+    ("fields", "title"),
+    [
+        ({"band": "none", "line": "median"}, "loss (median)"),
+        ({"band": "minmax"}, "loss (mean, band: min–max)"),
+        ({"band": "std", "line": "iqm"}, "loss (iqm, band: mean ± std)"),
+        ({"band": "stderr"}, "loss (mean, band: mean ± stderr)"),
+        (
+            {"band": "ci", "ci_level": 0.9, "ci_method": "bootstrap"},
+            "loss (mean, band: 90% CI (bootstrap))",
+        ),
+        ({"band": "quantile", "quantiles": (0.1, 0.9)}, "loss (mean, band: q0.1–q0.9)"),
+        ({"band": "ci", "grouping": False}, "loss"),
+    ],
+)
+def test_every_band_is_named_in_the_y_title(fields: dict[str, Any], title: str) -> None:
+    frame = rg.aggregate(sample(), metrics="loss", bootstrap_samples=20, **fields)
+    for layer in rg.chart(frame).to_dict()["concat"][0]["layer"]:
+        assert layer["encoding"]["y"]["title"] == title
+
+
 def test_log_y_from_the_view_or_the_argument():
     frame = rg.aggregate(sample(), log_y=True)
     assert units(rg.chart(frame).to_dict())[1]["encoding"]["y"]["scale"]["type"] == "log"

@@ -47,6 +47,32 @@ def test_recipe_says_what_the_drawn_columns_are(tmp_path):
     assert rg.load_recipe(sidecar) == rg.recipe_of(frame)
 
 
+@pytest.mark.parametrize(
+    ("band", "lower", "upper"),
+    [
+        ("none", "max", "max"),
+        ("minmax", "min", "max"),
+        ("std", "mean - std", "mean + std"),
+        ("stderr", "mean - stderr", "mean + stderr"),
+        ("ci", "ci_low", "ci_high"),
+        ("quantile", "q_low", "q_high"),
+    ],
+)
+def test_every_band_is_written_into_the_recipe(tmp_path, band, lower, upper):
+    frame = rg.aggregate(demo_like_runs(), line="max", band=band, bootstrap_samples=20)
+    recipe = read_recipe(rg.export(frame, tmp_path / "a.csv"))
+    assert recipe["columns"] == {"line": "max", "lower": lower, "upper": upper}
+    # the formulas say what the columns hold
+    for column, formula in (("lower", lower), ("upper", upper)):
+        terms = formula.split(" ")
+        expected = frame[terms[0]]
+        if len(terms) == 3:
+            sign = 1 if terms[1] == "+" else -1
+            expected = expected + sign * frame[terms[2]]
+        expected = expected.fill_null(frame["line"])
+        assert (frame[column] - expected).abs().max() <= 1e-12
+
+
 def test_derived_frames_need_the_view_explicitly(tmp_path):
     frame = rg.aggregate(sample())
     derived = frame.filter(pl.col("n") > 1)

@@ -6,10 +6,14 @@ import dataclasses
 import json
 
 import pytest
+from engine_helpers import make_runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rungroup.view import View, resolve_view
+import rungroup as rg
+from rungroup import view as view_module
+from rungroup.runs import Runs
+from rungroup.view import View, check_against_runs, resolve_view, setting_choices
 
 DEFAULTS = {
     "metrics": (),
@@ -174,3 +178,56 @@ def test_dict_round_trip_is_json_safe_and_exact(view):
     assert View.from_dict(json.loads(text)) == view
     assert isinstance(data["hidden"], list)
     assert data["hidden"] == sorted(data["hidden"])
+
+
+def test_every_choice_field_offers_exactly_the_values_the_view_takes():
+    choices = setting_choices()
+    accepted = {
+        "line": view_module.LINES,
+        "band": view_module.BANDS,
+        "ci_method": view_module.CI_METHODS,
+        "align": view_module.ALIGNS,
+        "smoothing": view_module.SMOOTHINGS,
+        "smooth_order": view_module.SMOOTH_ORDERS,
+    }
+    assert list(choices) == list(accepted)
+    for name, values in accepted.items():
+        assert [c["value"] for c in choices[name]] == list(values)
+        message = f"{name}='bogus' is not valid; choose one of: {', '.join(values)}"
+        with pytest.raises(ValueError) as error:
+            View(**{name: "bogus"})
+        assert str(error.value) == message
+
+
+def test_band_statistics_are_what_lower_and_upper_are_made_of():
+    for name, band in view_module.BAND_TABLE.items():
+        drawn = view_module.drawn_statistics(View(band=name, line="median"))
+        formulas = (band.lower.formula, band.upper.formula)
+        words = {w for f in formulas for w in f.split(" ") if w not in ("+", "-", "line")}
+        assert drawn == {"median", *words}
+
+
+def test_run_dependent_fields_are_checked_in_one_place_with_one_message():
+    runs = make_runs([{"id": "a", "config.lr": 0.1}], [("a", "loss", 0, 1.0)])
+    with pytest.raises(
+        ValueError,
+        match=r"unknown group_by column\(s\) 'lr'; valid columns: "
+        r"project, group, job_type, name, state, tags, config\.lr$",
+    ):
+        check_against_runs(View(group_by="lr"), runs)
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) 'acc'; valid metrics: loss$"):
+        check_against_runs(View(metrics="acc"), runs)
+    with pytest.raises(
+        ValueError,
+        match=r"x=.epoch. is not valid; choose one of: step, time, timestamp or a metric: loss$",
+    ):
+        check_against_runs(View(x="epoch"), runs)
+    check_against_runs(View(metrics="acc", group_by="lr"), runs, "x")  # only x is checked
+    # the engine says the same thing
+    with pytest.raises(ValueError, match=r"unknown group_by column\(s\) 'lr'"):
+        rg.aggregate(runs, group_by="lr")
+    # a live store that has not written yet takes names it may still log
+    empty = Runs()
+    check_against_runs(View(metrics="acc", x="epoch", group_by="lr"), empty, pending_ok=True)
+    with pytest.raises(ValueError, match="unknown metric"):
+        check_against_runs(View(metrics="acc"), empty)

@@ -18,7 +18,7 @@ from rungroup.engine.align import align, bucket_arrays, is_sorted
 from rungroup.engine.grouping import Grouping, group_runs
 from rungroup.engine.recipe import attach_recipe
 from rungroup.engine.smoothing import smooth
-from rungroup.engine.stats import STAT_COLUMNS, drawn_statistics, line_and_band, statistics
+from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
 from rungroup.engine.xaxis import (
     output_x_dtype,
     point_arrays,
@@ -27,7 +27,7 @@ from rungroup.engine.xaxis import (
     to_output_x,
 )
 from rungroup.runs import Runs
-from rungroup.view import View, resolve_view
+from rungroup.view import View, drawn_statistics, resolve_view
 
 #: The Aggregate columns after the key columns.
 VALUE_COLUMNS = ("series", "metric", "x", "n", "dropped", "line", "lower", "upper", *STAT_COLUMNS)

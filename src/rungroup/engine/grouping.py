@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import CONFIG_PREFIX, Runs
-from rungroup.view import View
+from rungroup.view import View, check_against_runs
 
 #: Series label of a null key value (DESIGN.md).
 MISSING = "(missing)"
@@ -46,13 +46,7 @@ class Grouping:
 
 def key_columns_of(runs: Runs, view: View) -> tuple[str, ...]:
     """The run columns that form the groups under `view` (validated)."""
-    valid = set(runs.runs.columns)
-    unknown = [c for c in view.group_by if c not in valid]
-    if unknown:
-        raise ValueError(
-            f"unknown group_by column(s) {', '.join(map(repr, unknown))}; valid columns: "
-            f"{', '.join(runs.columns)}"
-        )
+    check_against_runs(view, runs, "group_by")
     if not view.grouping:
         return (RUN_KEY,)
     if view.reverse:

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from rungroup.engine.tdist import t_quantile
-from rungroup.view import View
+from rungroup.view import BAND_TABLE, Bound, View
 
 STAT_COLUMNS = (
     "mean",
@@ -35,32 +35,6 @@ STAT_COLUMNS = (
     "q_high",
     "iqm",
 )
-
-#: What `lower` and `upper` are, per band (written into the recipe of an export).
-BAND_FORMULAS = {
-    "none": ("line", "line"),
-    "minmax": ("min", "max"),
-    "std": ("mean - std", "mean + std"),
-    "stderr": ("mean - stderr", "mean + stderr"),
-    "ci": ("ci_low", "ci_high"),
-    "quantile": ("q_low", "q_high"),
-}
-
-#: The statistics `lower` and `upper` are made of, per band.
-BAND_STATISTICS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "minmax": ("min", "max"),
-    "std": ("mean", "std"),
-    "stderr": ("mean", "stderr"),
-    "ci": ("ci_low", "ci_high"),
-    "quantile": ("q_low", "q_high"),
-}
-
-
-def drawn_statistics(view: View) -> frozenset[str]:
-    """The statistics `line_and_band` reads for this view's line and band."""
-    return frozenset((view.line, *BAND_STATISTICS[view.band]))
-
 
 #: Bootstrap means are computed in chunks of at most this many (points × samples).
 _BOOTSTRAP_CHUNK = 4_000_000
@@ -198,24 +172,21 @@ def bootstrap_ci(
     return low, high
 
 
+def _bound(bound: Bound, line: pl.Expr) -> pl.Expr:
+    base = line if bound.base == "line" else pl.col(bound.base)
+    if bound.offset is None:
+        return base
+    offset = pl.col(bound.offset)
+    return base + offset if bound.sign > 0 else base - offset
+
+
 def line_and_band(stats: pl.DataFrame, view: View) -> pl.DataFrame:
-    """Add ``line``, ``lower``, ``upper``; a band that is null (n = 1) lies on the line."""
+    """Add ``line``, ``lower``, ``upper`` (`view.BAND_TABLE`); a band that is null (n = 1) lies
+    on the line."""
     line = pl.col(view.line)
-    band = view.band
-    if band == "none":
-        lower, upper = line, line
-    elif band == "minmax":
-        lower, upper = pl.col("min"), pl.col("max")
-    elif band == "std":
-        lower, upper = pl.col("mean") - pl.col("std"), pl.col("mean") + pl.col("std")
-    elif band == "stderr":
-        lower, upper = pl.col("mean") - pl.col("stderr"), pl.col("mean") + pl.col("stderr")
-    elif band == "ci":
-        lower, upper = pl.col("ci_low"), pl.col("ci_high")
-    else:
-        lower, upper = pl.col("q_low"), pl.col("q_high")
+    band = BAND_TABLE[view.band]
     return stats.with_columns(
         line.alias("line"),
-        lower.fill_null(line).alias("lower"),
-        upper.fill_null(line).alias("upper"),
+        _bound(band.lower, line).fill_null(line).alias("lower"),
+        _bound(band.upper, line).fill_null(line).alias("upper"),
     )

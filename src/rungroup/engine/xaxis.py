@@ -20,7 +20,7 @@ import polars as pl
 
 from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.runs import Runs
-from rungroup.view import X_BUILTINS, View
+from rungroup.view import X_BUILTINS, View, check_against_runs
 
 #: The dtype of ``x`` in the output, per x choice (metrics and step/time are Float64).
 TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
@@ -40,20 +40,10 @@ def to_output_x(expr: pl.Expr, view: View) -> pl.Expr:
 
 def select_metrics(runs: Runs, view: View) -> list[str]:
     """The metrics to aggregate, in the order asked for (all: sorted, minus the x metric)."""
-    available = runs.metrics
-    if view.x not in X_BUILTINS and view.x not in available:
-        raise ValueError(
-            f"x={view.x!r} is not valid; choose one of: {', '.join(X_BUILTINS)} or a metric: "
-            f"{', '.join(available) or '(no metrics logged)'}"
-        )
+    check_against_runs(view, runs, "x")
+    check_against_runs(view, runs, "metrics")
     if not view.metrics:
-        return [m for m in available if m != view.x]
-    unknown = [m for m in view.metrics if m not in available]
-    if unknown:
-        raise ValueError(
-            f"unknown metric(s) {', '.join(map(repr, unknown))}; valid metrics: "
-            f"{', '.join(available) or '(no metrics logged)'}"
-        )
+        return [m for m in runs.metrics if m != view.x]
     return list(view.metrics)
 
 

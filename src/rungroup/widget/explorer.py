@@ -22,10 +22,10 @@ from traitlets import Dict, List, TraitError, Unicode
 from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
-from rungroup.view import View
+from rungroup.view import View, check_against_runs
 from rungroup.widget import live as live_mode
 from rungroup.widget import messages
-from rungroup.widget.info import check_against_runs, info
+from rungroup.widget.info import info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
 from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits
@@ -80,7 +80,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         else:
             runs = _load(runs_or_source).collect()
         view = View(**{**PRESETS, **{k: v for k, v in settings.items() if k in VIEW_FIELDS}})
-        check_against_runs(view, runs)
+        check_against_runs(view, runs, pending_ok=True)
         self._session = Session(runs)
         #: Whether `error` came from a failed request (cleared by the next good reply) or
         #: from an invalid change made in the browser (cleared by the next valid change).
@@ -119,7 +119,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         """Change several settings at once (validated together, one refresh)."""
         _check_names(settings, "unknown setting(s)")
         view = self.view.replace(**{k: v for k, v in settings.items() if k in VIEW_FIELDS})
-        check_against_runs(view, self._session.runs)
+        check_against_runs(view, self._session.runs, pending_ok=True)
         values = view.to_dict()
         with self.hold_trait_notifications():
             for name, value in settings.items():
@@ -133,7 +133,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
             fields[name] = proposal["value"]
             view = View(**fields)
             if hasattr(self, "_session"):
-                check_against_runs(view, self._session.runs, only=name)
+                check_against_runs(view, self._session.runs, name, pending_ok=True)
         except (TypeError, ValueError) as error:
             raise TraitError(str(error)) from error
         return view.to_dict()[name]

@@ -1,7 +1,9 @@
-"""What the widget's controls offer, and the checks of a `View` against the runs.
+"""What the widget's controls offer.
 
 `info` is the synced trait the browser builds its controls from: metrics, groupable columns
-with their number of distinct values, the x axis choices and the choices of each setting.
+with their number of distinct values, the x axis choices, the View's fields and defaults, the
+choices of each setting with label and help (`rungroup.view.setting_choices`) and the number
+of table rows per page. The front end keeps no copy of any of them.
 """
 
 from __future__ import annotations
@@ -11,16 +13,8 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import Runs
-from rungroup.view import (
-    ALIGNS,
-    BANDS,
-    CI_METHODS,
-    LINES,
-    SMOOTH_ORDERS,
-    SMOOTHINGS,
-    X_BUILTINS,
-    View,
-)
+from rungroup.view import X_BUILTINS, View, setting_choices
+from rungroup.widget.table import PAGE_SIZE
 
 
 def info(runs: Runs) -> dict[str, Any]:
@@ -47,36 +41,8 @@ def info(runs: Runs) -> dict[str, Any]:
         "metrics": metrics,
         "columns": columns,
         "x_choices": [*X_BUILTINS, *metrics],
-        "choices": {
-            "line": list(LINES),
-            "band": list(BANDS),
-            "ci_method": list(CI_METHODS),
-            "align": list(ALIGNS),
-            "smoothing": list(SMOOTHINGS),
-            "smooth_order": list(SMOOTH_ORDERS),
-        },
+        "fields": list(View.field_names()),
+        "defaults": View().to_dict(),
+        "choices": setting_choices(),
+        "page_size": PAGE_SIZE,
     }
-
-
-def check_against_runs(view: View, runs: Runs, only: str | None = None) -> None:
-    """The choices that depend on the data: metric names, run columns, the x axis."""
-    metrics = runs.metrics
-    if only in (None, "metrics"):
-        unknown = [m for m in view.metrics if m not in metrics]
-        if unknown and metrics:
-            raise ValueError(
-                f"metrics: {', '.join(map(repr, unknown))} not logged; choose from: "
-                f"{', '.join(metrics)}"
-            )
-    if only in (None, "group_by") and len(runs):  # no runs yet (a live store): any column
-        columns = [c for c in runs.columns if c in runs.runs.columns]
-        unknown = [c for c in view.group_by if c not in columns]
-        if unknown:
-            raise ValueError(
-                f"group_by: {', '.join(map(repr, unknown))} is not a run column; choose from: "
-                f"{', '.join(columns)}"
-            )
-    if only in (None, "x") and view.x not in X_BUILTINS and view.x not in metrics and metrics:
-        raise ValueError(
-            f"x={view.x!r} is not valid; choose one of: {', '.join((*X_BUILTINS, *metrics))}"
-        )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from traitlets import TraitError
 
-from rungroup.widget.table import table_page
+from rungroup.widget.table import PAGE_SIZE, table_page
 
 if TYPE_CHECKING:
     from rungroup.widget.explorer import Explorer
@@ -95,7 +95,7 @@ def _table(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     frame = widget._frame()
     started = time.perf_counter()
     table = widget._table()
-    page = table_page(table, 0, _int_arg(request, "limit", 100))
+    page = table_page(table, 0, _int_arg(request, "limit", PAGE_SIZE))
     body = {
         "table": table.meta(),
         "runs": len(frame.runs),
@@ -110,7 +110,7 @@ def _table(widget: Explorer, request: Mapping[str, Any]) -> Reply:
 def _rows(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     table = widget._table()
     offset = _int_arg(request, "offset", 0)
-    limit = _int_arg(request, "limit", 100)
+    limit = _int_arg(request, "limit", PAGE_SIZE)
     return {"offset": offset, "total": table.total}, [table_page(table, offset, limit)]
 
 

@@ -19,6 +19,9 @@ from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
 from rungroup.widget.payload import ipc
 
+#: Table rows the kernel serves per page (the front end reads it from `info["page_size"]`).
+PAGE_SIZE = 200
+
 #: Prefixes of the metric columns of the runs table: final value (or group mean) and std.
 METRIC = "m:"
 METRIC_STD = "s:"

@@ -17,6 +17,7 @@ from rungroup.runs import Runs
 from rungroup.view import View
 from rungroup.widget import Explorer
 from rungroup.widget.explorer import UI_FIELDS
+from rungroup.widget.table import PAGE_SIZE
 from rungroup.widget.traits import PRESETS, VIEW_FIELDS
 
 
@@ -139,7 +140,34 @@ def test_info_lists_columns_with_distinct_counts(widget: Explorer) -> None:
     assert columns["config.seed"] == 3
     assert widget.info["metrics"] == ["acc", "loss"]
     assert widget.info["x_choices"][:3] == ["step", "time", "timestamp"]
-    assert "quantile" in widget.info["choices"]["band"]
+    assert "quantile" in [c["value"] for c in widget.info["choices"]["band"]]
+
+
+def test_info_carries_the_settings_contract(widget: Explorer) -> None:
+    info = widget.info
+    assert info["fields"] == list(View.field_names())
+    assert info["defaults"] == View().to_dict()
+    assert json.loads(json.dumps(info)) == info  # JSON as it travels
+    assert set(info["choices"]) == {
+        "line",
+        "band",
+        "ci_method",
+        "align",
+        "smoothing",
+        "smooth_order",
+    }
+    for name, choices in info["choices"].items():
+        values = [c["value"] for c in choices]
+        assert values == list(dict.fromkeys(values))
+        for value in values:  # every value offered is one the View takes
+            strength = {"smoothing_param": 3} if value in ("window", "gaussian") else {}
+            assert getattr(View(**{name: value, **strength}), name) == value
+        with pytest.raises(ValueError, match="choose one of"):
+            View(**{name: "bogus"})
+        assert all(c["label"] and c["help"] for c in choices)
+    labels = {c["value"]: c["label"] for c in info["choices"]["band"]}
+    assert labels["ci"] == "confidence interval" and labels["none"] == "off"
+    assert info["page_size"] == PAGE_SIZE
 
 
 @pytest.mark.parametrize(
