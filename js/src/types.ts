@@ -1,29 +1,5 @@
 // The synced traits of rungroup.Explorer (src/rungroup/widget.py) and the shapes of replies.
 
-/** Traits that are fields of rungroup.View (same names, same order). */
-export const VIEW_FIELDS = [
-  "metrics",
-  "group_by",
-  "grouping",
-  "reverse",
-  "x",
-  "line",
-  "band",
-  "quantiles",
-  "ci_level",
-  "ci_method",
-  "bootstrap_samples",
-  "seed",
-  "align",
-  "points",
-  "min_runs",
-  "smoothing",
-  "smoothing_param",
-  "smooth_order",
-  "log_y",
-  "hidden",
-] as const;
-
 /** Widget-only traits that change what is shown (not part of the View). */
 export const UI_FIELDS = ["search", "focus", "sort", "expanded", "table_columns"] as const;
 
@@ -37,7 +13,24 @@ export interface Info {
   metrics: string[];
   columns: ColumnInfo[];
   x_choices: string[];
-  choices: Record<string, string[]>;
+  /** The View's fields, in order, and their defaults. */
+  fields: string[];
+  defaults: Record<string, unknown>;
+  /** Each setting's choices with their labels and help (rungroup.view). */
+  choices: Record<string, Choice[]>;
+  page_size: number;
+}
+
+export interface Choice {
+  value: string;
+  label: string;
+  help: string;
+  /** smoothing only: the strength it starts with, its step and largest value */
+  param?: number;
+  param_step?: string;
+  param_max?: number | null;
+  /** smoothing only: what the strength means per x axis ("*": a metric, "{x}" its name) */
+  param_help?: Record<string, string>;
 }
 
 export interface Model {

@@ -7,8 +7,8 @@ import { ChartPanel, type Columns } from "./chart/chart";
 import { buildControls, type ExportKind } from "./controls/controls";
 import { download, h } from "./dom";
 import { arrow, Channel, type Reply } from "./protocol";
-import { PAGE_SIZE, RunsTable } from "./table/table";
-import { type Model, type TableMeta, type TableRow, UI_FIELDS, VIEW_FIELDS } from "./types";
+import { RunsTable } from "./table/table";
+import { type Model, type TableMeta, type TableRow, UI_FIELDS } from "./types";
 
 interface DataReply extends Reply {
   spec: Record<string, unknown> | null;
@@ -73,6 +73,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
       const [, buffers] = await channel.request("rows", { offset, limit });
       return rows<TableRow>(buffers[0]);
     },
+    pageSize: () => model.get("info").page_size,
     sort: (column) => {
       const [current, direction] = model.get("sort");
       const next = current === column && direction !== "desc" ? "desc" : "asc";
@@ -182,7 +183,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     // Both asked at once: the kernel answers the chart first and builds the table's rows
     // while the browser draws it.
     const charted = channel.request("data", { spec_key: chart.specKey });
-    const tabled = channel.request("table", { limit: PAGE_SIZE });
+    const tabled = channel.request("table", { limit: model.get("info").page_size });
     tabled.catch(() => undefined); // awaited below, unless the chart fails first
     try {
       const [reply, buffers] = (await charted) as [DataReply, DataView[]];
@@ -276,7 +277,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     controls.update();
     schedule();
   };
-  const fields = [...VIEW_FIELDS, ...UI_FIELDS];
+  const fields = [...model.get("info").fields, ...UI_FIELDS];
   for (const name of fields) model.on(`change:${name}`, onChange);
   const onInfo = () => controls.update();
   const onError = () => showError();

@@ -7,6 +7,8 @@ Public names are imported when first used (PEP 562), so a training script that o
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -81,6 +83,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """Keeps the public functions `chart`, `export` and `profile_chart` on the package.
+
+    Importing the submodule ``rungroup.chart`` binds it to the package's attribute ``chart``,
+    which would hide the function of that name; the function is what users call.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ class Choice:
     #: What it means (a tooltip).
     help: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return {"value": self.value, "label": self.label, "help": self.help}
 
 
@@ -89,6 +89,31 @@ class Band(Choice):
             ci_level=view.ci_level, ci_method=view.ci_method, q_low=low, q_high=high
         )
 
+
+@dataclass(frozen=True)
+class Smoothing(Choice):
+    """A smoothing method, with the strength it starts at and what the strength means."""
+
+    param: float
+    #: The strength's meaning per x axis; ``*`` for any other (``{x}``: the axis' name).
+    param_help: Mapping[str, str]
+    #: The strength field's step (an HTML number input's ``step``) and largest value.
+    param_step: str = "any"
+    param_max: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "param": self.param,
+            "param_help": dict(self.param_help),
+            "param_step": self.param_step,
+            "param_max": self.param_max,
+        }
+
+
+#: The largest EMA weight (TensorBoard's slider stops at 0.999 too).
+EMA_MAX = 0.999
+_SIGMA = "gaussian sigma in "
 
 #: Every line, in display order (docs/statistics.md, "Line and band").
 LINE_TABLE: dict[str, Line] = {
@@ -189,13 +214,35 @@ CHOICE_TABLES: dict[str, dict[str, Choice]] = {
     "smoothing": {
         choice.value: choice
         for choice in (
-            Choice("none", "off", "No smoothing"),
-            Choice("ema", "EMA", "EMA weight, 0 to 0.999 (TensorBoard's smoothing)"),
-            Choice("window", "window", "Moving average; strength: window length in points"),
-            Choice(
+            Smoothing("none", "off", "No smoothing", 0.6, {}),
+            Smoothing(
+                "ema",
+                "EMA",
+                "Exponential moving average, debiased as TensorBoard's",
+                0.6,
+                {"*": f"EMA weight, 0 to {EMA_MAX} (TensorBoard's smoothing)"},
+                param_step="0.05",
+                param_max=EMA_MAX,
+            ),
+            Smoothing(
+                "window",
+                "window",
+                "Moving average; strength: window length in points",
+                5.0,
+                {"*": "window length in points"},
+                param_step="1",
+            ),
+            Smoothing(
                 "gaussian",
                 "gaussian",
                 "Gaussian kernel; strength: sigma in x units (seconds for time axes)",
+                2.0,
+                {
+                    "step": _SIGMA + "steps",
+                    "time": _SIGMA + "seconds",
+                    "timestamp": _SIGMA + "seconds",
+                    "*": _SIGMA + "units of {x}",
+                },
             ),
         )
     },
@@ -206,6 +253,15 @@ CHOICE_TABLES: dict[str, dict[str, Choice]] = {
             Choice("after", "the aggregate", "Aggregate, then smooth the line and the band"),
         )
     },
+    #: x axes that are not metrics (any metric name is also accepted).
+    "x": {
+        choice.value: choice
+        for choice in (
+            Choice("step", "step", "The step each value was logged at"),
+            Choice("time", "relative time (s)", "Seconds since the run started"),
+            Choice("timestamp", "wall time", "The wall-clock time of each value"),
+        )
+    },
 }
 
 LINES = tuple(LINE_TABLE)
@@ -214,9 +270,10 @@ CI_METHODS = tuple(CHOICE_TABLES["ci_method"])
 ALIGNS = tuple(CHOICE_TABLES["align"])
 SMOOTHINGS = tuple(CHOICE_TABLES["smoothing"])
 SMOOTH_ORDERS = tuple(CHOICE_TABLES["smooth_order"])
+X_BUILTINS = tuple(CHOICE_TABLES["x"])
 
 
-def setting_choices() -> dict[str, list[dict[str, str]]]:
+def setting_choices() -> dict[str, list[dict[str, Any]]]:
     """Every choice field's values with label and help, in display order (the widget's
     `info["choices"]`: the front end keeps no copy)."""
     tables: dict[str, Mapping[str, Choice]] = {
@@ -253,10 +310,6 @@ def y_title(metric: str, view: View | None) -> str:
     return f"{metric} ({view.line}, band: {band})"
 
 
-#: x-axis choices that are not metrics (any metric name is also accepted).
-X_BUILTINS = ("step", "time", "timestamp")
-#: The largest EMA weight (TensorBoard's slider stops at 0.999 too).
-EMA_MAX = 0.999
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

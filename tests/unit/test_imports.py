@@ -42,3 +42,13 @@ def test_every_public_name_resolves(name: str) -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rungroup.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("name", ["chart", "export", "profile_chart"])
+def test_a_function_named_like_its_module_stays_the_function(name: str) -> None:
+    code = (
+        f"import rungroup, importlib\nimportlib.import_module('rungroup.{name}')\n"
+        f"assert callable(rungroup.{name}), rungroup.{name}\n"
+        f"from rungroup.{name} import {name} as f\nassert rungroup.{name} is f"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -190,7 +190,8 @@ def test_every_choice_field_offers_exactly_the_values_the_view_takes():
         "smoothing": view_module.SMOOTHINGS,
         "smooth_order": view_module.SMOOTH_ORDERS,
     }
-    assert list(choices) == list(accepted)
+    assert list(choices) == [*accepted, "x"]
+    assert [c["value"] for c in choices["x"]] == list(view_module.X_BUILTINS)
     for name, values in accepted.items():
         assert [c["value"] for c in choices[name]] == list(values)
         message = f"{name}='bogus' is not valid; choose one of: {', '.join(values)}"

@@ -3,47 +3,17 @@
 // back, so a change made from Python shows up here too.
 import type { AnyModel } from "@anywidget/types";
 import { debounce, h, setOptions } from "../dom";
-import type { Info, Model } from "../types";
+import type { Choice, Info, Model } from "../types";
 
-const LABELS: Record<string, string> = {
-  mean: "mean",
-  median: "median",
-  min: "min",
-  max: "max",
-  iqm: "IQM",
-  none: "off",
-  minmax: "min–max",
-  std: "std dev",
-  stderr: "std err",
-  ci: "confidence interval",
-  quantile: "quantiles",
-  auto: "auto",
-  exact: "exact",
-  interpolate: "interpolate",
-  bucket: "bucket",
-  ema: "EMA",
-  window: "window",
-  gaussian: "gaussian",
-  before: "each run, then aggregate",
-  after: "the aggregate",
-  t: "Student t",
-  bootstrap: "bootstrap",
-  step: "step",
-  time: "relative time (s)",
-  timestamp: "wall time",
-};
+/** The choice a setting's menu offers for `value` (labels and help come from Python). */
+function choiceOf(info: Info, name: string, value: string): Choice | undefined {
+  return info.choices[name]?.find((choice) => choice.value === value);
+}
 
-/** A reasonable strength when switching smoothing method (the View validates ranges). */
-const SMOOTHING_DEFAULTS: Record<string, number> = { none: 0.6, ema: 0.6, window: 5, gaussian: 2 };
-
-/** What the strength means for a smoothing method and x axis (docs/statistics.md). */
-function strengthHint(smoothing: string, x: string): string {
-  if (smoothing === "ema") return "EMA weight, 0 to 0.999 (TensorBoard's smoothing)";
-  if (smoothing === "window") return "window length in points";
-  if (smoothing !== "gaussian") return "";
-  if (x === "step") return "gaussian sigma in steps";
-  if (x === "time" || x === "timestamp") return "gaussian sigma in seconds";
-  return `gaussian sigma in units of ${x}`;
+/** What the strength means for a smoothing method and x axis. */
+function strengthHint(info: Info, smoothing: string, x: string): string {
+  const help = choiceOf(info, "smoothing", smoothing)?.param_help ?? {};
+  return (help[x] ?? help["*"] ?? "").replace("{x}", x);
 }
 
 export type ExportKind = "csv" | "parquet" | "recipe" | "groups_csv" | "png" | "svg";
@@ -55,7 +25,7 @@ export interface Controls {
 }
 
 function choices(info: Info, name: string): { value: string; label: string }[] {
-  return (info.choices[name] ?? []).map((value) => ({ value, label: LABELS[value] ?? value }));
+  return (info.choices[name] ?? []).map(({ value, label }) => ({ value, label }));
 }
 
 function field(label: string, control: HTMLElement, cls = ""): HTMLElement {
@@ -182,7 +152,8 @@ export function buildControls(
     const element = h("select", { class: `rg-select ${cls}`, attrs: { "aria-label": String(name) } });
     element.addEventListener("change", () => {
       if (name === "smoothing") {
-        set({ smoothing: element.value, smoothing_param: SMOOTHING_DEFAULTS[element.value] ?? 0.6 });
+        const param = choiceOf(info(), "smoothing", element.value)?.param;
+        set({ smoothing: element.value, ...(param === undefined ? {} : { smoothing_param: param }) });
       } else {
         set({ [name]: element.value } as Partial<Model>);
       }
@@ -296,7 +267,7 @@ export function buildControls(
     levels.parentElement?.classList.toggle("rg-disabled", !grouping);
     reverseBox.checked = model.get("reverse");
     renderMetrics();
-    const xs = current.x_choices.map((value) => ({ value, label: LABELS[value] ?? value }));
+    const xs = current.x_choices.map((value) => ({ value, label: choiceOf(current, "x", value)?.label ?? value }));
     setOptions(xSelect, xs, model.get("x"));
     if (document.activeElement !== search && search.value !== model.get("search")) search.value = model.get("search");
     setOptions(lineSelect, choices(current, "line"), model.get("line"));
@@ -315,9 +286,10 @@ export function buildControls(
     strength.value = String(model.get("smoothing_param"));
     strength.closest(".rg-field")?.toggleAttribute("hidden", smoothing === "none");
     orderSelect.closest(".rg-field")?.toggleAttribute("hidden", smoothing === "none");
-    strength.step = smoothing === "ema" ? "0.05" : smoothing === "window" ? "1" : "any";
-    strength.max = smoothing === "ema" ? "0.999" : "";
-    strength.title = strengthHint(smoothing, model.get("x"));
+    const method = choiceOf(current, "smoothing", smoothing);
+    strength.step = method?.param_step ?? "any";
+    strength.max = method?.param_max == null ? "" : String(method.param_max);
+    strength.title = strengthHint(current, smoothing, model.get("x"));
     setOptions(orderSelect, choices(current, "smooth_order"), model.get("smooth_order"));
     logBox.checked = model.get("log_y");
     minRuns.value = String(model.get("min_runs"));

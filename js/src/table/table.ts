@@ -5,11 +5,12 @@ import { h } from "../dom";
 import type { TableColumn, TableMeta, TableRow } from "../types";
 
 export const ROW_HEIGHT = 26;
-export const PAGE_SIZE = 200;
 const OVERSCAN = 8;
 
 export interface TableHandlers {
   fetch(offset: number, limit: number): Promise<TableRow[]>;
+  /** Rows per page, as the kernel serves them (its `info.page_size`). */
+  pageSize(): number;
   sort(column: string): void;
   toggleExpanded(key: string): void;
   toggleHidden(row: TableRow): void;
@@ -149,19 +150,21 @@ export class RunsTable {
   }
 
   private row(index: number): TableRow | undefined {
-    const page = Math.floor(index / PAGE_SIZE);
+    const size = this.handlers.pageSize();
+    const page = Math.floor(index / size);
     const rows = this.pages.get(page);
-    if (rows) return rows[index - page * PAGE_SIZE];
+    if (rows) return rows[index - page * size];
     this.load(page);
-    return this.stale.get(page)?.[index - page * PAGE_SIZE];
+    return this.stale.get(page)?.[index - page * size];
   }
 
   private load(page: number): void {
     if (this.loading.has(page) || this.pages.has(page)) return;
     this.loading.add(page);
     const generation = this.generation;
+    const size = this.handlers.pageSize();
     this.handlers
-      .fetch(page * PAGE_SIZE, PAGE_SIZE)
+      .fetch(page * size, size)
       .then((rows) => {
         if (generation !== this.generation) return;
         this.pages.set(page, rows);
@@ -180,8 +183,9 @@ export class RunsTable {
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.meta.total, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     // fetch the page ahead of the scroll too
-    const ahead = Math.floor((last + PAGE_SIZE) / PAGE_SIZE);
-    if (ahead * PAGE_SIZE < this.meta.total) this.row(ahead * PAGE_SIZE);
+    const size = this.handlers.pageSize();
+    const ahead = Math.floor((last + size) / size);
+    if (ahead * size < this.meta.total) this.row(ahead * size);
     const nodes: HTMLElement[] = [];
     for (let i = first; i < last; i++) {
       const row = this.row(i);

@@ -155,19 +155,26 @@ def test_info_carries_the_settings_contract(widget: Explorer) -> None:
         "align",
         "smoothing",
         "smooth_order",
+        "x",
     }
     for name, choices in info["choices"].items():
         values = [c["value"] for c in choices]
         assert values == list(dict.fromkeys(values))
-        for value in values:  # every value offered is one the View takes
-            strength = {"smoothing_param": 3} if value in ("window", "gaussian") else {}
-            assert getattr(View(**{name: value, **strength}), name) == value
-        with pytest.raises(ValueError, match="choose one of"):
-            View(**{name: "bogus"})
+        for choice in choices:  # every value offered is one the View takes
+            strength = {"smoothing_param": choice["param"]} if "param" in choice else {}
+            assert getattr(View(**{name: choice["value"], **strength}), name) == choice["value"]
+        if name != "x":  # x also takes any metric name
+            with pytest.raises(ValueError, match="choose one of"):
+                View(**{name: "bogus"})
         assert all(c["label"] and c["help"] for c in choices)
     labels = {c["value"]: c["label"] for c in info["choices"]["band"]}
     assert labels["ci"] == "confidence interval" and labels["none"] == "off"
     assert info["page_size"] == PAGE_SIZE
+    # what the strength field means and where it starts, per method and axis
+    smoothing = {c["value"]: c for c in info["choices"]["smoothing"]}
+    assert smoothing["window"]["param"] == 5 and smoothing["ema"]["param_max"] == 0.999
+    assert smoothing["gaussian"]["param_help"]["time"] == "gaussian sigma in seconds"
+    assert {c["value"]: c["label"] for c in info["choices"]["x"]}["timestamp"] == "wall time"
 
 
 @pytest.mark.parametrize(
