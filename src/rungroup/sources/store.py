@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from rungroup import store
 from rungroup.runs import LoadWarning, Runs, build_runs_frame
+from rungroup.sources.files import read_bytes
+from rungroup.sources.runrecords import shown
 
 #: A running run whose heartbeat is older than this (seconds) is taken to have crashed.
 STALE_AFTER = 120.0
@@ -46,14 +48,21 @@ def is_store(path: Path) -> bool:
     return False
 
 
-def _subfolders(path: Path) -> Iterator[Path]:
+def _subfolders(path: Path, *, loading: bool = False) -> Iterator[Path]:
+    """The folders in `path` (hidden ones left out). An unreadable folder is a warning when
+    `loading` (silent while only detecting); a symlink loop or broken link is skipped."""
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
-    except OSError:
+    except OSError as error:
+        if loading:
+            _warn(f"{shown(path)}: folder not read ({error.strerror or error}); skipped")
         return
     for entry in entries:
-        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True):
-            yield Path(entry.path)
+        try:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True):
+                yield Path(entry.path)
+        except OSError:
+            continue
 
 
 def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -> list[Path]:
@@ -61,7 +70,7 @@ def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -
     before) are not stat-ed again."""
     if (path / store.META_FILE).is_file():
         return [path]
-    children = list(_subfolders(path))
+    children = list(_subfolders(path, loading=True))
     if any((child / store.META_FILE).is_file() for child in children):
         projects = [path]  # `path` is a project folder
     else:
@@ -71,7 +80,7 @@ def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -
             raise ValueError(f"no project {project!r} in {path}; projects: {names}")
     folders = []
     for project_dir in projects:
-        for folder in _subfolders(project_dir):
+        for folder in _subfolders(project_dir, loading=True):
             if folder in known or (folder / store.META_FILE).is_file():
                 folders.append(folder)
             elif (folder / store.HISTORY_FILE).exists():
@@ -319,7 +328,7 @@ def _read_run(folder: Path) -> _RunFiles:
     history_path = folder / store.HISTORY_FILE
     problems = []
     try:
-        data = history_path.read_bytes()
+        data = read_bytes(history_path)
     except FileNotFoundError:
         problems.append(f"{history_path}: missing; the run is loaded without history")
         data = b""
