@@ -174,10 +174,19 @@ def _read_table(path: Path) -> pl.DataFrame:
         text_present = column.is_not_null() & (column.str.strip_chars() != "")
         if (numbers.is_null() & text_present).any():
             lowered = column.str.to_lowercase()
+            bad = numbers.is_null() & text_present
             if lowered.drop_nulls().is_in(["true", "false"]).all():
                 numbers = (lowered == "true").cast(pl.Float64)
+            elif numbers.is_not_null().sum() > bad.sum():
+                # Mostly numbers: a metric with a few cells that are not (a crash, a typo).
+                first = int(bad.arg_true()[0])
+                warn(
+                    path,
+                    f"line {first + 2}: {column[first]!r} in column {name!r} is not a number; "
+                    f"{bad.sum()} cell(s) left out",
+                )
             else:
-                columns.append(column)
+                columns.append(column)  # a text column: not a metric
                 continue
         columns.append(numbers)
     return _numbered(pl.DataFrame(columns))
@@ -251,7 +260,7 @@ def _number(value: Any) -> float | None:
     try:
         return float(value)
     except OverflowError:
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def _flat(row: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
@@ -380,6 +389,10 @@ def load_csv(
             value = format_option(option, {**record.config, **fields})
             if value is not None:
                 setattr(record, attribute, value)
+        for column in table.columns:
+            original = column.rpartition("_duplicated_")[0]
+            if original and original in table.columns:
+                warn(path, f"column {original!r} appears twice in the header; one is {column!r}")
         numeric = [c for c, d in table.schema.items() if d.is_numeric() and c != _LINE]
         step_col = step if step in table.columns else detect_column(numeric, STEP_COLUMNS)
         rest = [c for c in numeric if c != step_col]

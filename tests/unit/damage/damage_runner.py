@@ -8,7 +8,9 @@ that outlives its time limit fails the test by name instead of blocking the suit
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -67,14 +69,35 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+#: Run as root without the capabilities that bypass file permissions, so that a folder with
+#: mode 000 is unreadable to the child as it is to any other user.
+_UNPRIVILEGED = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
 def load_isolated(
-    source: Path | str, *, timeout: float = TIME_LIMIT, **options: Any
+    source: Path | str,
+    *,
+    timeout: float = TIME_LIMIT,
+    unprivileged: bool = False,
+    **options: Any,
 ) -> Outcome:
-    """`rg.load(source, **options)` in a child process; a hang or a crash fails the test."""
-    argument = json.dumps([str(source), options])
+    """`rg.load(source, **options)` in a child process; a hang or a crash fails the test.
+
+    `unprivileged`: file permissions apply to the child even when the tests run as root
+    (skips the test where that cannot be arranged)."""
+    argument = json.dumps([os.fsdecode(source), options])
+    prefix: list[str] = []
+    if unprivileged and os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        prefix = _UNPRIVILEGED
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _CHILD, argument],
+            [*prefix, sys.executable, "-c", _CHILD, argument],
             capture_output=True,
             text=True,
             timeout=timeout,
