@@ -344,8 +344,9 @@ def decode_events(
                 for fnum, fwire, fa, fb in spans(data, va, vb):
                     if fnum == 1 and fwire == 2:
                         tag = text(data, fa, fb)
-                    elif fnum == 2 and fwire == 5:
-                        value = to_float(fa)
+                    elif fnum == 2:
+                        _expect(fwire, 5, "simple_value")
+                        value = to_float(fa) if fwire == 5 else None
                     elif fnum == 8 and fwire == 2:
                         tensor = (fa, fb)
                     elif fnum == 9 and fwire == 2:

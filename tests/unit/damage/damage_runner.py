@@ -27,12 +27,16 @@ import json, sys, warnings
 import polars as pl
 import rungroup as rg
 
-source, options = json.loads(sys.argv[1])
+source, options, follow = json.loads(sys.argv[1])
 result = {"warnings": [], "error": None, "runs": {}, "columns": []}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
-        runs = rg.load(source, **options)
+        if follow:
+            from rungroup.sources.followers import follow as follower
+            runs = follower(source, **options).poll()[0]
+        else:
+            runs = rg.load(source, **options)
         history = runs.history.collect()
         counts = history.group_by("run_id").len()
         points = {str(r): int(n) for r, n in counts.iter_rows()}
@@ -83,13 +87,15 @@ def load_isolated(
     *,
     timeout: float = TIME_LIMIT,
     unprivileged: bool = False,
+    follow: bool = False,
     **options: Any,
 ) -> Outcome:
     """`rg.load(source, **options)` in a child process; a hang or a crash fails the test.
 
     `unprivileged`: file permissions apply to the child even when the tests run as root
-    (skips the test where that cannot be arranged)."""
-    argument = json.dumps([os.fsdecode(source), options])
+    (skips the test where that cannot be arranged). `follow`: the first poll of
+    `follow(source, **options)` (the live readers) instead of a load."""
+    argument = json.dumps([os.fsdecode(source), options, follow])
     prefix: list[str] = []
     if unprivileged and os.geteuid() == 0:
         if shutil.which("setpriv") is None:
