@@ -38,14 +38,22 @@ def is_store(path: Path) -> bool:
     """A run folder, a project folder or a store root (checked two levels down)."""
     if not path.is_dir():
         return False
-    if (path / store.META_FILE).is_file():
+    if _has_meta(path):
         return True
     for child in _subfolders(path):
-        if (child / store.META_FILE).is_file():
+        if _has_meta(child):
             return True
-        if any((grandchild / store.META_FILE).is_file() for grandchild in _subfolders(child)):
+        if any(_has_meta(grandchild) for grandchild in _subfolders(child)):
             return True
     return False
+
+
+def _has_meta(folder: Path) -> bool:
+    """True when `folder` holds a run.json (False for a folder that cannot be read)."""
+    try:
+        return (folder / store.META_FILE).is_file()
+    except OSError:
+        return False
 
 
 def _subfolders(path: Path, *, loading: bool = False) -> Iterator[Path]:
@@ -68,10 +76,10 @@ def _subfolders(path: Path, *, loading: bool = False) -> Iterator[Path]:
 def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -> list[Path]:
     """The run folders below `path`; those in `known` (a follower's, seen with a run.json
     before) are not stat-ed again."""
-    if (path / store.META_FILE).is_file():
+    if _has_meta(path):
         return [path]
     children = list(_subfolders(path, loading=True))
-    if any((child / store.META_FILE).is_file() for child in children):
+    if any(_has_meta(child) for child in children):
         projects = [path]  # `path` is a project folder
     else:
         projects = [c for c in children if project is None or c.name == project]
@@ -81,10 +89,13 @@ def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -
     folders = []
     for project_dir in projects:
         for folder in _subfolders(project_dir, loading=True):
-            if folder in known or (folder / store.META_FILE).is_file():
-                folders.append(folder)
-            elif (folder / store.HISTORY_FILE).exists():
-                _warn(f"{folder}: has a history but no {store.META_FILE}; run skipped")
+            try:
+                if folder in known or (folder / store.META_FILE).is_file():
+                    folders.append(folder)
+                elif (folder / store.HISTORY_FILE).exists():
+                    _warn(f"{shown(folder)}: has a history but no {store.META_FILE}; run skipped")
+            except OSError as error:
+                _warn(f"{shown(folder)}: folder not read ({error.strerror}); skipped")
     return folders
 
 
@@ -269,7 +280,7 @@ def parse_run_meta(meta: dict[str, Any], folder: Path) -> RunMeta:
     record = _clean_meta(meta, meta_path)
     created = _parse_time(meta.get("created_at"), meta_path)
     heartbeat = _parse_time(meta.get("heartbeat_at"), meta_path)
-    record.update(created_at=created, source=f"rungroup:{folder}")
+    record.update(created_at=created, source=f"rungroup:{shown(folder)}")
     return RunMeta(meta, folder, record, created, heartbeat)
 
 

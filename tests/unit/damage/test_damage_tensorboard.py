@@ -187,30 +187,164 @@ class Case:
 
 
 CASES = [
-    Case("wall_time inf", lambda r: _append(r, _scalar(wall=float("inf"))), {**CLEAN, "b": 21}, ("b/events.out.tfevents", "record {n}", "wall_time inf", "1 record(s)")),
-    Case("wall_time -inf", lambda r: _append(r, _scalar(wall=float("-inf"))), {**CLEAN, "b": 21}, ("b/events.out.tfevents", "record {n}", "wall_time -inf")),
-    Case("wall_time NaN", lambda r: _append(r, _scalar(wall=float("nan"))), {**CLEAN, "b": 21}, ("b/events.out.tfevents", "record {n}", "wall_time nan")),
-    Case("wall_time huge", lambda r: _append(r, _scalar(wall=1e300)), {**CLEAN, "b": 21}, ("b/events.out.tfevents", "record {n}", "wall_time 1e+300")),
-    Case("wall_time in milliseconds", lambda r: _append(r, _scalar(wall=1.7e12)), {**CLEAN, "b": 21}, ("b/events.out.tfevents", "record {n}", "is not a time")),
-    Case("every wall_time inf", lambda r: _rewrite_walls(r, float("inf")), CLEAN, ("b/events.out.tfevents", "record 0", "wall_time inf")),
+    Case(
+        "wall_time inf",
+        lambda r: _append(r, _scalar(wall=float("inf"))),
+        {**CLEAN, "b": 21},
+        ("b/events.out.tfevents", "record {n}", "wall_time inf", "1 record(s)"),
+    ),
+    Case(
+        "wall_time -inf",
+        lambda r: _append(r, _scalar(wall=float("-inf"))),
+        {**CLEAN, "b": 21},
+        ("b/events.out.tfevents", "record {n}", "wall_time -inf"),
+    ),
+    Case(
+        "wall_time NaN",
+        lambda r: _append(r, _scalar(wall=float("nan"))),
+        {**CLEAN, "b": 21},
+        ("b/events.out.tfevents", "record {n}", "wall_time nan"),
+    ),
+    Case(
+        "wall_time huge",
+        lambda r: _append(r, _scalar(wall=1e300)),
+        {**CLEAN, "b": 21},
+        ("b/events.out.tfevents", "record {n}", "wall_time 1e+300"),
+    ),
+    Case(
+        "wall_time in milliseconds",
+        lambda r: _append(r, _scalar(wall=1.7e12)),
+        {**CLEAN, "b": 21},
+        ("b/events.out.tfevents", "record {n}", "is not a time"),
+    ),
+    Case(
+        "every wall_time inf",
+        lambda r: _rewrite_walls(r, float("inf")),
+        CLEAN,
+        ("b/events.out.tfevents", "record 0", "wall_time inf"),
+    ),
     Case("wall_time missing", lambda r: _append(r, _scalar(wall=None)), {**CLEAN, "b": 21}, None),
-    Case("half-float tensor out of range", lambda r: _append(r, _event(_tensor_value("loss", _field(1, 0, 19) + _field(2, 2, b"") + _field(13, 0, 70_000)))), CLEAN, ("b/events.out.tfevents", "record {n}", "half_val")),
-    Case("float tensor sent as a varint", lambda r: _append(r, _event(_tensor_value("loss", _field(1, 0, 1) + _field(2, 2, b"") + _field(5, 0, 2**40)))), CLEAN, ("b/events.out.tfevents", "record {n}", "float_val sent with wire type 0")),
-    Case("simple_value sent as a varint", lambda r: _append(r, _event(_field(1, 2, b"loss") + _field(2, 0, 2**40))), CLEAN, ("b/events.out.tfevents", "record {n}", "simple_value sent with wire type 0")),
-    Case("double tensor sent as 32 bits", lambda r: _append(r, _event(_tensor_value("loss", _field(1, 0, 2) + _field(2, 2, b"") + _field(6, 5, b"\x00\x00\x80\x3f")))), CLEAN, ("b/events.out.tfevents", "record {n}", "double_val")),
-    Case("hparams nested 5000 levels", lambda r: _append(r, _hparams_nested(5000)), CLEAN, ("b/events.out.tfevents", "record {n}", "nested more than 100")),
+    Case(
+        "half-float tensor out of range",
+        lambda r: _append(
+            r,
+            _event(
+                _tensor_value("loss", _field(1, 0, 19) + _field(2, 2, b"") + _field(13, 0, 70_000))
+            ),
+        ),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "half_val"),
+    ),
+    Case(
+        "float tensor sent as a varint",
+        lambda r: _append(
+            r,
+            _event(
+                _tensor_value("loss", _field(1, 0, 1) + _field(2, 2, b"") + _field(5, 0, 2**40))
+            ),
+        ),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "float_val sent with wire type 0"),
+    ),
+    Case(
+        "simple_value sent as a varint",
+        lambda r: _append(r, _event(_field(1, 2, b"loss") + _field(2, 0, 2**40))),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "simple_value sent with wire type 0"),
+    ),
+    Case(
+        "double tensor sent as 32 bits",
+        lambda r: _append(
+            r,
+            _event(
+                _tensor_value(
+                    "loss", _field(1, 0, 2) + _field(2, 2, b"") + _field(6, 5, b"\x00\x00\x80\x3f")
+                )
+            ),
+        ),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "double_val"),
+    ),
+    Case(
+        "hparams nested 5000 levels",
+        lambda r: _append(r, _hparams_nested(5000)),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "nested more than 100"),
+    ),
     Case("hparams nested 50 levels", lambda r: _append(r, _hparams_nested(50)), CLEAN, None),
-    Case("two-element tensor", lambda r: _append(r, _event(_tensor_value("loss", _field(1, 0, 1) + _field(2, 2, _field(2, 2, _field(1, 0, 2))) + _field(5, 2, struct.pack("<2f", 1, 2))))), CLEAN, None),
-    Case("truncated last record", lambda r: _cut(r, lambda n: n - 10), {**CLEAN, "b": 19}, ("b/events.out.tfevents", "record {last}", "truncated")),
-    Case("truncated in a length field", lambda r: _cut(r, lambda n: n - 16 - len(_records(_file(r))[-1]) + 5), {**CLEAN, "b": 19}, ("b/events.out.tfevents", "truncated")),
-    Case("data checksum mismatch", lambda r: _flip(r, _offsets(_file(r))[-3] + 14), {**CLEAN, "b": 19}, ("b/events.out.tfevents", "record {n3}", "data checksum mismatch")),
-    Case("length checksum mismatch", lambda r: _flip(r, _offsets(_file(r))[-4] + 9), {**CLEAN, "b": 16}, ("b/events.out.tfevents", "record {n4}", "length checksum mismatch")),
-    Case("garbage appended", lambda r: _file(r).write_bytes(_file(r).read_bytes() + bytes(range(256)) * 4), CLEAN, ("b/events.out.tfevents", "truncated")),
-    Case("garbage file", lambda r: _file(r).write_bytes(bytes(range(7, 256)) * 40), {**CLEAN, "b": 0}, ("b/events.out.tfevents",)),
+    Case(
+        "two-element tensor",
+        lambda r: _append(
+            r,
+            _event(
+                _tensor_value(
+                    "loss",
+                    _field(1, 0, 1)
+                    + _field(2, 2, _field(2, 2, _field(1, 0, 2)))
+                    + _field(5, 2, struct.pack("<2f", 1, 2)),
+                )
+            ),
+        ),
+        CLEAN,
+        None,
+    ),
+    Case(
+        "truncated last record",
+        lambda r: _cut(r, lambda n: n - 10),
+        {**CLEAN, "b": 19},
+        ("b/events.out.tfevents", "record {last}", "truncated"),
+    ),
+    Case(
+        "truncated in a length field",
+        lambda r: _cut(r, lambda n: n - 16 - len(_records(_file(r))[-1]) + 5),
+        {**CLEAN, "b": 19},
+        ("b/events.out.tfevents", "truncated"),
+    ),
+    Case(
+        "data checksum mismatch",
+        lambda r: _flip(r, _offsets(_file(r))[-3] + 14),
+        {**CLEAN, "b": 19},
+        ("b/events.out.tfevents", "record {n3}", "data checksum mismatch"),
+    ),
+    Case(
+        "length checksum mismatch",
+        lambda r: _flip(r, _offsets(_file(r))[-4] + 9),
+        {**CLEAN, "b": 16},
+        ("b/events.out.tfevents", "record {n4}", "length checksum mismatch"),
+    ),
+    Case(
+        "garbage appended",
+        lambda r: _file(r).write_bytes(_file(r).read_bytes() + bytes(range(256)) * 4),
+        CLEAN,
+        ("b/events.out.tfevents", "truncated"),
+    ),
+    Case(
+        "garbage file",
+        lambda r: _file(r).write_bytes(bytes(range(7, 256)) * 40),
+        {**CLEAN, "b": 0},
+        ("b/events.out.tfevents",),
+    ),
     Case("empty file", lambda r: _file(r).write_bytes(b""), {**CLEAN, "b": 0}, None),
-    Case("garbage protobuf with a good checksum", lambda r: _append(r, b"\xff\xff\xff\xff\x0f"), CLEAN, ("b/events.out.tfevents", "record {n}", "not a readable event")),
-    Case("step varint longer than 10 bytes", lambda r: _append(r, b"\x10" + b"\xff" * 12 + b"\x01"), CLEAN, ("b/events.out.tfevents", "record {n}", "varint")),
-    Case("tag not UTF-8", lambda r: _append(r, _event(_field(1, 2, b"lo\xffss") + _field(2, 5, struct.pack("<f", 0.5)))), {**CLEAN, "b": 21}, None),
+    Case(
+        "garbage protobuf with a good checksum",
+        lambda r: _append(r, b"\xff\xff\xff\xff\x0f"),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "not a readable event"),
+    ),
+    Case(
+        "step varint longer than 10 bytes",
+        lambda r: _append(r, b"\x10" + b"\xff" * 12 + b"\x01"),
+        CLEAN,
+        ("b/events.out.tfevents", "record {n}", "varint"),
+    ),
+    Case(
+        "tag not UTF-8",
+        lambda r: _append(
+            r, _event(_field(1, 2, b"lo\xffss") + _field(2, 5, struct.pack("<f", 0.5)))
+        ),
+        {**CLEAN, "b": 21},
+        None,
+    ),
     Case("negative step", lambda r: _append(r, _scalar(step=-5)), {**CLEAN, "b": 21}, None),
 ]
 
