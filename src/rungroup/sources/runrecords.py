@@ -158,16 +158,6 @@ def is_time(seconds: float | None) -> bool:
     return seconds is not None and MIN_SECONDS <= seconds <= MAX_SECONDS
 
 
-def time_ok(column: str) -> pl.Expr:
-    """The Polars form of `is_time` for a Float64 column of seconds."""
-    return pl.col(column).is_between(MIN_SECONDS, MAX_SECONDS) & pl.col(column).is_not_nan()
-
-
-def step_ok(column: str) -> pl.Expr:
-    """Float64 steps that round to an Int64 (not NaN, not infinite, not huge)."""
-    return pl.col(column).is_between(-MAX_STEP, MAX_STEP) & pl.col(column).is_not_nan()
-
-
 def utc_from_seconds(seconds: float | None) -> datetime | None:
     """The UTC time of `seconds` since 1970, or None when it is not a time (`is_time`)."""
     if seconds is None or not is_time(seconds):
