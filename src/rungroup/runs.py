@@ -312,14 +312,23 @@ def unify_column(name: str, values: list[Any]) -> pl.Series:
         return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
     if kinds and kinds <= {"int", "float"}:
         return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
+    warn_mixed_types(name, values)
+    return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
+
+
+def warn_mixed_types(name: str, values: list[Any]) -> None:
+    """Warn, naming the column, when its per-run values that become text were of different
+    kinds (grouping may then split `1` and `"1"` apart). Every source's config and summary
+    columns go through here: the store's (`unify_column`) and the loaders'
+    (`sources/runrecords.py`)."""
+    kinds = {_kind(v) for v in values if v is not None}
     if len(kinds - {"json"}) > 1:
         warnings.warn(
             f"column {name!r} holds values of different types ({', '.join(sorted(kinds))}) "
             "in different runs; loaded as text",
             LoadWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
 
 
 def build_runs_frame(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:

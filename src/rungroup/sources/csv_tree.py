@@ -10,15 +10,26 @@ load as they are. A config file beside the data file (`hparams.yaml`, `config.ya
 
 from __future__ import annotations
 
-import json
+import io
 import math
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from rungroup.runs import Runs
+from rungroup.sources.files import (
+    MAX_NESTING,
+    NotReadableError,
+    json_value,
+    read_bytes,
+    read_text,
+    walk_names,
+    yaml_value,
+)
 from rungroup.sources.frames import (
     STEP_COLUMNS,
     TIME_COLUMNS,
@@ -27,12 +38,16 @@ from rungroup.sources.frames import (
     wide_to_long,
 )
 from rungroup.sources.runrecords import (
+    MAX_SECONDS,
+    MAX_STEP,
+    MIN_SECONDS,
     RunRecord,
     Template,
     apply_fields,
     assemble,
     format_option,
     progress,
+    shown,
     utc_from_seconds,
     warn,
 )
@@ -41,6 +56,7 @@ __all__ = ["load_csv"]
 
 _RUN = "\x00run"  # the run column of the stacked tables (no CSV header is named so)
 _PATH = "\x00path"
+_LINE = "\x00line"  # the line each row of a JSON-lines file came from, for warnings
 
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 CONFIG_FILES = (
@@ -59,66 +75,99 @@ def _find_files(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, An
     text = str(source)
     if "{" not in text and "*" not in text:
         path = Path(text)
-        if path.is_file():
-            return path.parent, [(path, {})]
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
-            )
-            return path, [(p, {}) for p in files]
+            return path, [(p, {}) for p in walk_names(path, DATA_SUFFIXES)]
+        if path.exists():
+            return path.parent, [(path, {})]  # read_bytes refuses what is not a file
         raise FileNotFoundError(f"no such file or folder: {text}")
     template = Template.parse(text)
     found: list[tuple[Path, dict[str, Any]]] = []
     for path in template.paths():
         fields = template.match(path.relative_to(template.root).as_posix()) or {}
         if path.is_dir():
-            for data in sorted(path.iterdir()):
-                if data.suffix.lower() in DATA_SUFFIXES and data.is_file():
+            for data in walk_names(path, DATA_SUFFIXES):
+                if data.parent == path:
                     found.append((data, fields))
-        elif path.suffix.lower() in DATA_SUFFIXES:
+        elif path.suffix.lower() in DATA_SUFFIXES and _regular(path):
             found.append((path, fields))
     return template.root, found
 
 
+def _regular(path: Path) -> bool:
+    """True for a regular file; a FIFO, device or socket matched by a template is a warning."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        warn(path, f"not read ({error.strerror or error}); skipped")
+        return False
+    if not stat.S_ISREG(mode):
+        warn(path, "not a regular file (a FIFO, device or socket); skipped")
+        return False
+    return True
+
+
 def _run_ids(root: Path, files: list[Path]) -> list[str]:
-    """The folder of the file when it is the only data file there, else the file's path."""
+    """The folder of the file when it is the only data file there, else the file's path
+    without its suffix; ids that two files would share (`x.csv` beside `x.tsv`, `g.csv`
+    beside a folder `g/`) keep their suffix, with a warning."""
     per_folder: dict[Path, int] = {}
     for f in files:
         per_folder[f.parent] = per_folder.get(f.parent, 0) + 1
     ids = []
+    relatives = []
     for f in files:
         try:
             relative = f.relative_to(root)
         except ValueError:
             relative = f
+        relatives.append(relative)
         if per_folder[f.parent] == 1 and relative.parent != Path():
-            ids.append(relative.parent.as_posix())
+            ids.append(shown(relative.parent.as_posix()))
         else:
-            ids.append(relative.with_suffix("").as_posix())
+            ids.append(shown(relative.with_suffix("").as_posix()))
+    counts: dict[str, int] = {}
+    for run_id in ids:
+        counts[run_id] = counts.get(run_id, 0) + 1
+    for index, run_id in enumerate(ids):
+        if counts[run_id] > 1:
+            ids[index] = shown(relatives[index].as_posix())
+            warn(
+                files[index],
+                f"another data file is run {run_id!r} too; this one is run {ids[index]!r}",
+            )
     return ids
 
 
 def _read_table(path: Path) -> pl.DataFrame:
     """A data file as a frame of its columns: numbers as Float64, anything else as text."""
+    data = read_bytes(path)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
+        return _read_jsonl(path, data)
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
+    if not data.strip():
+        warn(path, "empty file; no points")
+        return pl.DataFrame()
     try:
         # Fast path: Polars infers the types; a column of numbers with text further down
         # fails the parse and the file is read again as text below.
         fast = pl.read_csv(
-            path, separator=separator, infer_schema_length=1000, raise_if_empty=False
+            io.BytesIO(data),
+            separator=separator,
+            infer_schema_length=1000,
+            raise_if_empty=False,
+            encoding="utf8-lossy",
         )
         if all(d.is_numeric() or d == pl.Null for d in fast.schema.values()):
             return fast.with_columns(pl.all().cast(pl.Float64))
     except pl.exceptions.PolarsError:
         pass
     raw = pl.read_csv(
-        path,
+        io.BytesIO(data),
         separator=separator,
         infer_schema=False,
         truncate_ragged_lines=True,
         raise_if_empty=False,
+        encoding="utf8-lossy",
     )
     columns = []
     for name in raw.columns:
@@ -127,10 +176,19 @@ def _read_table(path: Path) -> pl.DataFrame:
         text_present = column.is_not_null() & (column.str.strip_chars() != "")
         if (numbers.is_null() & text_present).any():
             lowered = column.str.to_lowercase()
+            bad = numbers.is_null() & text_present
             if lowered.drop_nulls().is_in(["true", "false"]).all():
                 numbers = (lowered == "true").cast(pl.Float64)
+            elif numbers.is_not_null().sum() > bad.sum():
+                # Mostly numbers: a metric with a few cells that are not (a crash, a typo).
+                first = int(bad.arg_true()[0])
+                warn(
+                    path,
+                    f"line {first + 2}: {column[first]!r} in column {name!r} is not a number; "
+                    f"{bad.sum()} cell(s) left out",
+                )
             else:
-                columns.append(column)
+                columns.append(column)  # a text column: not a metric
                 continue
         columns.append(numbers)
     return pl.DataFrame(columns)
@@ -145,7 +203,7 @@ def _read_many(paths: list[Path]) -> dict[str, pl.DataFrame]:
         stacked = pl.scan_csv(
             [str(p) for p in paths], include_file_paths=_PATH, infer_schema_length=1000
         ).collect()
-    except (pl.exceptions.PolarsError, OSError):
+    except (pl.exceptions.PolarsError, OSError, UnicodeError):
         return {}
     if not all(d.is_numeric() or d == pl.Null for c, d in stacked.schema.items() if c != _PATH):
         return {}
@@ -155,42 +213,59 @@ def _read_many(paths: list[Path]) -> dict[str, pl.DataFrame]:
     return {str(key[0]): frame for key, frame in parts.items()}
 
 
-def _read_jsonl(path: Path) -> pl.DataFrame:
+def _read_jsonl(path: Path, data: bytes) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                warn(path, f"line {number} is not JSON ({error.args[0][:60]}); skipped")
-                continue
-            if not isinstance(row, dict):
-                warn(path, f"line {number} is not a JSON object; skipped")
-                continue
-            rows.append(
-                {
-                    k: float(v) if isinstance(v, (int, float)) else None
-                    for k, v in _flat(row).items()
-                }
-            )
+    lines: list[int] = []
+    text = data.decode("utf-8-sig", errors="replace")
+    repaired: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row, fixed = json_value(line)
+        except ValueError as error:
+            warn(path, f"line {number} is not JSON ({str(error)[:60]}); skipped")
+            continue
+        if not isinstance(row, dict):
+            warn(path, f"line {number} is not a JSON object; skipped")
+            continue
+        if fixed:
+            repaired.append(number)
+        rows.append({k: _number(v) for k, v in _flat(row).items()})
+        lines.append(number)
+    if repaired:
+        warn(
+            path,
+            f"line {repaired[0]}: a lone surrogate (\\udXXX) in a name or text replaced "
+            f"by U+FFFD ({len(repaired)} lines)",
+        )
     if not rows:
         return pl.DataFrame()
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {n: [r.get(n) for r in rows] for n in names}, schema=dict.fromkeys(names, pl.Float64)
     )
+    return frame.with_columns(pl.Series(_LINE, lines, pl.Int64))
 
 
-def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _number(value: Any) -> float | None:
+    """A JSON number as a float (an integer too large for one is infinite), else None."""
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _flat(row: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        elif not isinstance(value, bool):
+        if isinstance(value, dict) and depth < MAX_NESTING:
+            out.update(_flat(value, f"{prefix}{key}/", depth + 1))
+        elif not isinstance(value, (bool, dict)):
             out[f"{prefix}{key}"] = value
     return out
 
@@ -199,12 +274,20 @@ def _config_beside(path: Path) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name in CONFIG_FILES:
         candidate = path.parent / name
-        if not candidate.is_file():
+        if not os.path.lexists(candidate):
             continue
         try:
-            text = candidate.read_text(encoding="utf-8")
-            loaded = json.loads(text) if candidate.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as error:
+            text = read_text(candidate)
+            if candidate.suffix == ".json":
+                loaded, repaired = json_value(text)
+            else:
+                loaded, repaired = yaml_value(text)
+            if repaired:
+                warn(candidate, "a lone surrogate (\\udXXX) in a name or text replaced by U+FFFD")
+        except NotReadableError as error:
+            warn(candidate, f"config not read ({error})")
+            continue
+        except (OSError, ValueError) as error:
             warn(candidate, f"config not read ({type(error).__name__}: {error})")
             continue
         if isinstance(loaded, dict):
@@ -212,6 +295,60 @@ def _config_beside(path: Path) -> dict[str, Any]:
         elif loaded is not None:
             warn(candidate, "config is not a mapping; skipped")
     return config
+
+
+def _outside(series: pl.Series, low: float, high: float) -> pl.Series | None:
+    """Where `series` holds a value that is not within [low, high] (NaN is not), or None
+    when there is none (checked in numpy first: this runs once per column of every file)."""
+    if series.null_count() == 0:
+        values = series.to_numpy()
+        if ((values >= low) & (values <= high)).all():
+            return None
+    bad = series.is_not_null() & ~(series.is_between(low, high) & series.is_not_nan())
+    return bad if bad.any() else None
+
+
+def _line(table: pl.DataFrame, row: int) -> int:
+    """The file line of a row: JSON-lines frames carry it, a CSV row follows its header."""
+    return int(table[_LINE][row]) if _LINE in table.columns else row + 2
+
+
+def _checked(
+    table: pl.DataFrame,
+    path: Path,
+    step_col: str | None,
+    time_col: str | None,
+    stamp_col: str | None,
+) -> pl.DataFrame:
+    """`table` without the rows whose step is not a step number (NaN, infinite, beyond
+    Int64), and with times that are not finite and timestamps that are not seconds since 1970
+    (`is_time`; milliseconds are not) made null; one warning each, naming the first line."""
+    if step_col is not None and table.schema[step_col].is_float():
+        bad = _outside(table[step_col], -MAX_STEP, MAX_STEP)
+        if bad is not None:
+            first = int(bad.arg_true()[0])
+            warn(
+                path,
+                f"line {_line(table, first)}: step {table[step_col][first]} in column "
+                f"{step_col!r} is not a step number; {bad.sum()} row(s) skipped",
+            )
+            table = table.filter(~bad)
+    for column, low, high, what in (
+        (time_col, -sys.float_info.max, sys.float_info.max, "is not a number of seconds"),
+        (stamp_col, MIN_SECONDS, MAX_SECONDS, "is not seconds since 1970 (milliseconds?)"),
+    ):
+        if column is None or not table.schema[column].is_float():
+            continue
+        bad = _outside(table[column], low, high)
+        if bad is not None:
+            first = int(bad.arg_true()[0])
+            warn(
+                path,
+                f"line {_line(table, first)}: {column} {table[column][first]} {what}; "
+                f"{bad.sum()} value(s) left out",
+            )
+            table = table.with_columns(table[column].set(bad, None))
+    return table
 
 
 def load_csv(
@@ -242,7 +379,7 @@ def load_csv(
     ids = _run_ids(root, [f for f, _ in files])
     records: list[RunRecord] = []
     same_shape: dict[tuple[Any, ...], list[pl.DataFrame]] = {}
-    read = _read_many([f for f, _ in files if f.suffix.lower() == ".csv"])
+    read = _read_many([f for f, _ in files if f.suffix.lower() == ".csv" and shown(f) == str(f)])
     for (path, fields), run_id in progress(
         zip(files, ids, strict=True), total=len(files), desc="csv", enabled=progress_bar
     ):
@@ -253,7 +390,7 @@ def load_csv(
         except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as error:
             warn(path, f"not read ({type(error).__name__}: {error})")
             continue
-        record = RunRecord(id=run_id, source=f"csv:{path}", project=project)
+        record = RunRecord(id=run_id, source=f"csv:{shown(path)}", project=project)
         if config_files:
             record.config.update(_config_beside(path))
         apply_fields(record, fields)
@@ -261,7 +398,11 @@ def load_csv(
             value = format_option(option, {**record.config, **fields})
             if value is not None:
                 setattr(record, attribute, value)
-        numeric = [c for c, d in table.schema.items() if d.is_numeric()]
+        for column in table.columns:
+            original = column.rpartition("_duplicated_")[0]
+            if original and original in table.columns:
+                warn(path, f"column {original!r} appears twice in the header; one is {column!r}")
+        numeric = [c for c, d in table.schema.items() if d.is_numeric() and c != _LINE]
         step_col = step if step in table.columns else detect_column(numeric, STEP_COLUMNS)
         rest = [c for c in numeric if c != step_col]
         time_col = time if time in table.columns else detect_column(rest, TIME_COLUMNS)
@@ -273,9 +414,10 @@ def load_csv(
         chosen = [m for m in metrics if m in table.columns] if metrics is not None else rest
         if step is not None and step not in table.columns:
             warn(path, f"no step column {step!r}; points numbered in row order")
+        table = _checked(table, path, step_col, time_col, stamp_col)
         if stamp_col is not None and table.height:
             first = table[stamp_col].drop_nulls()
-            if first.len() and math.isfinite(float(first.min())):  # type: ignore[arg-type]
+            if first.len():
                 record.created_at = utc_from_seconds(float(first.min()))  # type: ignore[arg-type]
         if time_col is not None and table.height:
             times = table[time_col].drop_nulls()
@@ -283,7 +425,7 @@ def load_csv(
                 record.runtime = float(times.max())  # type: ignore[arg-type]
         records.append(record)
         # Files with the same columns are turned long together: one unpivot, not one a file.
-        sparse = bool(table.null_count().sum_horizontal().item())
+        sparse = table.width > 0 and bool(table.null_count().sum_horizontal().item())
         shape = (step_col, time_col, stamp_col, tuple(chosen), sparse)
         same_shape.setdefault(shape, []).append(
             table.select(

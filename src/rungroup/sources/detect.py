@@ -80,8 +80,8 @@ def reader_for(source: Any) -> Callable[..., Runs] | None:
         return load_tensorboard
     from rungroup.sources.csv_tree import load_csv
 
-    if path.is_file() and path.suffix.lower() in _DATA_SUFFIXES:
-        return load_csv
+    if not path.is_dir() and path.suffix.lower() in _DATA_SUFFIXES:
+        return load_csv  # a FIFO or device named so too: the loader warns and skips it
     if path.is_dir() and any(
         p.suffix.lower() in _DATA_SUFFIXES for p in path.rglob("*") if p.is_file()
     ):

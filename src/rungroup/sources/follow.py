@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from rungroup.runs import (
     flatten,
     unify_column,
 )
+from rungroup.sources.runrecords import shown
 from rungroup.sources.store import (
     STALE_AFTER,
     RunMeta,
@@ -330,6 +332,10 @@ class StoreFollower:
         if stamp == followed.meta_stamp:
             return False
         followed.meta_stamp = stamp
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block the read
+            _warn(f"{shown(followed.meta_path)}: not a regular file; run skipped")
+            followed.parsed = None
+            return True
         try:
             meta = store.read_meta(followed.meta_path)
         except ValueError as error:
@@ -437,8 +443,11 @@ class StoreFollower:
 
 
 def _read_from(path: Path, offset: int, length: int) -> bytes:
-    descriptor = os.open(path, os.O_RDONLY)
+    """`length` bytes at `offset` of a regular file (OSError for a FIFO or device)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{shown(path)}: not a regular file")
         return os.pread(descriptor, length, offset)
     finally:
         os.close(descriptor)

@@ -25,8 +25,9 @@ import numpy as np
 import polars as pl
 
 from rungroup.runs import HISTORY_SCHEMA, LoadWarning, Runs
+from rungroup.sources.files import read_bytes
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
-from rungroup.sources.runrecords import assemble, warn
+from rungroup.sources.runrecords import assemble, shown, warn
 from rungroup.sources.tensorboard_events import (
     _frame_records,
     _Scalars,
@@ -143,7 +144,7 @@ class TensorBoardFollower:
             if run is None:
                 run = self._runs[folder] = _Run()
                 relative = folder.relative_to(root).as_posix() if folder != root else folder.name
-                run.run_id = relative or folder.name
+                run.run_id = shown(relative or folder.name)
             if self._shrunk(run, files):
                 self._forget(run)
                 changed = True
@@ -204,9 +205,7 @@ class TensorBoardFollower:
         try:
             if path.stat().st_size == known.offset:
                 return None  # nothing appended (a stat is cheaper than an open)
-            with path.open("rb") as handle:
-                handle.seek(known.offset)
-                data = handle.read()
+            data = read_bytes(path, offset=known.offset)
         except OSError as error:
             warn(path, f"not read ({error})")
             return None
@@ -271,7 +270,10 @@ class TensorBoardFollower:
         if len(starts) != sum(item[4] for item in pending):
             return set()
         fast = _Scalars()
-        done = _simple_values(big, (starts, ends), "", fast)
+        untimed: list[tuple[int, float]] = []
+        done = _simple_values(big, (starts, ends), "", fast, untimed)
+        if untimed:
+            return set()  # wall times that are not times: the per-file decoder warns
         owner = np.searchsorted(bounds, starts, side="right") - 1
         total = np.bincount(owner, minlength=len(pending))
         simple = np.bincount(owner[done], minlength=len(pending))

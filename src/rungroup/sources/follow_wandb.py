@@ -20,8 +20,9 @@ from pathlib import Path
 import polars as pl
 
 from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.sources.files import read_bytes
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
-from rungroup.sources.runrecords import CHUNK_SCHEMA, RunRecord, assemble, warn
+from rungroup.sources.runrecords import CHUNK_SCHEMA, RunRecord, assemble, shown, warn
 from rungroup.sources.wandb_offline import (
     HEADER,
     HEADER_SIZE,
@@ -30,6 +31,7 @@ from rungroup.sources.wandb_offline import (
     _state,
     apply_records,
     run_chunk,
+    run_ids,
     run_record,
     scan_records,
     settled,
@@ -123,7 +125,7 @@ class WandbFollower:
         return self._current, False
 
     def _forget(self, path: Path) -> None:
-        key = str(path)
+        key = shown(path)
         self._points = self._points.filter(pl.col("run_id").cast(pl.String) != key)
         self._last = self._last.filter(pl.col("run_id") != key)
 
@@ -140,9 +142,7 @@ class WandbFollower:
                 self._shrank = True
             if size == known.offset:
                 return None, False
-            with path.open("rb") as handle:
-                handle.seek(known.offset)
-                data = handle.read()
+            data = read_bytes(path, offset=known.offset)
         except OSError as error:
             warn(path, f"not read ({error})")
             return None, False
@@ -168,7 +168,7 @@ class WandbFollower:
         run = known.reading.run
         if len(run.values) == known.emitted:
             return None, True
-        chunk = run_chunk(str(path), run, known.emitted).with_columns(
+        chunk = run_chunk(shown(path), run, known.emitted).with_columns(
             pl.col("run_id").cast(pl.Categorical)
         )
         known.emitted = len(run.values)
@@ -177,17 +177,10 @@ class WandbFollower:
     def _assemble(self) -> Runs:
         readable = [(path, known) for path, known in self._files.items() if not known.unreadable]
         runs = [(path, settled(known.reading, path)) for path, known in readable]
-        counts: dict[str, int] = {}
-        for path, run in runs:
-            run_id = run.run_id or path.stem.removeprefix("run-")
-            counts[run_id] = counts.get(run_id, 0) + 1
         records: list[RunRecord] = []
         ids: dict[str, str] = {}
-        for path, run in runs:
-            run_id = run.run_id or path.stem.removeprefix("run-")
-            if counts[run_id] > 1:
-                run_id = f"{run_id}@{path.parent.name}"
-            ids[str(path)] = run_id
+        for (path, run), run_id in zip(runs, run_ids(runs), strict=True):
+            ids[shown(path)] = run_id
             records.append(run_record(path, run, run_id, self.project, self.group, self.job_type))
         last = self._last.filter(pl.col("run_id").is_in(list(ids))).with_columns(
             pl.col("run_id").replace_strict(ids, return_dtype=pl.String)

@@ -21,6 +21,7 @@ poll always reports a change). Each kind of source has the cheapest follower it 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,16 +67,23 @@ Stamps = dict[str, tuple[int, int]]
 
 
 def _stamps(paths: list[Path]) -> Stamps:
-    """(mtime in ns, size) of every file at or below `paths` (hidden entries included)."""
+    """(mtime in ns, size) of every file at or below `paths` (hidden entries included).
+
+    Each folder is listed once, however many links lead to it (a symlink loop ends there);
+    what cannot be listed or is not a file is left to the load, which warns about it."""
     found: Stamps = {}
     pending = list(paths)
+    listed: set[tuple[int, int]] = set()
     while pending:
         path = pending.pop()
         try:
-            if path.is_file():
-                status = path.stat()
+            status = path.stat()
+            if stat.S_ISREG(status.st_mode):
                 found[str(path)] = (status.st_mtime_ns, status.st_size)
                 continue
+            if not stat.S_ISDIR(status.st_mode) or (status.st_dev, status.st_ino) in listed:
+                continue
+            listed.add((status.st_dev, status.st_ino))
             entries = list(os.scandir(path))
         except OSError:
             continue

@@ -14,6 +14,7 @@ run has no group tag, nested runs are grouped under their root parent run's name
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
@@ -31,11 +32,20 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import Runs
+from rungroup.sources.files import (
+    MAX_TEXT_BYTES,
+    read_bytes,
+    read_text,
+    subfolders,
+    walk,
+    yaml_value,
+)
 from rungroup.sources.runrecords import (
     RunRecord,
     assemble,
     progress,
     require,
+    shown,
     utc_from_seconds,
     warn,
 )
@@ -99,9 +109,18 @@ def _sqlite_path(source: str | Path) -> Path | None:
 def _is_file_store(path: Path) -> bool:
     if not path.is_dir():
         return False
-    for child in path.iterdir():
+    try:
+        children = list(path.iterdir())
+    except OSError:
+        return False
+    for child in children:
         if child.is_dir() and (child / "meta.yaml").is_file():
-            meta = (child / "meta.yaml").read_text(encoding="utf-8", errors="replace")
+            try:
+                meta = read_bytes(child / "meta.yaml", limit=MAX_TEXT_BYTES).decode(
+                    "utf-8", "replace"
+                )
+            except OSError:
+                continue
             if "experiment_id" in meta or "artifact_location" in meta:
                 return True
     return False
@@ -277,12 +296,10 @@ def _value(value: Any, is_nan: Any = False) -> float:
 
 
 def _meta(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"not YAML: {str(error).splitlines()[0]}") from error
+    """A meta.yaml (bounded: `files.yaml_value`); raises `OSError` or `ValueError`."""
+    loaded, repaired = yaml_value(read_text(path))
+    if repaired:
+        warn(path, "a lone surrogate (\\udXXX) in a name or text replaced by U+FFFD")
     if not isinstance(loaded, dict):
         raise ValueError("meta.yaml is not a mapping")
     return loaded
@@ -292,13 +309,13 @@ def _key_files(folder: Path) -> dict[str, Path]:
     """`metrics/`, `params/`, `tags/`: one file per key; a key with '/' is a subfolder."""
     if not folder.is_dir():
         return {}
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {shown(p.relative_to(folder).as_posix()): p for p in walk(folder, lambda _: True)}
 
 
 def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | None) -> _Raw:
     raw = _Raw(source=f"mlflow:file:{root}")
     run_folders: list[tuple[str, Path]] = []
-    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for exp_dir in subfolders(root):
         meta_path = exp_dir / "meta.yaml"
         if exp_dir.name.startswith(".") or not meta_path.is_file():
             continue
@@ -311,7 +328,7 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
             continue
         experiment_id = str(meta.get("experiment_id", exp_dir.name))
         raw.experiments[experiment_id] = str(meta.get("name", exp_dir.name))
-        for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
+        for run_dir in subfolders(exp_dir):
             if (run_dir / "meta.yaml").is_file():
                 run_folders.append((experiment_id, run_dir))
     metric_files: list[tuple[str, str, Path]] = []
@@ -342,7 +359,7 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
         for kind, target in (("params", raw.params), ("tags", raw.tags)):
             for key, path in _key_files(run_dir / kind).items():
                 try:
-                    target.setdefault(run_id, {})[key] = path.read_text(encoding="utf-8")
+                    target.setdefault(run_id, {})[key] = read_text(path)
                 except (OSError, UnicodeDecodeError) as error:
                     warn(path, f"{kind[:-1]} not read ({error})")
         metric_files.extend(
@@ -383,7 +400,7 @@ def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
                     "run_id", "metric", "step", "timestamp_ms", "value"
                 )
             ]
-    except (pl.exceptions.PolarsError, OSError):
+    except (pl.exceptions.PolarsError, OSError, TypeError):  # TypeError: a non-UTF-8 path
         pass
     frames = [_metric_file(path, run_id, key) for run_id, key, path in files]
     return [f for f in frames if f is not None and f.height]
@@ -393,7 +410,7 @@ def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
     """One `metrics/<key>` file: lines of 'timestamp value step'."""
     try:
         table = pl.read_csv(
-            path,
+            io.BytesIO(read_bytes(path)),
             separator=" ",
             has_header=False,
             new_columns=["timestamp_ms", "value", "step"],

@@ -9,7 +9,7 @@ when a format has none, and where the frames are checked against the `Runs` sche
 from __future__ import annotations
 
 import json
-import math
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from rungroup.runs import CONFIG_PREFIX, HISTORY_SCHEMA, SUMMARY_PREFIX, LoadWarning, Runs, flatten
+from rungroup.runs import (
+    CONFIG_PREFIX,
+    HISTORY_SCHEMA,
+    SUMMARY_PREFIX,
+    LoadWarning,
+    Runs,
+    flatten,
+    warn_mixed_types,
+)
 
 T = TypeVar("T")
 
@@ -43,7 +51,18 @@ PROGRESS_THRESHOLD = 64
 
 def warn(path: str | Path, message: str) -> None:
     """Warn about one unreadable file (or record of it), naming the file first."""
-    warnings.warn(f"{path}: {message}", LoadWarning, stacklevel=3)
+    warnings.warn(f"{shown(path)}: {message}", LoadWarning, stacklevel=3)
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path or name as text: bytes that are not UTF-8 (kept by Python's `surrogateescape`)
+    as ``\\xNN``, so the text can go into a frame and still tells the bytes apart."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 class MissingExtraError(ImportError):
@@ -126,8 +145,22 @@ def chunk(
     )
 
 
+#: Wall-clock seconds since 1970 that are a time: the years 1 to 9999 (what `datetime` holds).
+#: Anything else (NaN, infinities, a column of milliseconds) is not taken for a time.
+MIN_SECONDS = -62_135_596_800.0
+MAX_SECONDS = 253_402_300_799.0
+#: Steps must fit the history's Int64 column.
+MAX_STEP = 2**63 - 1
+
+
+def is_time(seconds: float | None) -> bool:
+    """True for wall-clock seconds within `MIN_SECONDS`..`MAX_SECONDS` (NaN is not)."""
+    return seconds is not None and MIN_SECONDS <= seconds <= MAX_SECONDS
+
+
 def utc_from_seconds(seconds: float | None) -> datetime | None:
-    if seconds is None or not math.isfinite(seconds):
+    """The UTC time of `seconds` since 1970, or None when it is not a time (`is_time`)."""
+    if seconds is None or not is_time(seconds):
         return None
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
@@ -176,6 +209,7 @@ def _column(name: str, values: list[Any], parse_strings: bool) -> pl.Series:
         return pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
     if all(isinstance(v, datetime) for v in present):
         return pl.Series(name, values)
+    warn_mixed_types(name, values)
     return pl.Series(name, [None if v is None else _text(v) for v in values], pl.String)
 
 

@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from rungroup import store
 from rungroup.runs import LoadWarning, Runs, build_runs_frame
+from rungroup.sources.files import read_bytes
+from rungroup.sources.runrecords import shown
 
 #: A running run whose heartbeat is older than this (seconds) is taken to have crashed.
 STALE_AFTER = 120.0
@@ -36,33 +38,48 @@ def is_store(path: Path) -> bool:
     """A run folder, a project folder or a store root (checked two levels down)."""
     if not path.is_dir():
         return False
-    if (path / store.META_FILE).is_file():
+    if _has_meta(path):
         return True
     for child in _subfolders(path):
-        if (child / store.META_FILE).is_file():
+        if _has_meta(child):
             return True
-        if any((grandchild / store.META_FILE).is_file() for grandchild in _subfolders(child)):
+        if any(_has_meta(grandchild) for grandchild in _subfolders(child)):
             return True
     return False
 
 
-def _subfolders(path: Path) -> Iterator[Path]:
+def _has_meta(folder: Path) -> bool:
+    """True when `folder` holds a run.json (False for a folder that cannot be read)."""
+    try:
+        return (folder / store.META_FILE).is_file()
+    except OSError:
+        return False
+
+
+def _subfolders(path: Path, *, loading: bool = False) -> Iterator[Path]:
+    """The folders in `path` (hidden ones left out). An unreadable folder is a warning when
+    `loading` (silent while only detecting); a symlink loop or broken link is skipped."""
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
-    except OSError:
+    except OSError as error:
+        if loading:
+            _warn(f"{shown(path)}: folder not read ({error.strerror or error}); skipped")
         return
     for entry in entries:
-        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True):
-            yield Path(entry.path)
+        try:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True):
+                yield Path(entry.path)
+        except OSError:
+            continue
 
 
 def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -> list[Path]:
     """The run folders below `path`; those in `known` (a follower's, seen with a run.json
     before) are not stat-ed again."""
-    if (path / store.META_FILE).is_file():
+    if _has_meta(path):
         return [path]
-    children = list(_subfolders(path))
-    if any((child / store.META_FILE).is_file() for child in children):
+    children = list(_subfolders(path, loading=True))
+    if any(_has_meta(child) for child in children):
         projects = [path]  # `path` is a project folder
     else:
         projects = [c for c in children if project is None or c.name == project]
@@ -71,11 +88,14 @@ def _run_folders(path: Path, project: str | None, known: Container[Path] = ()) -
             raise ValueError(f"no project {project!r} in {path}; projects: {names}")
     folders = []
     for project_dir in projects:
-        for folder in _subfolders(project_dir):
-            if folder in known or (folder / store.META_FILE).is_file():
-                folders.append(folder)
-            elif (folder / store.HISTORY_FILE).exists():
-                _warn(f"{folder}: has a history but no {store.META_FILE}; run skipped")
+        for folder in _subfolders(project_dir, loading=True):
+            try:
+                if folder in known or (folder / store.META_FILE).is_file():
+                    folders.append(folder)
+                elif (folder / store.HISTORY_FILE).exists():
+                    _warn(f"{shown(folder)}: has a history but no {store.META_FILE}; run skipped")
+            except OSError as error:
+                _warn(f"{shown(folder)}: folder not read ({error.strerror}); skipped")
     return folders
 
 
@@ -260,7 +280,7 @@ def parse_run_meta(meta: dict[str, Any], folder: Path) -> RunMeta:
     record = _clean_meta(meta, meta_path)
     created = _parse_time(meta.get("created_at"), meta_path)
     heartbeat = _parse_time(meta.get("heartbeat_at"), meta_path)
-    record.update(created_at=created, source=f"rungroup:{folder}")
+    record.update(created_at=created, source=f"rungroup:{shown(folder)}")
     return RunMeta(meta, folder, record, created, heartbeat)
 
 
@@ -319,7 +339,7 @@ def _read_run(folder: Path) -> _RunFiles:
     history_path = folder / store.HISTORY_FILE
     problems = []
     try:
-        data = history_path.read_bytes()
+        data = read_bytes(history_path)
     except FileNotFoundError:
         problems.append(f"{history_path}: missing; the run is loaded without history")
         data = b""

@@ -15,6 +15,7 @@ metrics named ``<subfolder>/<tag>``.
 
 from __future__ import annotations
 
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import polars as pl
 
 from rungroup.runs import Runs
 from rungroup.sources.castagnoli import masked_crc32c_many
+from rungroup.sources.files import MAX_NESTING, read_bytes, walk
 from rungroup.sources.protoreader import (
     DecodeError,
     packed_doubles,
@@ -37,12 +39,16 @@ from rungroup.sources.protoreader import (
     to_float,
 )
 from rungroup.sources.runrecords import (
+    MAX_SECONDS,
+    MIN_SECONDS,
     RunRecord,
     Template,
     apply_fields,
     assemble,
     format_option,
+    is_time,
     progress,
+    shown,
     utc_from_seconds,
     warn,
 )
@@ -176,14 +182,20 @@ def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
         elif number == 4 and wire == 2:
             content = (x, y)
         elif number == 5:  # float_val, packed or not
+            _expect(wire, 5, "float_val")
             values.extend(packed_floats(data, x, y) if wire == 2 else [to_float(x)])
         elif number == 6:  # double_val
+            _expect(wire, 1, "double_val")
             values.extend(packed_doubles(data, x, y) if wire == 2 else [to_double(x)])
         elif number in (7, 10, 11, 16, 17):  # int_val, int64_val, bool_val, uint32/64_val
+            _expect(wire, 0, "an integer value")
             ints = packed_varints(data, x, y) if wire == 2 else [x]
             values.extend(float(signed(v)) for v in ints)
         elif number == 13:  # half_val: float16 bits in int32
+            _expect(wire, 0, "half_val")
             bits = packed_varints(data, x, y) if wire == 2 else [x]
+            if any(v > 0xFFFF for v in bits):
+                raise DecodeError("half_val holds more than 16 bits")
             values.extend(float(struct.unpack("<e", v.to_bytes(2, "little"))[0]) for v in bits)
     if elements != 1 or dtype not in _DTYPES:
         return None
@@ -195,6 +207,12 @@ def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
     if len(values) == 1:
         return values[0]
     return None
+
+
+def _expect(wire: int, scalar_wire: int, name: str) -> None:
+    """A value field must come with its own wire type, or packed (length-delimited)."""
+    if wire not in (scalar_wire, 2):
+        raise DecodeError(f"{name} sent with wire type {wire}")
 
 
 def _plugin(data: bytes, a: int, b: int) -> tuple[str, tuple[int, int] | None]:
@@ -211,8 +229,10 @@ def _plugin(data: bytes, a: int, b: int) -> tuple[str, tuple[int, int] | None]:
     return name, content
 
 
-def _struct_value(data: bytes, a: int, b: int) -> Any:
-    """A google.protobuf.Value."""
+def _struct_value(data: bytes, a: int, b: int, depth: int = 0) -> Any:
+    """A google.protobuf.Value (lists and structs nested at most `MAX_NESTING` deep)."""
+    if depth > MAX_NESTING:
+        raise DecodeError(f"hparams value nested more than {MAX_NESTING} levels deep")
     for number, wire, x, y in spans(data, a, b):
         if number == 1:
             return None
@@ -223,25 +243,29 @@ def _struct_value(data: bytes, a: int, b: int) -> Any:
         if number == 4 and wire == 0:
             return bool(x)
         if number == 6 and wire == 2:  # ListValue: values = 1
-            return [_struct_value(data, la, lb) for n, w, la, lb in spans(data, x, y) if n == 1]
+            return [
+                _struct_value(data, la, lb, depth + 1)
+                for n, w, la, lb in spans(data, x, y)
+                if n == 1
+            ]
         if number == 5 and wire == 2:  # Struct: fields = 1 map<string, Value>
             out: dict[str, Any] = {}
             for n, _w, ea, eb in spans(data, x, y):
                 if n == 1:
-                    key, value = _map_entry(data, ea, eb)
+                    key, value = _map_entry(data, ea, eb, depth + 1)
                     out[key] = value
             return out
     return None
 
 
-def _map_entry(data: bytes, a: int, b: int) -> tuple[str, Any]:
+def _map_entry(data: bytes, a: int, b: int, depth: int = 0) -> tuple[str, Any]:
     key = ""
     value: Any = None
     for number, _wire, x, y in spans(data, a, b):
         if number == 1:
             key = text(data, x, y)
         elif number == 2:
-            value = _struct_value(data, x, y)
+            value = _struct_value(data, x, y, depth)
     return key, value
 
 
@@ -264,7 +288,7 @@ def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
 
 
 def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None:
-    decode_events(path.read_bytes(), path, prefix, into, check_crc, {})
+    decode_events(read_bytes(path), path, prefix, into, check_crc, {})
 
 
 def decode_events(
@@ -280,7 +304,8 @@ def decode_events(
     `plugins` (tag -> plugin name, written only with a tag's first value) carries over from
     the earlier records of the same file."""
     records = _frame_records(data, path, check_crc)
-    done = _simple_values(data, records, prefix, into)
+    untimed: list[tuple[int, float]] = []  # (record, wall_time) of wall times that are not
+    done = _simple_values(data, records, prefix, into, untimed)
     tags: list[str] = []
     steps: list[int] = []
     walls: list[float] = []
@@ -297,6 +322,9 @@ def decode_events(
             for number, wire, x, y in spans(data, start, end):
                 if number == 1 and wire == 1:
                     wall = to_double(x)
+                    if not is_time(wall):
+                        untimed.append((index, wall))
+                        wall = None
                 elif number == 2 and wire == 0:
                     step = signed(x)
                 elif number == 5 and wire == 2:
@@ -316,8 +344,9 @@ def decode_events(
                 for fnum, fwire, fa, fb in spans(data, va, vb):
                     if fnum == 1 and fwire == 2:
                         tag = text(data, fa, fb)
-                    elif fnum == 2 and fwire == 5:
-                        value = to_float(fa)
+                    elif fnum == 2:
+                        _expect(fwire, 5, "simple_value")
+                        value = to_float(fa) if fwire == 5 else None
                     elif fnum == 8 and fwire == 2:
                         tensor = (fa, fb)
                     elif fnum == 9 and fwire == 2:
@@ -339,8 +368,16 @@ def decode_events(
                 steps.append(step)
                 walls.append(wall if wall is not None else float("nan"))
                 values.append(value)
-        except (DecodeError, IndexError, struct.error, UnicodeDecodeError) as error:
+        except (ValueError, OverflowError, IndexError, struct.error) as error:
+            # DecodeError and UnicodeDecodeError are ValueErrors
             warn(path, f"record {index} is not a readable event ({error}); skipped")
+    if untimed:
+        index, wall = min(untimed)
+        warn(
+            path,
+            f"record {index}: wall_time {wall!r} is not a time; the points of "
+            f"{len(untimed)} record(s) have no time or timestamp",
+        )
     if tags:
         into.blocks.append(
             pl.DataFrame(
@@ -365,7 +402,7 @@ def decode_events(
 
 
 def _simple_values(
-    data: bytes, records: Records, prefix: str, into: _Scalars
+    data: bytes, records: Records, prefix: str, into: _Scalars, untimed: list[tuple[int, float]]
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Decode, all at once in numpy, the records laid out as tensorboardX and torch write one
     `simple_value` scalar: ``09 <wall:8> 10 <step:varint> 2a <n> 0a <n> 0a <n> <tag> 15
@@ -409,6 +446,10 @@ def _simple_values(
     done[index] = True
     s_at, s_end, s_pos, s_len = at[index], end[index], pos[index], tag_len[index]
     walls = buf[s_at[:, None] + 1 + np.arange(8)].copy().view("<f8")[:, 0]
+    wrong = ~((walls >= MIN_SECONDS) & (walls <= MAX_SECONDS))  # NaN too
+    if wrong.any():
+        untimed.extend(zip(index[wrong].tolist(), walls[wrong].tolist(), strict=True))
+        walls = np.where(wrong, np.nan, walls)
     values = buf[s_end[:, None] - 4 + np.arange(4)].copy().view("<f4")[:, 0]
     widest = int(s_len.max())
     columns = np.arange(max(widest, 1))
@@ -448,8 +489,12 @@ def _run_folders(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, A
         return path.parent, [(path.parent, {})], False
     if not path.is_dir():
         raise FileNotFoundError(f"no such TensorBoard log folder: {source}")
-    folders = sorted({p.parent for p in path.rglob(EVENT_GLOB) if p.is_file()})
+    folders = sorted({p.parent for p in walk(path, is_event_file)})
     return path, [(f, {}) for f in folders], False
+
+
+def is_event_file(name: str) -> bool:
+    return name.startswith("events.out.tfevents.")
 
 
 RunFiles = list[tuple[Path, dict[str, Any], list[tuple[Path, str]]]]
@@ -465,15 +510,35 @@ def find_run_files(source: str | Path) -> tuple[Path, bool, RunFiles]:
             files = [(Path(str(source)), "")]
         elif templated:
             files = [
-                (p, p.parent.relative_to(folder).as_posix() + "/" if p.parent != folder else "")
-                for p in sorted(folder.rglob(EVENT_GLOB))
-                if p.is_file()
+                (
+                    p,
+                    shown(p.parent.relative_to(folder).as_posix()) + "/"
+                    if p.parent != folder
+                    else "",
+                )
+                for p in walk(folder, is_event_file)
             ]
         else:
-            files = [(p, "") for p in sorted(folder.glob(EVENT_GLOB)) if p.is_file()]
+            files = [(p, "") for p in _event_files(folder)]
         if files:
             run_files.append((folder, fields, files))
     return root, templated, run_files
+
+
+def _event_files(folder: Path) -> list[Path]:
+    """The event files directly in `folder` (FIFOs and devices skipped with a warning)."""
+    found = []
+    for path in sorted(folder.glob(EVENT_GLOB)):
+        try:
+            mode = path.stat().st_mode
+        except OSError as error:
+            warn(path, f"not read ({error.strerror or error}); skipped")
+            continue
+        if stat.S_ISREG(mode):
+            found.append(path)
+        elif not stat.S_ISDIR(mode):
+            warn(path, "not a regular file (a FIFO, device or socket); skipped")
+    return found
 
 
 def merge_hparams_folders(
@@ -503,8 +568,8 @@ def run_record(
     to `load_tensorboard`."""
     relative = folder.relative_to(root).as_posix() if folder != root else folder.name
     record = RunRecord(
-        id=relative or folder.name,
-        source=f"tensorboard:{folder}",
+        id=shown(relative or folder.name),
+        source=f"tensorboard:{shown(folder)}",
         project=options["project"],
         group=scalars.group,
         state=scalars.state,

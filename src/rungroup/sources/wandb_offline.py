@@ -10,7 +10,6 @@ history = 2, summary = 3, exit = 18 (exit code, runtime), preempting = 23.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import time
@@ -22,12 +21,16 @@ from typing import Any
 import polars as pl
 
 from rungroup.runs import Runs
+from rungroup.sources.files import json_value, read_bytes, walk
 from rungroup.sources.protoreader import DecodeError, signed, spans, text, to_double, zigzag
 from rungroup.sources.runrecords import (
+    MAX_STEP,
     RunRecord,
     assemble,
     chunk,
+    is_time,
     progress,
+    shown,
     utc_from_seconds,
     warn,
 )
@@ -63,7 +66,7 @@ def is_wandb(source: Any) -> bool:
 
 def read_records(path: Path) -> tuple[list[bytes], list[str]]:
     """The records of a .wandb file, and a list of problems (corrupt or truncated records)."""
-    data = path.read_bytes()
+    data = read_bytes(path)
     if len(data) < HEADER_SIZE or data[:4] != HEADER:
         raise ValueError("not a W&B run file (no ':W&B' header)")
     records, problems, _ = scan_records(data, HEADER_SIZE)
@@ -165,9 +168,12 @@ class _Run:
     stamps: list[int | None] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     last_runtime: float | None = None
+    #: what the record being decoded had wrong but could be read around (warned with its
+    #: number by `apply_records`)
+    problems: list[str] = field(default_factory=list)
 
 
-def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
+def _key(data: bytes, a: int, b: int, problems: list[str] | None = None) -> tuple[str, Any]:
     """A ConfigItem / SummaryItem / HistoryItem: (dotted key, decoded value)."""
     key = ""
     nested: list[str] = []
@@ -179,7 +185,7 @@ def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
         elif number == 2 and wire == 2:
             nested.append(text(data, x, y))
         elif number == 16 and wire == 2:
-            value = _json(text(data, x, y))
+            value = _json(text(data, x, y), problems)
             has_value = True
         elif not has_value:
             if number == 6 and wire == 1:  # number (double)
@@ -191,22 +197,29 @@ def _key(data: bytes, a: int, b: int) -> tuple[str, Any]:
             elif number == 7 and wire == 2:  # text
                 value = text(data, x, y)
             elif number == 8 and wire == 2:  # json
-                try:
-                    value = json.loads(text(data, x, y))
-                except ValueError:
+                value = _json(text(data, x, y), problems)
+                if isinstance(value, str):
                     value = None
     return (".".join(nested) if nested else key), value
 
 
-def _json(raw: str) -> Any:
-    """A value_json: numbers (most history values) without the json module's overhead."""
+def _json(raw: str, problems: list[str] | None = None) -> Any:
+    """A value_json: numbers (most history values) without the json module's overhead.
+
+    Lone surrogates are replaced (`files.json_value`) and a value nested too deeply is kept
+    as its text; either is noted in `problems`."""
     try:
         return float(raw) if "." in raw or "e" in raw or "N" in raw or "I" in raw else int(raw)
     except ValueError:
         try:
-            return json.loads(raw)
-        except ValueError:
+            value, repaired = json_value(raw)
+        except ValueError as error:
+            if problems is not None and "nested" in str(error):
+                problems.append(f"a value {error}; kept as text")
             return raw
+        if repaired and problems is not None:
+            problems.append("a lone surrogate (\\udXXX) in a name or text replaced by U+FFFD")
+        return value
 
 
 def _fast_item(data: bytes, a: int, b: int) -> tuple[str, str] | None:
@@ -263,7 +276,9 @@ def _len_fields(data: bytes, a: int, b: int) -> list[tuple[int, int, int]] | Non
     return out
 
 
-def _items(data: bytes, a: int, b: int, into: dict[str, Any]) -> None:
+def _items(
+    data: bytes, a: int, b: int, into: dict[str, Any], problems: list[str] | None = None
+) -> None:
     """ConfigRecord / SummaryRecord: update = 1, remove = 2."""
     listed = _len_fields(data, a, b)
     fields = [(n, 2, x, y) for n, x, y in listed] if listed is not None else list(spans(data, a, b))
@@ -274,7 +289,7 @@ def _items(data: bytes, a: int, b: int, into: dict[str, Any]) -> None:
         if fast is not None:
             into[fast[0]] = _Raw(fast[1])  # decoded once, at the end
             continue
-        key, value = _key(data, x, y)
+        key, value = _key(data, x, y, problems)
         if number == 1:
             into[key] = value
         elif number == 2:
@@ -285,8 +300,8 @@ class _Raw(str):
     """A value_json not decoded yet (summary values are overwritten many times)."""
 
 
-def _decoded(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {k: _json(v) if isinstance(v, _Raw) else v for k, v in mapping.items()}
+def _decoded(mapping: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    return {k: _json(v, problems) if isinstance(v, _Raw) else v for k, v in mapping.items()}
 
 
 def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
@@ -299,9 +314,9 @@ def _run_record(data: bytes, a: int, b: int, run: _Run) -> None:
             elif number == 3:
                 run.project = text(data, x, y) or run.project
             elif number == 4:
-                _items(data, x, y, run.config)
+                _items(data, x, y, run.config, run.problems)
             elif number == 5:
-                _items(data, x, y, run.summary)
+                _items(data, x, y, run.summary, run.problems)
             elif number == 6:
                 run.group = text(data, x, y) or run.group
             elif number == 7:
@@ -335,7 +350,11 @@ def _history(data: bytes, a: int, b: int, run: _Run) -> set[bytes]:
         if number == 1 and wire == 2:
             raw_items.add(data[x:y])
             fast = _fast_item(data, x, y)
-            points.append((fast[0], _json(fast[1])) if fast is not None else _key(data, x, y))
+            points.append(
+                (fast[0], _json(fast[1], run.problems))
+                if fast is not None
+                else _key(data, x, y, run.problems)
+            )
         elif number == 2 and wire == 2:
             for snum, swire, sx, _ in spans(data, x, y):
                 if snum == 1 and swire == 0:
@@ -346,12 +365,20 @@ def _history(data: bytes, a: int, b: int, run: _Run) -> set[bytes]:
     for key, value in points:
         if key == _STEP:
             if step is None and isinstance(value, (int, float)):
+                if not -MAX_STEP <= value <= MAX_STEP:  # NaN too
+                    raise DecodeError(f"_step {value!r} is not a step number")
                 step = int(value)
         elif key == _RUNTIME:
             runtime = float(value) if isinstance(value, (int, float)) else None
+            if runtime is not None and not math.isfinite(runtime):
+                run.problems.append(f"_runtime {runtime!r} is not a time; left out")
+                runtime = None
         elif key == _TIMESTAMP:
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                stamp = round(value * 1e6)
+            if isinstance(value, (int, float)):
+                if is_time(value):
+                    stamp = round(value * 1e6)
+                else:
+                    run.problems.append(f"_timestamp {value!r} is not a time; left out")
         elif type(value) is float or type(value) is int:
             metrics.append((key, float(value)))
         else:
@@ -443,8 +470,12 @@ def apply_records(records: list[bytes], reading: Reading, path: Path, first: int
                         run.exit_code = 0
                 elif number == 23:
                     run.preempted = True
-        except (DecodeError, IndexError, struct.error) as error:
+        except (ValueError, OverflowError, IndexError, struct.error) as error:
+            # DecodeError is a ValueError
             warn(path, f"record {index} is not a readable W&B record ({error}); skipped")
+        if run.problems:
+            warn(path, f"record {index}: {'; '.join(dict.fromkeys(run.problems))}")
+            run.problems.clear()
 
 
 def settled(reading: Reading, path: Path) -> _Run:
@@ -455,7 +486,7 @@ def settled(reading: Reading, path: Path) -> _Run:
         try:
             if not _auto_summary(*held, set(), run):
                 _items(*held, run.summary)
-        except (DecodeError, IndexError, struct.error) as error:
+        except (ValueError, OverflowError, IndexError, struct.error) as error:
             warn(path, f"a summary record is not readable ({error}); skipped")
     return run
 
@@ -496,7 +527,7 @@ def _find_files(source: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"no such W&B folder or file: {source}")
-    files = sorted(p for p in path.rglob("run-*.wandb") if p.is_file())
+    files = walk(path, _is_run_file)
     # `wandb/latest-run` is a link to (or, once copied, a copy of) one of the run folders.
     names = {f.name for f in files if f.parent.name != "latest-run"}
     unique: dict[Path, Path] = {}
@@ -505,6 +536,10 @@ def _find_files(source: str | Path) -> list[Path]:
             continue
         unique.setdefault(f.resolve(), f)
     return sorted(unique.values())
+
+
+def _is_run_file(name: str) -> bool:
+    return name.startswith("run-") and name.endswith(".wandb")
 
 
 def load_wandb(
@@ -528,20 +563,26 @@ def load_wandb(
         run = _read_run(path)
         if run is not None:
             parsed.append((path, run))
-    counts: dict[str, int] = {}
-    for path, run in parsed:
-        run_id = run.run_id or path.stem.removeprefix("run-")
-        counts[run_id] = counts.get(run_id, 0) + 1
     records: list[RunRecord] = []
     chunks: list[pl.DataFrame] = []
-    for path, run in parsed:
-        run_id = run.run_id or path.stem.removeprefix("run-")
-        if counts[run_id] > 1:
-            run_id = f"{run_id}@{path.parent.name}"
+    for (path, run), run_id in zip(parsed, run_ids(parsed), strict=True):
         records.append(run_record(path, run, run_id, project, group, job_type))
         if run.values:
             chunks.append(run_chunk(run_id, run))
     return assemble(records, chunks)
+
+
+def run_ids(parsed: list[tuple[Path, _Run]]) -> list[str]:
+    """The id of each run read from a file: its own, else the file's; a run resumed into
+    several folders gets `id@folder` for each."""
+    ids = [run.run_id or shown(path.stem.removeprefix("run-")) for path, run in parsed]
+    counts: dict[str, int] = {}
+    for run_id in ids:
+        counts[run_id] = counts.get(run_id, 0) + 1
+    return [
+        f"{run_id}@{shown(path.parent.name)}" if counts[run_id] > 1 else run_id
+        for (path, _), run_id in zip(parsed, ids, strict=True)
+    ]
 
 
 def run_record(
@@ -553,14 +594,21 @@ def run_record(
     job_type: str | None,
 ) -> RunRecord:
     """The record of a run read from `path`, with its (made unique) `run_id`."""
-    config = {k: v for k, v in _decoded(run.config).items() if not k.startswith("_wandb")}
+    problems: list[str] = []
+    config = {k: v for k, v in _decoded(run.config, problems).items() if not k.startswith("_wandb")}
     summary = {
-        k: v for k, v in _decoded(run.summary).items() if not k.startswith("_") and _is_scalar(v)
+        k: v
+        for k, v in _decoded(run.summary, problems).items()
+        if not k.startswith("_") and _is_scalar(v)
     }
+    for problem in dict.fromkeys(problems):
+        warn(path, f"config or summary: {problem}")
+    if run.start is not None and not is_time(run.start):
+        warn(path, f"start time {run.start!r} is not a time; created_at left empty")
     runtime = run.runtime if run.runtime is not None else run.last_runtime
     return RunRecord(
         id=run_id,
-        source=f"wandb:{path.parent}",
+        source=f"wandb:{shown(path.parent)}",
         name=run.name or run_id,
         project=run.project or project,
         group=run.group or group,

@@ -8,7 +8,9 @@ that outlives its time limit fails the test by name instead of blocking the suit
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,12 +27,16 @@ import json, sys, warnings
 import polars as pl
 import rungroup as rg
 
-source, options = json.loads(sys.argv[1])
+source, options, follow = json.loads(sys.argv[1])
 result = {"warnings": [], "error": None, "runs": {}, "columns": []}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
-        runs = rg.load(source, **options)
+        if follow:
+            from rungroup.sources.followers import follow as follower
+            runs = follower(source, **options).poll()[0]
+        else:
+            runs = rg.load(source, **options)
         history = runs.history.collect()
         counts = history.group_by("run_id").len()
         points = {str(r): int(n) for r, n in counts.iter_rows()}
@@ -67,14 +73,37 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+#: Run as root without the capabilities that bypass file permissions, so that a folder with
+#: mode 000 is unreadable to the child as it is to any other user.
+_UNPRIVILEGED = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
 def load_isolated(
-    source: Path | str, *, timeout: float = TIME_LIMIT, **options: Any
+    source: Path | str,
+    *,
+    timeout: float = TIME_LIMIT,
+    unprivileged: bool = False,
+    follow: bool = False,
+    **options: Any,
 ) -> Outcome:
-    """`rg.load(source, **options)` in a child process; a hang or a crash fails the test."""
-    argument = json.dumps([str(source), options])
+    """`rg.load(source, **options)` in a child process; a hang or a crash fails the test.
+
+    `unprivileged`: file permissions apply to the child even when the tests run as root
+    (skips the test where that cannot be arranged). `follow`: the first poll of
+    `follow(source, **options)` (the live readers) instead of a load."""
+    argument = json.dumps([os.fsdecode(source), options, follow])
+    prefix: list[str] = []
+    if unprivileged and os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        prefix = _UNPRIVILEGED
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _CHILD, argument],
+            [*prefix, sys.executable, "-c", _CHILD, argument],
             capture_output=True,
             text=True,
             timeout=timeout,
