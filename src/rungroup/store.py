@@ -309,21 +309,24 @@ class _Decoder:
 
     def next_record(self, position: int) -> tuple[int | None, int | None]:
         """The first position from `position` on that holds a valid record, and the first
-        that holds a torn one (a search, reading only at marker bytes)."""
-        data, end, magic = self.data, len(self.data), self.magic
+        that holds a torn one whose header is whole and checks (a search, reading only at
+        marker bytes). A cut header or a version-1 header cannot be checked: bytes of a
+        damaged record would pass for one, so they are not taken for a torn record here."""
+        data, magic = self.data, self.magic
         torn = None
         found = data.find(magic, position)
         while found >= 0:
             what = self.check(found, candidate=True)[0]
             if what == _VALID:
                 return found, torn
-            if what == _TORN and torn is None:
+            if (
+                what == _TORN
+                and torn is None
+                and self.decoded.version == 2
+                and len(data) - found >= self.header_size
+            ):
                 torn = found
             found = data.find(magic, found + 1)
-        if torn is None:  # a marker cut by the end of the data
-            for start in range(max(position, end - len(magic) + 1), end):
-                if magic.startswith(data[start:end]):
-                    return None, start
         return None, torn
 
     def run(self, position: int) -> None:
