@@ -374,9 +374,11 @@ class Run:
     @property
     def unwritten_points(self) -> int:
         """Points logged but not (yet) written to the history: 0 when all is on disk."""
-        with self._lock:
-            buffered = len(self._values)
-        return buffered + sum(count for _, count in self._unwritten) + self._dropped_points
+        with self._write_lock:  # the flush thread changes the waiting records
+            with self._lock:
+                buffered = len(self._values)
+            waiting = sum(count for _, count in self._unwritten)
+            return buffered + waiting + self._dropped_points
 
     # -- metadata ------------------------------------------------------------------------
 
