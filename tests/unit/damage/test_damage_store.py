@@ -8,9 +8,6 @@ format versions, and one of its values holds them in its bytes: a reader that tr
 without checking the record behind it loses data here.
 """
 
-# a table of damage cases reads best one case a line
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import json
