@@ -4,6 +4,10 @@ A run writes only its own folder, so any number of processes (one distributed jo
 of a cross-validation, several machines on a shared file system) log into one group with no
 lock and no coordinator. `log()` only appends to in-memory buffers; a background thread
 flushes them to the history file at least once a second and refreshes the heartbeat.
+
+Logging never raises for I/O: records that cannot be written (a full disk) wait in memory,
+up to `MAX_UNWRITTEN_POINTS`, and are written again on the next flush; a `WriteWarning` says
+how many points are at risk, and `finish()` says what could not be written.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import string
 import sys
 import threading
 import time
+import warnings
 import weakref
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,10 +37,19 @@ FLUSH_INTERVAL = 1.0
 HEARTBEAT_INTERVAL = 10.0
 #: log() flushes by itself once this many points wait, so memory stays bounded.
 MAX_BUFFERED_POINTS = 200_000
+#: Points kept in memory while the history cannot be written (28 bytes each): past this, the
+#: oldest waiting records are dropped, and counted.
+MAX_UNWRITTEN_POINTS = 10 * MAX_BUFFERED_POINTS
+#: While writing fails, a `WriteWarning` at most this often (seconds).
+WARN_INTERVAL = 30.0
 DEFAULT_DIR = "rungroup-runs"
 DEFAULT_PROJECT = "uncategorized"
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class WriteWarning(UserWarning):
+    """A run's data could not (yet) be written; the message says how much is at risk."""
 
 
 def generate_id(length: int = 8) -> str:
@@ -226,11 +241,21 @@ class Run:
         self._state = "running"
         self._exit_code: int | None = None
         self._finished_at: datetime | None = None
+        #: encoded records not yet written whole, with their point counts; the first may be
+        #: partly written (`_written` bytes): the rest of it is written before anything else
+        self._unwritten: deque[tuple[bytes, int]] = deque()
+        self._written = 0
+        self._sequence = 0
+        self._dropped_points = 0
+        self._write_error: OSError | None = None
+        self._warned_at = -float("inf")
+        # run.json first: a reader that finds the history finds the run's metadata too
+        self._write_meta()
+        self._history_path = folder / store.HISTORY_FILE
         self._history_fd = os.open(
-            folder / store.HISTORY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
+            self._history_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
         )
         os.write(self._history_fd, store.HISTORY_MAGIC)
-        self._write_meta()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._flush_loop, name=f"rungroup-{run_id}", daemon=True
@@ -273,19 +298,87 @@ class Run:
             self._flush()
 
     def _flush(self) -> None:
+        """Frame the buffered points as one record and write every waiting record. Never
+        raises for I/O: what cannot be written waits for the next flush."""
         with self._write_lock:
             with self._lock:
-                if not self._values:
-                    return
-                names = list(self._indices)
-                steps, self._steps = self._steps, array("q")
-                walls, self._walls = self._walls, array("d")
-                indices, self._metric_indices = self._metric_indices, array("I")
-                values, self._values = self._values, array("d")
-            record = store.encode_record(names, steps, walls, indices, values)
-            written = 0
-            while written < len(record):
-                written += os.write(self._history_fd, record[written:])
+                if self._values:
+                    names = list(self._indices)
+                    steps, self._steps = self._steps, array("q")
+                    walls, self._walls = self._walls, array("d")
+                    indices, self._metric_indices = self._metric_indices, array("I")
+                    values, self._values = self._values, array("d")
+                else:
+                    values = None
+            if values is not None:
+                record = store.encode_record(
+                    names, steps, walls, indices, values, sequence=self._sequence
+                )
+                self._sequence += 1
+                self._unwritten.append((record, len(values)))
+            self._write_unwritten()
+
+    def _write_unwritten(self) -> None:
+        """Write the waiting records in order (the caller holds `_write_lock`)."""
+        waiting = self._unwritten
+        recovered = self._write_error is not None and bool(waiting)
+        while waiting:
+            record = waiting[0][0]
+            try:
+                while self._written < len(record):
+                    self._written += os.write(self._history_fd, record[self._written :])
+            except OSError as error:
+                self._write_failed(error)
+                return
+            waiting.popleft()
+            self._written = 0
+        if recovered:
+            self._warn(f"writing again to {self._history_path}; the waiting points are written")
+        self._write_error = None
+
+    def _write_failed(self, error: OSError) -> None:
+        self._write_error = error
+        waiting = self._unwritten
+        at_risk = sum(count for _, count in waiting)
+        # drop the oldest records that are not partly written, to stay within the bound
+        keep_first = 1 if self._written else 0
+        while at_risk > MAX_UNWRITTEN_POINTS and len(waiting) > keep_first:
+            count = waiting[keep_first][1]
+            del waiting[keep_first]
+            at_risk -= count
+            self._dropped_points += count
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_INTERVAL:
+            self._warned_at = now
+            dropped = (
+                f"; {self._dropped_points} older points were dropped to stay within "
+                f"{MAX_UNWRITTEN_POINTS} in memory"
+                if self._dropped_points
+                else ""
+            )
+            self._warn(
+                f"cannot write to {self._history_path} ({error.strerror or error}): "
+                f"{at_risk} points wait in memory and are written again on the next flush; "
+                f"they are lost if the process ends first{dropped}"
+            )
+
+    def _warn(self, message: str) -> None:
+        """A WriteWarning; never an exception, even when warnings are made errors (logging
+        must not stop training), in which case it goes to stderr."""
+        text = f"rungroup: run {self.id}: {message}"
+        try:
+            warnings.warn(text, WriteWarning, stacklevel=3)
+        except Warning:
+            print(text, file=sys.stderr)
+
+    @property
+    def unwritten_points(self) -> int:
+        """Points logged but not (yet) written to the history: 0 when all is on disk."""
+        with self._write_lock:  # the flush thread changes the waiting records
+            with self._lock:
+                buffered = len(self._values)
+            waiting = sum(count for _, count in self._unwritten)
+            return buffered + waiting + self._dropped_points
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -329,24 +422,52 @@ class Run:
                     self._write_meta()
                     last_heartbeat = now
             except OSError as error:  # a full disk must not kill the training process
-                print(f"rungroup: run {self.id}: cannot write: {error}", file=sys.stderr)
+                self._meta_failed(error)
+
+    def _meta_failed(self, error: OSError) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_INTERVAL:
+            self._warned_at = now
+            self._warn(f"cannot write {self.dir / store.META_FILE} ({error.strerror or error})")
 
     # -- finishing -----------------------------------------------------------------------
 
     def finish(self, exit_code: int = 0) -> None:
-        """Flush everything and mark the run finished (exit_code 0) or failed (non-zero)."""
+        """Flush everything and mark the run finished (exit_code 0) or failed (non-zero).
+
+        Never raises for I/O: what could not be written is reported in a `WriteWarning`
+        (and left in `unwritten_points`)."""
         if self._state != "running":
             return
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join()
+        self._warned_at = -float("inf")  # the last word on a failure is always said
         self._flush()
-        os.fsync(self._history_fd)
-        os.close(self._history_fd)
+        failures = []
+        try:
+            os.fsync(self._history_fd)
+        except OSError as error:
+            failures.append(f"cannot sync {self._history_path} ({error.strerror or error})")
+        with contextlib.suppress(OSError):
+            os.close(self._history_fd)
         self._exit_code = int(exit_code)
         self._state = "finished" if exit_code == 0 else "failed"
         self._finished_at = _now()
-        self._write_meta()
+        try:
+            self._write_meta()
+        except OSError as error:
+            failures.append(
+                f"cannot write {self.dir / store.META_FILE} ({error.strerror or error}), so it "
+                "does not say that the run ended"
+            )
+        lost = self.unwritten_points
+        if lost:
+            failures.append(
+                f"{lost} points could not be written to {self._history_path} and are lost"
+            )
+        if failures:
+            self._warn("finished, but " + "; ".join(failures))
         _live_runs.discard(self)
 
     @property

@@ -225,7 +225,7 @@ def test_a_heartbeat_keeps_the_fixed_columns_and_a_new_name_rebuilds_them(
 def test_a_second_folder_with_the_same_id_is_skipped_history_too(tmp_path: Path) -> None:
     run = _Run(tmp_path, 0)
     run.append(run.record([(0, "loss", 1.0)]))
-    copy = tmp_path / "q" / run.id
+    copy = run.folder.parent / "copy"  # the same id in the same project
     copy.mkdir(parents=True)
     for name in (store.META_FILE, store.HISTORY_FILE):
         (copy / name).write_bytes((run.folder / name).read_bytes())

@@ -80,7 +80,8 @@ def _custom_record(names: object, count: int, points: bytes) -> bytes:
 
     table = json.dumps(names).encode()
     payload = struct.pack("<I", len(table)) + table + struct.pack("<I", count) + points
-    return struct.pack("<4sII", store.RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload
+    checked = struct.pack("<4sIII", store.RECORD_MAGIC, len(payload), 9, zlib.crc32(payload))
+    return checked + struct.pack("<I", zlib.crc32(checked)) + payload
 
 
 def _append(folder: Path, record: bytes) -> None:
@@ -103,8 +104,7 @@ def _undefined_metric(folder: Path) -> None:
 
 
 def _duplicate_id(folder: Path) -> None:
-    other = folder.parent.parent / "q" / "bad"
-    shutil.copytree(folder, other)
+    shutil.copytree(folder, folder.parent / "bad-copy")  # the same id in the same project
 
 
 # (description, damage, expected words in the warning, file named, points of `bad` still loaded)
@@ -186,6 +186,16 @@ def test_a_folder_with_a_history_but_no_metadata_is_reported(tmp_path: Path) -> 
     with pytest.warns(rg.LoadWarning, match=f"{bad}: has a history but no run.json"):
         runs = rg.load(tmp_path)
     assert runs.runs["id"].to_list() == ["good"]
+
+
+def test_the_same_id_in_two_projects_loads_both(tmp_path: Path) -> None:
+    _, bad = make_store(tmp_path)
+    shutil.copytree(bad, tmp_path / "q" / "bad")
+    runs = rg.load(tmp_path)  # no warning: ids are unique within a project only
+    assert sorted(runs.runs["id"].to_list()) == ["bad", "good", "q/bad"]
+    assert runs.runs.filter(pl.col("id") == "q/bad")["project"].to_list() == ["p"]
+    counts = dict(runs.history.collect().group_by("run_id").len().iter_rows())
+    assert counts == {"good": 2 * STEPS, "bad": 2 * STEPS, "q/bad": 2 * STEPS}
 
 
 def test_unknown_project_lists_the_projects(tmp_path: Path) -> None:

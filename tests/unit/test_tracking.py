@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -288,3 +289,46 @@ def test_a_script_that_never_calls_finish_still_leaves_its_final_state(
     runs = rg.load(tmp_path)
     assert runs.runs["state"].to_list() == [state]
     assert runs.history.collect()["value"].to_list() == [1.0]
+
+
+def test_a_run_being_created_is_never_reported_as_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    write = store.write_json_atomically
+
+    def write_and_note(path: Path, content: dict) -> None:
+        write(path, content)
+        seen.append((path.parent / store.HISTORY_FILE).exists())
+
+    monkeypatch.setattr(store, "write_json_atomically", write_and_note)
+    run = rg.init(dir=tmp_path, project="p", id="r")
+    assert seen[0] is False  # run.json exists before the history: never a history alone
+    # the moment between the two: a running run without a history loads with no warning
+    (run.dir / store.HISTORY_FILE).rename(tmp_path / "aside")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rg.LoadWarning)
+        runs = rg.load(tmp_path)
+    assert runs.runs["state"].to_list() == ["running"]
+    (tmp_path / "aside").rename(run.dir / store.HISTORY_FILE)
+    run.finish()
+
+
+def test_an_empty_history_of_a_finished_run_is_reported(tmp_path: Path) -> None:
+    with rg.init(dir=tmp_path, project="p", id="r") as run:
+        run.log({"a": 1.0})
+    (run.dir / store.HISTORY_FILE).write_bytes(b"")
+    with pytest.warns(rg.LoadWarning, match=r"history\.rgh: is empty \(0 bytes"):
+        runs = rg.load(tmp_path)
+    assert runs.runs["id"].to_list() == ["r"]
+    assert runs.history.collect().height == 0
+
+
+def test_records_are_numbered_in_the_order_they_are_written(tmp_path: Path) -> None:
+    with rg.init(dir=tmp_path, project="p", id="r") as run:
+        for step in range(3):
+            run.log({"a": float(step)})
+            run._flush()
+    decoded = store.decode_history((run.dir / store.HISTORY_FILE).read_bytes())
+    assert [r.sequence for r in decoded.records] == [0, 1, 2]
+    assert decoded.column("values").tolist() == [0.0, 1.0, 2.0]

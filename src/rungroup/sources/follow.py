@@ -74,11 +74,13 @@ class _Followed:
     points: int = 0
     #: another folder holds the same run id (warned about once)
     duplicate: bool = False
+    #: the id in the runs table: `<project>/<id>` when another project's run has the id
+    shown_id: str | None = None
 
     @property
     def run_id(self) -> str:
         assert self.parsed is not None
-        return str(self.parsed.meta["id"])
+        return self.shown_id or str(self.parsed.meta["id"])
 
 
 @dataclass
@@ -308,14 +310,22 @@ class StoreFollower:
         load keeps the first); another one is skipped, history included, with a warning."""
         if followed.parsed is None:
             return False
-        owner = self._owners.setdefault(followed.run_id, followed.folder)
-        if owner != followed.folder and not followed.duplicate:
-            followed.duplicate = True
-            _warn(
-                f"{followed.meta_path}: run id {followed.run_id!r} is also used by "
-                f"{owner / store.META_FILE}; run skipped"
-            )
-        return owner == followed.folder
+        if followed.shown_id is None:
+            shown = str(followed.parsed.meta["id"])
+            owner = self._owners.setdefault(shown, followed.folder)
+            if owner != followed.folder and owner.parent != followed.folder.parent:
+                # ids are unique within a project only: shown with the project, as load() does
+                shown = f"{followed.folder.parent.name}/{shown}"
+                owner = self._owners.setdefault(shown, followed.folder)
+            if owner == followed.folder:
+                followed.shown_id = shown
+            elif not followed.duplicate:
+                followed.duplicate = True
+                _warn(
+                    f"{followed.meta_path}: run id {shown!r} is also used by "
+                    f"{owner / store.META_FILE}; run skipped"
+                )
+        return followed.shown_id is not None
 
     def _metric_names(self) -> set[str]:
         if self._metrics is None:
@@ -407,7 +417,7 @@ class StoreFollower:
         key = tuple((f.folder, f.fixed) for f in runs)
         if self._fixed is None or self._fixed[0] != key:
             records = [
-                {k: v for k, v in f.parsed.record.items() if k != "summary"}
+                {**{k: v for k, v in f.parsed.record.items() if k != "summary"}, "id": f.run_id}
                 for f in runs
                 if f.parsed is not None
             ]

@@ -10,7 +10,7 @@ import warnings
 from collections import deque
 from collections.abc import Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -297,9 +297,16 @@ def run_row(
     last_wall: float | None,
     incomplete_tail: int,
     stale_after: float,
+    unless_running: list[str] | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds)."""
+    """One run's row of `Runs.runs` (as a dict) and its start time (Unix seconds).
+
+    `unless_running` are problems that a run being written has for a moment (its history not
+    created yet): warned about only when the run is not running."""
     state = _state(parsed.meta, parsed.heartbeat, stale_after)
+    if state != "running":
+        for problem in unless_running or ():
+            _warn(problem)
     if incomplete_tail and state != "running":
         _warn(
             f"{parsed.folder / store.HISTORY_FILE}: the last record is torn "
@@ -328,6 +335,8 @@ class _RunFiles:
     problems: list[str]
     #: keeps the bytes alive while `history` holds views into them
     data: bytes = b""
+    #: problems that are no problem while the run is running (see `run_row`)
+    unless_running: list[str] = field(default_factory=list)
 
 
 def _read_run(folder: Path) -> _RunFiles:
@@ -338,18 +347,25 @@ def _read_run(folder: Path) -> _RunFiles:
         return _RunFiles(folder, None, store.DecodedHistory(), [f"{error}; run skipped"])
     history_path = folder / store.HISTORY_FILE
     problems = []
+    unless_running = []
     try:
         data = read_bytes(history_path)
     except FileNotFoundError:
-        problems.append(f"{history_path}: missing; the run is loaded without history")
+        unless_running.append(f"{history_path}: missing; the run is loaded without history")
         data = b""
     except OSError as error:
         problems.append(
             f"{history_path}: cannot be read ({error.strerror}); loaded without history"
         )
         data = b""
+    else:
+        if not data:
+            unless_running.append(
+                f"{history_path}: is empty (0 bytes, not even its header), though the run "
+                "stopped; loaded without history"
+            )
     history = store.decode_history(data, str(history_path))
-    return _RunFiles(folder, meta, history, problems + history.problems, data)
+    return _RunFiles(folder, meta, history, problems + history.problems, data, unless_running)
 
 
 def _read_ahead(folders: list[Path], ahead: int = 4) -> Iterator[_RunFiles]:
@@ -396,7 +412,9 @@ def load_store(
     records: list[dict[str, Any]] = []
     run_ids: list[str] = []
     starts: list[float] = []
-    seen: dict[str, Path] = {}
+    # ids are unique within a project: the key of a run is (project folder, id)
+    seen: dict[tuple[Path, str], Path] = {}
+    ids: set[str] = set()
     reads = _read_ahead(folders)
     for files in tqdm(reads, total=len(folders), desc="loading runs", unit="run", disable=not show):
         meta, history, folder = files.meta, files.history, files.folder
@@ -406,10 +424,15 @@ def load_store(
             continue
         meta_path = folder / store.META_FILE
         run_id = meta["id"]
-        if run_id in seen:
-            _warn(f"{meta_path}: run id {run_id!r} is also used by {seen[run_id]}; run skipped")
+        key = (folder.parent, run_id)
+        if key in seen:
+            _warn(f"{meta_path}: run id {run_id!r} is also used by {seen[key]}; run skipped")
             continue
-        seen[run_id] = meta_path
+        seen[key] = meta_path
+        if run_id in ids:  # the same id in another project: a Runs needs unique ids
+            run_id = f"{folder.parent.name}/{run_id}"
+            meta = {**meta, "id": run_id}
+        ids.add(run_id)
         walls = [r.walls for r in history.records]
         record, start = run_row(
             parse_run_meta(meta, folder),
@@ -418,6 +441,7 @@ def load_store(
             last_wall=max(float(w.max()) for w in walls) if walls else None,
             incomplete_tail=history.incomplete_tail,
             stale_after=stale_after,
+            unless_running=files.unless_running,
         )
         columns.add(history, start)
         records.append(record)
