@@ -23,6 +23,7 @@ _LAZY = {
     "StoreError": "rungroup.store",
     "Summary": "rungroup.tracking",
     "View": "rungroup.view",
+    "WriteWarning": "rungroup.tracking",
     "aggregate": "rungroup.engine",
     "chart": "rungroup.chart",
     "compare": "rungroup.engine.compare",
@@ -51,6 +52,7 @@ __all__ = [
     "StoreError",
     "Summary",
     "View",
+    "WriteWarning",
     "__version__",
     "aggregate",
     "chart",
@@ -115,6 +117,6 @@ if TYPE_CHECKING:
     from rungroup.sources.tensorboard_events import load_tensorboard
     from rungroup.sources.wandb_offline import load_wandb
     from rungroup.store import StoreError
-    from rungroup.tracking import Config, Run, Summary, generate_id, init
+    from rungroup.tracking import Config, Run, Summary, WriteWarning, generate_id, init
     from rungroup.view import View
     from rungroup.widget import Explorer

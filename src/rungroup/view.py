@@ -310,8 +310,6 @@ def y_title(metric: str, view: View | None) -> str:
     return f"{metric} ({view.line}, band: {band})"
 
 
-
-
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
