@@ -213,3 +213,16 @@ def test_the_cli_export_is_guarded(hostile_store: Path, tmp_path: Path) -> None:
     series = pl.read_csv(target, infer_schema=False)["series"].unique().to_list()
     assert '\'=HYPERLINK("https://example.invalid")' in series
     assert not any(s.startswith(("=", "+", "-", "@")) for s in series)
+
+
+def test_the_widget_exports_are_guarded(hostile_store: Path, tmp_path: Path) -> None:
+    explorer = rg.Explorer(hostile_store, group_by=["config.note"])
+    formula = '=HYPERLINK("https://example.invalid")'
+    written = explorer.export(tmp_path / "groups.csv", what="summary")
+    assert "'" + formula in pl.read_csv(written, infer_schema=False)["series"].to_list()
+    # the export button's message: the same bytes, through the same export()
+    reply, buffers = explorer.handle({"kind": "export", "id": 1, "what": "groups_csv"})
+    assert reply.get("filename") == "rungroup-groups.csv", reply
+    text = bytes(buffers[0]).decode()
+    assert "'" + formula.replace('"', '""') in text
+    assert "\n" + formula not in text and "," + formula not in text
