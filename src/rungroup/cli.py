@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
 import sys
 import traceback
 import types
@@ -18,6 +20,16 @@ from typing import Any
 
 from rungroup import view as view_module
 from rungroup.view import View
+
+if typing.TYPE_CHECKING:
+    from rich.text import Text
+
+#: Upper limits the command sets on top of `View`'s own checks: past them a run takes
+#: minutes and gigabytes (bootstrap: resamples x points; points: the drawn frame's rows).
+MAX_BOOTSTRAP_SAMPLES = 100_000
+MAX_POINTS = 100_000
+#: PNG pixel density: 10 already draws a 7,000-pixel-wide figure for one panel.
+MAX_SCALE = 10.0
 
 #: View fields whose value is one of a fixed set of words.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -51,6 +63,58 @@ class UsageError(Exception):
     """A wrong option or value: exit status 2, like argparse's own errors."""
 
 
+def number_option(
+    kind: type[int] | type[float], check: Callable[[float], bool], limit: str
+) -> Callable[[str], Any]:
+    """An argparse type: a finite number within `limit` (argparse exits with status 2 and
+    ``argument --NAME: must be LIMIT, got VALUE`` otherwise)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if not math.isfinite(value) or not check(value):
+            raise argparse.ArgumentTypeError(f"must be {limit}, got {text}")
+        return value
+
+    return parse
+
+
+#: The numeric View fields' ranges, checked as the options are parsed. `View` checks the
+#: same lower bounds for the Python API; the command adds the upper ones.
+_RANGES: dict[str, Callable[[str], Any]] = {
+    "ci_level": number_option(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
+    "bootstrap_samples": number_option(
+        int, lambda v: 1 <= v <= MAX_BOOTSTRAP_SAMPLES, f"from 1 to {MAX_BOOTSTRAP_SAMPLES:,}"
+    ),
+    "seed": number_option(int, lambda v: 0 <= v < 2**63, "from 0 to 2**63 - 1"),
+    "points": number_option(int, lambda v: 2 <= v <= MAX_POINTS, f"from 2 to {MAX_POINTS:,}"),
+    "min_runs": number_option(int, lambda v: v >= 1, "at least 1"),
+    "smoothing_param": number_option(float, lambda v: v >= 0, "at least 0"),
+    "quantiles": number_option(float, lambda v: 0 <= v <= 1, "from 0 to 1"),
+}
+
+#: Characters that must not reach a terminal as they are: C0 and C1 controls but tab and
+#: line feed (ESC starts escape sequences, CR overwrites the line) and the bidirectional
+#: overrides that make text read in another order than it is stored.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written out (ESC as ``\\x1b``), for a terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def plain_text(value: Any) -> Text:
+    """Run-provided text for a rich table: never read as markup, controls written out."""
+    from rich.text import Text
+
+    return Text(printable("" if value is None else str(value)))
+
+
 def _add_view_options(
     parser: argparse.ArgumentParser, group_by_action: type[argparse.Action] | None = None
 ) -> None:
@@ -80,7 +144,7 @@ def _add_view_options(
             group.add_argument(
                 flag,
                 nargs=2,
-                type=float,
+                type=_RANGES["quantiles"],
                 metavar=("LOW", "HIGH"),
                 default=argparse.SUPPRESS,
                 help=f"{help_text} (default: {default[0]} {default[1]})",
@@ -98,7 +162,7 @@ def _add_view_options(
         else:
             group.add_argument(
                 flag,
-                type=kind if kind in (int, float) else str,
+                type=_RANGES.get(name, kind if kind in (int, float) else str),
                 default=argparse.SUPPRESS,
                 help=f"{help_text} (default: {default})".strip(),
             )
@@ -157,9 +221,9 @@ def _ls(arguments: argparse.Namespace) -> int:
     console = Console()
     metrics = list(view.metrics) or runs.metrics[: arguments.max_metrics]
     if not arguments.group_by_given:
-        table = Table(title=f"{len(runs)} runs in {arguments.source}")
+        table = Table(title=plain_text(f"{len(runs)} runs in {arguments.source}"))
         for column in ("name", "group", "job type", "state", *metrics):
-            table.add_column(column, justify="right" if column in metrics else "left")
+            table.add_column(plain_text(column), justify="right" if column in metrics else "left")
         frame = runs.runs
         unknown = [m for m in metrics if m not in runs.metrics]
         if unknown:
@@ -169,11 +233,8 @@ def _ls(arguments: argparse.Namespace) -> int:
         for row in frame.iter_rows(named=True):
             values = [row.get(f"summary.{m}") for m in metrics]
             table.add_row(
-                str(row["name"]),
-                _text(row["group"]),
-                _text(row["job_type"]),
-                str(row["state"]),
-                *(_number(v) for v in values),
+                *(plain_text(row[key]) for key in ("name", "group", "job_type", "state")),
+                *(plain_text(_number(v)) for v in values),
             )
         console.print(table)
         return 0
@@ -181,25 +242,26 @@ def _ls(arguments: argparse.Namespace) -> int:
         rungroup.summarize, runs, view.replace(metrics=tuple(metrics)), reduce=arguments.reduce
     )
     table = Table(
-        title=f"{summary.height} groups of {len(runs)} runs by {', '.join(view.group_by)}"
+        title=plain_text(
+            f"{summary.height} groups of {len(runs)} runs by {', '.join(view.group_by)}"
+        )
     )
     table.add_column("group")
     table.add_column("runs", justify="right")
     table.add_column("states")
     for metric in metrics:
-        table.add_column(f"{metric} ({arguments.reduce})", justify="right")
+        table.add_column(plain_text(f"{metric} ({arguments.reduce})"), justify="right")
     for row in summary.iter_rows(named=True):
-        cells = []
+        cells: list[Text] = []
         for metric in metrics:
             mean, std = row.get(f"{metric}.mean"), row.get(f"{metric}.std")
-            cells.append(_number(mean) + (f" ± {_number(std)}" if std is not None else ""))
-        table.add_row(str(row["series"]), str(row["runs"]), str(row["states"]), *cells)
+            spread = f" ± {_number(std)}" if std is not None else ""
+            cells.append(plain_text(_number(mean) + spread))
+        table.add_row(
+            plain_text(row["series"]), plain_text(row["runs"]), plain_text(row["states"]), *cells
+        )
     console.print(table)
     return 0
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def _number(value: Any) -> str:
@@ -228,16 +290,30 @@ def _export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def save_chart(chart: Any, target: Path, scale: float = 2.0, title: str = "") -> None:
+    """Write an Altair chart: PNG, SVG or PDF by vl-convert; HTML as the report's page.
+
+    Altair's own HTML loads vega from a CDN and embeds the spec so that a run's name holding
+    ``</script>`` ends the script; the report's page inlines vega and escapes the spec.
+    """
+    suffix = target.suffix.lower()
+    if suffix in (".html", ".htm"):
+        from rungroup.report import chart_page
+
+        target.write_text(chart_page(chart.to_dict(), title=title), encoding="utf-8")
+    elif suffix == ".png":
+        chart.save(str(target), scale_factor=scale)
+    else:
+        chart.save(str(target))
+
+
 def _chart(arguments: argparse.Namespace) -> int:
     import rungroup
 
     target = _output(arguments.output, (".png", ".svg", ".pdf", ".html"))
     frame, _ = _aggregate(arguments)
-    chart = rungroup.chart(frame)
-    if target.suffix.lower() == ".png":
-        chart.save(str(target), scale_factor=arguments.scale)
-    else:
-        chart.save(str(target))
+    title = f"rungroup chart: {arguments.source}"
+    save_chart(rungroup.chart(frame), target, scale=arguments.scale, title=title)
     print(f"wrote {target}", file=sys.stderr)
     return 0
 
@@ -248,7 +324,9 @@ def _report(arguments: argparse.Namespace) -> int:
     target = _output(arguments.output, (".html", ".htm"))
     runs = _load(arguments.source)
     view = _view(arguments)
-    _engine_call(write_report, runs, view, target, source=arguments.source)
+    _engine_call(
+        write_report, runs, view, target, source=arguments.source, max_metrics=arguments.max_metrics
+    )
     print(f"wrote {target}", file=sys.stderr)
     return 0
 
@@ -271,6 +349,8 @@ class _GroupByGiven(argparse.Action):
 
 
 def parser() -> argparse.ArgumentParser:
+    from rungroup.report import MAX_METRICS as MAX_REPORT_METRICS
+
     main_parser = argparse.ArgumentParser(
         prog="rungroup",
         description="Group machine-learning runs into experiments.",
@@ -295,7 +375,10 @@ def parser() -> argparse.ArgumentParser:
         help="per-run value of each metric for group rows (default: last)",
     )
     ls.add_argument(
-        "--max-metrics", type=int, default=4, help="metrics shown when --metrics is not given"
+        "--max-metrics",
+        type=number_option(int, lambda v: v >= 1, "at least 1"),
+        default=4,
+        help="metrics shown when --metrics is not given (default: 4)",
     )
     _add_view_options(ls, group_by_action=_GroupByGiven)
     ls.set_defaults(handler=_ls, group_by_given=False)
@@ -310,8 +393,17 @@ def parser() -> argparse.ArgumentParser:
 
     chart = commands.add_parser("chart", help="draw the grouped chart as PNG, SVG, PDF or HTML")
     chart.add_argument("source")
-    chart.add_argument("-o", "--output", required=True, help="fig.png, fig.svg or fig.pdf")
-    chart.add_argument("--scale", type=float, default=2.0, help="PNG scale factor (default: 2)")
+    chart.add_argument(
+        "-o", "--output", required=True, help="fig.png, fig.svg, fig.pdf or fig.html"
+    )
+    chart.add_argument(
+        "--scale",
+        type=number_option(
+            float, lambda v: 0 < v <= MAX_SCALE, f"above 0 and at most {MAX_SCALE:g}"
+        ),
+        default=2.0,
+        help=f"PNG scale factor, above 0 and at most {MAX_SCALE:g} (default: 2)",
+    )
     _add_view_options(chart)
     chart.set_defaults(handler=_chart)
 
@@ -320,6 +412,13 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument("source")
     report.add_argument("-o", "--output", required=True, help="report.html")
+    report.add_argument(
+        "--max-metrics",
+        type=number_option(int, lambda v: v >= 1, "at least 1"),
+        default=MAX_REPORT_METRICS,
+        help="refuse to draw more metrics than this; pick some with --metrics or raise it "
+        f"(default: {MAX_REPORT_METRICS})",
+    )
     _add_view_options(report)
     report.set_defaults(handler=_report)
 
@@ -337,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         if arguments.debug:
             traceback.print_exc()
-        command_parser.exit(2, f"rungroup {arguments.command}: error: {error}\n")
+        command_parser.exit(2, printable(f"rungroup {arguments.command}: error: {error}") + "\n")
     except KeyboardInterrupt:
         return 130
     except Exception as error:
@@ -345,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         hint = "" if arguments.debug else " (run with --debug for the traceback)"
         kind = "" if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: "
-        print(f"rungroup {arguments.command}: error: {kind}{error}{hint}", file=sys.stderr)
+        message = printable(f"rungroup {arguments.command}: error: {kind}{error}{hint}")
+        print(message, file=sys.stderr)
         return 1
     return 0
 

@@ -12,35 +12,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
+from rungroup.cli import number_option
 from rungroup.engine.scores import REDUCTIONS
 
 FORMATS = ("table", "markdown")
 #: The most bootstrap resamples the command accepts (memory grows with resamples x runs).
 MAX_BOOTSTRAP_SAMPLES = 1_000_000
-
-
-def _number_option(
-    kind: type[int] | type[float], check: Callable[[float], bool], limit: str
-) -> Callable[[str], Any]:
-    """An argparse type: a number within `limit` (argparse exits with status 2 otherwise)."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-            ) from None
-        if not math.isfinite(value) or not check(value):
-            raise argparse.ArgumentTypeError(f"must be {limit}, got {text}")
-        return value
-
-    return parse
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -65,13 +46,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--k",
-        type=_number_option(int, lambda v: v >= 1, "at least 1"),
+        type=number_option(int, lambda v: v >= 1, "at least 1"),
         default=10,
         help="points averaged by --reduce mean_last (default: 10)",
     )
     parser.add_argument(
         "--at",
-        type=_number_option(float, lambda v: True, "a finite number"),
+        type=number_option(float, lambda v: True, "a finite number"),
         help="score each curve up to this x (default: all of it)",
     )
     parser.add_argument("--x", default="step", help="x axis: step, time or a metric (step)")
@@ -81,7 +62,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--test-train-ratio",
-        type=_number_option(float, lambda v: v > 0, "a positive number"),
+        type=number_option(float, lambda v: v > 0, "a positive number"),
         help="test/train size ratio for the Nadeau-Bengio test (1/(K-1) for K folds)",
     )
     direction = parser.add_mutually_exclusive_group()
@@ -96,13 +77,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ci-level",
-        type=_number_option(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
+        type=number_option(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
         default=0.95,
         help="confidence level of every interval (default: 0.95)",
     )
     parser.add_argument(
         "--bootstrap-samples",
-        type=_number_option(
+        type=number_option(
             int, lambda v: 1 <= v <= MAX_BOOTSTRAP_SAMPLES, f"from 1 to {MAX_BOOTSTRAP_SAMPLES:,}"
         ),
         default=2000,
@@ -110,7 +91,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=_number_option(int, lambda v: v >= 0, "at least 0"),
+        type=number_option(int, lambda v: v >= 0, "at least 0"),
         default=0,
         help="seed of the bootstrap (default: 0)",
     )
@@ -128,7 +109,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(arguments: argparse.Namespace) -> int:
     import rungroup
-    from rungroup.cli import _engine_call, _load, _output
+    from rungroup.cli import _engine_call, _load, _output, printable, save_chart
 
     target = _output(arguments.output, (".csv", ".parquet")) if arguments.output else None
     figure = (
@@ -158,7 +139,7 @@ def run(arguments: argparse.Namespace) -> int:
     )
     about = _recipe(frame)
     if arguments.format == "markdown":
-        sys.stdout.write(markdown(frame, about))
+        sys.stdout.write(printable(markdown(frame, about)))
     else:
         _print_table(frame, about)
     if target is not None:
@@ -166,7 +147,7 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"wrote {frame.height} rows to {target}", file=sys.stderr)
     if figure is not None:
         profile = _engine_call(rungroup.performance_profile, runs, **settings)
-        rungroup.profile_chart(profile).save(str(figure))
+        save_chart(rungroup.profile_chart(profile), figure, title="rungroup compare profile")
         print(f"wrote {figure}", file=sys.stderr)
     return 0
 
@@ -311,16 +292,17 @@ def markdown(frame: pl.DataFrame, about: dict[str, Any]) -> str:
 def _print_table(frame: pl.DataFrame, about: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
+
+    from rungroup.cli import plain_text
 
     header, rows = cells(frame, about, separator="\n")
     table = Table(
-        title=Text(f"{about['metric']} by group"),
-        caption=Text(describe(about, frame.height)),
+        title=plain_text(f"{about['metric']} by group"),
+        caption=plain_text(describe(about, frame.height)),
         caption_justify="left",
     )
     for i, name in enumerate(header):
-        table.add_column(Text(name), justify="left" if i == 0 else "right")
+        table.add_column(plain_text(name), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(plain_text(cell) for cell in row))
     Console().print(table)

@@ -9,6 +9,14 @@ The recipe is JSON: ``{"rungroup_view": View.to_dict(), "rungroup_version": ...,
 "columns": {"line": "mean", "lower": "mean - std", "upper": "mean + std"}, ...}`` (the same
 layout as the widget's exports; ``columns`` says which statistic each drawn column is).
 
+Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and run
+names, group names and config values come from whoever wrote the runs. So a CSV export guards
+text by default (``csv_guard=True``, OWASP's advice against CSV injection): a text cell, or a
+column name, that starts with one of ``= + - @``, a tab or a carriage return gets a ``'``
+prefix, which spreadsheets show as text. Numbers are never changed (``-0.5`` stays ``-0.5``),
+nor is Parquet. ``csv_guard=False`` writes text exactly as it is (for a program that reads the
+CSV back); docs/security.md says where else rungroup escapes what runs provide.
+
 Files: the path you name is written even if it exists (you asked for that file), as is its
 sidecar; both are written to a temporary file first and moved into place, so a failed export
 never leaves half a file. Nothing else is touched.
@@ -33,6 +41,9 @@ METADATA_KEY = "rungroup"
 #: The suffix of the JSON sidecar of a CSV export.
 SIDECAR_SUFFIX = ".recipe.json"
 FORMATS = (".csv", ".parquet")
+#: What a spreadsheet reads as the start of a formula (OWASP's list: = + - @ tab CR).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 
 def recipe_dict(view: View, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -70,18 +81,42 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def guard_text(text: str) -> str:
+    """`text` with a ``'`` before it if a spreadsheet would read it as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _guarded(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every text cell and column name passed through `guard_text`."""
+    texts = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+    ]
+    frame = frame.with_columns(
+        pl.when(pl.col(name).cast(pl.String).str.contains(_FORMULA_PATTERN))
+        .then(pl.lit("'") + pl.col(name).cast(pl.String))
+        .otherwise(pl.col(name).cast(pl.String))
+        .alias(name)
+        for name in texts
+    )
+    return frame.rename({name: guard_text(name) for name in frame.columns})
+
+
 def export(
     frame: pl.DataFrame,
     path: str | os.PathLike[str],
     view: View | None = None,
     *,
     extra: Mapping[str, Any] | None = None,
+    csv_guard: bool = True,
 ) -> Path:
     """Write `frame` to `path` (``.csv`` or ``.parquet``) with its recipe; return the path.
 
     `view` defaults to the frame's recipe (`rungroup.recipe_of`); a frame that has none (any
     frame derived from an aggregate) needs ``view=`` explicitly. `extra` adds JSON-safe keys
-    to the recipe.
+    to the recipe. `csv_guard` (CSV only, on by default) prefixes ``'`` to text cells and
+    column names that a spreadsheet would run as a formula (see the module's docstring).
     """
     if not isinstance(frame, pl.DataFrame):
         raise TypeError(f"export() takes a Polars DataFrame, got {type(frame).__name__}")
@@ -113,7 +148,8 @@ def export(
             temporary.unlink(missing_ok=True)
             raise
     else:
-        _atomic_write(target, _flat(frame).write_csv().encode())
+        flat = _flat(frame)
+        _atomic_write(target, (_guarded(flat) if csv_guard else flat).write_csv().encode())
         _atomic_write(target.with_name(target.name + SIDECAR_SUFFIX), text.encode())
     return target
 

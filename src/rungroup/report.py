@@ -17,6 +17,10 @@ import polars as pl
 from rungroup.runs import Runs
 from rungroup.view import View
 
+#: The most metrics a report draws unless told otherwise: every panel costs time, memory and
+#: HTML, and a store with thousands of metrics would otherwise take minutes and gigabytes.
+MAX_METRICS = 100
+
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem;
        color: #1f2328; background: #fff; }
@@ -72,12 +76,62 @@ def _settings_table(view: View) -> str:
     return f'<table class="settings"><tbody>{"".join(rows)}</tbody></table>'
 
 
-def render_report(runs: Runs, view: View, *, source: str = "") -> str:
-    """The report as one HTML string."""
+def _vega_bundle() -> str:
+    """vl-convert's own build of vega, vega-lite and vega-embed, safe inside <script>.
+
+    Escaping "</script" keeps the browser from ending the element inside a string literal.
+    """
     import vl_convert
 
+    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
+    return bundle.replace("</script", "<\\/script")
+
+
+def _embed(spec: dict[str, Any]) -> str:
+    """The script that draws `spec` into #chart; the spec's text is JSON, never HTML."""
+    return (
+        "vegaEmbed('#chart', " + _script_json(spec) + ", {renderer: 'svg', "
+        "actions: {export: true, source: false, compiled: false, editor: false}});"
+    )
+
+
+def chart_page(spec: dict[str, Any], *, title: str = "") -> str:
+    """One chart (a Vega-Lite spec) as a self-contained HTML page, vega inlined.
+
+    What `rungroup chart -o fig.html` writes instead of Altair's HTML, which loads vega from
+    a CDN and embeds the spec where a run name holding ``</script>`` ends the script.
+    """
+    title = title or "rungroup chart"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<div class="chart" id="chart"></div>
+<script>{_vega_bundle()}</script>
+<script>{_embed(spec)}</script>
+</body>
+</html>
+"""
+
+
+def render_report(
+    runs: Runs, view: View, *, source: str = "", max_metrics: int = MAX_METRICS
+) -> str:
+    """The report as one HTML string; a ValueError if it would draw over `max_metrics`."""
     import rungroup
 
+    wanted = len(view.metrics) if view.metrics else len(runs.metrics)
+    if wanted > max_metrics:
+        raise ValueError(
+            f"the report would draw {wanted:,} metrics, more than the limit of {max_metrics:,} "
+            "(each takes time and memory); choose some with --metrics, or raise the limit "
+            "with --max-metrics (max_metrics= in Python)"
+        )
     frame = rungroup.aggregate(runs, view)
     summary = rungroup.summarize(runs, view)
     metrics = sorted(set(frame["metric"].cast(pl.String).to_list())) if frame.height else []
@@ -92,16 +146,7 @@ def render_report(runs: Runs, view: View, *, source: str = "") -> str:
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     charts = '<h2>Charts</h2><div class="chart" id="chart"></div>' if metrics else ""
     title = f"rungroup report: {source}" if source else "rungroup report"
-    # The bundle is vl-convert's own build of vega, vega-lite and vega-embed; escaping
-    # "</script" keeps the browser from ending the element inside a string literal.
-    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
-    bundle = bundle.replace("</script", "<\\/script")
-    embed = (
-        "vegaEmbed('#chart', " + _script_json(spec) + ", {renderer: 'svg', "
-        "actions: {export: true, source: false, compiled: false, editor: false}});"
-        if metrics
-        else ""
-    )
+    embed = _embed(spec) if metrics else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -119,15 +164,18 @@ Settings (changed ones marked *):</p>
 <h2>{"Groups" if view.grouping else "Runs"}</h2>
 {_table(summary, group_columns, group_headers)}
 {charts}
-<script>{bundle}</script>
+<script>{_vega_bundle()}</script>
 <script>{embed}</script>
 </body>
 </html>
 """
 
 
-def write_report(runs: Runs, view: View, path: str | Path, *, source: str = "") -> Path:
+def write_report(
+    runs: Runs, view: View, path: str | Path, *, source: str = "", max_metrics: int = MAX_METRICS
+) -> Path:
     """Write the report to `path` (an explicitly named output file is replaced)."""
     target = Path(path)
-    target.write_text(render_report(runs, view, source=source), encoding="utf-8")
+    html_text = render_report(runs, view, source=source, max_metrics=max_metrics)
+    target.write_text(html_text, encoding="utf-8")
     return target

@@ -155,7 +155,7 @@ def test_chart_writes_a_png_of_the_expected_size_and_an_svg(
         (["--group-by", "config.nope"], "config.lr"),
         (["--x", "nope"], "step"),
         (["--quantiles", "0.9", "0.1"], "quantiles must be (lower, upper)"),
-        (["--points", "0"], "points must be at least"),
+        (["--points", "0"], "argument --points: must be from 2 to 100,000, got 0"),
     ],
 )
 def test_a_wrong_setting_exits_2_naming_the_valid_choices(
