@@ -27,7 +27,7 @@ type Pending = {
 };
 
 /** A kernel that died or hangs never answers: the widget says so instead of waiting forever. */
-export const TIMEOUT_MS = 120_000;
+const TIMEOUT_MS = 120_000;
 
 export class Channel {
   // Several views of one widget share the comm: start each at a random id so replies never collide.

@@ -38,8 +38,8 @@ export interface Probe {
   tips: number;
 }
 
-export const PROBE_PROPERTY = "rungroupProbe";
-export const PROBE_EVENT = "rungroup-probe";
+const PROBE_PROPERTY = "rungroupProbe";
+const PROBE_EVENT = "rungroup-probe";
 
 /** Tell whoever waits on `root` that its probe changed. */
 export function announce(root: HTMLElement): void {

@@ -9,7 +9,7 @@ import { ChartPanel } from "./chart/chart";
 import { h } from "./dom";
 import { exportMenu } from "./export/exportMenu";
 import { breadcrumb } from "./group/groupPage";
-import { setTraits, type WidgetModel } from "./model";
+import { setTraits } from "./model";
 import { attachProbe } from "./probe";
 import { repaint } from "./refresh";
 import { Scheduler } from "./scheduler";
@@ -22,8 +22,7 @@ import { type Model, type TableRow, UI_FIELDS } from "./types";
 /** Traits whose change only redraws the controls (no data request). */
 const CONTROL_TRAITS = ["info", "live", "refresh_interval", "followable"];
 
-function render({ model: anyModel, el }: RenderProps<Model>): () => void {
-  const model = anyModel as WidgetModel;
+function render({ model, el }: RenderProps<Model>): () => void {
   const set = (changes: Partial<Model>) => setTraits(model, changes);
   const root = h("div", { class: "rungroup-explorer" });
   const probe = attachProbe(root);
