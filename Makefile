@@ -56,6 +56,7 @@ e2e: setup chromium
 	$(BIN)/python -m pytest tests/e2e -q
 
 test: setup chromium lint
+	npm --prefix js test
 	$(BIN)/python -m pytest tests -q
 
 bench: setup

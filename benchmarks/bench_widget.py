@@ -104,48 +104,47 @@ GROUPINGS = [
 MEASURE_CHANGE = """
 async ([selector, value]) => {
   const root = document.querySelector(selector);
+  const probe = root.rungroupProbe;
   const select = root.querySelector("select.rg-group-by");
-  const before = Number(root.dataset.renders || 0);
-  const chartsBefore = Number(root.dataset.charts || 0);
+  const before = probe.renders;
+  const chartsBefore = probe.charts;
   const frames = () =>
     new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-  // resolves in the microtask after the widget marks its root (no polling delay)
+  // resolves on the widget's probe event (no polling delay)
   const until = (done) =>
     new Promise((resolve) => {
       if (done()) return resolve();
-      const observer = new MutationObserver(() => {
+      const check = () => {
         if (done()) {
-          observer.disconnect();
+          root.removeEventListener("rungroup-probe", check);
           resolve();
         }
-      });
-      observer.observe(root, { attributes: true });
+      };
+      root.addEventListener("rungroup-probe", check);
     });
   const started = performance.now();
   select.value = value;
   select.dispatchEvent(new Event("change", { bubbles: true }));
-  await until(() => Number(root.dataset.charts || 0) > chartsBefore);
-  const [sentAt, drawnAt] = JSON.parse(root.dataset.chartTimes);
+  await until(() => probe.charts > chartsBefore);
+  const [sentAt, drawnAt] = probe.chartTimes;
   await frames();
   const charted = performance.now() - started;
   const drawnMs = drawnAt - started;
-  await until(
-    () => Number(root.dataset.renders || 0) > before && !root.classList.contains("rg-busy")
-  );
+  await until(() => probe.renders > before && !root.classList.contains("rg-busy"));
   await frames();
   return {
     ms: charted,
     with_table_ms: performance.now() - started,
-    bytes: Number(root.dataset.bytes),
-    timings: JSON.parse(root.dataset.timings || "{}"),
-    embeds: Number(root.dataset.embedded || 0),
-    paint: Number(root.dataset.paintMs || 0),
+    bytes: probe.bytes,
+    timings: probe.timings,
+    embeds: probe.embedded,
+    paint: probe.paintMs,
     phases: {
-      ...JSON.parse(root.dataset.phases || "{}"),
+      ...probe.phases,
       before_request_ms: sentAt - started,
       frames_after_chart_ms: charted - drawnMs,
     },
-    lines: Number(root.dataset.lines || 0),
+    lines: probe.lines,
   };
 }
 """
@@ -178,7 +177,7 @@ async (selector) => {
     max_ms: frames[frames.length - 1],
     max_rows_in_dom: maxRows,
     placeholder_row_frames: placeholders,
-    total_rows: Number(root.dataset.total),
+    total_rows: root.rungroupProbe.total,
   };
 }
 """
@@ -227,7 +226,6 @@ def _percentile(values: list[float], fraction: float) -> float:
 def _open(page: Any, server: Server, name: str, cells: list[str]) -> None:
     server.write_notebook(name, cells)
     open_lab(page, server.url, name)
-    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=600_000)
     wait_render(page, 0, timeout=600_000)
     page.locator(WIDGET).scroll_into_view_if_needed()
 

@@ -57,18 +57,25 @@ export function setOptions(
   select.value = selected;
 }
 
-/** Save bytes as a file through the browser's download machinery (no network involved). */
-export function download(data: BlobPart, filename: string, mime: string): void {
-  const blob = new Blob([data], { type: mime });
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = filename;
+/** Have the browser save `url` (a data: or blob: URL; no network involved) as `filename`. */
+export function saveURL(url: string, filename: string): void {
+  const link = h("a", { attrs: { href: url, download: filename } });
   link.style.display = "none";
   document.body.append(link);
   link.click();
   link.remove();
+}
+
+/** Save bytes as a file through the browser's download machinery. */
+export function download(data: BlobPart, filename: string, mime: string): void {
+  const url = URL.createObjectURL(new Blob([data], { type: mime }));
+  saveURL(url, filename);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** A labelled control of the toolbar or the settings panel. */
+export function field(label: string, control: HTMLElement, cls = ""): HTMLElement {
+  return h("label", { class: `rg-field ${cls}` }, [h("span", { class: "rg-label", text: label }), control]);
 }
 
 export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: number): (...args: A) => void {

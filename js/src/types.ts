@@ -1,4 +1,5 @@
-// The synced traits of rungroup.Explorer (src/rungroup/widget.py) and the shapes of replies.
+// The synced traits of rungroup.Explorer (src/rungroup/widget/) and the shapes of replies.
+// The View's fields, their choices and labels come from Python in `info`: no copy here.
 
 /** Widget-only traits that change what is shown (not part of the View). */
 export const UI_FIELDS = ["search", "focus", "sort", "expanded", "table_columns"] as const;
@@ -8,29 +9,32 @@ export interface ColumnInfo {
   distinct: number;
 }
 
-export interface Info {
-  n_runs: number;
-  metrics: string[];
-  columns: ColumnInfo[];
-  x_choices: string[];
-  /** The View's fields, in order, and their defaults. */
-  fields: string[];
-  defaults: Record<string, unknown>;
-  /** Each setting's choices with their labels and help (rungroup.view). */
-  choices: Record<string, Choice[]>;
-  page_size: number;
-}
-
+/** One value of a choice setting, with what the controls show for it. */
 export interface Choice {
   value: string;
   label: string;
   help: string;
-  /** smoothing only: the strength it starts with, its step and largest value */
+  /** smoothing only: the strength it starts with, the input's step and largest value */
   param?: number;
   param_step?: string;
   param_max?: number | null;
   /** smoothing only: what the strength means per x axis ("*": a metric, "{x}" its name) */
   param_help?: Record<string, string>;
+}
+
+export interface Info {
+  n_runs: number;
+  metrics: string[];
+  columns: ColumnInfo[];
+  x_choices: string[];
+  /** The View's field names, in order (each one is a synced trait). */
+  fields: string[];
+  defaults: Record<string, unknown>;
+  /** line, band, ci_method, align, smoothing, smooth_order and the built-in x axes, in
+   * display order. */
+  choices: Record<string, Choice[]>;
+  /** Rows per table page the kernel serves. */
+  page_size: number;
 }
 
 export interface Model {

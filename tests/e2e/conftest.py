@@ -7,7 +7,6 @@ Set RUNGROUP_DEMO_DIR to reuse demo runs already trained (else they are trained 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -15,16 +14,22 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 # Browser tests never skip: a missing driver or browser is a failure (`make test` installs both).
 import playwright.sync_api as playwright_sync
 import pytest
-from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, Server, Watch, jupyter_server
+from tests.e2e.helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    Watch,
+    assert_clean,
+    jupyter_server,
+    watched_page,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +65,6 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def _is_loopback(url: str) -> bool:
-    parsed = urlparse(url)
-    if parsed.scheme in ("data", "blob", "about"):
-        return True
-    return parsed.hostname in LOOPBACK
-
-
 @pytest.fixture
 def watch() -> Watch:
     return Watch()
@@ -74,42 +72,6 @@ def watch() -> Watch:
 
 @pytest.fixture
 def page(browser: Any, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-
-    def route(route: Any) -> None:
-        url = route.request.url
-        if _is_loopback(url):
-            route.continue_()
-        else:
-            watch.blocked.append(url)
-            route.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on(
-        "console",
-        lambda message: watch.errors.append(message.text) if message.type == "error" else None,
-    )
-
-    def page_error(error: Any) -> None:
-        stack = str(getattr(error, "stack", "") or "")
-        first_frame = next((line for line in stack.splitlines() if " at " in line), "")
-        if any(origin in first_frame for origin in watch.foreign):
-            watch.ignored.append(f"{error} ({first_frame.strip()})")
-        else:
-            watch.errors.append(f"page error: {error} {first_frame.strip()}")
-
-    page.on("pageerror", page_error)
-
-    def dialog(dialog: Any) -> None:
-        watch.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", dialog)
-    yield page
-    with contextlib.suppress(Exception):
-        page.screenshot(path=str(ARTIFACTS / f"last-{request.node.name}.png"))
-    context.close()
-    assert watch.blocked == [], f"requests off this machine were attempted: {watch.blocked}"
-    assert watch.errors == [], f"browser console errors: {watch.errors}"
-    assert watch.dialogs == [], f"dialogs opened (script ran?): {watch.dialogs}"
+    with watched_page(browser, watch, request.node.name) as page:
+        yield page
+    assert_clean(watch)

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 WIDGET = ".rungroup-explorer"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 CHROMIUM = os.environ.get("RUNGROUP_CHROMIUM", "/usr/bin/chromium")
@@ -153,16 +155,23 @@ def set_theme(page: Any, theme: str) -> None:
     )
 
 
+def probe(page: Any) -> dict[str, Any]:
+    """The widget's test probe (`element.rungroupProbe`, docs/widget.md): counters and
+    measurements the widget records after each repaint."""
+    value = page.eval_on_selector(WIDGET, "el => el.rungroupProbe")
+    assert isinstance(value, dict), "the widget has no probe: is it rendered?"
+    return value
+
+
 def renders(page: Any) -> int:
-    value = page.eval_on_selector(WIDGET, "el => el.dataset.renders || '0'")
-    return int(value)
+    return int(probe(page)["renders"])
 
 
 def wait_render(page: Any, after: int, timeout: float = 30_000) -> int:
-    """Wait until the widget finished a repaint after render number `after`."""
+    """Wait until the widget finished a repaint after render number `after` (0: the first)."""
     page.wait_for_function(
         "([selector, after]) => { const el = document.querySelector(selector);"
-        " return el && Number(el.dataset.renders || 0) > after"
+        " return el && el.rungroupProbe && el.rungroupProbe.renders > after"
         " && !el.classList.contains('rg-busy'); }",
         arg=[WIDGET, after],
         timeout=timeout,
@@ -184,11 +193,10 @@ def chart_counts(page: Any) -> tuple[int, int]:
     """(lines, bands) drawn in the Vega view: line and area marks with data, per series and
     panel, counted in the view's scenegraph by the widget after each repaint. Every line
     point is drawn where its value puts it (the data swap re-ran Vega's encoders)."""
-    lines, bands, misplaced = page.eval_on_selector(
-        WIDGET, "el => [el.dataset.lines, el.dataset.bands, el.dataset.misplaced]"
-    )
-    assert int(misplaced) == 0, f"{misplaced} line points drawn for other values than theirs"
-    return int(lines), int(bands)
+    drawn = probe(page)
+    misplaced = drawn["misplaced"]
+    assert misplaced == 0, f"{misplaced} line points drawn for other values than theirs"
+    return int(drawn["lines"]), int(drawn["bands"])
 
 
 def act(page: Any, action: Any) -> int:
@@ -275,3 +283,61 @@ def kernel_for(server: Server, notebook: str) -> Kernel:
         if session.get("path", "").endswith(notebook):
             return Kernel(server, session["kernel"]["id"])
     raise AssertionError(f"no kernel session for {notebook}: {sessions}")
+
+
+def _is_loopback(url: str) -> bool:
+    parsed = urlparse(url)
+    if parsed.scheme in ("data", "blob", "about"):
+        return True
+    return parsed.hostname in LOOPBACK
+
+
+@contextlib.contextmanager
+def watched_page(browser: Any, watch: Watch, name: str) -> Iterator[Any]:
+    """A new browser page whose off-machine requests, console errors and dialogs go to
+    `watch`; a screenshot of it is kept as test-artifacts/last-<name>.png."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if _is_loopback(url):
+            route.continue_()
+        else:
+            watch.blocked.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda message: watch.errors.append(message.text) if message.type == "error" else None,
+    )
+
+    def page_error(error: Any) -> None:
+        stack = str(getattr(error, "stack", "") or "")
+        first_frame = next((line for line in stack.splitlines() if " at " in line), "")
+        if any(origin in first_frame for origin in watch.foreign):
+            watch.ignored.append(f"{error} ({first_frame.strip()})")
+        else:
+            watch.errors.append(f"page error: {error} {first_frame.strip()}")
+
+    page.on("pageerror", page_error)
+
+    def dialog(dialog: Any) -> None:
+        watch.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dialog)
+    try:
+        yield page
+    finally:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"last-{name}.png"))
+        context.close()
+
+
+def assert_clean(watch: Watch) -> None:
+    """Fail on what the page did that it must not."""
+    assert watch.blocked == [], f"requests off this machine were attempted: {watch.blocked}"
+    assert watch.errors == [], f"browser console errors: {watch.errors}"
+    assert watch.dialogs == [], f"dialogs opened (script ran?): {watch.dialogs}"

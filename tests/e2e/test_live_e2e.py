@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.helpers import WIDGET, Server, Watch, kernel_for, open_lab, wait_render
+from tests.e2e.helpers import (
+    WIDGET,
+    Server,
+    Watch,
+    kernel_for,
+    open_lab,
+    probe,
+    renders,
+    wait_render,
+)
 
 WRITER = textwrap.dedent(
     """
@@ -50,15 +59,11 @@ WRITER = textwrap.dedent(
 )
 
 
-def dataset(page: Any, name: str) -> str:
-    return str(page.eval_on_selector(WIDGET, f"el => el.dataset.{name} || ''"))
-
-
-def wait_dataset(page: Any, name: str, test: str, timeout: float = 20_000) -> None:
-    """Wait until `test` (a JS expression of `v`, the data attribute) holds."""
+def wait_probe(page: Any, test: str, timeout: float = 20_000) -> None:
+    """Wait until `test` (a JS expression of `p`, the widget's probe) holds."""
     page.wait_for_function(
         f"() => {{ const el = document.querySelector('{WIDGET}');"
-        f" const v = el && el.dataset.{name}; return v !== undefined && ({test}); }}",
+        f" const p = el && el.rungroupProbe; return p !== undefined && ({test}); }}",
         timeout=timeout,
     )
 
@@ -98,17 +103,17 @@ def test_live_explorer_follows_a_writer(
             ],
         )
         open_lab(page, jupyter.url, notebook)
-        page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=60_000)
-        wait_render(page, 0)
-        assert dataset(page, "total") == "2"
-        points_before = int(dataset(page, "points"))
-        assert int(dataset(page, "viewRows")) == points_before  # what the Vega view holds
-        embedded = dataset(page, "embedded")
+        wait_render(page, 0, timeout=60_000)
+        shown = probe(page)
+        assert shown["total"] == 2
+        points_before = shown["points"]
+        assert shown["viewRows"] == points_before  # what the Vega view holds
+        embedded = shown["embedded"]
         toggle = f"{WIDGET} .rg-live-toggle"
         assert page.get_attribute(toggle, "aria-pressed") == "true"
         assert "running" in row_text(page, "first")
         # hide a run: it must stay hidden through the live updates
-        before = int(dataset(page, "renders"))
+        before = renders(page)
         page.click(f"{WIDGET} .rg-tr.rg-run[data-key] >> nth=1 >> .rg-eye")
         wait_render(page, before)
         hidden_name = page.eval_on_selector(
@@ -117,9 +122,8 @@ def test_live_explorer_follows_a_writer(
 
         (signals / "go").touch()
         # a new run appears, the lines grow, the first run finishes
-        wait_dataset(page, "total", "v === '3'")
-        wait_dataset(page, "points", f"Number(v) > {points_before}")
-        wait_dataset(page, "viewRows", f"Number(v) > {points_before}")
+        wait_probe(page, "p.total === 3")
+        wait_probe(page, f"p.points > {points_before} && p.viewRows > {points_before}")
         page.wait_for_function(
             f"() => [...document.querySelectorAll('{WIDGET} .rg-tr.rg-run')].some(r =>"
             " r.querySelector('.rg-run-name')?.textContent === 'first'"
@@ -128,7 +132,7 @@ def test_live_explorer_follows_a_writer(
         )
         assert "running" in row_text(page, "second")
         # in place: the same Vega view got new data (no second embed); the hidden run stays so
-        assert dataset(page, "embedded") == embedded
+        assert probe(page)["embedded"] == embedded
         hidden_now = page.eval_on_selector_all(
             f"{WIDGET} .rg-tr.rg-run.rg-hidden",
             "rows => rows.map(r => r.querySelector('.rg-run-name').textContent)",

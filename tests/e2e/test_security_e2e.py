@@ -72,8 +72,7 @@ def test_a_hostile_name_is_text_in_the_widget(page: Any, jupyter: Server, watch:
         [f"import rungroup as rg\nexplorer = rg.Explorer({str(store)!r})\nexplorer"],
     )
     open_lab(page, jupyter.url, notebook)
-    page.wait_for_selector(f"{WIDGET}[data-renders]", timeout=90_000)
-    wait_render(page, 0)
+    wait_render(page, 0, timeout=90_000)
     page.locator(WIDGET).scroll_into_view_if_needed()
     nothing_ran(page)
     groups = page.eval_on_selector_all(
@@ -86,7 +85,7 @@ def test_a_hostile_name_is_text_in_the_widget(page: Any, jupyter: Server, watch:
     hovered = row.get_attribute("data-series")
     assert hovered in NAMES
     page.wait_for_function(
-        "([sel, s]) => document.querySelector(sel).dataset.hover === s", arg=[WIDGET, hovered]
+        "([sel, s]) => document.querySelector(sel).rungroupProbe.hover === s", arg=[WIDGET, hovered]
     )
     nothing_ran(page)
     assert watch.dialogs == []

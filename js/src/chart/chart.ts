@@ -2,86 +2,16 @@
 // data are named sources fed from Arrow rows. A new spec is embedded only when its shape
 // changes; otherwise the existing view gets new data.
 import embed, { type Result, vega } from "vega-embed";
+import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } from "./partition";
+import { themeConfig } from "./theme";
 
-export const DATA_NAME = "rungroup";
-export const HOVER_SIGNAL = "rg_hover";
-
-type Row = Record<string, unknown>;
+const HOVER_SIGNAL = "rg_hover";
 
 /** Vega's ChangeSet has these too (vega-dataflow), though its typings leave them out. */
 type ChangeSet = ReturnType<typeof vega.changeset> & {
   reflow(): ChangeSet;
   clean(value: boolean): ChangeSet;
 };
-
-/** The chart's rows as columns (Arrow's, decoded once): read by index, so that a data swap
- * makes no object per row (16,000 short-lived objects cost a garbage collection per repaint). */
-export interface Columns {
-  length: number;
-  values: Record<string, ArrayLike<unknown>>;
-}
-
-function rowAt(columns: Columns, index: number): Row {
-  const row: Row = {};
-  for (const [field, values] of Object.entries(columns.values)) row[field] = values[index];
-  return row;
-}
-
-/** One dataset of a prepared spec (`usermeta.rungroup.datasets`): the rows whose fields equal
- * `where`; a tooltip dataset (`tip_of`) holds the hovered series' rows of another one. */
-interface Dataset {
-  name: string;
-  where: Record<string, unknown>;
-  tip_of?: string;
-}
-
-function datasetsOf(spec: Record<string, unknown>): Dataset[] {
-  const meta = (spec.usermeta as { rungroup?: { datasets?: Dataset[] } } | undefined)?.rungroup;
-  return meta?.datasets ?? [{ name: DATA_NAME, where: {} }];
-}
-
-/** Row indexes split by dataset (each row goes to the first dataset it matches; tooltip
- * datasets are filled on hover). */
-function partition(datasets: Dataset[], columns: Columns): Map<string, number[]> {
-  const parts = datasets.filter((d) => d.tip_of === undefined);
-  const out = new Map<string, number[]>(parts.map((d) => [d.name, []]));
-  const tests = parts.map((d) => {
-    const where = Object.entries(d.where).map(([field, value]) => [columns.values[field] ?? [], value] as const);
-    return [out.get(d.name) as number[], where] as const;
-  });
-  for (let i = 0; i < columns.length; i++) {
-    for (const [target, where] of tests) {
-      if (where.every(([values, value]) => values[i] === value)) {
-        target.push(i);
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-function cssVar(root: HTMLElement, name: string, fallback: string): string {
-  const value = getComputedStyle(root).getPropertyValue(name).trim();
-  return value || fallback;
-}
-
-/** Vega config from JupyterLab's theme variables (with fallbacks outside JupyterLab). */
-export function themeConfig(root: HTMLElement): Record<string, unknown> {
-  const fg = cssVar(root, "--jp-ui-font-color1", "#1f1f1f");
-  const fg2 = cssVar(root, "--jp-ui-font-color2", "#5f5f5f");
-  const grid = cssVar(root, "--jp-border-color2", "#e0e0e0");
-  const font = cssVar(root, "--jp-ui-font-family", "system-ui, sans-serif");
-  const axis = { labelColor: fg2, titleColor: fg, gridColor: grid, domainColor: grid, tickColor: grid };
-  return {
-    background: "transparent",
-    font,
-    axis,
-    legend: { labelColor: fg2, titleColor: fg },
-    title: { color: fg },
-    header: { labelColor: fg, titleColor: fg },
-    view: { stroke: grid },
-  };
-}
 
 export class ChartPanel {
   readonly el: HTMLDivElement;
@@ -264,7 +194,7 @@ export class ChartPanel {
   }
 
   /** Rows in the tooltip datasets (the hovered series' points). */
-  private tips(): number {
+  tips(): number {
     let total = 0;
     for (const dataset of this.datasets) {
       if (dataset.tip_of === undefined) continue;
@@ -312,8 +242,6 @@ export class ChartPanel {
         this.fillTips();
       }
       void view.runAsync();
-      this.root.dataset.hover = series ?? "";
-      this.root.dataset.tips = String(this.tips());
     } catch {
       // a spec without the hover signal: nothing to emphasise
     }

@@ -3,14 +3,13 @@
 // tall as the whole table. Rows arrive in pages (Arrow) from Python, fetched ahead of scroll.
 import { h } from "../dom";
 import type { TableColumn, TableMeta, TableRow } from "../types";
+import { type FetchRows, Pages } from "./pages";
 
-export const ROW_HEIGHT = 26;
+const ROW_HEIGHT = 26;
 const OVERSCAN = 8;
 
 export interface TableHandlers {
-  fetch(offset: number, limit: number): Promise<TableRow[]>;
-  /** Rows per page, as the kernel serves them (its `info.page_size`). */
-  pageSize(): number;
+  fetch: FetchRows<TableRow>;
   sort(column: string): void;
   toggleExpanded(key: string): void;
   toggleHidden(row: TableRow): void;
@@ -27,17 +26,14 @@ export class RunsTable {
   private readonly spacer: HTMLDivElement;
   private readonly picker: HTMLDivElement;
   private meta: TableMeta = { total: 0, columns: [], all_columns: [] };
-  private pages = new Map<number, TableRow[]>();
-  /** Pages of the previous data, shown while their fresh copies load (a live update). */
-  private stale = new Map<number, TableRow[]>();
-  private loading = new Set<number>();
-  private generation = 0;
+  private readonly pages: Pages<TableRow>;
   private sort: string[] = [];
   private highlighted: string | null = null;
   private frame = 0;
   private widths: number[] = [];
 
   constructor(private readonly handlers: TableHandlers) {
+    this.pages = new Pages(handlers.fetch, () => this.schedule());
     this.header = h("div", { class: "rg-thead", attrs: { role: "row" } });
     this.spacer = h("div", { class: "rg-spacer", attrs: { role: "rowgroup" } });
     // One scroll container for both axes: the header sticks to its top, so header and rows
@@ -57,23 +53,16 @@ export class RunsTable {
     ]);
   }
 
-  get total(): number {
-    return this.meta.total;
-  }
-
-  /** New data: drop every cached page; `first` is page 0, delivered with the data reply.
+  /** New data: drop every cached page; `first` is page 0 (`pageSize` rows), delivered with
+   * the table reply.
    * `top`: scroll back to the first row (another table, e.g. a group page).
    * `keep`: the same table with fresher rows (a live update): the rows in view stay shown
    * until their new page arrives, so nothing blinks. */
-  setData(meta: TableMeta, first: TableRow[], sort: string[], top = false, keep = false): void {
+  setData(meta: TableMeta, first: TableRow[], pageSize: number, sort: string[], top = false, keep = false): void {
     if (top) this.viewport.scrollTop = 0;
-    this.generation++;
     this.meta = meta;
     this.sort = sort;
-    this.stale = keep ? new Map([...this.stale, ...this.pages]) : new Map();
-    this.pages.clear();
-    this.loading.clear();
-    this.pages.set(0, first);
+    this.pages.reset(meta.total, first, pageSize, keep);
     this.widths = meta.columns.map((c, i) => (i === 0 ? 260 : c.numeric ? 150 : 120));
     this.spacer.style.height = `${meta.total * ROW_HEIGHT}px`;
     // as tall as its rows (plus the header), up to ten rows; then it scrolls
@@ -92,11 +81,6 @@ export class RunsTable {
       const element = row as HTMLElement;
       element.classList.toggle("rg-highlight", series !== null && element.dataset.series === series);
     }
-  }
-
-  /** Re-colour the swatches (after the chart has its colour scale). */
-  refreshColors(): void {
-    this.render();
   }
 
   private schedule(): void {
@@ -149,46 +133,15 @@ export class RunsTable {
     this.picker.toggleAttribute("hidden");
   }
 
-  private row(index: number): TableRow | undefined {
-    const size = this.handlers.pageSize();
-    const page = Math.floor(index / size);
-    const rows = this.pages.get(page);
-    if (rows) return rows[index - page * size];
-    this.load(page);
-    return this.stale.get(page)?.[index - page * size];
-  }
-
-  private load(page: number): void {
-    if (this.loading.has(page) || this.pages.has(page)) return;
-    this.loading.add(page);
-    const generation = this.generation;
-    const size = this.handlers.pageSize();
-    this.handlers
-      .fetch(page * size, size)
-      .then((rows) => {
-        if (generation !== this.generation) return;
-        this.pages.set(page, rows);
-        this.stale.delete(page);
-        this.loading.delete(page);
-        this.schedule();
-      })
-      .catch(() => {
-        if (generation === this.generation) this.loading.delete(page);
-      });
-  }
-
   private render(): void {
     const top = Math.max(0, this.viewport.scrollTop);
     const height = (this.viewport.clientHeight || 320) - ROW_HEIGHT;
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.meta.total, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
-    // fetch the page ahead of the scroll too
-    const size = this.handlers.pageSize();
-    const ahead = Math.floor((last + size) / size);
-    if (ahead * size < this.meta.total) this.row(ahead * size);
+    this.pages.prefetch(last);
     const nodes: HTMLElement[] = [];
     for (let i = first; i < last; i++) {
-      const row = this.row(i);
+      const row = this.pages.row(i);
       nodes.push(row ? this.renderRow(row, i) : this.placeholder(i));
     }
     this.spacer.replaceChildren(...nodes);

@@ -1,0 +1,75 @@
+// The test probe: what the end-to-end tests and the benchmarks read after each repaint, in one
+// object on the widget's root element (`element.rungroupProbe`, see docs/widget.md), instead of
+// attributes scattered over the DOM. Nothing in the widget reads it back. After each update
+// of it the root element gets a `rungroup-probe` event, so a benchmark can wait for one
+// without polling.
+
+export interface Probe {
+  /** Data requests sent (a `data` and a `table` request each). */
+  requests: number;
+  /** Charts drawn, and repaints finished (chart and table). */
+  charts: number;
+  renders: number;
+  /** Repaints that failed. */
+  errors: number;
+  /** Vega embeds (a new spec); other repaints only fed the view new data. */
+  embedded: number;
+  /** When the last request left and its chart was drawn (performance.now()). */
+  chartTimes: [number, number] | null;
+  /** The widget's `revision` trait at the last repaint (live updates). */
+  revision: number;
+  /** Rows of the runs table, and chart points Python sent. */
+  total: number;
+  points: number;
+  /** Rows the Vega view holds, and the sum of their `line` values. */
+  viewRows: number;
+  viewLineSum: number;
+  /** Lines and bands drawn, and line points drawn out of order (0 unless a swap went wrong). */
+  lines: number;
+  bands: number;
+  misplaced: number;
+  /** Bytes received for the last repaint, Python's timings, and the browser's phases (ms). */
+  bytes: number;
+  timings: Record<string, number>;
+  paintMs: number;
+  phases: Record<string, number>;
+  /** The series hovered ("" for none) and the points of its tooltip layer. */
+  hover: string;
+  tips: number;
+}
+
+const PROBE_PROPERTY = "rungroupProbe";
+const PROBE_EVENT = "rungroup-probe";
+
+/** Tell whoever waits on `root` that its probe changed. */
+export function announce(root: HTMLElement): void {
+  root.dispatchEvent(new Event(PROBE_EVENT));
+}
+
+/** A fresh probe, set on `root` as `root.rungroupProbe`. */
+export function attachProbe(root: HTMLElement): Probe {
+  const probe: Probe = {
+    requests: 0,
+    charts: 0,
+    renders: 0,
+    errors: 0,
+    embedded: 0,
+    chartTimes: null,
+    revision: 0,
+    total: 0,
+    points: 0,
+    viewRows: 0,
+    viewLineSum: 0,
+    lines: 0,
+    bands: 0,
+    misplaced: 0,
+    bytes: 0,
+    timings: {},
+    paintMs: 0,
+    phases: {},
+    hover: "",
+    tips: 0,
+  };
+  Object.defineProperty(root, PROBE_PROPERTY, { value: probe, enumerable: false });
+  return probe;
+}
