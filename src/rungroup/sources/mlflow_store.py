@@ -197,13 +197,13 @@ def _number(value: Any) -> float | None:
 def point_problem(step: Any, timestamp: Any, value: Any) -> str | None:
     """Why a metric point is not one MLflow writes (an integer step, a timestamp in ms within
     `MIN_MS`..`MAX_MS`, a numeric value), or None when it is one. Such points are skipped."""
-    if _integer(step) is None:
-        return f"step {_shown(step)} is not an integer"
     stamp = _integer(timestamp)
     if stamp is None or not MIN_MS <= stamp <= MAX_MS:
         return f"timestamp {_shown(timestamp)} is not a time in milliseconds since 1970"
     if _number(value) is None:
         return f"value {_shown(value)} is not a number"
+    if _integer(step) is None:
+        return f"step {_shown(step)} is not an integer"
     return None
 
 
@@ -363,15 +363,28 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
             ):
                 if run_id in kept:
                     target.setdefault(run_id, {})[key] = value
-        if "latest_metrics" in tables:
-            for _, run_id, key, value, is_nan in table_rows(
+        if "latest_metrics" not in tables:
+            warn(path, "no table latest_metrics; summaries are the history's last values")
+        for rowid, run_id, key, value, is_nan in (
+            table_rows(
                 connection,
                 path,
                 "latest_metrics",
                 "SELECT rowid, run_uuid, key, value, is_nan FROM latest_metrics",
-            ):
-                if run_id in kept and _number(value) is not None:
-                    raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
+            )
+            if "latest_metrics" in tables
+            else []
+        ):
+            if run_id not in kept:
+                continue
+            if _number(value) is None and not is_nan:
+                warn(
+                    path,
+                    f"table latest_metrics, row {rowid}: value {_shown(value)} is not a "
+                    "number; skipped",
+                )
+                continue
+            raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
         if "metrics" not in tables:
             warn(path, "no table metrics; runs loaded without history")
             return raw
@@ -635,8 +648,7 @@ def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
             io.BytesIO(read_bytes(path)),
             separator=" ",
             has_header=False,
-            new_columns=["timestamp_ms", "value", "step"],
-            schema_overrides={"timestamp_ms": pl.String, "value": pl.String, "step": pl.String},
+            infer_schema=False,
             truncate_ragged_lines=True,
             raise_if_empty=False,
             encoding="utf8-lossy",
@@ -646,7 +658,9 @@ def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
         return None
     if table.width < 2:
         return None
-    if "step" not in table.columns:
+    names = ["timestamp_ms", "value", "step"][: table.width]
+    table = table.select(pl.nth(range(len(names)))).rename(dict(zip(table.columns, names)))
+    if "step" not in table.columns:  # MLflow before steps wrote 'timestamp value'
         table = table.with_columns(pl.lit("0").alias("step"))
     parsed = table.select(
         pl.lit(run_id, pl.String).alias("run_id"),
