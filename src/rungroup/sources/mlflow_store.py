@@ -151,7 +151,7 @@ def _has_mlflow_tables(path: Path) -> bool:
             names = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error:
         return False
-    return {"runs", "metrics", "experiments"} <= names
+    return set(REQUIRED_TABLES) <= names
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -317,6 +317,7 @@ def bad_metric_rows(
         (first,),
     ).fetchone()
     _ = is_nan
+    run_type, key_type = (t.decode() if isinstance(t, bytes) else t for t in (run_type, key_type))
     if run_type != "text" or key_type != "text":
         why = f"run_uuid is {run_type}, key is {key_type}"
     else:
@@ -659,7 +660,9 @@ def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
     if table.width < 2:
         return None
     names = ["timestamp_ms", "value", "step"][: table.width]
-    table = table.select(pl.nth(range(len(names)))).rename(dict(zip(table.columns, names)))
+    table = table.select(pl.nth(range(len(names)))).rename(
+        dict(zip(table.columns[: len(names)], names, strict=True))
+    )
     if "step" not in table.columns:  # MLflow before steps wrote 'timestamp value'
         table = table.with_columns(pl.lit("0").alias("step"))
     parsed = table.select(
