@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.runs import Runs
+from rungroup.runs import Runs, warn_mixed_types
 from rungroup.sources.files import (
     MAX_TEXT_BYTES,
     read_bytes,
@@ -39,6 +39,7 @@ from rungroup.sources.files import (
 from rungroup.sources.runrecords import (
     RunRecord,
     assemble,
+    parse_number,
     progress,
     require,
     shown,
@@ -775,10 +776,22 @@ def _root_names(raw: _Raw) -> dict[str, str]:
     return roots
 
 
+def _warn_mixed_params(raw: _Raw) -> None:
+    """A param that is a number in some runs and text in others becomes a text column: warn
+    as every other source does (`warn_mixed_types`), naming the column."""
+    keys = sorted({k for run in raw.runs for k in raw.params.get(run["run_id"], {})})
+    for key in keys:
+        given = [raw.params.get(run["run_id"], {}).get(key) for run in raw.runs]
+        values = [parse_number(v) if v.strip() else v for v in given if isinstance(v, str)]
+        if len({isinstance(v, str) for v in values}) > 1:
+            warn_mixed_types(f"config.{key}", values)
+
+
 def run_records(
     raw: _Raw, group_tag: str, job_type_tag: str, nested: bool
 ) -> tuple[list[RunRecord], dict[str, int | None]]:
     """One `RunRecord` per run of `raw`, and each run's start time (ms since 1970)."""
+    _warn_mixed_params(raw)
     roots = _root_names(raw) if nested else {}
     records: list[RunRecord] = []
     starts: dict[str, int | None] = {}

@@ -340,3 +340,12 @@ def test_truncated_json_and_huge_page(monkeypatch: pytest.MonkeyPatch) -> None:
     for url in _serve(lambda path: huge):
         with pytest.raises(ConnectionError, match=r"experiments/search: .*larger than 1000 bytes"):
             _load_within(url, 10)
+
+
+def test_a_param_both_number_and_text_warns(mlflow_files: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "mlruns"
+    shutil.copytree(mlflow_files, copy)
+    next(copy.glob("*/*/params/lr")).write_text("high")
+    with pytest.warns(LoadWarning, match="column 'config.lr' holds values of different types"):
+        runs = load_mlflow(copy)
+    assert runs.runs.schema["config.lr"] == pl.String and "high" in runs.runs["config.lr"]
