@@ -405,20 +405,29 @@ def _metrics_table(connection: sqlite3.Connection, path: Path) -> pl.DataFrame |
     """The metric points (`GOOD_POINT` rows; the others are warned about), or None with a
     warning when the table cannot be read."""
     try:
-        bad_metric_rows(connection, path)
-        history = _adbc_history(path)
+        # Fast: the whole table as Arrow, taken only when every row is a point MLflow writes.
+        history = _adbc_history(path, f"SELECT {METRIC_COLUMNS} FROM metrics", checked=True)
+        if history is not None:
+            return history
+        history = _adbc_history(path, _METRICS_QUERY)
         if history is None:
             history = _sqlite_history(connection, path)
+        # count(*) needs no row decoded: the scan for bad rows runs only when there are some.
+        if connection.execute("SELECT count(*) FROM metrics").fetchone()[0] != history.height:
+            bad_metric_rows(connection, path)
     except sqlite3.Error as error:
         warn(path, f"table metrics not read ({error}); runs loaded without history")
         return None
     return history
 
 
-def _adbc_history(path: Path) -> pl.DataFrame | None:
-    """The metrics table through ADBC's SQLite driver (Arrow, no Python object per cell),
-    when `adbc-driver-sqlite` is installed (`rungroup[mlflow]`); None otherwise, and when
-    the text is not all UTF-8 (the standard library reader then says where)."""
+def _adbc_history(path: Path, query: str, *, checked: bool = False) -> pl.DataFrame | None:
+    """The metrics of `query` through ADBC's SQLite driver (Arrow, no Python object per
+    cell), when `adbc-driver-sqlite` is installed (`rungroup[mlflow]`); None otherwise, and
+    when the text is not all UTF-8 (the standard library reader then says where). With
+    `checked` (an unfiltered query), None too unless every row is a `GOOD_POINT`: the
+    driver then fails on a cell of another type than its column's first ones, and the
+    types, nulls and time range are checked here."""
     try:
         from adbc_driver_sqlite import dbapi
     except ImportError:
@@ -426,7 +435,7 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
         with dbapi.connect(uri) as connection, connection.cursor() as cursor:
-            cursor.execute(_METRICS_QUERY)
+            cursor.execute(query)
             arrow = cursor.fetch_arrow_table()
         # ADBC hands SQLite's text over unchecked; invalid UTF-8 would crash Polars later.
         arrow.validate(full=True)
@@ -436,6 +445,8 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
     if not isinstance(table, pl.DataFrame) or table.width != 6:
         return None
     table.columns = ["run_id", "metric", "step", "timestamp_ms", "value", "is_nan"]
+    if checked and not _all_good(table):
+        return None
     try:
         return _finish_history(
             table.with_columns(
@@ -447,6 +458,26 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
         )
     except pl.exceptions.PolarsError:
         return None
+
+
+def _all_good(table: pl.DataFrame) -> bool:
+    """True when every row of an unfiltered metrics table passes `GOOD_POINT`."""
+    schema = table.schema
+    if not (
+        schema["run_id"] == pl.String
+        and schema["metric"] == pl.String
+        and schema["step"].is_integer()
+        and schema["timestamp_ms"].is_integer()
+        and (schema["value"].is_float() or schema["value"].is_integer())
+        and schema["is_nan"].is_integer()
+    ):
+        return False
+    bad = (
+        pl.any_horizontal(pl.col("run_id", "metric", "step", "timestamp_ms").is_null())
+        | ~pl.col("timestamp_ms").is_between(MIN_MS, MAX_MS)
+        | (pl.col("value").is_null() & (pl.col("is_nan").fill_null(0) == 0))
+    )
+    return not table.select(bad.any()).item()
 
 
 def metric_rows_frame(rows: list[Any]) -> pl.DataFrame:
