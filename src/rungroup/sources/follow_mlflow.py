@@ -31,12 +31,19 @@ import polars as pl
 from rungroup.runs import HISTORY_SCHEMA, Runs
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.mlflow_store import (
+    GOOD_POINT,
     HISTORY_COLUMNS,
+    METRIC_COLUMNS,
+    RUN_COLUMNS,
     _finish_history,
+    _number,
     _Raw,
     _sqlite_path,
     _value,
-    metric_rows_frame,
+    add_run,
+    bad_metric_rows,
+    decoded,
+    metric_blocks,
     run_records,
     run_row,
     timed_history,
@@ -50,7 +57,6 @@ MAX_CHUNKS = 32
 #: Run ids per `IN (...)` list (SQLite allows 32766 variables; stay well below).
 IN_BATCH = 500
 
-_RUN_COLUMNS = "run_uuid, name, status, start_time, end_time, lifecycle_stage, experiment_id"
 _POINTS_SCHEMA = {**HISTORY_COLUMNS, "run_id": pl.Categorical, "metric": pl.Categorical}
 
 
@@ -123,6 +129,9 @@ class MlflowFollower:
         if self._connection is None:
             uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
             self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            # Text as bytes, decoded by `decoded`: a row that is not UTF-8 is skipped with a
+            # warning instead of failing the whole poll.
+            self._connection.text_factory = bytes
             self._inode = inode
             self._version = None
         return self._connection
@@ -152,9 +161,10 @@ class MlflowFollower:
     # --- reading ---------------------------------------------------------------------------
 
     def _rows(self, connection: sqlite3.Connection, table: str, query: str, *args: Any) -> Any:
+        """The rows of `query` (its first column the rowid), text decoded (`decoded`)."""
         rows = connection.execute(query, args).fetchall()
         self.rows_read[table] = self.rows_read.get(table, 0) + len(rows)
-        return rows
+        return decoded(rows, self.path, table)
 
     def _read(self, connection: sqlite3.Connection) -> bool:
         """Read the new rows of every table; True when anything that shows changed."""
@@ -162,21 +172,27 @@ class MlflowFollower:
         if top < self._metric_rowid:  # rows were deleted and their rowids reused: start over
             self._reset()
         changed = False
-        experiments = self._rows(
-            connection,
-            "experiments",
-            "SELECT experiment_id, name, lifecycle_stage FROM experiments",
-        )
+        experiments = [
+            row[1:]
+            for row in self._rows(
+                connection,
+                "experiments",
+                "SELECT rowid, experiment_id, name, lifecycle_stage FROM experiments",
+            )
+        ]
         if experiments != self._experiment_rows:
             self._experiment_rows = experiments
             changed = True
-        run_rows = self._rows(connection, "runs", f"SELECT {_RUN_COLUMNS} FROM runs")
+        run_rows = self._rows(connection, "runs", f"SELECT rowid, {RUN_COLUMNS} FROM runs")
         touched = set()
         fresh: dict[str, tuple[Any, ...]] = {}
         for row in run_rows:
-            fresh[row[0]] = row
-            if self._run_rows.get(row[0]) != row:
-                touched.add(row[0])
+            if row[1] in fresh:  # a repeated run id: `add_run` warns about it
+                fresh[f"{row[1]}\x00{row[0]}"] = row
+                continue
+            fresh[row[1]] = row
+            if self._run_rows.get(row[1]) != row:
+                touched.add(row[1])
         if touched or list(fresh) != list(self._run_rows):
             changed = True
         self._run_rows = fresh
@@ -199,7 +215,7 @@ class MlflowFollower:
 
     def _read_tags(self, connection: sqlite3.Connection, touched: set[str]) -> bool:
         reread = touched | {
-            r[0] for r in self._run_rows.values() if r[2] in ("RUNNING", "SCHEDULED")
+            r[1] for r in self._run_rows.values() if r[3] in ("RUNNING", "SCHEDULED")
         }
         changed = False
         rows: list[tuple[Any, ...]] = []
@@ -215,7 +231,8 @@ class MlflowFollower:
             )
         replaced: dict[str, dict[str, str]] = {run_id: {} for run_id in reread}
         for _, run_id, key, value in rows:
-            replaced[run_id][key] = value
+            if run_id in replaced:
+                replaced[run_id][key] = value
         for run_id, tags in replaced.items():
             if self._tags.get(run_id, {}) != tags:
                 changed = True
@@ -235,18 +252,16 @@ class MlflowFollower:
     def _read_metrics(self, connection: sqlite3.Connection, top: int) -> pl.DataFrame | None:
         if top <= self._metric_rowid:
             return None
-        cursor = connection.execute(
-            "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
-            "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
-            (self._metric_rowid, top),
+        span = "rowid > ? AND rowid <= ?"
+        bad_metric_rows(connection, self.path, span, self._metric_rowid, top)
+        blocks = metric_blocks(
+            connection,
+            self.path,
+            f"SELECT {METRIC_COLUMNS} FROM metrics WHERE {span} AND {GOOD_POINT} ORDER BY rowid",
+            self._metric_rowid,
+            top,
         )
-        blocks: list[pl.DataFrame] = []
-        count = 0
-        while rows := cursor.fetchmany(100_000):
-            count += len(rows)
-            blocks.append(metric_rows_frame(rows))
-        cursor.close()
-        self.rows_read["metrics"] = count
+        self.rows_read["metrics"] = sum(b.height for b in blocks)
         self._metric_rowid = top
         if not blocks:
             return None
@@ -265,14 +280,15 @@ class MlflowFollower:
             marks = ",".join("?" * len(batch))
             for run_id in batch:
                 self._latest[run_id] = {}
-            for run_id, key, value, is_nan in self._rows(
+            for _, run_id, key, value, is_nan in self._rows(
                 connection,
                 "latest_metrics",
-                "SELECT run_uuid, key, value, is_nan FROM latest_metrics "
+                "SELECT rowid, run_uuid, key, value, is_nan FROM latest_metrics "
                 f"WHERE run_uuid IN ({marks})",
                 *batch,
             ):
-                self._latest[run_id][key] = _value(value, is_nan)
+                if run_id in self._latest and _number(value) is not None:
+                    self._latest[run_id][key] = _value(value, is_nan)
 
     # --- the Runs ---------------------------------------------------------------------------
 
@@ -284,12 +300,11 @@ class MlflowFollower:
                 raw.experiments[str(experiment_id)] = name
         if self.experiments is not None:
             raw.experiments = {k: v for k, v in raw.experiments.items() if v in self.experiments}
-        for row in self._run_rows.values():
-            run = run_row(row, raw.experiments, self.include_deleted)
-            if run is None:
+        for rowid, *row in self._run_rows.values():
+            run = run_row(tuple(row), raw.experiments, self.include_deleted)
+            if run is None or not add_run(raw, run, f"{self.path}: table runs, row {rowid}"):
                 continue
             run_id = run["run_id"]
-            raw.runs.append(run)
             if run_id in self._params:
                 raw.params[run_id] = self._params[run_id]
             if run_id in self._tags:

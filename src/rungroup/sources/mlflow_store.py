@@ -13,25 +13,21 @@ run has no group tag, nested runs are grouped under their root parent run's name
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import math
 import os
+import re
 import sqlite3
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from rungroup.runs import Runs
+from rungroup.runs import Runs, warn_mixed_types
 from rungroup.sources.files import (
     MAX_TEXT_BYTES,
     read_bytes,
@@ -43,6 +39,7 @@ from rungroup.sources.files import (
 from rungroup.sources.runrecords import (
     RunRecord,
     assemble,
+    parse_number,
     progress,
     require,
     shown,
@@ -63,6 +60,9 @@ STATES = {
 #: The file store writes the status as the number of MLflow's RunStatus enum.
 FILE_STATES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 PARENT_TAG = "mlflow.parentRunId"
+_INTEGER = re.compile(r"[+-]?\d+")
+#: The columns of MLflow's `runs` table that `run_row` reads.
+RUN_COLUMNS = "run_uuid, name, status, start_time, end_time, lifecycle_stage, experiment_id"
 NAME_TAG = "mlflow.runName"
 #: The SQL store writes +-inf as +-DBL_MAX; they are turned back into infinities.
 DBL_MAX = sys.float_info.max
@@ -87,6 +87,8 @@ class _Raw:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     latest: dict[str, dict[str, float]] = field(default_factory=dict)
     history: list[pl.DataFrame] = field(default_factory=list)
+    #: run id -> where it was read (a file, a row), to name both when a run id repeats
+    places: dict[str, str] = field(default_factory=dict)
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def _has_mlflow_tables(path: Path) -> bool:
             names = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error:
         return False
-    return {"runs", "metrics", "experiments"} <= names
+    return set(REQUIRED_TABLES) <= names
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -160,58 +162,272 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True)
 
 
+# --- what MLflow writes ---------------------------------------------------------------------
+
+#: Milliseconds since 1970 that are a time: the years 1 to 9999 (what `datetime` holds).
+#: A start time of 2**62 ms is not one: it is refused instead of wrapping around to 1970.
+MIN_MS = -62_135_596_800_000
+MAX_MS = 253_402_300_799_999
+
+
+def _integer(value: Any) -> int | None:
+    """An int64 as MLflow writes one (an int, or its decimal text), else None: 1.5, '1.5',
+    'abc', True and numbers beyond int64 are not steps or times."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def point_problem(step: Any, timestamp: Any, value: Any) -> str | None:
+    """Why a metric point is not one MLflow writes (an integer step, a timestamp in ms within
+    `MIN_MS`..`MAX_MS`, a numeric value), or None when it is one. Such points are skipped."""
+    stamp = _integer(timestamp)
+    if stamp is None or not MIN_MS <= stamp <= MAX_MS:
+        return f"timestamp {_shown(timestamp)} is not a time in milliseconds since 1970"
+    if _number(value) is None:
+        return f"value {_shown(value)} is not a number"
+    if _integer(step) is None:
+        return f"step {_shown(step)} is not an integer"
+    return None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def add_run(raw: _Raw, run: dict[str, Any], where: str) -> bool:
+    """Append `run` to `raw.runs` after checking it; False (with a warning naming `where`)
+    when it is skipped: no run id, or a run id already read elsewhere (a run folder copied
+    into a second experiment, a duplicated row). Start and end times that are not times and
+    unknown statuses are left empty, with a warning."""
+    run_id = run.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        warn(where, "a run without a run id; skipped")
+        return False
+    if run_id in raw.places:
+        warn(where, f"run {run_id} was already read from {raw.places[run_id]}; this copy skipped")
+        return False
+    for field_name, label in (("start_ms", "start_time"), ("end_ms", "end_time")):
+        given = run.get(field_name)
+        stamp = None if given is None else _integer(given)
+        if given is not None and (stamp is None or not MIN_MS <= stamp <= MAX_MS):
+            warn(
+                where,
+                f"run {run_id}: {label} {_shown(given)} is not a time in milliseconds since "
+                "1970; left empty",
+            )
+            stamp = None
+        run[field_name] = stamp
+    status = run.get("status")
+    if status is not None and str(status).upper() not in STATES:
+        warn(
+            where,
+            f"run {run_id}: unknown status {_shown(status)} (valid: {', '.join(STATES)}); "
+            "state left empty",
+        )
+        run["status"] = None
+    raw.places[run_id] = where
+    raw.runs.append(run)
+    return True
+
+
 # --- SQLite ---------------------------------------------------------------------------------
+
+#: The metric rows MLflow writes; any other row is skipped with a warning (`bad_metric_rows`).
+GOOD_POINT = (
+    "typeof(run_uuid) = 'text' AND typeof(key) = 'text' AND typeof(step) = 'integer' "
+    f"AND typeof(timestamp) = 'integer' AND timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
+    "AND (typeof(value) IN ('integer', 'real') OR coalesce(is_nan, 0) != 0)"
+)
+METRIC_COLUMNS = "run_uuid, key, step, timestamp, value, is_nan"
+_METRICS_QUERY = f"SELECT {METRIC_COLUMNS} FROM metrics WHERE {GOOD_POINT}"
+#: Tables without which a database is not an MLflow store; the others are optional.
+REQUIRED_TABLES = ("experiments", "runs")
+
+
+def decoded(rows: list[tuple[Any, ...]], path: Path, table: str) -> list[tuple[Any, ...]]:
+    """Rows read with `text_factory=bytes` (first column the rowid), their text decoded; a
+    row holding text that is not UTF-8 is skipped, with one warning naming the table, the
+    first such row and their number."""
+    out: list[tuple[Any, ...]] = []
+    bad: list[int] = []
+    for row in rows:
+        try:
+            out.append(tuple(c.decode("utf-8") if isinstance(c, bytes) else c for c in row))
+        except UnicodeDecodeError:
+            bad.append(row[0])
+    if bad:
+        warn(
+            path,
+            f"table {table}, row {bad[0]}: text that is not UTF-8; {len(bad)} such row(s) skipped",
+        )
+    return out
+
+
+def table_rows(
+    connection: sqlite3.Connection, path: Path, table: str, query: str, *args: Any
+) -> list[tuple[Any, ...]]:
+    """The decoded rows of one query on `table` (a `text_factory=bytes` connection). A table
+    that is missing or cannot be read is an error when MLflow cannot do without it
+    (`REQUIRED_TABLES`), else a warning and no rows."""
+    try:
+        rows = connection.execute(query, args).fetchall()
+    except sqlite3.Error as error:
+        if table in REQUIRED_TABLES:
+            raise ValueError(f"{path}: not a readable MLflow database ({error})") from error
+        warn(path, f"table {table} not read ({error})")
+        return []
+    return decoded(rows, path, table)
+
+
+def bad_metric_rows(
+    connection: sqlite3.Connection, path: Path, where: str = "1", *args: Any
+) -> None:
+    """Warn about the metric rows (among those matching `where`) that `GOOD_POINT` skips:
+    the first one, why, and how many there are."""
+    count, first = connection.execute(
+        "SELECT count(*), min(rowid) FROM metrics "
+        f"WHERE ({where}) AND NOT coalesce(({GOOD_POINT}), 0)",
+        args,
+    ).fetchone()
+    if not count:
+        return
+    run_type, key_type, step, stamp, value, is_nan = connection.execute(
+        "SELECT typeof(run_uuid), typeof(key), step, timestamp, value, is_nan FROM metrics "
+        "WHERE rowid = ?",
+        (first,),
+    ).fetchone()
+    _ = is_nan
+    run_type, key_type = (t.decode() if isinstance(t, bytes) else t for t in (run_type, key_type))
+    if run_type != "text" or key_type != "text":
+        why = f"run_uuid is {run_type}, key is {key_type}"
+    else:
+        why = point_problem(step, stamp, value) or "not a metric point"
+    warn(path, f"table metrics, row {first}: {why}; {count} such row(s) skipped")
 
 
 def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
     raw = _Raw(source=f"mlflow:sqlite:{path}")
-    connection = _connect(path)
     try:
-        cursor = connection.cursor()
-        for experiment_id, name, stage in cursor.execute(
-            "SELECT experiment_id, name, lifecycle_stage FROM experiments"
+        connection = _connect(path)
+        connection.text_factory = bytes
+        tables = {
+            n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+            for (n,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    except sqlite3.Error as error:
+        raise ValueError(f"{path}: not a readable MLflow database ({error})") from error
+    try:
+        missing = [t for t in REQUIRED_TABLES if t not in tables]
+        if missing:
+            raise ValueError(f"{path}: not an MLflow database (no table {missing[0]!r})")
+        for _, experiment_id, name, stage in table_rows(
+            connection,
+            path,
+            "experiments",
+            "SELECT rowid, experiment_id, name, lifecycle_stage FROM experiments",
         ):
             if include_deleted or stage != "deleted":
                 raw.experiments[str(experiment_id)] = name
-        for row in cursor.execute(
-            "SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage, "
-            "experiment_id FROM runs"
+        for rowid, *row in table_rows(
+            connection, path, "runs", f"SELECT rowid, {RUN_COLUMNS} FROM runs"
         ):
-            run = run_row(row, raw.experiments, include_deleted)
+            run = run_row(tuple(row), raw.experiments, include_deleted)
             if run is not None:
-                raw.runs.append(run)
+                add_run(raw, run, f"{path}: table runs, row {rowid}")
         kept = {r["run_id"] for r in raw.runs}
-        for run_id, key, value in cursor.execute("SELECT run_uuid, key, value FROM params"):
-            if run_id in kept:
-                raw.params.setdefault(run_id, {})[key] = value
-        for run_id, key, value in cursor.execute("SELECT run_uuid, key, value FROM tags"):
-            if run_id in kept:
-                raw.tags.setdefault(run_id, {})[key] = value
-        for run_id, key, value, is_nan in cursor.execute(
-            "SELECT run_uuid, key, value, is_nan FROM latest_metrics"
+        for table, target in (("params", raw.params), ("tags", raw.tags)):
+            if table not in tables:
+                warn(path, f"no table {table}; runs loaded without {table}")
+                continue
+            for _, run_id, key, value in table_rows(
+                connection, path, table, f"SELECT rowid, run_uuid, key, value FROM {table}"
+            ):
+                if run_id in kept:
+                    target.setdefault(run_id, {})[key] = value
+        if "latest_metrics" not in tables:
+            warn(path, "no table latest_metrics; summaries are the history's last values")
+        for rowid, run_id, key, value, is_nan in (
+            table_rows(
+                connection,
+                path,
+                "latest_metrics",
+                "SELECT rowid, run_uuid, key, value, is_nan FROM latest_metrics",
+            )
+            if "latest_metrics" in tables
+            else []
         ):
-            if run_id in kept:
-                raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
-        history = _adbc_history(path)
-        if history is None:
-            history = _sqlite_history(cursor)
-        present = set(history["run_id"].unique().cast(pl.String).to_list())
-        if not present <= kept:  # metrics of deleted runs, or of runs of deleted experiments
-            history = history.filter(pl.col("run_id").cast(pl.String).is_in(list(kept)))
-        raw.history.append(history)
-    except sqlite3.Error as error:
-        raise ValueError(f"{path}: not a readable MLflow database ({error})") from error
+            if run_id not in kept:
+                continue
+            if _number(value) is None and not is_nan:
+                warn(
+                    path,
+                    f"table latest_metrics, row {rowid}: value {_shown(value)} is not a "
+                    "number; skipped",
+                )
+                continue
+            raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
+        if "metrics" not in tables:
+            warn(path, "no table metrics; runs loaded without history")
+            return raw
+        history = _metrics_table(connection, path)
+        if history is not None:
+            present = set(history["run_id"].unique().cast(pl.String).to_list())
+            if not present <= kept:  # metrics of deleted runs, or of runs of deleted experiments
+                history = history.filter(pl.col("run_id").cast(pl.String).is_in(list(kept)))
+            raw.history.append(history)
     finally:
         connection.close()
     return raw
 
 
-_METRICS_QUERY = "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics"
+def _metrics_table(connection: sqlite3.Connection, path: Path) -> pl.DataFrame | None:
+    """The metric points (`GOOD_POINT` rows; the others are warned about), or None with a
+    warning when the table cannot be read."""
+    try:
+        # Fast: the whole table as Arrow, taken only when every row is a point MLflow writes.
+        history = _adbc_history(path, f"SELECT {METRIC_COLUMNS} FROM metrics", checked=True)
+        if history is not None:
+            return history
+        history = _adbc_history(path, _METRICS_QUERY)
+        if history is None:
+            history = _sqlite_history(connection, path)
+        # count(*) needs no row decoded: the scan for bad rows runs only when there are some.
+        if connection.execute("SELECT count(*) FROM metrics").fetchone()[0] != history.height:
+            bad_metric_rows(connection, path)
+    except sqlite3.Error as error:
+        warn(path, f"table metrics not read ({error}); runs loaded without history")
+        return None
+    return history
 
 
-def _adbc_history(path: Path) -> pl.DataFrame | None:
-    """The metrics table through ADBC's SQLite driver (Arrow, no Python object per cell),
-    when `adbc-driver-sqlite` is installed (`rungroup[mlflow]`); None otherwise."""
+def _adbc_history(path: Path, query: str, *, checked: bool = False) -> pl.DataFrame | None:
+    """The metrics of `query` through ADBC's SQLite driver (Arrow, no Python object per
+    cell), when `adbc-driver-sqlite` is installed (`rungroup[mlflow]`); None otherwise, and
+    when the text is not all UTF-8 (the standard library reader then says where). With
+    `checked` (an unfiltered query), None too unless every row is a `GOOD_POINT`: the
+    driver then fails on a cell of another type than its column's first ones, and the
+    types, nulls and time range are checked here."""
     try:
         from adbc_driver_sqlite import dbapi
     except ImportError:
@@ -219,13 +435,18 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
         with dbapi.connect(uri) as connection, connection.cursor() as cursor:
-            cursor.execute(_METRICS_QUERY)
-            table = pl.from_arrow(cursor.fetch_arrow_table())
+            cursor.execute(query)
+            arrow = cursor.fetch_arrow_table()
+        # ADBC hands SQLite's text over unchecked; invalid UTF-8 would crash Polars later.
+        arrow.validate(full=True)
+        table = pl.from_arrow(arrow)
     except Exception:  # any driver trouble: the standard library reads it instead
         return None
     if not isinstance(table, pl.DataFrame) or table.width != 6:
         return None
     table.columns = ["run_id", "metric", "step", "timestamp_ms", "value", "is_nan"]
+    if checked and not _all_good(table):
+        return None
     try:
         return _finish_history(
             table.with_columns(
@@ -239,6 +460,26 @@ def _adbc_history(path: Path) -> pl.DataFrame | None:
         return None
 
 
+def _all_good(table: pl.DataFrame) -> bool:
+    """True when every row of an unfiltered metrics table passes `GOOD_POINT`."""
+    schema = table.schema
+    if not (
+        schema["run_id"] == pl.String
+        and schema["metric"] == pl.String
+        and schema["step"].is_integer()
+        and schema["timestamp_ms"].is_integer()
+        and (schema["value"].is_float() or schema["value"].is_integer())
+        and schema["is_nan"].is_integer()
+    ):
+        return False
+    bad = (
+        pl.any_horizontal(pl.col("run_id", "metric", "step", "timestamp_ms").is_null())
+        | ~pl.col("timestamp_ms").is_between(MIN_MS, MAX_MS)
+        | (pl.col("value").is_null() & (pl.col("is_nan").fill_null(0) == 0))
+    )
+    return not table.select(bad.any()).item()
+
+
 def metric_rows_frame(rows: list[Any]) -> pl.DataFrame:
     """Rows of `_METRICS_QUERY` (run id, key, step, timestamp, value, is_nan) as a frame."""
     run_ids, keys, steps, stamps, values, nans = zip(*rows, strict=True)
@@ -249,17 +490,41 @@ def metric_rows_frame(rows: list[Any]) -> pl.DataFrame:
             "step": pl.Series(steps, dtype=pl.Int64),
             "timestamp_ms": pl.Series(stamps, dtype=pl.Int64),
             "value": pl.Series(values, dtype=pl.Float64),
-            "is_nan": pl.Series(nans, dtype=pl.Int8) != 0,
+            "is_nan": pl.Series([bool(n) for n in nans], dtype=pl.Boolean),
         }
     )
 
 
-def _sqlite_history(cursor: sqlite3.Cursor) -> pl.DataFrame:
-    """The whole metrics table in one query, fetched in blocks into columns."""
-    cursor.execute(_METRICS_QUERY)
+def metric_blocks(
+    connection: sqlite3.Connection, path: Path, query: str, *args: Any
+) -> list[pl.DataFrame]:
+    """The rows of a query of `METRIC_COLUMNS` (filtered by `GOOD_POINT`), in blocks.
+
+    Text is decoded by SQLite's reader at C speed; when some run id or key is not UTF-8,
+    the rows are read again as bytes and the undecodable ones skipped (`decoded`)."""
     blocks: list[pl.DataFrame] = []
-    while rows := cursor.fetchmany(500_000):
-        blocks.append(metric_rows_frame(rows))
+    connection.text_factory = str
+    try:
+        cursor = connection.execute(query, args)
+        while rows := cursor.fetchmany(500_000):
+            blocks.append(metric_rows_frame(rows))
+        return blocks
+    except sqlite3.OperationalError as error:
+        if "decode" not in str(error):
+            raise
+    finally:
+        connection.text_factory = bytes
+    rows = decoded(
+        connection.execute(query.replace("SELECT ", "SELECT rowid, ", 1), args).fetchall(),
+        path,
+        "metrics",
+    )
+    return [metric_rows_frame([r[1:] for r in rows])] if rows else []
+
+
+def _sqlite_history(connection: sqlite3.Connection, path: Path) -> pl.DataFrame:
+    """The whole metrics table in one query, fetched in blocks into columns."""
+    blocks = metric_blocks(connection, path, _METRICS_QUERY)
     if not blocks:
         return pl.DataFrame(schema=HISTORY_COLUMNS)
     return _finish_history(pl.concat(blocks))
@@ -346,16 +611,16 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
             continue
         run_id = str(meta.get("run_id") or meta.get("run_uuid"))
         status = meta.get("status")
-        raw.runs.append(
-            {
-                "run_id": run_id,
-                "name": meta.get("run_name"),
-                "status": FILE_STATES.get(status, status) if isinstance(status, int) else status,
-                "start_ms": meta.get("start_time"),
-                "end_ms": meta.get("end_time"),
-                "experiment_id": experiment_id,
-            }
-        )
+        run = {
+            "run_id": run_id,
+            "name": meta.get("run_name"),
+            "status": FILE_STATES.get(status, status) if isinstance(status, int) else status,
+            "start_ms": meta.get("start_time"),
+            "end_ms": meta.get("end_time"),
+            "experiment_id": experiment_id,
+        }
+        if not add_run(raw, run, str(run_dir / "meta.yaml")):
+            continue
         for kind, target in (("params", raw.params), ("tags", raw.tags)):
             for key, path in _key_files(run_dir / kind).items():
                 try:
@@ -387,6 +652,7 @@ def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
         if (
             stacked.width == 4
             and not stacked.select(pl.any_horizontal(pl.all().is_null()).any()).item()
+            and stacked["timestamp_ms"].is_between(MIN_MS, MAX_MS).all()
         ):
             names = pl.DataFrame(
                 {
@@ -407,155 +673,53 @@ def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
 
 
 def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
-    """One `metrics/<key>` file: lines of 'timestamp value step'."""
+    """One `metrics/<key>` file: lines of 'timestamp value step' (old files: no step, 0).
+    A line that is not a point MLflow writes (`point_problem`) is skipped with a warning
+    naming the first such line and their number."""
     try:
         table = pl.read_csv(
             io.BytesIO(read_bytes(path)),
             separator=" ",
             has_header=False,
-            new_columns=["timestamp_ms", "value", "step"],
-            schema_overrides={"timestamp_ms": pl.String, "value": pl.String, "step": pl.String},
+            infer_schema=False,
             truncate_ragged_lines=True,
             raise_if_empty=False,
+            encoding="utf8-lossy",
         )
     except (OSError, pl.exceptions.PolarsError) as error:
         warn(path, f"metric not read ({error})")
         return None
     if table.width < 2:
         return None
-    if "step" not in table.columns:
+    names = ["timestamp_ms", "value", "step"][: table.width]
+    table = table.select(pl.nth(range(len(names)))).rename(
+        dict(zip(table.columns[: len(names)], names, strict=True))
+    )
+    if "step" not in table.columns:  # MLflow before steps wrote 'timestamp value'
         table = table.with_columns(pl.lit("0").alias("step"))
     parsed = table.select(
         pl.lit(run_id, pl.String).alias("run_id"),
         pl.lit(key, pl.String).alias("metric"),
-        pl.col("step").cast(pl.Int64, strict=False).fill_null(0),
-        pl.col("timestamp_ms").cast(pl.Int64, strict=False),
+        pl.col("step").str.strip_chars().cast(pl.Int64, strict=False),
+        pl.col("timestamp_ms").str.strip_chars().cast(pl.Int64, strict=False),
         pl.col("value").cast(pl.Float64, strict=False),
     )
-    bad = parsed.with_row_index("line", 1).filter(
-        pl.col("timestamp_ms").is_null() | pl.col("value").is_null()
+    good = (
+        pl.col("step").is_not_null()
+        & pl.col("timestamp_ms").is_between(MIN_MS, MAX_MS)
+        & pl.col("value").is_not_null()
     )
+    bad = parsed.with_row_index("line", 1).filter(~good.fill_null(False))
     if bad.height:
-        warn(path, f"line {bad['line'][0]} is not 'timestamp value step'; skipped")
-        parsed = parsed.filter(pl.col("timestamp_ms").is_not_null() & pl.col("value").is_not_null())
+        line = int(bad["line"][0])
+        first = table.row(line - 1, named=True)
+        why = point_problem(first["step"], first["timestamp_ms"], first["value"])
+        warn(
+            path,
+            f"line {line} is not 'timestamp value step' ({why}); {bad.height} such line(s) skipped",
+        )
+        parsed = parsed.filter(good.fill_null(False))
     return parsed
-
-
-# --- REST -----------------------------------------------------------------------------------
-
-
-class _Rest:
-    def __init__(self, base: str, timeout: float) -> None:
-        self.base = base.rstrip("/")
-        self.timeout = timeout
-        self.headers = {"Content-Type": "application/json"}
-        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-        if token:
-            self.headers["Authorization"] = f"Bearer {token}"
-        elif user:
-            secret = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
-            self.headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
-
-    def call(self, endpoint: str, body: dict[str, Any] | None = None, **query: Any) -> Any:
-        url = f"{self.base}/api/2.0/mlflow/{endpoint}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, headers=self.headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read().decode("utf-8"))
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", errors="replace")[:200]
-            raise ConnectionError(f"{url}: HTTP {error.code} {detail}") from error
-        except urllib.error.URLError as error:
-            raise ConnectionError(f"{url}: {error.reason}") from error
-
-    def pages(self, endpoint: str, body: dict[str, Any], key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token = None
-        while True:
-            answer = self.call(endpoint, {**body, **({"page_token": token} if token else {})})
-            items.extend(answer.get(key, []))
-            token = answer.get("next_page_token")
-            if not token:
-                return items
-
-
-def _read_rest(
-    url: str, include_deleted: bool, progress_bar: bool | None, timeout: float, workers: int
-) -> _Raw:
-    rest = _Rest(url, timeout)
-    raw = _Raw(source=f"mlflow:{url}")
-    view = "ALL" if include_deleted else "ACTIVE_ONLY"
-    for experiment in rest.pages(
-        "experiments/search", {"max_results": 1000, "view_type": view}, "experiments"
-    ):
-        raw.experiments[str(experiment["experiment_id"])] = experiment.get("name", "")
-    if not raw.experiments:
-        return raw
-    runs = rest.pages(
-        "runs/search",
-        {"experiment_ids": list(raw.experiments), "max_results": 1000, "run_view_type": view},
-        "runs",
-    )
-    jobs: list[tuple[str, str]] = []
-    for run in runs:
-        info = run.get("info", {})
-        data = run.get("data", {})
-        run_id = info.get("run_id") or info.get("run_uuid")
-        raw.runs.append(
-            {
-                "run_id": run_id,
-                "name": info.get("run_name"),
-                "status": info.get("status"),
-                "start_ms": _int(info.get("start_time")),
-                "end_ms": _int(info.get("end_time")),
-                "experiment_id": str(info.get("experiment_id")),
-            }
-        )
-        raw.params[run_id] = {p["key"]: p.get("value", "") for p in data.get("params", [])}
-        raw.tags[run_id] = {t["key"]: t.get("value", "") for t in data.get("tags", [])}
-        raw.latest[run_id] = {m["key"]: _value(m.get("value")) for m in data.get("metrics", [])}
-        jobs.extend((run_id, m["key"]) for m in data.get("metrics", []))
-
-    def history(job: tuple[str, str]) -> pl.DataFrame:
-        run_id, key = job
-        points: list[dict[str, Any]] = []
-        token = None
-        while True:
-            query: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
-            if token:
-                query["page_token"] = token
-            answer = rest.call("metrics/get-history", **query)
-            points.extend(answer.get("metrics", []))
-            token = answer.get("next_page_token")
-            if not token:
-                break
-        return pl.DataFrame(
-            {
-                "run_id": [run_id] * len(points),
-                "metric": [key] * len(points),
-                "step": [_int(p.get("step")) or 0 for p in points],
-                "timestamp_ms": [_int(p.get("timestamp")) for p in points],
-                "value": [_value(p.get("value")) for p in points],
-            },
-            schema=HISTORY_COLUMNS,
-        )
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        raw.history = list(
-            progress(pool.map(history, jobs), total=len(jobs), desc="mlflow", enabled=progress_bar)
-        )
-    return raw
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # --- any other tracking URI through mlflow's client -------------------------------------------
@@ -571,34 +735,54 @@ def _read_client(uri: str, include_deleted: bool, progress_bar: bool | None) -> 
     runs = client.search_runs(list(raw.experiments), run_view_type=view) if raw.experiments else []
     for run in progress(runs, total=len(runs), desc="mlflow", enabled=progress_bar):
         info, data = run.info, run.data
-        raw.runs.append(
-            {
-                "run_id": info.run_id,
-                "name": info.run_name,
-                "status": info.status,
-                "start_ms": info.start_time,
-                "end_ms": info.end_time,
-                "experiment_id": str(info.experiment_id),
-            }
-        )
+        where = f"{uri}: run {info.run_id}"
+        record = {
+            "run_id": info.run_id,
+            "name": info.run_name,
+            "status": info.status,
+            "start_ms": info.start_time,
+            "end_ms": info.end_time,
+            "experiment_id": str(info.experiment_id),
+        }
+        if not add_run(raw, record, where):
+            continue
         raw.params[info.run_id] = dict(data.params)
         raw.tags[info.run_id] = dict(data.tags)
         raw.latest[info.run_id] = {k: _value(v) for k, v in data.metrics.items()}
         for key in data.metrics:
-            points = client.get_metric_history(info.run_id, key)
-            raw.history.append(
-                pl.DataFrame(
-                    {
-                        "run_id": [info.run_id] * len(points),
-                        "metric": [key] * len(points),
-                        "step": [p.step for p in points],
-                        "timestamp_ms": [p.timestamp for p in points],
-                        "value": [_value(p.value) for p in points],
-                    },
-                    schema=HISTORY_COLUMNS,
-                )
-            )
+            points = [
+                (p.step, p.timestamp, p.value) for p in client.get_metric_history(info.run_id, key)
+            ]
+            raw.history.append(points_frame(info.run_id, key, points, f"{where}, metric {key}"))
     return raw
+
+
+def points_frame(
+    run_id: str, key: str, points: list[tuple[Any, Any, Any]], where: str
+) -> pl.DataFrame:
+    """(step, timestamp, value) points of one metric as `HISTORY_COLUMNS` rows; points that
+    `point_problem` refuses are skipped with one warning naming `where` and the first."""
+    kept: list[tuple[int, int, float]] = []
+    problems: list[tuple[int, str]] = []
+    for index, (step, stamp, value) in enumerate(points):
+        why = point_problem(step, stamp, value)
+        if why is None:
+            kept.append((int(step), int(stamp), _value(value)))
+        else:
+            problems.append((index, why))
+    if problems:
+        index, why = problems[0]
+        warn(where, f"point {index}: {why}; {len(problems)} such point(s) skipped")
+    return pl.DataFrame(
+        {
+            "run_id": [run_id] * len(kept),
+            "metric": [key] * len(kept),
+            "step": [p[0] for p in kept],
+            "timestamp_ms": [p[1] for p in kept],
+            "value": [p[2] for p in kept],
+        },
+        schema=HISTORY_COLUMNS,
+    )
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -623,18 +807,30 @@ def _root_names(raw: _Raw) -> dict[str, str]:
     return roots
 
 
+def _warn_mixed_params(raw: _Raw) -> None:
+    """A param that is a number in some runs and text in others becomes a text column: warn
+    as every other source does (`warn_mixed_types`), naming the column."""
+    keys = sorted({k for run in raw.runs for k in raw.params.get(run["run_id"], {})})
+    for key in keys:
+        given = [raw.params.get(run["run_id"], {}).get(key) for run in raw.runs]
+        values = [parse_number(v) if v.strip() else v for v in given if isinstance(v, str)]
+        if len({isinstance(v, str) for v in values}) > 1:
+            warn_mixed_types(f"config.{key}", values)
+
+
 def run_records(
     raw: _Raw, group_tag: str, job_type_tag: str, nested: bool
 ) -> tuple[list[RunRecord], dict[str, int | None]]:
     """One `RunRecord` per run of `raw`, and each run's start time (ms since 1970)."""
+    _warn_mixed_params(raw)
     roots = _root_names(raw) if nested else {}
     records: list[RunRecord] = []
     starts: dict[str, int | None] = {}
     for run in raw.runs:
         run_id = run["run_id"]
         tags = raw.tags.get(run_id, {})
-        start = _int(run["start_ms"])
-        end = _int(run["end_ms"])
+        start: int | None = run["start_ms"]  # checked by `add_run`
+        end: int | None = run["end_ms"]
         starts[run_id] = start
         status = str(run["status"]).upper() if run["status"] is not None else None
         user_tags = [
@@ -697,6 +893,7 @@ def load_mlflow(
     include_deleted: bool = False,
     experiments: list[str] | None = None,
     timeout: float = 30.0,
+    deadline: float = 3600.0,
     workers: int = 8,
     progress_bar: bool | None = None,
 ) -> Runs:
@@ -705,14 +902,17 @@ def load_mlflow(
     `source`: ``mlflow.db`` / ``sqlite:///path/mlflow.db`` (MLflow 3's default store, read
     directly), a folder holding ``mlflow.db`` or ``mlruns/``, an ``mlruns/`` folder (the file
     store), ``http(s)://host:port`` (a tracking server, over REST: one request per run and
-    metric, `workers` at a time), or any other MLflow tracking URI (through mlflow's client,
-    ``pip install 'rungroup[mlflow]'``). `experiments` keeps only experiments with these names.
-    Deleted runs and experiments are left out unless `include_deleted`.
+    metric, `workers` at a time; each request must be answered within `timeout` seconds and
+    the whole load within `deadline`), or any other MLflow tracking URI (through mlflow's
+    client, ``pip install 'rungroup[mlflow]'``). `experiments` keeps only experiments with
+    these names. Deleted runs and experiments are left out unless `include_deleted`.
     """
     text = os.fspath(source)
     reader: Callable[[], _Raw]
     if text.startswith(("http://", "https://")):
-        reader = lambda: _read_rest(text, include_deleted, progress_bar, timeout, workers)  # noqa: E731
+        from rungroup.sources.mlflow_rest import read_rest
+
+        reader = lambda: read_rest(text, include_deleted, progress_bar, timeout, workers, deadline)  # noqa: E731
     elif (path := _sqlite_path(text)) is not None:
         if not path.is_file():
             raise FileNotFoundError(f"no such MLflow database: {path}")

@@ -138,3 +138,33 @@ def test_following_while_another_process_writes(database: Path) -> None:
     assert runs.runs["state"].to_list() == ["finished", "finished"]
     assert runs.history.select(pl.len()).collect().item() == 200
     assert_same(runs, load_mlflow(database))
+
+
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
+def test_damaged_rows_are_warnings_as_in_a_load(database: Path) -> None:
+    import sqlite3
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from rungroup.runs import LoadWarning
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{database}")
+    experiment = client.create_experiment("damaged")
+    run = client.create_run(experiment, run_name="a").info.run_id
+    client.log_batch(run, metrics=[Metric("x", 1.0, 1_700_000_000_000 + s, s) for s in range(5)])
+    with sqlite3.connect(database) as connection:
+        first = connection.execute("SELECT min(rowid) FROM metrics").fetchone()[0]
+        connection.execute("UPDATE metrics SET step = 'abc' WHERE rowid = ?", (first,))
+        connection.execute(f"UPDATE runs SET start_time = {2**62}")
+    follower = MlflowFollower(database)
+    with pytest.warns(LoadWarning) as caught:
+        runs, _ = follower.poll()
+    messages = [str(w.message) for w in caught]
+    assert any(f"{database}: table metrics, row {first}: step 'abc'" in m for m in messages)
+    assert any(f"start_time {2**62} is not a time" in m for m in messages)
+    assert runs.history.select(pl.len()).collect().item() == 4
+    assert runs.runs["created_at"].to_list() == [None]
+    with pytest.warns(LoadWarning):
+        assert_same(runs, load_mlflow(database))
+    follower.close()
