@@ -191,3 +191,14 @@ def test_reverse_grouping_over_thousands_of_config_keys() -> None:
     assert_frame_equal(reverse.members, direct.members)
     assert reverse.series.height == direct.series.height
     assert reverse.series["series"][0].count(" / ") == n_keys - 1
+
+
+def test_the_engine_package_gives_its_functions_not_its_submodules() -> None:
+    import importlib
+
+    from rungroup import engine
+
+    for name in ("aggregate", "summarize"):  # the submodules imported: still the functions
+        module = importlib.import_module(f"rungroup.engine.{name}")
+        assert getattr(engine, name) is getattr(module, name)
+    assert engine.Workspace is Workspace and engine.final_values is final_values
