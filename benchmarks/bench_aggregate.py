@@ -5,10 +5,10 @@
 
 1. 1,000 runs x 10,000 steps (10 M points) of one metric in 20 groups, held in memory;
    `rungroup.aggregate(runs, group_by="group", line="mean", band="std", align="bucket",
-   points=1500)`: median wall time over cold calls (after one warm-up; the matrices that
-   `aggregate()` keeps per Runs object are dropped before each), and the peak memory of a cold
-   call above what the process held before it, next to the size of the input history. Also
-   the warm case a widget meets: the same runs regrouped (by `config.seed`, then `group`).
+   points=1500)`: median wall time over cold calls (after one warm-up; `aggregate()` keeps
+   nothing between calls), and the peak memory of a cold call above what the process held
+   before it, next to the size of the input history. Also the warm case a widget meets: the
+   same runs regrouped (by `config.seed`, then `group`) through one `engine.Workspace`.
 2. The same computation hand-written in pandas (from a pandas frame already in memory):
    bin the steps, mean per (run, bin), then mean, std and count per (group, bin).
 3. seaborn.lineplot(x="step", y="value", hue="group", errorbar="sd") on a 1 M point subset
@@ -86,14 +86,12 @@ FIELDS: dict[str, Any] = {
 
 
 def time_rungroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
-    """Cold calls: the matrices that `aggregate()` keeps per Runs object are dropped first."""
+    """Cold calls: `aggregate()` makes its matrices afresh every time."""
     import rungroup as rg
-    from rungroup.engine import dense
 
     rg.aggregate(runs, **fields)  # warm-up
     timings = []
     for _ in range(repeats):
-        dense.clear_cache()
         gc.collect()
         began = time.perf_counter()
         rg.aggregate(runs, **fields)
@@ -102,17 +100,19 @@ def time_rungroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
 
 
 def time_regroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
-    """Warm calls, as a widget makes them: the same runs, the grouping changed each time."""
-    import rungroup as rg
+    """Warm calls, as a widget makes them: the same runs in one workspace, the grouping changed
+    each time."""
+    from rungroup.engine import Workspace
 
     groupings = [("config.seed",), ("group",)]
-    rg.aggregate(runs, **fields)
-    timings = []
-    for i in range(repeats):
-        gc.collect()
-        began = time.perf_counter()
-        rg.aggregate(runs, **{**fields, "group_by": groupings[i % 2]})
-        timings.append(time.perf_counter() - began)
+    with Workspace(runs) as workspace:
+        workspace.aggregate(**fields)
+        timings = []
+        for i in range(repeats):
+            gc.collect()
+            began = time.perf_counter()
+            workspace.aggregate(**{**fields, "group_by": groupings[i % 2]})
+            timings.append(time.perf_counter() - began)
     return timings
 
 
@@ -203,15 +203,13 @@ SMOOTHINGS = {"EMA 0.6": ("ema", 0.6), "window 10": ("window", 10), "gaussian 20
 def memory_child(runs: int, steps: int, smoothing: str | None = None) -> dict[str, float]:
     """In a fresh process: peak memory of one aggregate() call above the memory before it."""
     import rungroup as rg
-    from rungroup.engine import dense
 
     made = runs_object(runs, steps)
     input_bytes = made.history.collect().estimated_size()
     fields = dict(FIELDS)
     if smoothing is not None:
         fields["smoothing"], fields["smoothing_param"] = SMOOTHINGS[smoothing]
-    rg.aggregate(made, **fields)  # warm-up: lazy imports, thread pools
-    dense.clear_cache()  # a cold call: the matrices are made again
+    rg.aggregate(made, **fields)  # warm-up: lazy imports (the next call is cold: keeps nothing)
     gc.collect()
     before = _vm("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS

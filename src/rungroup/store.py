@@ -29,9 +29,10 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported by the readers only: logging a run does not need it
+    import numpy as np
 
 #: the version of run.json
 FORMAT_VERSION = 1
@@ -164,6 +165,8 @@ class DecodedHistory:
 
     def column(self, name: str) -> np.ndarray:
         """One column over all records, concatenated (a copy)."""
+        import numpy as np
+
         parts = [getattr(r, name) for r in self.records]
         if parts:
             return np.concatenate(parts)
@@ -172,6 +175,8 @@ class DecodedHistory:
 
     def last_values(self) -> dict[str, float]:
         """The last logged value of each metric, in logging order (W&B's default summary)."""
+        import numpy as np
+
         found: dict[int, float] = {}
         for record in reversed(self.records):
             indices, values = record.metric_indices, record.values
@@ -383,6 +388,8 @@ class _Decoder:
         self.decoded.problems.append(f"{self.label}: {problem}; {where}")
 
     def record(self, position: int, start: int, length: int, sequence: int, checksum: int) -> None:
+        import numpy as np
+
         decoded = self.decoded
         at = self.offset + position
         if decoded.version == 2 and sequence != UNNUMBERED:
@@ -438,6 +445,8 @@ def _record_points(
 ) -> tuple[RecordPoints, int]:
     """The record's columns; `size` names in its table, `lookup` maps them to the history's
     (None: the same positions)."""
+    import numpy as np
+
     steps = np.frombuffer(data, np.int64, count, offset)
     walls = np.frombuffer(data, np.float64, count, offset + 8 * count)
     indices = np.frombuffer(data, np.uint32, count, offset + 16 * count)

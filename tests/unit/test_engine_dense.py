@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import rungroup as rg
 from rungroup.engine import dense
 from rungroup.engine.grouping import group_runs
+from rungroup.engine.workspace import Workspace
 from rungroup.runs import Runs
 
 METRICS = ("loss", "acc", "lr")
@@ -40,7 +41,6 @@ def general_path() -> Iterator[None]:
 
 
 def both_paths(runs: Runs, **view: Any) -> pl.DataFrame:
-    dense.clear_cache()
     got = rg.aggregate(runs, **view)
     with general_path():
         expected = rg.aggregate(runs, **view)
@@ -144,8 +144,8 @@ def test_dense_path_smoothing_before_equals_general_path(
     kind, param = smoothing
     both_paths(runs, **view, smoothing=kind, smoothing_param=param, smooth_order="before")
     resolved = rg.View(**view, smoothing=kind, smoothing_param=param)
-    made = dense.prepared(runs, resolved, group_runs(runs, resolved), list(runs.metrics))
-    event("dense" if made is not None and dense.usable(made, resolved) else "general")
+    found = dense.Matrices(runs).prepared(resolved, group_runs(runs, resolved), runs.metrics)
+    event("dense" if found is not None and dense.usable(found[0], resolved) else "general")
 
 
 def _grid_runs(order: str, ragged: bool = False) -> Runs:
@@ -215,36 +215,57 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(dense, "prepare", counting_prepare)
     monkeypatch.setattr(dense, "_derived", counting_derived)
-    dense.clear_cache()
     runs = _grid_runs("run-metric-step")
-    first = rg.aggregate(runs, group_by=("group",), points=10)
-    regrouped = rg.aggregate(runs, grouping=False, points=10, band="minmax")
+    workspace = Workspace(runs)
+    first = workspace.aggregate(group_by=("group",), points=10)
+    regrouped = workspace.aggregate(grouping=False, points=10, band="minmax")
     assert len(reads) == 1  # regrouping reuses the matrices
-    rg.aggregate(runs, group_by=("group",), points=10, hidden=frozenset({"r0"}))
+    workspace.aggregate(group_by=("group",), points=10, hidden=frozenset({"r0"}))
     assert len(reads) == 2  # other runs shown: read again
-    rg.aggregate(runs, group_by=("group",), align="bucket", points=10)
-    rg.aggregate(runs, grouping=False, align="bucket", points=10)
-    rg.aggregate(runs, group_by=("group",), align="bucket", points=12)
+    workspace.aggregate(group_by=("group",), align="bucket", points=10)
+    workspace.aggregate(grouping=False, align="bucket", points=10)
+    workspace.aggregate(group_by=("group",), align="bucket", points=12)
     assert len(reads) == 2 and len(derivations) == 2  # bins made from the matrices as read
     smoothed = {"smoothing": "gaussian", "smoothing_param": 2.0}
-    rg.aggregate(runs, group_by=("group",), points=10, **smoothed)
-    rg.aggregate(runs, grouping=False, points=10, **smoothed)
-    rg.aggregate(runs, group_by=("group",), points=10, smooth_order="after", **smoothed)
+    workspace.aggregate(group_by=("group",), points=10, **smoothed)
+    workspace.aggregate(grouping=False, points=10, **smoothed)
+    workspace.aggregate(group_by=("group",), points=10, smooth_order="after", **smoothed)
     assert len(reads) == 2 and len(derivations) == 3  # runs smoothed once; after: not at all
-    rg.aggregate(runs, points=10, smoothing="gaussian", smoothing_param=3.0)
+    workspace.aggregate(points=10, smoothing="gaussian", smoothing_param=3.0)
     assert len(reads) == 2 and len(derivations) == 4  # another smoothing: smoothed again
     assert first.height and regrouped.height
-    again = Runs(runs.runs, runs.history)
-    assert_same_frames(rg.aggregate(again, group_by=("group",), points=10), first)
-    assert len(reads) == 3  # another Runs object: its own matrices
-    twice = Runs(runs.runs, pl.concat([runs.history.collect(), runs.history.collect().head(1)]))
-    rg.aggregate(twice, points=10)
-    rg.aggregate(twice, grouping=False, points=10)
-    rg.aggregate(twice, align="bucket", points=10)
-    assert len(reads) == 4  # a history that does not fit is not tried again
-    del runs, again, twice
-    gc.collect()
-    assert all(ref() is None for ref, _ in dense._cache.values())
+    assert_same_frames(rg.aggregate(runs, group_by=("group",), points=10), first)
+    assert len(reads) == 3  # aggregate() keeps nothing: its own matrices
+    rg.aggregate(runs, group_by=("group",), points=10)
+    assert len(reads) == 4
+    twice = Workspace(
+        Runs(runs.runs, pl.concat([runs.history.collect(), runs.history.collect().head(1)]))
+    )
+    twice.aggregate(points=10)
+    twice.aggregate(grouping=False, points=10)
+    twice.aggregate(align="bucket", points=10)
+    assert len(reads) == 5  # a history that does not fit is not tried again
+    workspace.close()
+    assert len(workspace._matrices) == 0
+
+
+def test_a_workspace_stops_its_threads_when_closed_or_collected() -> None:
+    runs = _grid_runs("run-metric-step")
+    threshold = dense._PARALLEL_CELLS
+    dense._PARALLEL_CELLS = 1
+    try:
+        with Workspace(runs) as workspace:
+            workspace.aggregate(grouping=False, band="minmax", points=10)
+            (pool,) = workspace._pools
+        assert pool._shutdown and not workspace._pools
+        workspace = Workspace(runs)
+        workspace.aggregate(grouping=False, band="minmax", points=10)
+        (pool,) = workspace._pools
+        del workspace
+        gc.collect()
+        assert pool._shutdown
+    finally:
+        dense._PARALLEL_CELLS = threshold
 
 
 def test_runs_logging_at_their_own_steps_take_the_general_path() -> None:

@@ -40,7 +40,6 @@ views = st.fixed_dictionaries(
 def test_drawn_rows_are_the_aggregates_own(data: Any, view: dict[str, Any]) -> None:
     runs = make_runs(*data)
     full = rg.aggregate(runs, **view)
-    dense.clear_cache()  # computed afresh, not read back from the full aggregate's matrices
     drawn = aggregate_drawn(runs, rg.View(**view))
     assert not set(drawn.columns) & set(STAT_COLUMNS)
     assert drawn.columns == [c for c in full.columns if c not in STAT_COLUMNS]

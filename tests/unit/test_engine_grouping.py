@@ -261,8 +261,8 @@ def test_string_histories_take_the_join_path_with_the_same_result(align):
     assert rg.aggregate(plain, align=align, points=2).equals(expected)
 
 
-def test_a_grouping_is_reused_while_the_columns_it_uses_are_equal() -> None:
-    from rungroup.engine.grouping import group_runs
+def test_a_live_workspace_reuses_a_grouping_while_the_columns_it_uses_are_equal() -> None:
+    from rungroup.engine.workspace import Workspace
 
     table = pl.DataFrame(
         {
@@ -274,16 +274,21 @@ def test_a_grouping_is_reused_while_the_columns_it_uses_are_equal() -> None:
     )
     points = [(i, "loss", 0, 1.0) for i in ("a", "b", "c")]
     view = rg.View(group_by=("config.lr",))
-    first = group_runs(make_runs(table.to_dicts(), points), view)
-    # a live poll: new Runs, states changed, the groups did not
-    polled = make_runs(table.with_columns(pl.lit("finished").alias("state")).to_dicts(), points)
-    assert group_runs(polled, view) is first
-    moved = make_runs(
-        table.with_columns(pl.Series("config.lr", [0.1, 0.2, 0.2])).to_dicts(), points
+    workspace = Workspace(make_runs(table.to_dicts(), points))
+    first = workspace.grouping(view)
+    nothing = pl.DataFrame(
+        schema={"run_id": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64}
     )
-    regrouped = group_runs(moved, view)
+
+    def polled(frame: pl.DataFrame) -> Workspace:
+        return workspace.extended(make_runs(frame.to_dicts(), points), nothing)
+
+    # a live poll: new Runs, states changed, the groups did not
+    assert polled(table.with_columns(pl.lit("finished").alias("state"))).grouping(view) is first
+    moved = polled(table.with_columns(pl.Series("config.lr", [0.1, 0.2, 0.2])))
+    regrouped = moved.grouping(view)
     assert regrouped is not first
     assert regrouped.members["_s"].to_list() == [0, 1, 1]
-    renamed = make_runs(table.with_columns(pl.Series("name", ["A", "B", "X"])).to_dicts(), points)
-    assert group_runs(renamed, view).runs["name"].to_list() == ["A", "B", "X"]
-    assert group_runs(polled, view.replace(hidden=frozenset({"a"}))).runs.height == 2
+    renamed = polled(table.with_columns(pl.Series("name", ["A", "B", "X"])))
+    assert renamed.grouping(view).runs["name"].to_list() == ["A", "B", "X"]
+    assert workspace.grouping(view.replace(hidden=frozenset({"a"}))).runs.height == 2

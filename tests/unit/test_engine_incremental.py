@@ -1,4 +1,4 @@
-"""Matrices extended with appended history rows (`dense.extend`) equal fresh ones, exactly.
+"""Matrices extended with appended history rows (`Workspace.extended`) equal fresh ones, exactly.
 
 A live widget's runs grow poll by poll; the engine writes the appended points into the matrices
 it kept for the previous runs. These tests grow runs by random appends (new runs, new steps,
@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
-from rungroup.engine import dense
+from rungroup.engine import dense, last_values
 from rungroup.engine.grouping import group_runs
+from rungroup.engine.workspace import Workspace
 from rungroup.engine.xaxis import select_metrics
 from rungroup.runs import HISTORY_SCHEMA, Runs
-from rungroup.widget import Explorer, last_values
+from rungroup.widget import Explorer
 
 METRICS = ("loss", "acc", "lr")
 
@@ -71,8 +72,8 @@ def assert_same_matrices(got: dense.Prepared | None, expected: dense.Prepared | 
         assert mine.contiguous == theirs.contiguous
 
 
-def aggregate_reading(runs: Runs, view: rg.View) -> tuple[pl.DataFrame, bool]:
-    """`aggregate()`, and whether it made matrices from the whole history."""
+def aggregate_reading(workspace: Workspace, view: rg.View) -> tuple[pl.DataFrame, bool]:
+    """`Workspace.aggregate()`, and whether it made matrices from the whole history."""
     calls: list[Any] = []
     prepare = dense.prepare
 
@@ -82,7 +83,7 @@ def aggregate_reading(runs: Runs, view: rg.View) -> tuple[pl.DataFrame, bool]:
 
     dense.prepare = counting  # type: ignore[assignment]
     try:
-        return rg.aggregate(runs, view=view), bool(calls)
+        return workspace.aggregate(view), bool(calls)
     finally:
         dense.prepare = prepare  # type: ignore[assignment]
 
@@ -157,34 +158,36 @@ def test_extended_matrices_equal_fresh_ones(
     polls: tuple[list[list[dict[str, Any]]], list[list[Any]], list[bool]], view: dict[str, Any]
 ) -> None:
     tables, rows_per_poll, aggregated = polls
-    dense.clear_cache()
     resolved = rg.View(**view)
     runs = Runs(pl.DataFrame(tables[0]), rows_frame(rows_per_poll[0]))
+    workspace = Workspace(runs)
     if runs.metrics:
-        rg.aggregate(runs, view=resolved)
+        workspace.aggregate(resolved)
     for table, rows, aggregate_now in zip(
         tables[1:], rows_per_poll[1:], aggregated[1:], strict=True
     ):
         appended = rows_frame(rows)
         after = grown(runs, table, appended)
-        dense.extend(runs, after, appended)
+        workspace = workspace.extended(after, appended)
         runs = after
         if not aggregate_now or not runs.metrics:
             continue
         grouping = group_runs(runs, resolved)
         metrics = select_metrics(runs, resolved)
-        kept = any(ref() is runs for ref, _ in dense._cache.values())
-        got, read_history = aggregate_reading(runs, resolved)
+        kept = len(workspace._matrices) > 0
+        got, read_history = aggregate_reading(workspace, resolved)
         if kept:
             event("extension left to prepare" if read_history else "extended")
         copy = fresh_copy(runs)
         bins = resolved.points if resolved.align == "bucket" else None
         smoothing = resolved if resolved.smoothing != "none" else None
+        if grouping.runs.height == 0:  # nothing aggregated, no matrices to compare
+            continue
+        found = workspace._matrices.prepared(resolved, grouping, metrics)
         assert_same_matrices(
-            dense.prepared(runs, resolved, grouping, metrics),
+            None if found is None else found[0],
             dense.prepare(copy, group_runs(copy, resolved), metrics, bins, smoothing),
         )
-        dense.clear_cache()
         assert_frame_equal(got, rg.aggregate(copy, view=resolved), check_exact=True)
 
 
@@ -215,49 +218,49 @@ def test_new_steps_and_a_new_run_extend_without_reading_the_history(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = counting_prepare(monkeypatch)
-    dense.clear_cache()
     table, rows = live_runs(range(10))
     runs = Runs(pl.DataFrame(table), rows)
-    rg.aggregate(runs, group_by=("group",), points=5)
+    workspace = Workspace(runs)
+    workspace.aggregate(group_by=("group",), points=5)
     assert len(calls) == 1
     for poll in range(1, 4):
         table, appended = live_runs(range(10 * poll, 10 * poll + 10), n_runs=4 + poll)
-        after = grown(runs, table, appended)
-        dense.extend(runs, after, appended)
-        runs = after
-        got = rg.aggregate(runs, group_by=("group",), points=5)
-        regrouped = rg.aggregate(runs, grouping=False, points=5)
+        runs = grown(runs, table, appended)
+        workspace = workspace.extended(runs, appended)
+        got = workspace.aggregate(group_by=("group",), points=5)
+        regrouped = workspace.aggregate(grouping=False, points=5)
         copy = fresh_copy(runs)
         assert_frame_equal(got, rg.aggregate(copy, group_by=("group",), points=5))
         assert_frame_equal(regrouped, rg.aggregate(copy, grouping=False, points=5))
-    assert len(calls) == 1 + 3  # only the fresh copies were prepared from their history
+    assert len(calls) == 1 + 2 * 3  # only the fresh copies (aggregate() keeps nothing: twice each)
 
 
 def test_a_step_logged_again_is_left_to_prepare(monkeypatch: pytest.MonkeyPatch) -> None:
-    dense.clear_cache()
     table, rows = live_runs(range(10))
     runs = Runs(pl.DataFrame(table), rows)
-    rg.aggregate(runs, points=5)
+    workspace = Workspace(runs)
+    workspace.aggregate(points=5)
     calls = counting_prepare(monkeypatch)
     appended = rows.head(1)  # r0's loss at step 0, logged again
     after = grown(runs, table, appended)
-    dense.extend(runs, after, appended)
-    got = rg.aggregate(after, points=5)
+    workspace = workspace.extended(after, appended)
+    got = workspace.aggregate(points=5)
     assert len(calls) == 1  # the extension gave up; prepare found the step logged twice
-    assert dense.prepared(after, rg.View(points=5), group_runs(after, rg.View()), []) is None
-    dense.clear_cache()
+    view = rg.View(points=5)
+    assert workspace._matrices.prepared(view, group_runs(after, view), []) is None
     assert_frame_equal(got, rg.aggregate(fresh_copy(after), points=5))
 
 
 def test_slices_are_kept_with_the_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
-    dense.clear_cache()
     table, rows = live_runs(range(100))
     runs = Runs(pl.DataFrame(table), rows)
-    first = rg.aggregate(runs, group_by=("group",), points=10)
-    (made,) = [made for ref, made in dense._cache.values() if ref() is runs]
-    assert isinstance(made, dense.Prepared) and len(made.slices) == 2  # one per metric
+    workspace = Workspace(runs)
+    view = rg.View(group_by=("group",), points=10)
+    first = workspace.aggregate(view)
+    found = workspace._matrices.prepared(view, group_runs(runs, view), ["acc", "loss"])
+    assert found is not None and len(found[1]) == 2  # one slice per metric
     monkeypatch.setattr(dense, "MetricMatrix", None)  # a new slice would fail
-    regrouped = rg.aggregate(runs, grouping=False, points=10)
+    regrouped = workspace.aggregate(grouping=False, points=10)
     assert first.height and regrouped.height
 
 
@@ -276,7 +279,6 @@ def test_a_live_widget_extends_its_matrices_and_shows_what_a_fresh_load_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the store follower: new steps, a new run, a step logged again, a new metric."""
-    dense.clear_cache()
     first = rg.init(dir=tmp_path, project="p", config={"lr": 0.1})
     log(first, range(0, 5))
     widget = Explorer(tmp_path, live=True, group_by=["config.lr"], points=8)
@@ -333,7 +335,7 @@ def test_final_values_kept_between_polls_equal_a_fresh_computation(
     full = runs.history.collect()
     last = last_values.extend(None, full.head(cut).lazy())
     last = last_values.extend(last, full.slice(cut).lazy())
-    got = last_values.final_values(runs, last)
+    got = last_values.final_values(runs, last, prefix="m:")
     expected = final_values_reference(runs)
     assert_frame_equal(got, expected.select(got.columns), check_column_order=False)
     assert sorted(got.columns) == sorted(expected.columns)

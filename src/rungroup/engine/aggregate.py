@@ -8,15 +8,15 @@ The steps, each in its own module: group the runs (`grouping`), pick x and the p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 import polars as pl
 
 from rungroup.engine import dense
 from rungroup.engine.align import align, bucket_arrays, is_sorted
-from rungroup.engine.grouping import Grouping, group_runs
-from rungroup.engine.recipe import attach_recipe
+from rungroup.engine.grouping import Grouping
 from rungroup.engine.smoothing import smooth
 from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
 from rungroup.engine.xaxis import (
@@ -27,7 +27,7 @@ from rungroup.engine.xaxis import (
     to_output_x,
 )
 from rungroup.runs import Runs
-from rungroup.view import View, drawn_statistics, resolve_view
+from rungroup.view import View, drawn_statistics
 
 #: The Aggregate columns after the key columns.
 VALUE_COLUMNS = ("series", "metric", "x", "n", "dropped", "line", "lower", "upper", *STAT_COLUMNS)
@@ -62,47 +62,54 @@ def aggregate(
     the statistics ``mean, median, min, max, std, stderr, ci_low, ci_high, q_low, q_high, iqm``.
     Sorted by metric (in the order asked for), series, x. `rungroup.recipe_of(frame)` gives the
     `View` back. Unknown metrics or columns raise `ValueError` naming the valid ones.
+
+    Keeps nothing: to aggregate the same runs again and again (another grouping, another
+    band), hold a `rungroup.engine.Workspace` and call its `aggregate`.
     """
     if not isinstance(runs, Runs):
         raise TypeError(f"aggregate() takes a rungroup Runs, got {type(runs).__name__}")
-    view = resolve_view(view, **fields)
-    metrics = select_metrics(runs, view)
-    grouping = group_runs(runs, view)
-    schema = aggregate_schema(grouping, view)
-    frame = _aggregate(runs, view, grouping, metrics, schema, frozenset(STAT_COLUMNS))
-    return attach_recipe(frame, view)
+    from rungroup.engine.workspace import Workspace
+
+    with Workspace(runs) as workspace:
+        return workspace.aggregate(view, **fields)
 
 
 def aggregate_drawn(runs: Runs, view: View) -> pl.DataFrame:
-    """What a chart of `aggregate(runs, view)` draws: its rows with the key columns,
-    ``series``, ``metric``, ``x``, ``n``, ``dropped``, ``line``, ``lower`` and ``upper`` only.
+    """What a chart of `aggregate(runs, view)` draws (`Workspace.aggregate_drawn`)."""
+    from rungroup.engine.workspace import Workspace
 
-    The same rows and numbers, for less work: only the statistics that the line and the band
-    are made of are computed (a mean ± std band needs no sort of the runs at each point)."""
-    metrics = select_metrics(runs, view)
-    grouping = group_runs(runs, view)
-    schema = {
-        name: dtype
-        for name, dtype in aggregate_schema(grouping, view).items()
-        if name not in STAT_COLUMNS
-    }
-    return _aggregate(runs, view, grouping, metrics, schema, drawn_statistics(view))
+    with Workspace(runs) as workspace:
+        return workspace.aggregate_drawn(view)
 
 
-def _aggregate(
+def aggregate_grouping(
     runs: Runs,
     view: View,
     grouping: Grouping,
-    metrics: list[str],
-    schema: dict[str, pl.DataType],
-    wanted: frozenset[str],
+    *,
+    drawn_only: bool = False,
+    matrices: dense.Matrices | None = None,
+    pool: Callable[[], Executor] | None = None,
 ) -> pl.DataFrame:
+    """The Aggregate of the series of `grouping` (the view's, over `runs`); `drawn_only`: its
+    columns but the statistics, computing only those the line and the band are made of (the
+    same rows and numbers for less work: a mean ± std band needs no sort of the runs at each
+    point). `matrices` and `pool`: what the dense path keeps and runs in (`Workspace`)."""
+    metrics = select_metrics(runs, view)
+    schema = aggregate_schema(grouping, view)
+    if drawn_only:
+        schema = {name: dtype for name, dtype in schema.items() if name not in STAT_COLUMNS}
+    wanted = drawn_statistics(view) if drawn_only else frozenset(STAT_COLUMNS)
     if not metrics or grouping.runs.height == 0:
         return pl.DataFrame(schema=schema)
-    made = dense.prepared(runs, view, grouping, metrics) if dense.applies(view) else None
-    if made is not None and dense.usable(made, view):
-        stats: pl.DataFrame | None = dense.statistics(made, grouping, view, wanted)
-    else:
+    stats: pl.DataFrame | None = None
+    if dense.applies(view):
+        kept = matrices if matrices is not None else dense.Matrices(runs)
+        found = kept.prepared(view, grouping, metrics)
+        if found is not None and dense.usable(found[0], view):
+            made, slices = found
+            stats = dense.statistics(made, grouping, view, wanted, slices=slices, pool=pool)
+    if stats is None:
         stats = _general_statistics(runs, view, grouping, metrics)
     if stats is None or stats.height == 0:
         return pl.DataFrame(schema=schema)

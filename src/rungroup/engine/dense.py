@@ -20,26 +20,25 @@ The statistics of the series are computed along the runs axis of (series × runs
 blocks, the series of one size and one set of kept columns at a time.
 
 `prepare` (matrices from the history) does not depend on the grouping, so its result is kept
-for the next call with the same `Runs` object while that object lives: a widget regrouping its
-runs only redoes the reduction. The smoothed or bucketed matrices are kept apart, made from
+by the `Matrices` of the runs' `Workspace` (its caller owns it): a widget regrouping its runs
+only redoes the reduction. The smoothed or bucketed matrices are kept apart, made from
 the kept ones. Sums add in run order as in the general path, though not
 always in the same association, so figures can differ from it in the last bits.
 
 A live widget gets a new `Runs` at every poll, whose history is the previous one plus a few
-appended rows. `extend(before, after, appended)` carries the matrices kept for `before` over
-to `after`; the next call for `after` writes the appended points into them (new runs are new
-rows, new steps new columns) instead of reading the whole history again. The result is the
-matrices `prepare` would make, exactly: wherever that is not certain (a run left, a cell
-logged twice, a grid too sparse, ...) `prepare` makes them.
+appended rows. `Matrices.extended(after, appended)` carries the matrices kept for the previous
+runs over to `after`; the next call for `after` writes the appended points into them (new
+runs are new rows, new steps new columns) instead of reading the whole history again. The
+result is the matrices `prepare` would make, exactly: wherever that is not certain (a run
+left, a cell logged twice, a grid too sparse, ...) `prepare` makes them.
 """
 
 from __future__ import annotations
 
-import os
-import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,22 +55,6 @@ from rungroup.view import View
 
 #: Blocks reduced in threads when they hold at least this many cells in all.
 _PARALLEL_CELLS = 1 << 17
-_threads: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _threads
-    if _threads is None:
-        _threads = ThreadPoolExecutor(min(4, os.cpu_count() or 1), "rungroup-dense")
-    return _threads
-
-
-#: Prepared matrices kept: the last few (runs, x, metrics, hidden) combinations as read, and
-#: what was made of them (per smoothing and bins).
-CACHE_SIZE = 6
-_cache: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Runs], Prepared | _Pending | None]] = (
-    OrderedDict()
-)
 #: Appended rows kept for matrices not read since (beyond their own size in cells).
 _KEPT_ROWS = 1 << 20
 #: Steps beyond this are not exact as the grid's floats: an extension leaves them to `prepare`.
@@ -105,8 +88,10 @@ class Prepared:
     #: Codes of the runs that logged the metrics but have no row (hidden, or not in the runs
     #: table): an extension that gives one of them a row would miss its earlier points.
     others: np.ndarray
-    #: Column slices of the matrices made by earlier calls (see `_columns_of`).
-    slices: OrderedDict[tuple[int, bytes], MetricMatrix] = field(default_factory=OrderedDict)
+
+
+#: Column slices of one `Prepared`'s matrices, by (metric, columns): see `_columns_of`.
+Slices = OrderedDict[tuple[int, bytes], MetricMatrix]
 
 
 @dataclass(frozen=True)
@@ -127,68 +112,91 @@ def _smooths_runs(view: View) -> bool:
     return view.smoothing != "none" and view.smooth_order == "before"
 
 
-def clear_cache() -> None:
-    """Forget every prepared matrix (benchmarks time cold calls with it)."""
-    _cache.clear()
+class Matrices:
+    """The matrices prepared from one `Runs` (its `Workspace` owns them): the last few
+    (x, metrics, hidden) combinations as read, what was made of them (per smoothing and bins),
+    and the column slices of each."""
 
+    #: Combinations kept.
+    SIZE = 6
 
-def prepared(runs: Runs, view: View, grouping: Grouping, metrics: list[str]) -> Prepared | None:
-    """The matrices for `view`, from the cache or made now; None if the layout does not fit.
-    The matrices as read are kept apart from the smoothed or bucketed ones made of them, so a
-    change of smoothing or of bins does not read the history again."""
-    read = (id(runs), view.x, tuple(metrics), view.hidden)
-    hit = _cache.get((*read, None, None))
-    if hit is not None and hit[0]() is runs:
-        _cache.move_to_end((*read, None, None))
-        made = hit[1]
-        if isinstance(made, _Pending):
-            made = _extended(made, runs, grouping, metrics)
-            if made is None:
-                made = prepare(runs, grouping, metrics, None)
-            _keep((*read, None, None), runs, made)
-    else:
-        made = prepare(runs, grouping, metrics, None)
-        # kept even when None: a history that does not fit is not read again on the next call
-        _keep((*read, None, None), runs, made)
-    bins = view.points if view.align == "bucket" else None
-    smoothing = view if _smooths_runs(view) else None
-    if made is None or (bins is None and smoothing is None):
-        return made
-    key = (*read, bins, None if smoothing is None else (view.smoothing, view.smoothing_param))
-    hit = _cache.get(key)
-    if hit is not None and hit[0]() is runs and isinstance(hit[1], Prepared):
-        _cache.move_to_end(key)
-        return hit[1]
-    derived = _derived(made, bins, smoothing)
-    _keep(key, runs, derived)
-    return derived
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self._kept: OrderedDict[tuple[Any, ...], Prepared | _Pending | None] = OrderedDict()
+        self._slices: dict[tuple[Any, ...], Slices] = {}
 
+    def __len__(self) -> int:
+        return len(self._kept)
 
-def _keep(key: tuple[Any, ...], runs: Runs, made: Prepared | _Pending | None) -> None:
-    _cache[key] = (weakref.ref(runs), made)
-    _cache.move_to_end(key)
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    def clear(self) -> None:
+        self._kept.clear()
+        self._slices.clear()
 
-
-def extend(before: Runs, after: Runs, appended: pl.DataFrame) -> None:
-    """Say that `after`'s history is `before`'s followed by the rows `appended` (``run_id``,
-    ``metric``, ``step``, ``value``), whatever runs `after` holds: the matrices kept for
-    `before` are carried over to `after`, and the next call for `after` writes the appended
-    points into them instead of reading its whole history."""
-    rows = appended.select("run_id", "metric", "step", "value")
-    for key, (ref, made) in list(_cache.items()):
-        if key[0] != id(before) or ref() is not before or key[4:] != (None, None):
-            continue  # bucketed or smoothed matrices cannot take more points: made again
-        if isinstance(made, Prepared):
-            pending = _Pending(made, (rows,))
-        elif isinstance(made, _Pending):  # not aggregated since: both sets of rows
-            pending = _Pending(made.base, (*made.rows, rows))
+    def prepared(
+        self, view: View, grouping: Grouping, metrics: list[str]
+    ) -> tuple[Prepared, Slices] | None:
+        """The matrices for `view` (kept, or made now) and their kept slices; None if the
+        layout does not fit. The matrices as read are kept apart from the smoothed or bucketed
+        ones made of them, so a change of smoothing or of bins does not read the history
+        again."""
+        runs = self.runs
+        read = (view.x, tuple(metrics), view.hidden)
+        base = (*read, None, None)
+        if base in self._kept:
+            self._kept.move_to_end(base)
+            made = self._kept[base]
+            if isinstance(made, _Pending):
+                made = _extended(made, runs, grouping, metrics)
+                if made is None:
+                    made = prepare(runs, grouping, metrics, None)
+                self._keep(base, made)
         else:
-            continue
-        if sum(part.height for part in pending.rows) > max(_cells(pending.base), _KEPT_ROWS):
-            continue  # long unread: not worth keeping every row
-        _keep((id(after), *key[1:]), after, pending)
+            made = prepare(runs, grouping, metrics, None)
+            # kept even when None: a history that does not fit is not read again on the next call
+            self._keep(base, made)
+        bins = view.points if view.align == "bucket" else None
+        smoothing = view if _smooths_runs(view) else None
+        if made is None:
+            return None
+        if bins is None and smoothing is None:
+            return made, self._slices.setdefault(base, OrderedDict())
+        key = (*read, bins, None if smoothing is None else (view.smoothing, view.smoothing_param))
+        hit = self._kept.get(key)
+        if isinstance(hit, Prepared):
+            self._kept.move_to_end(key)
+            return hit, self._slices.setdefault(key, OrderedDict())
+        derived = _derived(made, bins, smoothing)
+        self._keep(key, derived)
+        return derived, self._slices.setdefault(key, OrderedDict())
+
+    def _keep(self, key: tuple[Any, ...], made: Prepared | _Pending | None) -> None:
+        self._kept[key] = made
+        self._slices.pop(key, None)  # slices of what was kept under this key before
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.SIZE:
+            dropped, _ = self._kept.popitem(last=False)
+            self._slices.pop(dropped, None)
+
+    def extended(self, after: Runs, appended: pl.DataFrame) -> Matrices:
+        """The matrices for `after`, whose history is this one's followed by the rows
+        `appended` (``run_id``, ``metric``, ``step``, ``value``), whatever runs it holds: the
+        next call writes the appended points into the kept matrices instead of reading the
+        whole history."""
+        rows = appended.select("run_id", "metric", "step", "value")
+        out = Matrices(after)
+        for key, made in self._kept.items():
+            if key[3:] != (None, None):
+                continue  # bucketed or smoothed matrices cannot take more points: made again
+            if isinstance(made, Prepared):
+                pending = _Pending(made, (rows,))
+            elif isinstance(made, _Pending):  # not aggregated since: both sets of rows
+                pending = _Pending(made.base, (*made.rows, rows))
+            else:
+                continue
+            if sum(part.height for part in pending.rows) > max(_cells(pending.base), _KEPT_ROWS):
+                continue  # long unread: not worth keeping every row
+            out._keep(key, pending)
+        return out
 
 
 def prepare(
@@ -466,6 +474,8 @@ def _cells_of(rows: np.ndarray, columns: np.ndarray) -> Any:
     """The index of the (rows × columns) cells: slices when both are the first rows and columns
     (the usual case, no new run sorted before an old one: copying slices is several times
     faster than gathering)."""
+    if rows.size == 0 or columns.size == 0:
+        return np.ix_(rows, columns)
     if rows[-1] == rows.size - 1 and columns[-1] == columns.size - 1:  # both ascend
         return slice(0, rows.size), slice(0, columns.size)
     return np.ix_(rows, columns)
@@ -589,10 +599,19 @@ _ORDERED = frozenset(("median", "min", "max", "q_low", "q_high", "iqm"))
 
 
 def statistics(
-    made: Prepared, grouping: Grouping, view: View, wanted: frozenset[str] = frozenset(STAT_COLUMNS)
+    made: Prepared,
+    grouping: Grouping,
+    view: View,
+    wanted: frozenset[str] = frozenset(STAT_COLUMNS),
+    *,
+    slices: Slices | None = None,
+    pool: Callable[[], Executor] | None = None,
 ) -> pl.DataFrame:
     """The rows of `stats.statistics` (n >= min_runs only), sorted by (_m, _s, x), with the
-    statistics in `wanted` only (each the same numbers as when all are computed)."""
+    statistics in `wanted` only (each the same numbers as when all are computed).
+
+    `slices`: column slices of `made` kept from earlier calls (added to); `pool`: gives the
+    threads big blocks are reduced in (none: one thread)."""
     schema = {
         name: dtype
         for name, dtype in _STATS_SCHEMA.items()
@@ -617,7 +636,7 @@ def statistics(
             chosen = np.asarray(positions)
             in_order = in_order and int(series[chosen[0]]) > last_series
             last_series = int(series[chosen[-1]])
-            sub = _columns_of(made, metric, kept[positions[0]])
+            sub = _columns_of(made, metric, kept[positions[0]], slices)
             # a big class is cut in two, so that its halves can be reduced in parallel
             big = chosen.size * size * sub.x.size >= 2 * _PARALLEL_CELLS
             for part in np.array_split(chosen, 2) if big and chosen.size > 1 else [chosen]:
@@ -640,8 +659,10 @@ def statistics(
     cells = sum(task[2].size * task[1].x.size for task in tasks)
     # numpy lets go of the GIL while it sorts and sums: blocks reduce in parallel threads,
     # when they sort (sums alone are over before a thread has been handed its block)
-    parallel = len(tasks) > 1 and cells >= _PARALLEL_CELLS and bool(wanted & _ORDERED)
-    pieces = list(_pool().map(reduce, tasks)) if parallel else [reduce(t) for t in tasks]
+    parallel = (
+        pool is not None and len(tasks) > 1 and cells >= _PARALLEL_CELLS and bool(wanted & _ORDERED)
+    )
+    pieces = list(pool().map(reduce, tasks)) if pool and parallel else [reduce(t) for t in tasks]
     if not pieces:
         return pl.DataFrame(schema=schema)
     # one copy of each column: the big ones cost page faults on every new allocation
@@ -684,17 +705,19 @@ def _kept_columns(
     return kept
 
 
-def _columns_of(made: Prepared, metric: int, columns: np.ndarray) -> MetricMatrix:
-    """The matrix of `metric` at `columns` only. Slices are kept with the matrices (as many as
-    fit in their own size), so that another grouping or view of the same runs, which mostly
-    keeps the same columns, does not slice them again."""
+def _columns_of(
+    made: Prepared, metric: int, columns: np.ndarray, slices: Slices | None
+) -> MetricMatrix:
+    """The matrix of `metric` at `columns` only. Slices are kept in `slices` (as many as fit
+    in the matrices' own size), so that another grouping or view of the same runs, which
+    mostly keeps the same columns, does not slice them again."""
     matrix = made.matrices[metric]
     if columns.size == matrix.x.size:
         return matrix
     key = (metric, columns.tobytes())
-    sub = made.slices.get(key)
-    if sub is not None:
-        made.slices.move_to_end(key)
+    sub = None if slices is None else slices.get(key)
+    if sub is not None and slices is not None:
+        slices.move_to_end(key)
         return sub
     sub = MetricMatrix(
         matrix.x[columns],
@@ -703,10 +726,11 @@ def _columns_of(made: Prepared, metric: int, columns: np.ndarray) -> MetricMatri
         None if matrix.present is None else matrix.present[:, columns],
         matrix.contiguous,
     )
-    made.slices[key] = sub
-    budget = sum(_nbytes(m) for m in made.matrices)
-    while sum(_nbytes(m) for m in made.slices.values()) > budget:
-        made.slices.popitem(last=False)
+    if slices is not None:
+        slices[key] = sub
+        budget = sum(_nbytes(m) for m in made.matrices)
+        while sum(_nbytes(m) for m in slices.values()) > budget:
+            slices.popitem(last=False)
     return sub
 
 

@@ -1,17 +1,19 @@
 """Which runs form which series: group-by keys, tag explode, reverse grouping, hidden runs.
 
 `group_runs(runs, view)` gives every selected run a dense index ``_r`` (in run id order) and
-every series a dense
-index ``_s`` (series sorted by their key values, so the numbering never depends on the order of
-the runs), plus the membership pairs ``(_r, _s)``: a run with several tags is a member of each
-of its tag groups, every other run of exactly one series.
+every series a dense index ``_s`` (series sorted by their key values, so the numbering never
+depends on the order of the runs), plus the membership pairs ``(_r, _s)``: a run with several
+tags is a member of each of its tag groups, every other run of exactly one series.
+
+Every run is grouped, then `without_hidden` leaves the view's hidden runs out: a `Workspace`
+keeps the grouping of every run, which serves the runs table (hidden runs keep their rows) and
+every aggregation whatever runs are hidden. Work is linear in the run table's cells: reverse
+grouping by thousands of config keys reads each key column once.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 
@@ -83,29 +85,52 @@ def _unique_labels(labels: pl.Series) -> pl.Series:
     return pl.Series(labels.name, out, dtype=pl.String)
 
 
-#: The last groupings made, with the run columns they were made from: the widget groups the
-#: same runs twice per update (its table, then `aggregate()`), and a live widget groups runs
-#: whose states and summaries change at every poll but whose groups rarely do.
-_CACHE_SIZE = 4
-_cache: OrderedDict[tuple[Any, ...], tuple[pl.DataFrame, Grouping]] = OrderedDict()
-
-
 def group_runs(runs: Runs, view: View) -> Grouping:
-    """The series of `view` over `runs` (validated). Kept, and reused while the run columns it
-    depends on (id, name, the key columns) are equal."""
+    """The series of `view` over `runs` (validated); hidden runs left out."""
+    return without_hidden(_group_runs(runs, view.replace(hidden=frozenset())), runs, view)
+
+
+def grouping_inputs(runs: Runs, view: View) -> pl.DataFrame:
+    """The run columns a grouping of `view` depends on (id, name, the key columns): a grouping
+    made from runs whose inputs are equal is theirs too."""
     keys = key_columns_of(runs, view)
-    used = list(dict.fromkeys(["id", "name", *(k for k in keys if k in runs.runs.columns)]))
-    inputs = runs.runs.select(used)
-    key = (view.group_by, view.grouping, view.reverse, view.hidden, tuple(used))
-    hit = _cache.get(key)
-    if hit is not None and hit[0].equals(inputs):
-        _cache.move_to_end(key)
-        return hit[1]
-    made = _group_runs(runs, view)
-    _cache[key] = (inputs, made)
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
-    return made
+    present = set(runs.runs.columns)
+    used = list(dict.fromkeys(["id", "name", *(k for k in keys if k in present)]))
+    return runs.runs.select(used)
+
+
+def without_hidden(grouping: Grouping, runs: Runs, view: View) -> Grouping:
+    """`grouping` (of every run of `runs`) with the runs in `view.hidden` left out: what
+    grouping the other runs gives, so that one grouping serves the runs table (every run) and
+    the aggregation (the runs shown)."""
+    hidden = [run_id for run_id in view.hidden if run_id]
+    if not hidden:
+        return grouping
+    left = grouping.runs.filter(~pl.col(RUN_KEY).is_in(sorted(hidden)))
+    if left.height == grouping.runs.height:
+        return grouping
+    if not view.grouping:  # labels depend on which names repeat among the runs left
+        return _group_runs(runs, view)
+    renumber = left.select(pl.col("_r"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_new"))
+    members = grouping.members.join(renumber, on="_r", how="inner", maintain_order="left")
+    selected = left.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_r"))
+    if not grouping.key_columns:  # one series of every run, even of none
+        members = members.select(pl.col("_new").alias("_r"), "_s")
+        return Grouping((), {}, selected, members, grouping.series)
+    kept = grouping.series.join(
+        members.select("_s").unique(), on="_s", how="semi", maintain_order="left"
+    )
+    series_numbers = kept.select("_s", pl.int_range(pl.len(), dtype=pl.Int64).alias("_s_new"))
+    keys = list(grouping.key_columns)
+    label = pl.concat_str([_label_expression(k) for k in keys], separator=LABEL_SEPARATOR)
+    series = kept.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_s"), *keys, label.alias("series")
+    )
+    series = series.with_columns(_unique_labels(series["series"]))
+    members = members.join(series_numbers, on="_s", maintain_order="left").select(
+        pl.col("_new").alias("_r"), pl.col("_s_new").alias("_s")
+    )
+    return Grouping(grouping.key_columns, grouping.key_schema, selected, members, series)
 
 
 def _group_runs(runs: Runs, view: View) -> Grouping:
@@ -149,7 +174,9 @@ def _group_runs(runs: Runs, view: View) -> Grouping:
         table = table.with_columns(
             pl.when(pl.col("tags").list.len() > 0).then(pl.col("tags")).alias("tags")
         ).explode("tags")
-    key_schema = {name: table.schema[name] for name in keys}
+    # the schema once: each `.schema` builds it afresh (keys x keys for thousands of keys)
+    table_schema = table.schema
+    key_schema = {name: table_schema[name] for name in keys}
     if not keys:
         series = pl.DataFrame(
             {"_s": [0], "series": [ALL_RUNS]}, schema={"_s": pl.Int64, "series": pl.String}

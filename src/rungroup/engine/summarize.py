@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.engine.grouping import RUN_KEY, group_runs
+from rungroup.engine.grouping import RUN_KEY, Grouping, group_runs
 from rungroup.engine.xaxis import select_metrics
 from rungroup.runs import RUN_STATES, Runs
 from rungroup.view import View, resolve_view
@@ -53,13 +53,20 @@ def summarize(
     """
     if not isinstance(runs, Runs):
         raise TypeError(f"summarize() takes a rungroup Runs, got {type(runs).__name__}")
+    view = resolve_view(view, **fields)
+    select_metrics(runs, view)  # metrics and x are checked before group_by
+    return summarize_grouping(runs, view, group_runs(runs, view), reduce=reduce, k=k)
+
+
+def summarize_grouping(
+    runs: Runs, view: View, grouping: Grouping, *, reduce: str = "last", k: int = 10
+) -> pl.DataFrame:
+    """`summarize` of the series of `grouping` (the view's, over `runs`)."""
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce={reduce!r} is not valid; choose one of: {', '.join(REDUCTIONS)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    view = resolve_view(view, **fields)
     metrics = select_metrics(runs, view)
-    grouping = group_runs(runs, view)
     keys = list(grouping.key_columns)
     members = grouping.members
     series = grouping.series

@@ -19,7 +19,6 @@ import polars as pl
 import traitlets
 from traitlets import Dict, List, TraitError, Unicode
 
-from rungroup.engine.summarize import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import View, check_against_runs
@@ -201,7 +200,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
     def summary(self) -> pl.DataFrame:
         """The group table: one row per group (`rungroup.summarize` of the shown runs)."""
         frame = self._frame()
-        return summarize(frame.runs, view=frame.view)
+        return frame.workspace.summarize(frame.view)
 
     @property
     def spec(self) -> dict[str, Any]:

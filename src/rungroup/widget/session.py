@@ -8,8 +8,9 @@ dies with its widget. What is kept, and when it is dropped (docs/architecture.md
 - the table built last (its rows, for paging), keyed by the table's settings;
 - the specs by chart shape (building one with Altair costs milliseconds; most changes keep
   the shape);
-- each run's last value of each metric (the table's metric cells), extended from what a live
-  poll appended instead of read again from the whole history.
+- the engine's `Workspace` of its runs (groupings, matrices, each run's last values: the
+  table's metric cells), extended from what a live poll appended instead of read again from
+  the whole history; and one of the runs the last search shows.
 
 `replace_runs` drops everything but the specs (they depend on no run).
 """
@@ -24,13 +25,11 @@ from typing import Any
 import polars as pl
 
 from rungroup.chart import WidgetSpec, widget_spec
-from rungroup.engine import dense
-from rungroup.engine.aggregate import aggregate, aggregate_drawn
+from rungroup.engine.workspace import Workspace
 from rungroup.runs import Runs
 from rungroup.view import View
-from rungroup.widget import last_values
 from rungroup.widget.payload import chart_payload
-from rungroup.widget.table import Table, build_table, filter_runs, membership
+from rungroup.widget.table import METRIC, Table, build_table, filter_runs, membership
 
 #: Computed frames kept per widget (each is what the charts of one setting show).
 FRAME_CACHE = 4
@@ -52,6 +51,8 @@ class Frame:
     focus_label: str | None
     #: Milliseconds spent grouping, in the engine, building the spec and the Arrow payload.
     timings: dict[str, float]
+    #: The engine's caches for `runs` (the session's, or one for the searched runs).
+    workspace: Workspace
     _aggregated: pl.DataFrame | None = None
     _membership: pl.DataFrame | None = None
 
@@ -60,7 +61,7 @@ class Frame:
         """Which runs are in which series (`table.membership`): for the table, computed
         after the chart has been sent."""
         if self._membership is None:
-            self._membership = membership(self.runs, self.view)
+            self._membership = membership(self.runs, self.view, self.workspace)
         return self._membership
 
     @property
@@ -68,17 +69,18 @@ class Frame:
         """The Aggregate with every statistic, computed when first asked for (a repaint
         needs only `drawn`, whose rows and numbers are its own)."""
         if self._aggregated is None:
-            self._aggregated = aggregate(self.runs, view=self.view)
+            self._aggregated = self.workspace.aggregate(self.view)
         return self._aggregated
 
 
 def group_page_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
     """What a group page shows: the group's line and band (``layer="group"``) and each of its
     runs (``layer="run"``, run label in ``run``, ``series`` = the group, for its colour)."""
-    group = aggregate(group_runs, view=view).with_columns(
-        pl.lit("group").alias("layer"), pl.lit(None, dtype=pl.String).alias("run")
-    )
-    single = aggregate(group_runs, view=view.replace(grouping=False))
+    with Workspace(group_runs) as workspace:  # both read the same matrices
+        group = workspace.aggregate(view).with_columns(
+            pl.lit("group").alias("layer"), pl.lit(None, dtype=pl.String).alias("run")
+        )
+        single = workspace.aggregate(view.replace(grouping=False))
     single = single.with_columns(
         pl.col("series").cast(pl.String).alias("run"),
         pl.lit(label).alias("series"),
@@ -96,8 +98,9 @@ class Session:
         self._frames: OrderedDict[tuple[Any, ...], Frame] = OrderedDict()
         self._table: tuple[tuple[Any, ...], Table] | None = None
         self._specs: OrderedDict[tuple[Any, ...], WidgetSpec] = OrderedDict()
-        self._last: last_values.LastValues | None = None
-        self._finals: pl.DataFrame | None = None
+        #: The engine's caches for `runs`, and for the runs of the last search.
+        self._workspace = Workspace(runs)
+        self._searched: tuple[str, Workspace] | None = None
 
     @property
     def runs(self) -> Runs:
@@ -107,13 +110,14 @@ class Session:
         """Show `runs`; `appended`: the history rows they add to the runs shown until now
         (a live poll), from which the engine's matrices and the last values are extended."""
         if appended is not None:
-            dense.extend(self._runs, runs, appended)
+            self._workspace = self._workspace.extended(runs, appended)
+        else:
+            self._workspace.close()
+            self._workspace = Workspace(runs)
         self._runs = runs
-        if appended is None:
-            self._last = None
-        elif self._last is not None and appended.height:
-            self._last = last_values.extend(self._last, appended.lazy())
-        self._finals = None
+        if self._searched is not None:
+            self._searched[1].close()
+            self._searched = None
         self._frames.clear()
         self._table = None
 
@@ -131,11 +135,7 @@ class Session:
 
     def finals(self) -> pl.DataFrame:
         """Each run's last logged value of each metric: ``id`` and ``m:<metric>`` columns."""
-        if self._finals is None:
-            if self._last is None:
-                self._last = last_values.extend(None, self._runs.history)
-            self._finals = last_values.final_values(self._runs, self._last)
-        return self._finals
+        return self._workspace.final_values(prefix=METRIC)
 
     def table(
         self,
@@ -182,13 +182,25 @@ class Session:
                 self._specs.popitem(last=False)
         return spec
 
+    def _workspace_of(self, search: str) -> Workspace:
+        """The workspace of the runs `search` shows: the session's, or the last search's."""
+        shown = filter_runs(self._runs, search)
+        if shown is self._runs:
+            return self._workspace
+        if self._searched is None or self._searched[0] != search:
+            if self._searched is not None:
+                self._searched[1].close()
+            self._searched = (search, Workspace(shown))
+        return self._searched[1]
+
     def _compute_frame(self, view: View, search: str, focus: str) -> Frame:
         started = time.perf_counter()
-        shown = filter_runs(self._runs, search)
+        workspace = self._workspace_of(search)
+        shown = workspace.runs
         members = None
         focus_label: str | None = None
         if focus and view.grouping:
-            members = membership(shown, view)
+            members = membership(shown, view, workspace)
             if members.filter(pl.col("series") == focus).height:
                 focus_label = focus
         grouped = time.perf_counter()
@@ -201,7 +213,7 @@ class Session:
         else:
             # the shown runs, not the visible ones: view.hidden leaves the hidden ones out,
             # and the same Runs object every time lets the engine reuse its matrices
-            drawn = aggregate_drawn(shown, view)
+            drawn = workspace.aggregate_drawn(view)
         aggregated_at = time.perf_counter()
         spec = self.spec(drawn, view, group_page=focus_label is not None)
         charted = time.perf_counter()
@@ -220,6 +232,7 @@ class Session:
                 "chart_ms": 1000 * (charted - aggregated_at),
                 "payload_ms": 1000 * (done - charted),
             },
+            workspace=workspace,
             _aggregated=drawn if focus_label is not None else None,
             _membership=members,
         )

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from rungroup.engine.grouping import RUN_KEY, group_runs, key_columns_of
+from rungroup.engine.workspace import Workspace
 from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
 from rungroup.widget.payload import ipc
@@ -60,14 +61,17 @@ def group_columns(runs: Runs, view: View) -> list[str]:
     return list(key_columns_of(runs, view))
 
 
-def membership(runs: Runs, view: View) -> pl.DataFrame:
+def membership(runs: Runs, view: View, workspace: Workspace | None = None) -> pl.DataFrame:
     """One row per (run, series): ``id`` and ``series`` (its label in the charts).
 
     The engine's own grouping (`rungroup.engine.grouping`), with no run hidden, so that a
     hidden run (or a group whose runs are all hidden) keeps its row in the table. A run in
     several tag groups (``group_by="tags"``) has one row per tag.
     """
-    grouping = group_runs(runs, view.replace(hidden=frozenset()))
+    if workspace is None:
+        grouping = group_runs(runs, view.replace(hidden=frozenset()))
+    else:  # the grouping the aggregation leaves the hidden runs out of
+        grouping = workspace.grouping(view, hidden=False)
     return (
         grouping.members.join(grouping.runs.select("_r", RUN_KEY), on="_r")
         .join(grouping.series.select("_s", "series"), on="_s")

@@ -202,7 +202,7 @@ def test_engine_errors_are_shown(widget: Explorer, monkeypatch: pytest.MonkeyPat
     def broken(*args: Any, **kwargs: Any) -> pl.DataFrame:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("rungroup.widget.session.aggregate_drawn", broken)
+    monkeypatch.setattr("rungroup.engine.workspace.Workspace.aggregate_drawn", broken)
     reply, _ = ask(widget, "data")
     assert not reply["ok"]
     assert reply["error"] == "RuntimeError: engine exploded"

@@ -1,7 +1,9 @@
-"""Each run's last logged value of each metric, kept up to date between live polls.
+"""Each run's last logged value of each metric (the engine's one implementation of it).
 
-numpy arrays by the history's categorical codes, so that merging a poll's appended rows costs
-one sort of them and no query (a live widget does it every poll).
+The last value of a (run, metric) is its value at its largest step; of several values logged
+at that step, the last logged; a null step counts as the smallest. Kept as numpy arrays by the
+history's categorical codes (`LastValues`), so that merging a live poll's appended rows costs
+one sort of them and no query. `final_values` makes them a frame, one row per run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import polars as pl
 
 from rungroup.engine.xaxis import categorical_codes, code_positions
 from rungroup.runs import Runs
-from rungroup.widget.table import METRIC
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,12 @@ def _codes(names: list[str]) -> np.ndarray:
     return codes
 
 
-def final_values(runs: Runs, last: LastValues) -> pl.DataFrame:
-    """Each run's last value of each metric from `last`: ``id``, ``m:<metric>`` columns."""
+def final_values(runs: Runs, last: LastValues | None = None, *, prefix: str = "") -> pl.DataFrame:
+    """Each run's last value of each metric: ``id`` and one Float64 column per metric
+    (named `prefix` + the metric), null where the run logged none or its last value is null.
+    `last`: the runs' `LastValues`, when kept (else read from the whole history)."""
+    if last is None:
+        last = extend(None, runs.history)
     base = runs.runs.select("id")
     metrics = runs.metrics
     if last.run.size == 0 or not metrics:
@@ -83,6 +88,6 @@ def final_values(runs: Runs, last: LastValues) -> pl.DataFrame:
     missing = np.ones(table.shape, dtype=bool)
     missing[columns, rows] = ~last.valid[keep]
     return base.with_columns(
-        pl.Series(f"{METRIC}{name}", table[i]).scatter(np.flatnonzero(missing[i]), None)
+        pl.Series(f"{prefix}{name}", table[i]).scatter(np.flatnonzero(missing[i]), None)
         for i, name in enumerate(metrics)
     )
