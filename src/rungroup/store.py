@@ -19,7 +19,6 @@ names, value f64), all little-endian.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -273,6 +272,8 @@ class _Decoder:
         # consecutive records nearly always carry the same name table: map it once
         self.codes: dict[str, int] = {}
         self.last_table: tuple[str, ...] | None = None
+        #: Name tables parsed so far, by their bytes: the same table repeats in every record.
+        self.tables: dict[bytes, tuple[str, ...] | str] = {}
         self.lookup: np.ndarray | None = None
         self.size = 0
         self.undefined = 0
@@ -404,7 +405,7 @@ class _Decoder:
             if sequence < self.last_sequence:
                 self.out_of_order += 1
             self.last_sequence = max(self.last_sequence, sequence)
-        parsed = _parse_payload(memoryview(self.data)[start : start + length])
+        parsed = _parse_payload(memoryview(self.data)[start : start + length], self.tables)
         if isinstance(parsed, str):
             decoded.problems.append(f"{self.label}: record at byte {at} {parsed}; skipped")
             return
@@ -461,10 +462,15 @@ def _record_points(
     return RecordPoints(steps, walls, indices, values), dropped
 
 
-def _name_table(raw: bytes) -> tuple[str, ...] | str:
+def _name_table(raw: bytes, tables: dict[bytes, tuple[str, ...] | str]) -> tuple[str, ...] | str:
     """A record's metric names, or what is wrong with them. The same table repeats in every
-    record of a run: small tables are parsed once (large ones would fill the cache)."""
-    return _cached_name_table(raw) if len(raw) <= 2048 else _parse_name_table(raw)
+    record of a run: small tables are parsed once per file (large ones would fill `tables`)."""
+    if len(raw) > 2048:
+        return _parse_name_table(raw)
+    table = tables.get(raw)
+    if table is None:
+        table = tables[raw] = _parse_name_table(raw)
+    return table
 
 
 def _parse_name_table(raw: bytes) -> tuple[str, ...] | str:
@@ -477,16 +483,15 @@ def _parse_name_table(raw: bytes) -> tuple[str, ...] | str:
     return tuple(table)
 
 
-_cached_name_table = functools.lru_cache(maxsize=4096)(_parse_name_table)
-
-
-def _parse_payload(payload: memoryview) -> tuple[tuple[str, ...], int, int] | str:
+def _parse_payload(
+    payload: memoryview, tables: dict[bytes, tuple[str, ...] | str]
+) -> tuple[tuple[str, ...], int, int] | str:
     if len(payload) < 8:
         return "is too short"
     (names_length,) = _COUNT.unpack_from(payload, 0)
     if 4 + names_length + 4 > len(payload):
         return "has a name table longer than itself"
-    table = _name_table(bytes(payload[4 : 4 + names_length]))
+    table = _name_table(bytes(payload[4 : 4 + names_length]), tables)
     if isinstance(table, str):
         return table
     (count,) = _COUNT.unpack_from(payload, 4 + names_length)

@@ -160,14 +160,14 @@ def test_kept_state_equals_a_fresh_load_after_every_poll(script: list[Any]) -> N
         widget = Explorer(root)
         for operation in [*script, ("poll", 0, [])]:
             if operation[0] == "poll":
-                known = widget._session._last is not None
+                known = widget._session._workspace._last is not None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", LoadWarning)
                     widget.refresh()
                 follower = widget._live.follower
                 assert isinstance(follower, StoreFollower)
                 if known and follower.appended is not None:  # updated, not derived again
-                    assert widget._session._last is not None
+                    assert widget._session._workspace._last is not None
                 _check(widget, root)
             else:
                 _apply(root, runs, operation)
@@ -254,7 +254,7 @@ def test_a_step_logged_again_in_a_later_poll_is_the_final_value(tmp_path: Path) 
         run.append(run.record(logged))
         widget.refresh()
         # updated from the appended rows, not derived again
-        assert widget._session._last is not None
+        assert widget._session._workspace._last is not None
         assert widget._session.finals()["m:loss"].to_list() == [final]
         assert widget._session.finals()["m:acc"].to_list() == [0.5]
     widget.close()

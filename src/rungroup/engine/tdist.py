@@ -11,7 +11,6 @@ ulp, so the result agrees with scipy to about 1e-14 relative.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 _TINY = 1e-300
 _EPS = 1e-16
@@ -104,7 +103,6 @@ def t_density(t: float, df: float) -> float:
     return math.exp(log_c - (df + 1.0) / 2.0 * math.log1p(t * t / df))
 
 
-@lru_cache(maxsize=4096)
 def t_quantile(p: float, df: float) -> float:
     """The p quantile of Student's t with df > 0 degrees of freedom, for 0 < p < 1."""
     if not 0.0 < p < 1.0:
