@@ -11,7 +11,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from rungroup._version import __version__
 
 #: Public name -> the module that defines it.
 _LAZY = {

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rungroup import view as view_module
+from rungroup._extras import MissingExtraError, require
+from rungroup._version import __version__
 from rungroup.view import View
 
 if typing.TYPE_CHECKING:
@@ -301,10 +303,12 @@ def save_chart(chart: Any, target: Path, scale: float = 2.0, title: str = "") ->
         from rungroup.report import chart_page
 
         target.write_text(chart_page(chart.to_dict(), title=title), encoding="utf-8")
-    elif suffix == ".png":
-        chart.save(str(target), scale_factor=scale)
     else:
-        chart.save(str(target))
+        require("vl_convert", "save", f"writing a {suffix} chart")
+        if suffix == ".png":
+            chart.save(str(target), scale_factor=scale)
+        else:
+            chart.save(str(target))
 
 
 def _chart(arguments: argparse.Namespace) -> int:
@@ -358,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
         "or URI, a TensorBoard logdir or template, a W&B folder, a CSV template.",
     )
     main_parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
+    main_parser.add_argument("--version", action="version", version=f"rungroup {__version__}")
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -443,7 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.debug:
             traceback.print_exc()
         hint = "" if arguments.debug else " (run with --debug for the traceback)"
-        kind = "" if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: "
+        kind = (
+            ""
+            if isinstance(error, (ValueError, OSError, MissingExtraError))
+            else f"{type(error).__name__}: "
+        )
         message = printable(f"rungroup {arguments.command}: error: {kind}{error}{hint}")
         print(message, file=sys.stderr)
         return 1

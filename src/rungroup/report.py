@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from rungroup._extras import require
 from rungroup.runs import Runs
 from rungroup.view import View
 
@@ -81,9 +82,8 @@ def _vega_bundle() -> str:
 
     Escaping "</script" keeps the browser from ending the element inside a string literal.
     """
-    import vl_convert
-
-    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
+    vl_convert = require("vl_convert", "save", "the HTML report (its inlined vega)")
+    bundle: str = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
     return bundle.replace("</script", "<\\/script")
 
 
