@@ -19,7 +19,7 @@ import polars as pl
 import traitlets
 from traitlets import Dict, List, TraitError, Unicode
 
-from rungroup.engine.summarize import summarize
+from rungroup.engine import summarize
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import View
