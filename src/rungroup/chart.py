@@ -33,7 +33,7 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-from rungroup.engine.recipe import recipe_of
+from rungroup.engine import recipe_of
 from rungroup.view import View, y_title
 
 #: The name of the user chart's one dataset.
