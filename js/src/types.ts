@@ -2,7 +2,6 @@
 // The View's fields, their choices and labels come from Python in `info`: no copy here.
 
 /** Widget-only traits that change what is shown (not part of the View). */
-export const UI_FIELDS = ["search", "focus", "sort", "expanded", "table_columns"] as const;
 
 export interface ColumnInfo {
   name: string;
@@ -20,6 +19,8 @@ export interface Choice {
   param_max?: number | null;
   /** smoothing only: what the strength means per x axis ("*": a metric, "{x}" its name) */
   param_help?: Record<string, string>;
+  /** band only: the View's other fields it reads (their inputs show with it) */
+  uses?: string[];
 }
 
 export interface Info {
@@ -35,6 +36,8 @@ export interface Info {
   choices: Record<string, Choice[]>;
   /** Rows per table page the kernel serves. */
   page_size: number;
+  /** The widget's own traits that change what is shown (not View fields). */
+  ui_fields: string[];
 }
 
 export interface Model {

@@ -17,7 +17,7 @@ import { settingsPanel } from "./settings/settings";
 import { errorBox } from "./status";
 import { RunsTable } from "./table/table";
 import { toolbar } from "./toolbar/toolbar";
-import { type Model, type TableRow, UI_FIELDS } from "./types";
+import type { Model, TableRow } from "./types";
 
 /** Traits whose change only redraws the controls (no data request). */
 const CONTROL_TRAITS = ["info", "live", "refresh_interval", "followable"];
@@ -80,7 +80,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
   };
 
   // The View's fields (from Python) and the widget's own display traits ask for new data.
-  const dataTraits = [...(model.get("info").fields ?? []), ...UI_FIELDS];
+  const { fields, ui_fields } = model.get("info");
+  const dataTraits = [...(fields ?? []), ...(ui_fields ?? [])];
   const onChange = () => {
     updateControls();
     scheduler.schedule();

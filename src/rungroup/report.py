@@ -101,7 +101,12 @@ def chart_page(spec: dict[str, Any], *, title: str = "") -> str:
     What `rungroup chart -o fig.html` writes instead of Altair's HTML, which loads vega from
     a CDN and embeds the spec where a run name holding ``</script>`` ends the script.
     """
-    title = title or "rungroup chart"
+    body = '<div class="chart" id="chart"></div>'
+    return _page(title or "rungroup chart", body, _embed(spec))
+
+
+def _page(title: str, body: str, embed: str) -> str:
+    """A self-contained HTML page: `body` (already escaped), vega inlined, then `embed`."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -111,9 +116,9 @@ def chart_page(spec: dict[str, Any], *, title: str = "") -> str:
 <style>{_STYLE}</style>
 </head>
 <body>
-<div class="chart" id="chart"></div>
+{body}
 <script>{_vega_bundle()}</script>
-<script>{_embed(spec)}</script>
+<script>{embed}</script>
 </body>
 </html>
 """
@@ -147,28 +152,15 @@ def render_report(
     charts = '<h2>Charts</h2><div class="chart" id="chart"></div>' if metrics else ""
     title = f"rungroup report: {source}" if source else "rungroup report"
     embed = _embed(spec) if metrics else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_STYLE}</style>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
+    body = f"""<h1>{html.escape(title)}</h1>
 <p class="meta">{len(runs)} runs, {summary.height} {"groups" if view.grouping else "runs shown"},
 made {created} by rungroup {html.escape(rungroup.__version__)}.
 Settings (changed ones marked *):</p>
 {_settings_table(view)}
 <h2>{"Groups" if view.grouping else "Runs"}</h2>
 {_table(summary, group_columns, group_headers)}
-{charts}
-<script>{_vega_bundle()}</script>
-<script>{embed}</script>
-</body>
-</html>
-"""
+{charts}"""
+    return _page(title, body, embed)
 
 
 def write_report(

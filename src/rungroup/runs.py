@@ -1,8 +1,8 @@
 """The `Runs` model: every source ends here, and nothing downstream knows where runs came from.
 
-`Runs.runs` holds one row per run, `Runs.history` the logged points in long format. Both follow
-the schemas of DESIGN.md; `Runs(...)` checks and coerces its frames so that a source can never
-hand the engine something of another shape.
+`Runs.runs` holds one row per run, `Runs.history` the logged points in long format. Both
+follow the schemas of docs/architecture.md; `Runs(...)` checks and coerces its frames so that
+a source can never hand the engine something of another shape.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ GROUPABLE_BASE_COLUMNS = ("project", "group", "job_type", "name", "state", "tags
 
 
 class SchemaError(ValueError):
-    """A frame handed to `Runs` does not follow the DESIGN.md schema."""
+    """A frame handed to `Runs` does not follow the schema in docs/architecture.md."""
 
 
 def empty_runs_frame() -> pl.DataFrame:
@@ -168,12 +168,12 @@ class Runs:
 
     @property
     def runs(self) -> pl.DataFrame:
-        """One row per run (DESIGN.md schema)."""
+        """One row per run (schema: docs/architecture.md)."""
         return self._runs
 
     @property
     def history(self) -> pl.LazyFrame:
-        """Every logged point, long format (DESIGN.md schema)."""
+        """Every logged point, long format (schema: docs/architecture.md)."""
         return self._history
 
     @property

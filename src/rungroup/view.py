@@ -75,6 +75,11 @@ class Band(Choice):
     #: The band in the y axis title: `str.format` fields ``ci_level``, ``ci_method``,
     #: ``q_low``, ``q_high``; None: no band to name (the title names the line alone).
     title: str | None
+    #: The View's other fields this band reads (the widget shows their inputs with it).
+    uses: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "uses": list(self.uses)}
 
     @property
     def statistics(self) -> tuple[str, ...]:
@@ -173,6 +178,7 @@ BAND_TABLE: dict[str, Band] = {
             Bound("ci_low"),
             Bound("ci_high"),
             "{ci_level:.0%} CI ({ci_method})",
+            uses=("ci_level", "ci_method"),
         ),
         Band(
             "quantile",
@@ -181,6 +187,7 @@ BAND_TABLE: dict[str, Band] = {
             Bound("q_low"),
             Bound("q_high"),
             "q{q_low:g}–q{q_high:g}",
+            uses=("quantiles",),
         ),
     )
 }
@@ -363,7 +370,7 @@ def _float(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class View:
-    """What to aggregate and how to draw it (DESIGN.md, "The View").
+    """What to aggregate and how to draw it (docs/architecture.md).
 
     Build one with keywords (``View(group_by="config.lr", band="ci")``), change it with
     `View.replace`, store it with `View.to_dict` / `View.from_dict`.

@@ -100,10 +100,10 @@ export function settingsPanel(model: WidgetModel): SettingsPanel {
     for (const [name, select] of choiceSelects) {
       setOptions(select, choices[name] ?? [], String(model.get(name)));
     }
-    // the percentiles and the level mean something for one band each
-    const band = model.get("band");
-    quantileField.hidden = band !== "quantile";
-    ciField.hidden = band !== "ci";
+    // the percentiles and the level show with the band that reads them
+    const uses = choiceOf(info, "band", model.get("band"))?.uses ?? [];
+    quantileField.hidden = !uses.includes("quantiles");
+    ciField.hidden = !uses.includes("ci_level");
     const [low, high] = model.get("quantiles");
     qLow.value = percent(low);
     qHigh.value = percent(high);

@@ -1,4 +1,4 @@
-"""`aggregate(runs, view)`: the Aggregate frame of DESIGN.md, one row per series point.
+"""`aggregate(runs, view)`: the Aggregate frame of docs/architecture.md, one row per series point.
 
 The steps, each in its own module: group the runs (`grouping`), pick x and the points
 (`xaxis`), smooth each run (`smoothing`, ``smooth_order="before"``), align the runs of a series

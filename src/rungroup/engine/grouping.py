@@ -20,7 +20,7 @@ import polars as pl
 from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View, check_against_runs
 
-#: Series label of a null key value (DESIGN.md).
+#: Series label of a null key value (docs/architecture.md).
 MISSING = "(missing)"
 #: Series label when grouping is on but there are no key columns.
 ALL_RUNS = "(all runs)"

@@ -1,4 +1,4 @@
-"""Statistics across runs at one x, and the line and band drawn from them (DESIGN.md).
+"""Statistics across runs at one x, and the line and band drawn from them (docs/architecture.md).
 
 Over the finite values ``v_1 .. v_n`` of the n runs that contribute at one point:
 

@@ -27,11 +27,9 @@ from rungroup.widget import messages
 from rungroup.widget.info import info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
-from rungroup.widget.traits import PRESETS, VIEW_FIELDS, ViewTraits
+from rungroup.widget.traits import PRESETS, UI_FIELDS, VIEW_FIELDS, ViewTraits
 
 _STATIC = Path(__file__).parent.parent / "static"
-#: Widget-only settings: what the table shows and which group page is open.
-UI_FIELDS: tuple[str, ...] = ("search", "focus", "sort", "expanded", "table_columns")
 #: Live mode: follow the source while runs are written (see `Explorer.refresh`).
 LIVE_FIELDS: tuple[str, ...] = ("live", "refresh_interval")
 SETTINGS: tuple[str, ...] = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS)

@@ -15,6 +15,7 @@ import polars as pl
 from rungroup.runs import Runs
 from rungroup.view import X_BUILTINS, View, setting_choices
 from rungroup.widget.table import PAGE_SIZE
+from rungroup.widget.traits import UI_FIELDS
 
 
 def info(runs: Runs) -> dict[str, Any]:
@@ -45,4 +46,5 @@ def info(runs: Runs) -> dict[str, Any]:
         "defaults": View().to_dict(),
         "choices": setting_choices(),
         "page_size": PAGE_SIZE,
+        "ui_fields": list(UI_FIELDS),
     }

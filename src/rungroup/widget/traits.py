@@ -22,6 +22,8 @@ from rungroup.view import View
 PRESETS: dict[str, Any] = {"points": 400}
 #: Traits that are `View` fields (same names, same order as the dataclass).
 VIEW_FIELDS: tuple[str, ...] = View.field_names()
+#: Widget-only settings: what the table shows and which group page is open.
+UI_FIELDS: tuple[str, ...] = ("search", "focus", "sort", "expanded", "table_columns")
 
 
 def _view_trait(hint: Any, default: Any) -> TraitType[Any, Any]:

@@ -170,6 +170,11 @@ def test_info_carries_the_settings_contract(widget: Explorer) -> None:
     labels = {c["value"]: c["label"] for c in info["choices"]["band"]}
     assert labels["ci"] == "confidence interval" and labels["none"] == "off"
     assert info["page_size"] == PAGE_SIZE
+    assert info["ui_fields"] == list(UI_FIELDS)
+    # which inputs show with which band
+    uses = {c["value"]: c["uses"] for c in info["choices"]["band"]}
+    assert uses["ci"] == ["ci_level", "ci_method"] and uses["quantile"] == ["quantiles"]
+    assert uses["std"] == []
     # what the strength field means and where it starts, per method and axis
     smoothing = {c["value"]: c for c in info["choices"]["smoothing"]}
     assert smoothing["window"]["param"] == 5 and smoothing["ema"]["param_max"] == 0.999
