@@ -17,8 +17,10 @@ import polars as pl
 RUN_STATES = ("running", "finished", "failed", "crashed")
 
 #: The fixed leading columns of `Runs.runs`; `config.<key>` and `summary.<key>` follow.
+#: `id` is categorical like the history's `run_id`, so the join users write,
+#: `history.join(runs, left_on="run_id", right_on="id")`, works as loaded.
 RUN_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
+    "id": pl.Categorical(),
     "name": pl.String(),
     "project": pl.String(),
     "group": pl.String(),
@@ -77,8 +79,11 @@ def _coerce_runs(frame: pl.DataFrame) -> pl.DataFrame:
     columns: list[pl.Expr] = []
     for name, dtype in RUN_SCHEMA.items():
         if name in frame.columns:
+            source = pl.col(name)
+            if dtype == pl.Categorical():
+                source = source.cast(pl.String)
             try:
-                columns.append(pl.col(name).cast(dtype, strict=True))
+                columns.append(source.cast(dtype, strict=True))
             except Exception as error:  # pragma: no cover - cast errors surface on collect
                 raise SchemaError(f"runs column {name!r} cannot be {dtype}: {error}") from error
         elif name == "tags":

@@ -250,7 +250,7 @@ def final_values_reference(runs: Runs) -> pl.DataFrame:
     ids = runs.runs["id"].to_list()
     return pl.DataFrame(
         {
-            "id": ids,
+            "id": pl.Series(ids, dtype=pl.Categorical()),
             **{
                 f"m:{metric}": pl.Series(
                     [last.get((i, metric), (0, None))[1] for i in ids], dtype=pl.Float64

@@ -59,6 +59,17 @@ def test_runs_and_history_follow_the_design_schemas(store_dir: Path) -> None:
     assert runs.runs.schema["config.optim.name"] == pl.String
 
 
+def test_history_joins_runs_as_loaded(store_dir: Path) -> None:
+    """The join users write needs no cast: `run_id` and `id` share a dtype."""
+    runs = rg.load(store_dir)
+    joined = runs.history.join(runs.runs.lazy(), left_on="run_id", right_on="id").collect()
+    assert joined.height == runs.history.collect().height
+    by_run = joined.group_by("run_id").agg(pl.col("config.lr").first()).sort("config.lr")
+    assert by_run["config.lr"].to_list() == [0.01, 0.1, 0.1, 0.5]
+    eager = runs.history.collect().join(runs.runs, left_on="run_id", right_on="id")
+    assert eager.height == joined.height
+
+
 def test_derived_columns_time_timestamp_runtime_source_and_summary(store_dir: Path) -> None:
     runs = rg.load(store_dir)
     history = runs.history.collect()

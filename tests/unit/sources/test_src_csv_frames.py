@@ -133,6 +133,8 @@ def test_from_frames_long_and_wide_pandas_and_polars() -> None:
     assert rg.load(long).ids == ["a", "b"]
     assert rg.load((table, long)).runs["config.lr"].to_list() == [0.1, 0.2]
     assert rg.from_frames is from_frames
+    joined = runs.history.join(runs.runs.lazy(), left_on="run_id", right_on="id").collect()
+    assert joined.sort("value")["config.lr"].to_list() == [0.1, 0.1, 0.2]
 
 
 def test_from_frames_needs_a_run_column() -> None:

@@ -22,8 +22,8 @@ def _points(runs: Runs) -> pl.DataFrame:
     keys = runs.runs.select("id", "group", pl.col("config.seed").cast(pl.Int64).alias("seed"))
     return (
         runs.history.collect()
-        .with_columns(pl.col("run_id").cast(pl.String), pl.col("metric").cast(pl.String))
-        .join(keys, left_on="run_id", right_on="id")
+        .join(keys, left_on="run_id", right_on="id")  # the join users write, as loaded
+        .with_columns(pl.col("metric").cast(pl.String))
         .select("group", "seed", "metric", "step", "value")
         .sort("group", "seed", "metric", "step")
     )
