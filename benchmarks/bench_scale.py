@@ -1,0 +1,188 @@
+"""Big projects: loading and aggregating 100 M and 1 B points, with peak memory.
+
+    .venv/bin/python benchmarks/bench_scale.py --workload 100m    # 1,000 runs x 10,000 x 10
+    .venv/bin/python benchmarks/bench_scale.py --workload 1b      # 2,000 runs x 50,000 x 10
+    .venv/bin/python benchmarks/bench_scale.py --workload smoke   # 50 runs x 1,000 x 10
+
+The data is rungroup's own store, written once into the git-ignored benchmarks/.data/scale-*
+folder by the store's own record encoder (`store.encode_record`, the frames `Run.log` writes,
+a record per 5,000 steps): logging 1 B points through `Run.log` would take hours. Every run has
+`config.lr` (4 values) and `config.seed`; metric `m0` .. `m9` logged at every step.
+
+Each measurement runs in a fresh process and reports its wall time and the peak resident
+memory of the whole process (VmHWM, imports included):
+- `load`: `rg.load(root)` then one `aggregate` of metric `m0` grouped by `config.lr` (mean,
+  std band, 1,500 points), then a regrouping by `config.seed` in the same workspace;
+- `resident`: the bytes the loaded history holds per point once collected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+DATA = Path(__file__).parent / ".data"
+WORKLOADS = {
+    "smoke": (50, 1_000, 10),
+    "100m": (1_000, 10_000, 10),
+    "1b": (2_000, 50_000, 10),
+}
+STEPS_PER_RECORD = 5_000
+
+
+def _write_run(arguments: tuple[str, int, int, int]) -> None:
+    import array
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from rungroup import store
+
+    root, index, steps, metrics = arguments
+    run_id = f"r{index:05d}"
+    folder = store.run_dir(Path(root), "scale", run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"m{k}" for k in range(metrics)]
+    started = 1.7e9 + index
+    with open(folder / store.HISTORY_FILE, "wb") as history:
+        history.write(store.HISTORY_MAGIC)
+        for sequence, first in enumerate(range(0, steps, STEPS_PER_RECORD)):
+            step = np.arange(first, min(first + STEPS_PER_RECORD, steps), dtype=np.int64)
+            x = step / steps
+            values = np.stack(
+                [np.exp(-(k + 1) * x) + 1e-3 * (index % 7) + 1e-4 * k for k in range(metrics)],
+                axis=1,
+            ).ravel()
+            record = store.encode_record(
+                names,
+                array.array("q", np.repeat(step, metrics).tobytes()),
+                array.array("d", np.repeat(started + step * 0.01, metrics).tobytes()),
+                array.array("I", np.tile(np.arange(metrics, dtype=np.uint32), step.size).tobytes()),
+                array.array("d", values.tobytes()),
+                sequence=sequence,
+            )
+            history.write(record)
+    created = datetime.fromtimestamp(started, timezone.utc).isoformat()
+    store.write_json_atomically(
+        folder / store.META_FILE,
+        {
+            "config": {"lr": 10.0 ** -(index % 4), "seed": index // 4},
+            "created_at": created,
+            "exit_code": 0,
+            "finished_at": created,
+            "format_version": store.FORMAT_VERSION,
+            "group": None,
+            "heartbeat_at": created,
+            "host": "bench",
+            "id": run_id,
+            "job_type": None,
+            "name": run_id,
+            "pid": 0,
+            "project": "scale",
+            "runtime": steps * 0.01,
+            "state": "finished",
+            "summary": {},
+            "tags": [],
+            "updated_at": created,
+        },
+    )
+
+
+def make_data(workload: str) -> Path:
+    runs, steps, metrics = WORKLOADS[workload]
+    root = DATA / f"scale-{workload}"
+    marker = root / ".complete"
+    if marker.exists():
+        return root
+    if root.exists():
+        raise SystemExit(f"{root} exists but is incomplete: delete it and run again")
+    root.mkdir(parents=True)
+    began = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_write_run, [(str(root), i, steps, metrics) for i in range(runs)]))
+    marker.write_text(
+        f"{runs * steps * metrics} points written in {time.perf_counter() - began:.0f} s\n"
+    )
+    return root
+
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+def peak():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+import rungroup as rg
+from rungroup.engine import Workspace
+fields = dict(metrics=["m0"], line="mean", band="std", points=1500)
+began = time.perf_counter()
+runs = rg.load(sys.argv[1])
+loaded = time.perf_counter() - began
+load_peak = peak()
+workspace = Workspace(runs)
+began = time.perf_counter()
+first = workspace.aggregate(rg.View(group_by=["config.lr"], **fields))
+aggregated = time.perf_counter() - began
+began = time.perf_counter()
+workspace.aggregate(rg.View(group_by=["config.seed"], **fields))
+regrouped = time.perf_counter() - began
+aggregate_peak = peak()
+result = {"load_seconds": loaded, "load_peak_bytes": load_peak,
+          "aggregate_seconds": aggregated, "regroup_seconds": regrouped,
+          "aggregate_peak_bytes": aggregate_peak, "rows": first.height, "runs": len(runs)}
+if sys.argv[2] == "resident":
+    history = runs.history.collect()
+    result["points"] = history.height
+    result["bytes_per_point"] = history.estimated_size() / max(history.height, 1)
+print(json.dumps(result))
+"""
+
+
+def measure(root: Path, resident: bool) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), "resident" if resident else "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"},
+    ).stdout
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="smoke")
+    parser.add_argument("--resident", action="store_true", help="also collect the history")
+    args = parser.parse_args()
+    runs, steps, metrics = WORKLOADS[args.workload]
+    began = time.perf_counter()
+    root = make_data(args.workload)
+    print(
+        f"data: {root} ({runs} runs x {steps} steps x {metrics} metrics, "
+        f"ready in {time.perf_counter() - began:.0f} s)"
+    )
+    result = measure(root, args.resident)
+    points = runs * steps * metrics
+    print(
+        f"load {result['load_seconds']:.1f} s ({points / result['load_seconds'] / 1e6:.1f} M points/s), "
+        f"peak RSS {result['load_peak_bytes'] / 2**30:.2f} GiB"
+    )
+    print(
+        f"aggregate m0 by config.lr {result['aggregate_seconds']:.2f} s, "
+        f"regroup by config.seed {result['regroup_seconds']:.2f} s, "
+        f"peak RSS {result['aggregate_peak_bytes'] / 2**30:.2f} GiB"
+    )
+    if "bytes_per_point" in result:
+        print(f"resident history: {result['bytes_per_point']:.1f} bytes per point")
+
+
+if __name__ == "__main__":
+    main()
