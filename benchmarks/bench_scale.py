@@ -50,7 +50,7 @@ def _write_run(arguments: tuple[str, int, int, int]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"m{k}" for k in range(metrics)]
     started = 1.7e9 + index
-    with open(folder / store.HISTORY_FILE, "wb") as history:
+    with (folder / store.HISTORY_FILE).open("wb") as history:
         history.write(store.HISTORY_MAGIC)
         for sequence, first in enumerate(range(0, steps, STEPS_PER_RECORD)):
             step = np.arange(first, min(first + STEPS_PER_RECORD, steps), dtype=np.int64)
@@ -106,9 +106,8 @@ def make_data(workload: str) -> Path:
     began = time.perf_counter()
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(_write_run, [(str(root), i, steps, metrics) for i in range(runs)]))
-    marker.write_text(
-        f"{runs * steps * metrics} points written in {time.perf_counter() - began:.0f} s\n"
-    )
+    elapsed = time.perf_counter() - began
+    marker.write_text(f"{runs * steps * metrics} points written in {elapsed:.0f} s\n")
     return root
 
 
@@ -170,9 +169,9 @@ def main() -> None:
         f"ready in {time.perf_counter() - began:.0f} s)"
     )
     result = measure(root, args.resident)
-    points = runs * steps * metrics
+    rate = runs * steps * metrics / result["load_seconds"] / 1e6
     print(
-        f"load {result['load_seconds']:.1f} s ({points / result['load_seconds'] / 1e6:.1f} M points/s), "
+        f"load {result['load_seconds']:.1f} s ({rate:.1f} M points/s), "
         f"peak RSS {result['load_peak_bytes'] / 2**30:.2f} GiB"
     )
     print(
