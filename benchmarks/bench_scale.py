@@ -13,7 +13,8 @@ Each measurement runs in a fresh process and reports its wall time and the peak 
 memory of the whole process (VmHWM, imports included):
 - `load`: `rg.load(root)` then one `aggregate` of metric `m0` grouped by `config.lr` (mean,
   std band, 1,500 points), then a regrouping by `config.seed` in the same workspace;
-- `resident`: the bytes the loaded history holds per point once collected.
+- resident: the process's memory after the load less before it (VmRSS), per point; with
+  `--resident`, also the bytes per point of the whole history collected in the long form.
 """
 
 from __future__ import annotations
@@ -114,17 +115,22 @@ def make_data(workload: str) -> Path:
 CHILD = """
 import json, sys, time
 from pathlib import Path
-def peak():
+def status(field):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
+def peak():
+    return status("VmHWM")
 import rungroup as rg
 from rungroup.engine import Workspace
+import polars, numpy, rungroup.sources.store  # imports out of the resident figure
 fields = dict(metrics=["m0"], line="mean", band="std", points=1500)
+before = status("VmRSS")
 began = time.perf_counter()
 runs = rg.load(sys.argv[1])
 loaded = time.perf_counter() - began
 load_peak = peak()
+resident = status("VmRSS") - before
 workspace = Workspace(runs)
 began = time.perf_counter()
 first = workspace.aggregate(rg.View(group_by=["config.lr"], **fields))
@@ -133,13 +139,12 @@ began = time.perf_counter()
 workspace.aggregate(rg.View(group_by=["config.seed"], **fields))
 regrouped = time.perf_counter() - began
 aggregate_peak = peak()
-result = {"load_seconds": loaded, "load_peak_bytes": load_peak,
+result = {"load_seconds": loaded, "load_peak_bytes": load_peak, "resident_bytes": resident,
           "aggregate_seconds": aggregated, "regroup_seconds": regrouped,
           "aggregate_peak_bytes": aggregate_peak, "rows": first.height, "runs": len(runs)}
 if sys.argv[2] == "resident":
     history = runs.history.collect()
-    result["points"] = history.height
-    result["bytes_per_point"] = history.estimated_size() / max(history.height, 1)
+    result["long_bytes_per_point"] = history.estimated_size() / max(history.height, 1)
 print(json.dumps(result))
 """
 
@@ -159,7 +164,9 @@ def measure(root: Path, resident: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="smoke")
-    parser.add_argument("--resident", action="store_true", help="also collect the history")
+    parser.add_argument(
+        "--resident", action="store_true", help="also collect the whole history in the long form"
+    )
     args = parser.parse_args()
     runs, steps, metrics = WORKLOADS[args.workload]
     began = time.perf_counter()
@@ -179,8 +186,10 @@ def main() -> None:
         f"regroup by config.seed {result['regroup_seconds']:.2f} s, "
         f"peak RSS {result['aggregate_peak_bytes'] / 2**30:.2f} GiB"
     )
-    if "bytes_per_point" in result:
-        print(f"resident history: {result['bytes_per_point']:.1f} bytes per point")
+    points = runs * steps * metrics
+    print(f"resident after load: {result['resident_bytes'] / points:.1f} bytes per point")
+    if "long_bytes_per_point" in result:
+        print(f"history collected whole: {result['long_bytes_per_point']:.1f} bytes per point")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from rungroup import store
+from rungroup.compact_history import CompactBuilder
 from rungroup.runs import LoadWarning, Runs, build_runs_frame
 from rungroup.sources.files import read_bytes
 from rungroup.sources.runrecords import shown
@@ -178,88 +178,17 @@ def with_timestamp(frame: pl.LazyFrame, run_ids: list[str], starts: list[float])
     return frame.select("run_id", "metric", "step", "time", timestamp.alias("timestamp"), "value")
 
 
-def _allocate(size: int, dtype: Any) -> np.ndarray:
-    """An uninitialised array in its own anonymous memory map.
-
-    numpy asks the kernel for transparent huge pages on big arrays; where the kernel
-    compacts memory on a fault to provide them, the first touch of a gigabyte costs seconds
-    (measured: 2.6 s against 0.7 s with ordinary pages). A plain mapping avoids that.
-    """
-    nbytes = size * np.dtype(dtype).itemsize
-    if nbytes < 1 << 20:
-        return np.empty(size, dtype)
-    return np.frombuffer(mmap.mmap(-1, nbytes), dtype)
-
-
-class _Columns:
-    """Preallocated history columns, filled run by run so that the peak stays near the result."""
-
-    def __init__(self, capacity: int) -> None:
-        self.steps = _allocate(capacity, np.int64)
-        self.times = _allocate(capacity, np.float64)
-        self.codes = _allocate(capacity, np.uint32)
-        self.values = _allocate(capacity, np.float64)
-        self.size = 0
-        self.counts: list[int] = []
-        self.metric_codes: dict[str, int] = {}
-
-    def add(self, history: store.DecodedHistory, start: float) -> None:
-        count = len(history)
-        if self.size + count > self.steps.shape[0]:
-            self._grow(self.size + count)
-        codes = [self.metric_codes.setdefault(n, len(self.metric_codes)) for n in history.names]
-        lookup = None if codes == list(range(len(codes))) else np.asarray(codes, np.uint32)
-        position = self.size
-        for record in history.records:
-            stop = position + record.values.shape[0]
-            self.steps[position:stop] = record.steps
-            np.subtract(record.walls, start, out=self.times[position:stop])
-            self.codes[position:stop] = (
-                record.metric_indices if lookup is None else lookup[record.metric_indices]
-            )
-            self.values[position:stop] = record.values
-            position = stop
-        self.size = position
-        self.counts.append(count)
-
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, int(self.steps.shape[0] * 1.5))
-        for name in ("steps", "times", "codes", "values"):
-            old = getattr(self, name)
-            new = _allocate(capacity, old.dtype)
-            new[: self.size] = old[: self.size]
-            setattr(self, name, new)
-
-    def frame(self, run_ids: list[str], starts: list[float]) -> pl.LazyFrame:
-        size = self.size
-        names = list(self.metric_codes)
-        counts = pl.Series(self.counts, dtype=pl.UInt32)
-        codes = pl.Series(self.codes[:size])
-
-        def run_id_column() -> pl.Series:
-            ids = pl.Series("run_id", run_ids, dtype=pl.Categorical)
-            if not size:
-                return ids.clear()
-            return ids.to_frame().select(pl.col("run_id").repeat_by(counts).explode()).to_series()
-
-        def metric_column() -> pl.Series:
-            return pl.Series("metric", names, dtype=pl.Categorical).gather(codes)
-
-        # Each column is one long Polars operation that releases the GIL: build both at once.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            run_id_future = pool.submit(run_id_column)
-            metric = metric_column()
-            run_id = run_id_future.result()
-        frame = pl.DataFrame(
-            [
-                run_id,
-                metric,
-                pl.Series("step", self.steps[:size]),
-                pl.Series("time", self.times[:size]),
-                pl.Series("value", self.values[:size]),
-            ]
-        )
-        return with_timestamp(frame.lazy(), run_ids, starts)
+def _add_run(history: CompactBuilder, decoded: store.DecodedHistory, start: float) -> None:
+    """One run's decoded records into the compact history, times relative to `start`."""
+    codes = np.asarray([history.code(n) for n in decoded.names], np.uint32)
+    records = decoded.records
+    steps = np.concatenate([r.steps for r in records]) if records else np.empty(0, np.int64)
+    walls = np.concatenate([r.walls for r in records]) if records else np.empty(0)
+    indices = (
+        np.concatenate([r.metric_indices for r in records]) if records else np.empty(0, np.uint32)
+    )
+    values = np.concatenate([r.values for r in records]) if records else np.empty(0)
+    history.add(steps, walls - start, codes[indices], values)
 
 
 @dataclass(frozen=True)
@@ -408,7 +337,7 @@ def load_store(
             sizes.append((folder / store.HISTORY_FILE).stat().st_size)
         except OSError:
             sizes.append(0)
-    columns = _Columns(sum(max(0, s - 8) for s in sizes) // store.POINT_BYTES)
+    history = CompactBuilder(sum(max(0, s - 8) for s in sizes) // store.POINT_BYTES)
     records: list[dict[str, Any]] = []
     run_ids: list[str] = []
     starts: list[float] = []
@@ -417,7 +346,7 @@ def load_store(
     ids: set[str] = set()
     reads = _read_ahead(folders)
     for files in tqdm(reads, total=len(folders), desc="loading runs", unit="run", disable=not show):
-        meta, history, folder = files.meta, files.history, files.folder
+        meta, decoded, folder = files.meta, files.history, files.folder
         for problem in files.problems:
             _warn(problem)
         if meta is None:
@@ -433,20 +362,23 @@ def load_store(
             run_id = f"{folder.parent.name}/{run_id}"
             meta = {**meta, "id": run_id}
         ids.add(run_id)
-        walls = [r.walls for r in history.records]
+        walls = [r.walls for r in decoded.records]
         record, start = run_row(
             parse_run_meta(meta, folder),
-            last_values=history.last_values(),
+            last_values=decoded.last_values(),
             first_wall=float(walls[0][0]) if walls else None,
             last_wall=max(float(w.max()) for w in walls) if walls else None,
-            incomplete_tail=history.incomplete_tail,
+            incomplete_tail=decoded.incomplete_tail,
             stale_after=stale_after,
             unless_running=files.unless_running,
         )
-        columns.add(history, start)
+        _add_run(history, decoded, start)
         records.append(record)
         run_ids.append(run_id)
         starts.append(start)
     runs = build_runs_frame(records).sort("created_at", "id", nulls_last=True)
-    history_frame = columns.frame(run_ids, starts)
-    return Runs(runs, history_frame, validate=False)
+    compact = history.build(run_ids, starts)
+    result = Runs(runs, compact.lazy(), validate=False)
+    # Known from the names table: `Runs.metrics` would scan the whole history for them.
+    result._metrics = tuple(compact.logged)
+    return result
