@@ -2,10 +2,12 @@
 
 A logged row (one `log()` call) puts several metrics at one (step, wall time). The long frame
 repeats that step and time for every metric and names run and metric per point: 32 to 40
-bytes a point. Held here instead, per point only its value (8 bytes) and its metric's code
-(1, 2 or 4 bytes, the smallest that fits the number of metrics), and per row of points that
-share step and time the step, the time and the row's length (20 bytes shared by the row):
-11 bytes a point where ten metrics share a row.
+bytes a point. Held here instead, per point its value (8 bytes), and per row of points that
+share step and time the step and the time (16 bytes shared by the row). Most runs log the
+same metrics in the same order in every row: such a *regular* run keeps that sequence of
+metric codes once (9.6 bytes a point where ten metrics share a row). Any other run keeps a
+metric code per point (1, 2 or 4 bytes, the smallest that fits the number of metrics) and
+each row's length (4 bytes a row): 11 bytes a point for ten metrics a row.
 
 `CompactHistory.lazy()` is a Polars IO source: a query builds only the columns it selects,
 for only the points its filter keeps, in batches of runs, so aggregating one metric of ten
@@ -81,21 +83,24 @@ class CompactBuilder:
 
     def __init__(self, points: int = 0) -> None:
         self._values = _Growing(points, np.float64)
-        self._codes = _Growing(points, np.uint8)
         rows = max(points // 4, 16)
         self._row_steps = _Growing(rows, np.int64)
         self._row_times = _Growing(rows, np.float64)
-        self._row_lengths = _Growing(rows, np.uint32)
-        self._run_points: list[int] = []
-        self._run_rows: list[int] = []
+        # irregular runs: a code per point and a length per row; regular runs: their pattern
+        self._codes = _Growing(0, np.uint8)
+        self._row_lengths = _Growing(0, np.uint32)
+        self._patterns = _Growing(0, np.uint8)
+        self._runs: list[tuple[int, int, int]] = []  # (points, rows, pattern width or 0)
         self._names: dict[str, int] = {}
         self._code_counts = np.zeros(0, np.int64)
 
     def code(self, name: str) -> int:
         """The metric's code, given on first sight."""
         code = self._names.setdefault(name, len(self._names))
-        if np.dtype(_code_dtype(len(self._names))).itemsize > self._codes.array.itemsize:
-            self._codes.reserve(self._codes.array.shape[0], _code_dtype(len(self._names)))
+        dtype = _code_dtype(len(self._names))
+        if np.dtype(dtype).itemsize > self._codes.array.itemsize:
+            self._codes.reserve(self._codes.array.shape[0], dtype)
+            self._patterns.reserve(self._patterns.array.shape[0], dtype)
         return code
 
     def add(
@@ -103,27 +108,35 @@ class CompactBuilder:
     ) -> None:
         """One run's points, in logged order; `codes` from `code()`."""
         count = int(values.shape[0])
-        rows = 0
-        if count:
-            # A new row where the step or the time changes; times compared by their bits, so
-            # that -0.0 and 0.0, or NaNs, are kept exactly as logged.
-            bits = times.view(np.int64)
-            starts = np.flatnonzero((steps[1:] != steps[:-1]) | (bits[1:] != bits[:-1])) + 1
-            firsts = np.concatenate(([0], starts))
-            self._row_steps.extend(steps[firsts])
-            self._row_times.extend(times[firsts])
-            self._row_lengths.extend(np.diff(np.concatenate((firsts, [count]))).astype(np.uint32))
-            self._codes.extend(codes.astype(self._codes.array.dtype, copy=False))
+        if not count:
+            self._runs.append((0, 0, 0))
+            return
+        # A new row where the step or the time changes; times compared by their bits, so
+        # that -0.0 and 0.0 are kept exactly as logged.
+        bits = times.view(np.int64)
+        starts = np.flatnonzero((steps[1:] != steps[:-1]) | (bits[1:] != bits[:-1])) + 1
+        firsts = np.concatenate(([0], starts))
+        lengths = np.diff(np.concatenate((firsts, [count])))
+        width = int(lengths[0])
+        regular = bool((lengths == width).all()) and bool(
+            (codes.reshape(-1, width) == codes[:width]).all()
+        )
+        self._row_steps.extend(steps[firsts])
+        self._row_times.extend(times[firsts])
+        self._values.extend(values)
+        if regular:
+            self._patterns.extend(codes[:width].astype(self._patterns.array.dtype))
+            counts = np.bincount(codes[:width]) * firsts.shape[0]
+        else:
+            self._codes.extend(codes.astype(self._codes.array.dtype))
+            self._row_lengths.extend(lengths.astype(np.uint32))
             counts = np.bincount(codes)
-            if counts.shape[0] > self._code_counts.shape[0]:
-                self._code_counts = np.pad(
-                    self._code_counts, (0, counts.shape[0] - self._code_counts.shape[0])
-                )
-            self._code_counts[: counts.shape[0]] += counts
-            self._values.extend(values)
-            rows = int(firsts.shape[0])
-        self._run_points.append(count)
-        self._run_rows.append(rows)
+        if counts.shape[0] > self._code_counts.shape[0]:
+            self._code_counts = np.pad(
+                self._code_counts, (0, counts.shape[0] - self._code_counts.shape[0])
+            )
+        self._code_counts[: counts.shape[0]] += counts
+        self._runs.append((count, int(firsts.shape[0]), width if regular else 0))
 
     def build(self, run_ids: list[str], starts: list[float]) -> CompactHistory:
         return CompactHistory(
@@ -131,18 +144,23 @@ class CompactBuilder:
             starts=starts,
             metrics=list(self._names),
             code_counts=self._code_counts,
-            run_points=np.asarray(self._run_points, np.int64),
-            run_rows=np.asarray(self._run_rows, np.int64),
+            runs=np.asarray(self._runs, np.int64).reshape(-1, 3),
             row_steps=self._row_steps.view(),
             row_times=self._row_times.view(),
-            row_lengths=self._row_lengths.view(),
-            codes=self._codes.view(),
             values=self._values.view(),
+            codes=self._codes.view(),
+            row_lengths=self._row_lengths.view(),
+            patterns=self._patterns.view(),
         )
 
 
+def _offsets(sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+
+
 class CompactHistory:
-    """Runs' points as rows of shared (step, time), each point its metric code and value."""
+    """Runs' points as rows of shared (step, time) and a value per point; the metric of each
+    point from its run's pattern (regular runs) or a code per point."""
 
     def __init__(
         self,
@@ -151,16 +169,16 @@ class CompactHistory:
         starts: list[float],
         metrics: list[str],
         code_counts: np.ndarray,
-        run_points: np.ndarray,
-        run_rows: np.ndarray,
+        runs: np.ndarray,
         row_steps: np.ndarray,
         row_times: np.ndarray,
-        row_lengths: np.ndarray,
-        codes: np.ndarray,
         values: np.ndarray,
+        codes: np.ndarray,
+        row_lengths: np.ndarray,
+        patterns: np.ndarray,
     ) -> None:
-        if len(run_ids) != run_points.shape[0]:
-            raise ValueError(f"{len(run_ids)} run ids for {run_points.shape[0]} runs' points")
+        if len(run_ids) != runs.shape[0]:
+            raise ValueError(f"{len(run_ids)} run ids for {runs.shape[0]} runs' points")
         self.run_ids = run_ids
         self.metrics = metrics
         self._code_counts = code_counts
@@ -169,13 +187,20 @@ class CompactHistory:
             name for name, count in zip(metrics, code_counts.tolist(), strict=False) if count
         )
         self._start_us = np.round(np.asarray(starts, np.float64) * 1e6).astype(np.int64)
-        self._point_offsets = np.concatenate(([0], np.cumsum(run_points)))
-        self._row_offsets = np.concatenate(([0], np.cumsum(run_rows)))
+        points, rows, widths = runs[:, 0], runs[:, 1], runs[:, 2]
+        irregular = widths == 0
+        self._widths = widths
+        self._point_offsets = _offsets(points)
+        self._row_offsets = _offsets(rows)
+        self._code_offsets = _offsets(np.where(irregular, points, 0))
+        self._length_offsets = _offsets(np.where(irregular, rows, 0))
+        self._pattern_offsets = _offsets(widths)
         self._row_steps = row_steps
         self._row_times = row_times
-        self._row_lengths = row_lengths
-        self._codes = codes
         self._values = values
+        self._codes = codes
+        self._row_lengths = row_lengths
+        self._patterns = patterns
 
     def __len__(self) -> int:
         return int(self._point_offsets[-1])
@@ -183,8 +208,15 @@ class CompactHistory:
     @property
     def nbytes(self) -> int:
         """The bytes the points hold (the arrays, not the Python objects around them)."""
-        arrays = (self._row_steps, self._row_times, self._row_lengths, self._codes, self._values)
-        return sum(a.nbytes for a in arrays) + self._point_offsets.nbytes * 2
+        arrays = (
+            self._row_steps,
+            self._row_times,
+            self._values,
+            self._codes,
+            self._row_lengths,
+            self._patterns,
+        )
+        return sum(a.nbytes for a in arrays)
 
     def lazy(self) -> pl.LazyFrame:
         """The long history (`HISTORY_SCHEMA`), built batch by batch when a query runs."""
@@ -248,9 +280,9 @@ class CompactHistory:
         total = int(self._code_counts[kept_codes[: self._code_counts.shape[0]]].sum())
         filled: dict[str, np.ndarray] = {}
         position = 0
-        for first, last in self._run_batches():
-            arrays = self._arrays(first, last, columns, kept_codes)
-            size = next(iter(arrays.values())).shape[0] if arrays else 0
+        for run in range(len(self.run_ids)):
+            arrays = self._run_arrays(run, columns, kept_codes)
+            size = arrays["value"].shape[0]
             for name, array in arrays.items():
                 if name not in filled:
                     filled[name] = allocate(total, array.dtype)
@@ -261,34 +293,47 @@ class CompactHistory:
     def _arrays(
         self, first: int, last: int, columns: list[str], kept_codes: np.ndarray | None
     ) -> dict[str, np.ndarray]:
-        """The points of runs [first, last) as arrays (only those whose metric `kept_codes`
-        keeps, when given): ``run`` (run positions), ``code`` (metric codes), and the
-        numeric columns among `columns`."""
-        begin, end = int(self._point_offsets[first]), int(self._point_offsets[last])
-        row_begin, row_end = int(self._row_offsets[first]), int(self._row_offsets[last])
-        codes = self._codes[begin:end]
-        lengths = self._row_lengths[row_begin:row_end]
-        if kept_codes is None:
-            positions = None
-            row_of = np.repeat(np.arange(row_end - row_begin), lengths)
+        """`_run_arrays` of runs [first, last), concatenated."""
+        parts = [self._run_arrays(run, columns, kept_codes) for run in range(first, last)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _run_arrays(
+        self, run: int, columns: list[str], kept_codes: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """One run's points (only those whose metric `kept_codes` keeps, when given) as
+        arrays: ``value``, ``run`` (its position) and ``code`` (metric codes) when asked
+        for, and the numeric columns among `columns`."""
+        begin, end = self._point_offsets[run], self._point_offsets[run + 1]
+        row_begin, row_end = self._row_offsets[run], self._row_offsets[run + 1]
+        values = self._values[begin:end]
+        rows = int(row_end - row_begin)
+        width = int(self._widths[run])
+        if width:
+            pattern = self._patterns[self._pattern_offsets[run] : self._pattern_offsets[run + 1]]
+            kept = np.arange(width) if kept_codes is None else np.flatnonzero(kept_codes[pattern])
+            if kept.shape[0] != width:
+                values = values.reshape(rows, width)[:, kept].ravel()
+            codes = np.tile(pattern[kept], rows)
+            row_of = np.repeat(np.arange(rows), kept.shape[0])
         else:
-            positions = np.flatnonzero(kept_codes[codes])
-            row_ends = np.cumsum(lengths, dtype=np.int64)
-            row_of = np.searchsorted(row_ends, positions, side="right")
-        arrays: dict[str, np.ndarray] = {}
+            codes = self._codes[self._code_offsets[run] : self._code_offsets[run + 1]]
+            lengths = self._row_lengths[self._length_offsets[run] : self._length_offsets[run + 1]]
+            if kept_codes is None:
+                row_of = np.repeat(np.arange(rows), lengths)
+            else:
+                positions = np.flatnonzero(kept_codes[codes])
+                row_ends = np.cumsum(lengths, dtype=np.int64)
+                row_of = np.searchsorted(row_ends, positions, side="right")
+                codes, values = codes[positions], values[positions]
+        arrays: dict[str, np.ndarray] = {"value": values}
         if "run_id" in columns or "timestamp" in columns:
-            run_ends = self._point_offsets[first + 1 : last + 1] - begin
-            at = np.arange(end - begin) if positions is None else positions
-            arrays["run"] = (np.searchsorted(run_ends, at, side="right") + first).astype(np.uint32)
+            arrays["run"] = np.full(values.shape[0], run, np.uint32)
         if "metric" in columns:
-            arrays["code"] = codes if positions is None else codes[positions]
+            arrays["code"] = codes
         if "step" in columns:
             arrays["step"] = self._row_steps[row_begin:row_end][row_of]
         if "time" in columns or "timestamp" in columns:
             arrays["time"] = self._row_times[row_begin:row_end][row_of]
-        if "value" in columns:
-            values = self._values[begin:end]
-            arrays["value"] = values if positions is None else values[positions]
         return arrays
 
     def _frame(self, arrays: dict[str, np.ndarray], columns: list[str]) -> pl.DataFrame:

@@ -22,7 +22,19 @@ row = st.tuples(
     st.sampled_from([0.0, -0.0, 1.5, 1.5, 2.25]),  # loaders keep finite times only
     st.lists(point, min_size=1, max_size=5),
 )
-run = st.lists(row, max_size=8)
+irregular_run = st.lists(row, max_size=8)
+
+
+@st.composite
+def regular_run(draw: st.DrawFn) -> list[tuple[int, float, list[tuple[str, float]]]]:
+    """Every row logs the same metrics in the same order (a metric may repeat in a row)."""
+    pattern = draw(st.lists(st.sampled_from(METRICS), min_size=1, max_size=4))
+    rows = draw(st.integers(1, 6))
+    values = st.sampled_from([0.5, -1.0, np.nan, -0.0, 3.0])
+    return [(step, step * 0.5, [(m, draw(values)) for m in pattern]) for step in range(rows)]
+
+
+run = st.one_of(irregular_run, regular_run())
 
 
 def _long(
@@ -120,8 +132,14 @@ def test_schema_metrics_and_bytes() -> None:
     assert compact.lazy().collect_schema() == pl.Schema(HISTORY_SCHEMA)
     assert compact.logged == ["a", "b"]
     assert len(compact) == 2_000
-    # per point a value and a 1-byte code; per row of two points 20 bytes
-    assert compact.nbytes <= 2_000 * (8 + 1) + 1_000 * 20 + 64
+    # a regular run: per point its value, per row of two points its step and time
+    assert compact.nbytes == 2_000 * 8 + 1_000 * 16 + 2
+
+    irregular = CompactBuilder()
+    codes = np.asarray([irregular.code(m) for m in ("a", "b", "c")], np.uint32)
+    # rows of two then one point: a code per point and a length per row besides
+    irregular.add(steps[:3], steps[:3] * 0.5, codes[[0, 1, 2]], np.ones(3))
+    assert irregular.build(["z"], [0.0]).nbytes == 3 * (8 + 1) + 2 * (16 + 4)
 
 
 def test_codes_widen_past_256_metrics() -> None:
