@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rungroup.sources.follow_mlflow import MlflowFollower
-from rungroup.sources.follow_tensorboard import TensorBoardFollower
+from rungroup.sources.mlflow.follower import MlflowFollower
+from rungroup.sources.tensorboard.follower import TensorBoardFollower
 
 STEPS = 1000
 TICK = 10

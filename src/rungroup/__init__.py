@@ -28,15 +28,15 @@ _LAZY = {
     "chart": "rungroup.chart",
     "compare": "rungroup.engine.compare",
     "export": "rungroup.export",
-    "from_frames": "rungroup.sources.frames",
+    "from_frames": "rungroup.sources.frames.convert",
     "generate_id": "rungroup.tracking",
     "init": "rungroup.tracking",
     "load": "rungroup.sources",
-    "load_csv": "rungroup.sources.csv_tree",
-    "load_mlflow": "rungroup.sources.mlflow_store",
+    "load_csv": "rungroup.sources.csv.tree",
+    "load_mlflow": "rungroup.sources.mlflow.reader",
     "load_recipe": "rungroup.export",
-    "load_tensorboard": "rungroup.sources.tensorboard_events",
-    "load_wandb": "rungroup.sources.wandb_offline",
+    "load_tensorboard": "rungroup.sources.tensorboard.events",
+    "load_wandb": "rungroup.sources.wandb.offline",
     "performance_profile": "rungroup.engine.compare",
     "profile_chart": "rungroup.profile_chart",
     "recipe_of": "rungroup.engine",
@@ -111,11 +111,11 @@ if TYPE_CHECKING:
     from rungroup.profile_chart import profile_chart
     from rungroup.runs import LoadWarning, Runs
     from rungroup.sources import load
-    from rungroup.sources.csv_tree import load_csv
-    from rungroup.sources.frames import from_frames
-    from rungroup.sources.mlflow_store import load_mlflow
-    from rungroup.sources.tensorboard_events import load_tensorboard
-    from rungroup.sources.wandb_offline import load_wandb
+    from rungroup.sources.csv.tree import load_csv
+    from rungroup.sources.frames.convert import from_frames
+    from rungroup.sources.mlflow.reader import load_mlflow
+    from rungroup.sources.tensorboard.events import load_tensorboard
+    from rungroup.sources.wandb.offline import load_wandb
     from rungroup.store import StoreError
     from rungroup.tracking import Config, Run, Summary, WriteWarning, generate_id, init
     from rungroup.view import View

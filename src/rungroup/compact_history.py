@@ -348,7 +348,7 @@ class CompactHistory:
                 names = pl.Series("metric", self.metrics, dtype=pl.Categorical)
                 series.append(names.gather(arrays["code"]))
             elif name == "timestamp":
-                # as `sources.store.with_timestamp` derives it: start + round(time in µs)
+                # as `sources.store.reader.with_timestamp` derives it: start + round(time in µs)
                 offsets = (pl.Series(arrays["time"]) * 1e6).round().cast(pl.Int64)
                 micros = pl.Series(self._start_us[arrays["run"]]) + offsets
                 series.append(micros.cast(pl.Datetime("us", "UTC")).alias("timestamp"))

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 import rungroup as rg
 from rungroup import store
-from rungroup.sources.follow import StoreFollower
+from rungroup.sources.store.follower import StoreFollower
 
 
 def sorted_history(runs: rg.Runs) -> pl.DataFrame:

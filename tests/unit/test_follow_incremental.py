@@ -28,7 +28,7 @@ from polars.testing import assert_frame_equal
 import rungroup as rg
 from rungroup import store
 from rungroup.runs import LoadWarning
-from rungroup.sources.follow import StoreFollower
+from rungroup.sources.store.follower import StoreFollower
 from rungroup.widget import Explorer
 
 METRICS = ("loss", "acc", "lr")

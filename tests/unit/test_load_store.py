@@ -13,7 +13,7 @@ import pytest
 
 import rungroup as rg
 from rungroup.runs import HISTORY_SCHEMA, RUN_SCHEMA, Runs, build_runs_frame
-from rungroup.sources import store as store_source
+from rungroup.sources.store import reader as store_source
 
 
 @pytest.fixture

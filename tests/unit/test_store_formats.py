@@ -16,7 +16,7 @@ import pytest
 
 import rungroup as rg
 from rungroup import store
-from rungroup.sources.follow import StoreFollower
+from rungroup.sources.store.follower import StoreFollower
 
 NAMES = ["loss", "acc", "RGRC in a name"]
 

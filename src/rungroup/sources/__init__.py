@@ -1,4 +1,4 @@
-"""Every source of runs ends in the same `Runs`; `load()` picks the reader for a source."""
+"""Every source of runs ends in the same `Runs`; `load()` picks the format (`registry.py`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from rungroup.runs import Runs
-from rungroup.sources.detect import KINDS, reader_for
-from rungroup.sources.store import is_store, load_store
+from rungroup.sources.registry import KINDS, format_for
+from rungroup.sources.store.reader import load_store
 
 __all__ = ["load", "load_store"]
 
@@ -24,17 +24,13 @@ def load(source: Any, **options: Any) -> Runs:
         if options:
             raise TypeError(f"options {sorted(options)} do not apply to a Runs object")
         return source
+    if (found := format_for(source)) is not None:
+        return found.load(source, **options)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if is_store(path):
-            return load_store(path, **options)
-        if (reader := reader_for(source)) is not None:  # other trackers (sources/detect.py)
-            return reader(source, **options)
         if path.is_dir() and not any(path.iterdir()):
             return Runs()  # a store that has no runs yet
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {source}; expected {_ACCEPTED}")
         raise ValueError(f"{source} is not a source rungroup can read; expected {_ACCEPTED}")
-    if (reader := reader_for(source)) is not None:  # pandas / Polars frames
-        return reader(source, **options)
     raise TypeError(f"cannot load runs from a {type(source).__name__}; expected {_ACCEPTED}")

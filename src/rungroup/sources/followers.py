@@ -8,6 +8,8 @@ poll always reports a change). Each kind of source has the cheapest follower it 
 - an MLflow SQLite store: `MlflowFollower` (only new rows);
 - a TensorBoard folder, template or file: `TensorBoardFollower` (event files tailed);
 - W&B run folders or files: `WandbFollower` (.wandb files tailed);
+Each format's package (`registry.py`) says which: its `follow(source, **options)`.
+
 - anything else read from files (CSV / JSON-lines trees, MLflow's `mlruns/` file store): a
   `ReloadFollower` that stats the files and loads again only when some file's
   (mtime, size) changed;
@@ -27,10 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rungroup.runs import Runs
-from rungroup.sources.detect import reader_for
-from rungroup.sources.follow import StoreFollower
+from rungroup.sources.registry import format_for
 from rungroup.sources.runrecords import Template
-from rungroup.sources.store import is_store
 
 __all__ = [
     "Follower",
@@ -39,9 +39,6 @@ __all__ = [
     "StaticFollower",
     "follow",
 ]
-
-#: Options of the bulk readers that do not apply to a follower (it reads a little at a time).
-_BULK_ONLY = ("progress", "progress_bar", "workers", "timeout")
 
 
 class Follower(Protocol):
@@ -199,32 +196,13 @@ def follow(source: Any, **options: Any) -> Follower:
         from rungroup.sources import load
 
         return StaticFollower(load(source, **options))
+    found = format_for(source)
+    if found is not None:
+        return found.follow(source, **options)
     path = Path(source)
-    if is_store(path):
-        return StoreFollower(path, **_without(options, _BULK_ONLY))
-    reader = reader_for(source)
-    if reader is None:
-        if path.is_dir() and not any(path.iterdir()):
-            return PendingFollower(path, **options)
-        from rungroup.sources import load
+    if path.is_dir() and not any(path.iterdir()):
+        return PendingFollower(path, **options)
+    from rungroup.sources import load
 
-        load(source, **options)  # raises the error `load` gives for this source
-        raise AssertionError("unreachable: load() accepted a source no reader detects")
-    from rungroup.sources.follow_mlflow import MlflowFollower, follows
-    from rungroup.sources.follow_tensorboard import TensorBoardFollower
-    from rungroup.sources.follow_wandb import WandbFollower
-    from rungroup.sources.mlflow_store import load_mlflow
-    from rungroup.sources.tensorboard_events import load_tensorboard
-    from rungroup.sources.wandb_offline import load_wandb
-
-    if reader is load_mlflow and follows(source) is not None:
-        return MlflowFollower(source, **_without(options, _BULK_ONLY))
-    if reader is load_tensorboard:
-        return TensorBoardFollower(source, **_without(options, _BULK_ONLY))
-    if reader is load_wandb:
-        return WandbFollower(source, **_without(options, _BULK_ONLY))
-    return ReloadFollower(source, reader, **options)
-
-
-def _without(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in names}
+    load(source, **options)  # raises the error `load` gives for this source
+    raise AssertionError("unreachable: load() accepted a source no format detects")

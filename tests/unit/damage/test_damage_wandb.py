@@ -52,7 +52,7 @@ def _file(root: Path, run: str = "b") -> Path:
 
 
 def _count(path: Path) -> int:
-    from rungroup.sources.wandb_offline import read_records
+    from rungroup.sources.wandb.offline import read_records
 
     return len(read_records(path)[0])
 

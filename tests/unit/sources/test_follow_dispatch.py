@@ -11,16 +11,16 @@ from follow_helpers import sorted_history
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
-from rungroup.sources.follow import StoreFollower
-from rungroup.sources.follow_mlflow import MlflowFollower
-from rungroup.sources.follow_tensorboard import TensorBoardFollower
-from rungroup.sources.follow_wandb import WandbFollower
 from rungroup.sources.followers import (
     PendingFollower,
     ReloadFollower,
     StaticFollower,
     follow,
 )
+from rungroup.sources.mlflow.follower import MlflowFollower
+from rungroup.sources.store.follower import StoreFollower
+from rungroup.sources.tensorboard.follower import TensorBoardFollower
+from rungroup.sources.wandb.follower import WandbFollower
 
 
 def test_a_store_and_an_empty_folder_that_becomes_one(tmp_path: Path) -> None:

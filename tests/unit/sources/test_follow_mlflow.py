@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from follow_helpers import assert_same
 
-from rungroup.sources.follow_mlflow import MlflowFollower
-from rungroup.sources.mlflow_store import load_mlflow
+from rungroup.sources.mlflow.follower import MlflowFollower
+from rungroup.sources.mlflow.reader import load_mlflow
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from follow_helpers import assert_same, sorted_history
 
-from rungroup.sources.follow_tensorboard import TensorBoardFollower, complete_length
-from rungroup.sources.tensorboard_events import load_tensorboard
+from rungroup.sources.tensorboard.events import load_tensorboard
+from rungroup.sources.tensorboard.follower import TensorBoardFollower, complete_length
 
 
 def sizes(root: Path) -> int:

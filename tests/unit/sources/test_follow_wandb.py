@@ -14,8 +14,8 @@ import pytest
 from follow_helpers import assert_same
 
 import rungroup as rg
-from rungroup.sources.follow_wandb import WandbFollower
-from rungroup.sources.wandb_offline import load_wandb
+from rungroup.sources.wandb.follower import WandbFollower
+from rungroup.sources.wandb.offline import load_wandb
 
 SCRIPT = """
 import pathlib, sys, time, wandb

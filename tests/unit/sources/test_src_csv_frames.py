@@ -11,8 +11,8 @@ import pytest
 
 import rungroup as rg
 from rungroup.runs import LoadWarning
-from rungroup.sources.csv_tree import load_csv
-from rungroup.sources.frames import from_frames
+from rungroup.sources.csv.tree import load_csv
+from rungroup.sources.frames.convert import from_frames
 
 
 def _sb3(root: Path) -> None:

@@ -11,10 +11,10 @@ from source_curves import GROUPS, SEEDS, STEPS, curve
 
 import rungroup as rg
 from rungroup.runs import Runs
-from rungroup.sources.csv_tree import load_csv
-from rungroup.sources.mlflow_store import load_mlflow
-from rungroup.sources.tensorboard_events import load_tensorboard
-from rungroup.sources.wandb_offline import load_wandb
+from rungroup.sources.csv.tree import load_csv
+from rungroup.sources.mlflow.reader import load_mlflow
+from rungroup.sources.tensorboard.events import load_tensorboard
+from rungroup.sources.wandb.offline import load_wandb
 
 
 def _points(runs: Runs) -> pl.DataFrame:

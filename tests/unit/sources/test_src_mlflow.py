@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from rungroup.runs import LoadWarning
-from rungroup.sources.mlflow_store import is_mlflow, load_mlflow
+from rungroup.sources.mlflow.reader import is_mlflow, load_mlflow
 from rungroup.sources.runrecords import MissingExtraError
 
 
@@ -327,7 +327,7 @@ def test_missing_keys_are_warnings() -> None:
 
 
 def test_truncated_json_and_huge_page(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rungroup.sources import mlflow_rest
+    from rungroup.sources.mlflow import rest as mlflow_rest
 
     def truncated(path: str) -> tuple[int, str, bytes, float]:
         return 200, "application/json", json.dumps(_EXPERIMENTS).encode()[:20], 0.0

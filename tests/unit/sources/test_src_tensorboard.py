@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from rungroup.runs import LoadWarning
-from rungroup.sources.tensorboard_events import is_tensorboard, load_tensorboard
+from rungroup.sources.tensorboard.events import is_tensorboard, load_tensorboard
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, float]]:

@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from rungroup.runs import LoadWarning
-from rungroup.sources.wandb_offline import is_wandb, load_wandb, read_records
+from rungroup.sources.wandb.offline import is_wandb, load_wandb, read_records
 
 pytestmark = pytest.mark.slow  # each run written by wandb costs about a second
 

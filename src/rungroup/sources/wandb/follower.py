@@ -1,6 +1,6 @@
 """Following W&B run files while wandb writes them: each poll reads only appended bytes.
 
-A `.wandb` file is LevelDB's log format (see `wandb_offline`): 32 KiB blocks of chunks, each
+A `.wandb` file is LevelDB's log format (see `offline.py`): 32 KiB blocks of chunks, each
 with its own CRC and length, a record split over blocks as first / middle / last chunks. The
 file is only ever appended to, so a reader can take every record whose chunks are complete
 and stop at the first one that is not: a `WandbFollower` keeps, for every file, the offset
@@ -8,7 +8,7 @@ just past its last complete record and the decoding state (the run so far, the l
 row and the summary records waiting for the next row), and a poll reads from that offset to
 the file's current end. New run folders are picked up; a record being written is left for the
 next poll. The states are re-derived on every poll (a run that stopped writing without an
-exit record turns `crashed` after `wandb_offline.RUNNING_WITHIN` seconds, as in a fresh load).
+exit record turns `crashed` after `offline.RUNNING_WITHIN` seconds, as in a fresh load).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rungroup.runs import HISTORY_SCHEMA, Runs
 from rungroup.sources.files import read_bytes
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.runrecords import CHUNK_SCHEMA, RunRecord, assemble, shown, warn
-from rungroup.sources.wandb_offline import (
+from rungroup.sources.wandb.offline import (
     HEADER,
     HEADER_SIZE,
     Reading,

@@ -30,7 +30,7 @@ from rungroup.sources.files import (
     walk_names,
     yaml_value,
 )
-from rungroup.sources.frames import (
+from rungroup.sources.frames.convert import (
     STEP_COLUMNS,
     TIME_COLUMNS,
     TIMESTAMP_COLUMNS,

@@ -30,23 +30,25 @@ import polars as pl
 
 from rungroup.runs import HISTORY_SCHEMA, Runs
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
-from rungroup.sources.mlflow_store import (
-    GOOD_POINT,
+from rungroup.sources.mlflow.records import (
     HISTORY_COLUMNS,
-    METRIC_COLUMNS,
     RUN_COLUMNS,
-    _finish_history,
     _number,
     _Raw,
-    _sqlite_path,
     _value,
     add_run,
+    run_records,
+    timed_history,
+)
+from rungroup.sources.mlflow.sqlite import (
+    GOOD_POINT,
+    METRIC_COLUMNS,
+    _finish_history,
+    _sqlite_path,
     bad_metric_rows,
     decoded,
     metric_blocks,
-    run_records,
     run_row,
-    timed_history,
 )
 from rungroup.sources.runrecords import assemble
 

@@ -33,7 +33,7 @@ from rungroup.runs import (
     unify_column,
 )
 from rungroup.sources.runrecords import shown
-from rungroup.sources.store import (
+from rungroup.sources.store.reader import (
     STALE_AFTER,
     RunMeta,
     _run_folders,

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.sources.mlflow_store import _Raw, _value, add_run, points_frame
+from rungroup.sources.mlflow.records import _Raw, _value, add_run, points_frame
 from rungroup.sources.runrecords import progress, warn
 
 __all__ = ["read_rest"]

@@ -28,6 +28,10 @@ from rungroup.runs import Runs
 from rungroup.sources.castagnoli import masked_crc32c_many
 from rungroup.sources.files import MAX_NESTING, read_bytes, walk
 from rungroup.sources.protoreader import (
+    FIXED32,
+    FIXED64,
+    LEN,
+    VARINT,
     DecodeError,
     packed_doubles,
     packed_floats,
@@ -51,6 +55,17 @@ from rungroup.sources.runrecords import (
     shown,
     utc_from_seconds,
     warn,
+)
+from rungroup.sources.tensorboard.proto import (
+    Event,
+    HParamsPluginData,
+    PluginData,
+    StructValue,
+    Summary,
+    SummaryMetadata,
+    TensorProto,
+    TensorShapeProto,
+    Value,
 )
 
 __all__ = ["is_tensorboard", "load_tensorboard"]
@@ -171,29 +186,29 @@ def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
     content: tuple[int, int] | None = None
     values: list[float] = []
     for number, wire, x, y in spans(data, a, b):
-        if number == 1 and wire == 0:
+        if number == TensorProto.DTYPE and wire == VARINT:
             dtype = x
-        elif number == 2 and wire == 2:  # TensorShapeProto: dim = 2 { size = 1 }
+        elif number == TensorProto.TENSOR_SHAPE and wire == LEN:
             for dnum, dwire, da, db in spans(data, x, y):
-                if dnum == 2 and dwire == 2:
+                if dnum == TensorShapeProto.DIM and dwire == LEN:
                     for snum, swire, sa, _ in spans(data, da, db):
-                        if snum == 1 and swire == 0:
+                        if snum == TensorShapeProto.DIM_SIZE and swire == VARINT:
                             elements *= signed(sa)
-        elif number == 4 and wire == 2:
+        elif number == TensorProto.TENSOR_CONTENT and wire == LEN:
             content = (x, y)
-        elif number == 5:  # float_val, packed or not
-            _expect(wire, 5, "float_val")
-            values.extend(packed_floats(data, x, y) if wire == 2 else [to_float(x)])
-        elif number == 6:  # double_val
-            _expect(wire, 1, "double_val")
-            values.extend(packed_doubles(data, x, y) if wire == 2 else [to_double(x)])
-        elif number in (7, 10, 11, 16, 17):  # int_val, int64_val, bool_val, uint32/64_val
-            _expect(wire, 0, "an integer value")
-            ints = packed_varints(data, x, y) if wire == 2 else [x]
+        elif number == TensorProto.FLOAT_VAL:  # packed or not
+            _expect(wire, FIXED32, "float_val")
+            values.extend(packed_floats(data, x, y) if wire == LEN else [to_float(x)])
+        elif number == TensorProto.DOUBLE_VAL:
+            _expect(wire, FIXED64, "double_val")
+            values.extend(packed_doubles(data, x, y) if wire == LEN else [to_double(x)])
+        elif number in TensorProto.INTEGER_VALS:
+            _expect(wire, VARINT, "an integer value")
+            ints = packed_varints(data, x, y) if wire == LEN else [x]
             values.extend(float(signed(v)) for v in ints)
-        elif number == 13:  # half_val: float16 bits in int32
-            _expect(wire, 0, "half_val")
-            bits = packed_varints(data, x, y) if wire == 2 else [x]
+        elif number == TensorProto.HALF_VAL:
+            _expect(wire, VARINT, "half_val")
+            bits = packed_varints(data, x, y) if wire == LEN else [x]
             if any(v > 0xFFFF for v in bits):
                 raise DecodeError("half_val holds more than 16 bits")
             values.extend(float(struct.unpack("<e", v.to_bytes(2, "little"))[0]) for v in bits)
@@ -211,7 +226,7 @@ def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
 
 def _expect(wire: int, scalar_wire: int, name: str) -> None:
     """A value field must come with its own wire type, or packed (length-delimited)."""
-    if wire not in (scalar_wire, 2):
+    if wire not in (scalar_wire, LEN):
         raise DecodeError(f"{name} sent with wire type {wire}")
 
 
@@ -220,11 +235,11 @@ def _plugin(data: bytes, a: int, b: int) -> tuple[str, tuple[int, int] | None]:
     name = ""
     content = None
     for number, wire, x, y in spans(data, a, b):
-        if number == 1 and wire == 2:  # plugin_data
+        if number == SummaryMetadata.PLUGIN_DATA and wire == LEN:
             for pnum, pwire, pa, pb in spans(data, x, y):
-                if pnum == 1 and pwire == 2:
+                if pnum == PluginData.PLUGIN_NAME and pwire == LEN:
                     name = text(data, pa, pb)
-                elif pnum == 2 and pwire == 2:
+                elif pnum == PluginData.CONTENT and pwire == LEN:
                     content = (pa, pb)
     return name, content
 
@@ -234,24 +249,24 @@ def _struct_value(data: bytes, a: int, b: int, depth: int = 0) -> Any:
     if depth > MAX_NESTING:
         raise DecodeError(f"hparams value nested more than {MAX_NESTING} levels deep")
     for number, wire, x, y in spans(data, a, b):
-        if number == 1:
+        if number == StructValue.NULL_VALUE:
             return None
-        if number == 2 and wire == 1:
+        if number == StructValue.NUMBER_VALUE and wire == FIXED64:
             return to_double(x)
-        if number == 3 and wire == 2:
+        if number == StructValue.STRING_VALUE and wire == LEN:
             return text(data, x, y)
-        if number == 4 and wire == 0:
+        if number == StructValue.BOOL_VALUE and wire == VARINT:
             return bool(x)
-        if number == 6 and wire == 2:  # ListValue: values = 1
+        if number == StructValue.LIST_VALUE and wire == LEN:
             return [
                 _struct_value(data, la, lb, depth + 1)
                 for n, w, la, lb in spans(data, x, y)
-                if n == 1
+                if n == StructValue.LIST_VALUES
             ]
-        if number == 5 and wire == 2:  # Struct: fields = 1 map<string, Value>
+        if number == StructValue.STRUCT_VALUE and wire == LEN:
             out: dict[str, Any] = {}
             for n, _w, ea, eb in spans(data, x, y):
-                if n == 1:
+                if n == StructValue.STRUCT_FIELDS:
                     key, value = _map_entry(data, ea, eb, depth + 1)
                     out[key] = value
             return out
@@ -262,9 +277,9 @@ def _map_entry(data: bytes, a: int, b: int, depth: int = 0) -> tuple[str, Any]:
     key = ""
     value: Any = None
     for number, _wire, x, y in spans(data, a, b):
-        if number == 1:
+        if number == StructValue.ENTRY_KEY:
             key = text(data, x, y)
-        elif number == 2:
+        elif number == StructValue.ENTRY_VALUE:
             value = _struct_value(data, x, y, depth)
     return key, value
 
@@ -272,18 +287,18 @@ def _map_entry(data: bytes, a: int, b: int, depth: int = 0) -> tuple[str, Any]:
 def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
     """HParamsPluginData: session_start_info = 3 (hparams = 1, group_name = 4), end = 4."""
     for number, wire, x, y in spans(data, a, b):
-        if number == 3 and wire == 2:
+        if number == HParamsPluginData.SESSION_START_INFO and wire == LEN:
             for snum, swire, sa, sb in spans(data, x, y):
-                if snum == 1 and swire == 2:
+                if snum == HParamsPluginData.START_HPARAMS and swire == LEN:
                     key, value = _map_entry(data, sa, sb)
                     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                         value = int(value)
                     into.hparams[key] = value
-                elif snum == 4 and swire == 2:
+                elif snum == HParamsPluginData.START_GROUP_NAME and swire == LEN:
                     into.group = text(data, sa, sb) or None
-        elif number == 4 and wire == 2:
+        elif number == HParamsPluginData.SESSION_END_INFO and wire == LEN:
             for enum, ewire, ea, _ in spans(data, x, y):
-                if enum == 1 and ewire == 0:
+                if enum == HParamsPluginData.END_STATUS and ewire == VARINT:
                     into.state = HPARAMS_STATUS.get(ea, into.state)
 
 
@@ -320,14 +335,14 @@ def decode_events(
             step = 0
             summary: tuple[int, int] | None = None
             for number, wire, x, y in spans(data, start, end):
-                if number == 1 and wire == 1:
+                if number == Event.WALL_TIME and wire == FIXED64:
                     wall = to_double(x)
                     if not is_time(wall):
                         untimed.append((index, wall))
                         wall = None
-                elif number == 2 and wire == 0:
+                elif number == Event.STEP and wire == VARINT:
                     step = signed(x)
-                elif number == 5 and wire == 2:
+                elif number == Event.SUMMARY and wire == LEN:
                     summary = (x, y)
             if wall is not None:
                 first = wall if first is None or wall < first else first
@@ -335,21 +350,21 @@ def decode_events(
             if summary is None:
                 continue
             for number, wire, va, vb in spans(data, summary[0], summary[1]):
-                if number != 1 or wire != 2:
+                if number != Summary.VALUE or wire != LEN:
                     continue
                 tag = ""
                 value: float | None = None
                 tensor: tuple[int, int] | None = None
                 meta: tuple[int, int] | None = None
                 for fnum, fwire, fa, fb in spans(data, va, vb):
-                    if fnum == 1 and fwire == 2:
+                    if fnum == Value.TAG and fwire == LEN:
                         tag = text(data, fa, fb)
-                    elif fnum == 2:
-                        _expect(fwire, 5, "simple_value")
-                        value = to_float(fa) if fwire == 5 else None
-                    elif fnum == 8 and fwire == 2:
+                    elif fnum == Value.SIMPLE_VALUE:
+                        _expect(fwire, FIXED32, "simple_value")
+                        value = to_float(fa) if fwire == FIXED32 else None
+                    elif fnum == Value.TENSOR and fwire == LEN:
                         tensor = (fa, fb)
-                    elif fnum == 9 and fwire == 2:
+                    elif fnum == Value.METADATA and fwire == LEN:
                         meta = (fa, fb)
                 if meta is not None:
                     plugin, content = _plugin(data, *meta)
@@ -401,6 +416,15 @@ def decode_events(
     into.last_wall = last
 
 
+#: The key bytes (field number << 3 | wire type) of the layout `_simple_values` decodes.
+_WALL_KEY = Event.WALL_TIME << 3 | FIXED64
+_STEP_KEY = Event.STEP << 3 | VARINT
+_SUMMARY_KEY = Event.SUMMARY << 3 | LEN
+_VALUE_KEY = Summary.VALUE << 3 | LEN
+_TAG_KEY = Value.TAG << 3 | LEN
+_SIMPLE_VALUE_KEY = Value.SIMPLE_VALUE << 3 | FIXED32
+
+
 def _simple_values(
     data: bytes, records: Records, prefix: str, into: _Scalars, untimed: list[tuple[int, float]]
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -423,7 +447,7 @@ def _simple_values(
         picked: np.ndarray[Any, Any] = buf[np.minimum(offset, size - 1)].astype(np.int64)
         return picked
 
-    ok &= (byte(at) == 0x09) & (byte(at + 9) == 0x10)
+    ok &= (byte(at) == _WALL_KEY) & (byte(at + 9) == _STEP_KEY)
     # step: a varint of up to 4 bytes (steps below 2**28)
     step = np.zeros(count, dtype=np.int64)
     width = np.zeros(count, dtype=np.int64)
@@ -436,10 +460,10 @@ def _simple_values(
     ok &= ~going
     pos = at + 10 + width
     tag_len = byte(pos + 5)
-    ok &= (byte(pos) == 0x2A) & (byte(pos + 1) == end - pos - 2)
-    ok &= (byte(pos + 2) == 0x0A) & (byte(pos + 3) == end - pos - 4)
-    ok &= (byte(pos + 4) == 0x0A) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
-    ok &= byte(pos + 6 + tag_len) == 0x15
+    ok &= (byte(pos) == _SUMMARY_KEY) & (byte(pos + 1) == end - pos - 2)
+    ok &= (byte(pos + 2) == _VALUE_KEY) & (byte(pos + 3) == end - pos - 4)
+    ok &= (byte(pos + 4) == _TAG_KEY) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
+    ok &= byte(pos + 6 + tag_len) == _SIMPLE_VALUE_KEY
     index = np.flatnonzero(ok)
     if len(index) == 0:
         return done

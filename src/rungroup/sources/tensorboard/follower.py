@@ -28,7 +28,7 @@ from rungroup.runs import HISTORY_SCHEMA, LoadWarning, Runs
 from rungroup.sources.files import read_bytes
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.runrecords import assemble, shown, warn
-from rungroup.sources.tensorboard_events import (
+from rungroup.sources.tensorboard.events import (
     _frame_records,
     _Scalars,
     _simple_values,
