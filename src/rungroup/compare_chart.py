@@ -1,0 +1,178 @@
+"""`forest_chart(compared)`: a forest plot of a `rungroup.compare` frame.
+
+One row per group: its estimate (mean, median or IQM of its runs' scores) as a point and the
+estimate's interval as a rule, in the group's colour; the baseline group is drawn as a
+diamond, with a dashed vertical rule at its estimate and the word "baseline" beside it, so
+that every other interval reads against it. The Explorer's Compare view draws the same chart
+(`data_name`: the rows arrive from the browser as Arrow, not inside the spec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+from rungroup.engine.recipe import recipe_extra
+from rungroup.engine.scores import REDUCTION_TABLE
+from rungroup.view import Choice
+
+
+@dataclass(frozen=True)
+class Estimate(Choice):
+    """An estimate of a group's score and the `compare()` columns it is read from."""
+
+    column: str
+    low: str
+    high: str
+
+
+#: The estimates a forest plot (and the Compare view's table) can show, in display order.
+ESTIMATE_TABLE: dict[str, Estimate] = {
+    e.value: e
+    for e in (
+        Estimate("mean", "mean", "Mean score, Student t interval", "mean", "mean_low", "mean_high"),
+        Estimate(
+            "mean_boot",
+            "mean (bootstrap)",
+            "Mean score, percentile bootstrap interval",
+            "mean",
+            "mean_boot_low",
+            "mean_boot_high",
+        ),
+        Estimate(
+            "median",
+            "median",
+            "Median score, percentile bootstrap interval",
+            "median",
+            "median_low",
+            "median_high",
+        ),
+        Estimate(
+            "iqm",
+            "IQM",
+            "Interquartile mean (25 % trimmed mean), percentile bootstrap interval",
+            "iqm",
+            "iqm_low",
+            "iqm_high",
+        ),
+    )
+}
+#: The columns the forest plot reads (`forest_rows`).
+FOREST_FIELDS = ("series", "estimate", "low", "high", "n", "is_baseline")
+#: Names of the forest plot's marks (the widget's tests find them by name).
+INTERVAL_MARK, POINT_MARK, BASELINE_MARK = "rg_interval", "rg_point", "rg_baseline"
+LABEL_MARK = "rg_baseline_label"
+_ROW_HEIGHT = 26
+
+
+def settings_of(compared: pl.DataFrame) -> dict[str, Any]:
+    """The comparison's settings from the frame's recipe (`rungroup.compare` wrote them)."""
+    about = (recipe_extra(compared) or {}).get("rungroup_compare")
+    if not isinstance(about, dict):
+        raise ValueError("forest_chart() takes the frame rungroup.compare returned")
+    return about
+
+
+def estimate_of(name: str) -> Estimate:
+    if name not in ESTIMATE_TABLE:
+        raise ValueError(
+            f"estimate={name!r} is not valid; choose one of: {', '.join(ESTIMATE_TABLE)}"
+        )
+    return ESTIMATE_TABLE[name]
+
+
+def forest_rows(compared: pl.DataFrame, estimate: str = "mean") -> pl.DataFrame:
+    """One row per group: `FOREST_FIELDS`, the estimate and its interval renamed."""
+    chosen = estimate_of(estimate)
+    return compared.select(
+        pl.col("series").cast(pl.String),
+        pl.col(chosen.column).alias("estimate"),
+        pl.col(chosen.low).alias("low"),
+        pl.col(chosen.high).alias("high"),
+        "n",
+        "is_baseline",
+    )
+
+
+def axis_title(compared: pl.DataFrame, estimate: str = "mean") -> str:
+    """What the x axis shows: metric, reduction, estimate, interval level and direction."""
+    about = settings_of(compared)
+    reduce = REDUCTION_TABLE[about["reduce"]].label.replace(" k", f" {about['k']}")
+    better = "higher" if about["higher_is_better"] else "lower"
+    level = f"{100 * about['ci_level']:g} %"
+    return (
+        f"{about['metric']} ({reduce}): {estimate_of(estimate).label}, {level} interval; "
+        f"{better} is better"
+    )
+
+
+def forest_chart(
+    compared: pl.DataFrame,
+    estimate: str = "mean",
+    *,
+    order: Sequence[str] | None = None,
+    data_name: str | None = None,
+    width: int | str = 480,
+) -> alt.LayerChart:
+    """The forest plot of `compared` (a `rungroup.compare` frame).
+
+    `order`: the series in the colour order of the charts they appear in (default: the
+    frame's), so a group has the same colour here as there. `data_name`: leave the rows out
+    of the spec and read them from the named dataset (`FOREST_FIELDS`) instead.
+    """
+    title = axis_title(compared, estimate)  # checks that `compared` is a comparison first
+    rows = forest_rows(compared, estimate)
+    groups = rows["series"].to_list()
+    domain = list(order) if order is not None else groups
+    domain += [g for g in groups if g not in set(domain)]
+    data: alt.NamedData | alt.InlineData = (
+        alt.NamedData(name=data_name, format={"parse": None})
+        if data_name
+        else alt.InlineData(values=rows.to_dicts())
+    )
+    base = alt.Chart(data)
+    y = alt.Y("series:N", sort=groups, title=None, axis=alt.Axis(labelLimit=220))
+    colour = alt.Color("series:N", scale=alt.Scale(domain=domain), legend=None)
+    tooltip = [
+        alt.Tooltip("series:N", title="group"),
+        alt.Tooltip("n:Q", title="runs scored"),
+        alt.Tooltip("estimate:Q", title=estimate_of(estimate).label, format=".4g"),
+        alt.Tooltip("low:Q", title="interval low", format=".4g"),
+        alt.Tooltip("high:Q", title="interval high", format=".4g"),
+    ]
+    interval = (
+        base.mark_rule(strokeWidth=2.5)
+        .encode(x=alt.X("low:Q", title=title, scale=alt.Scale(zero=False)), x2="high:Q")
+        .encode(y=y, color=colour, tooltip=tooltip)
+        .properties(name=INTERVAL_MARK)
+    )
+    point = (
+        base.mark_point(filled=True, size=90, opacity=1)
+        .encode(
+            x="estimate:Q",
+            y=y,
+            color=colour,
+            shape=alt.condition("datum.is_baseline", alt.value("diamond"), alt.value("circle")),
+            tooltip=tooltip,
+        )
+        .properties(name=POINT_MARK)
+    )
+    on_baseline = base.transform_filter("datum.is_baseline && isValid(datum.estimate)")
+    baseline = (
+        on_baseline.mark_rule(strokeDash=[5, 4], opacity=0.8)
+        .encode(x="estimate:Q", color=colour)
+        .properties(name=BASELINE_MARK)
+    )
+    label = (
+        on_baseline.mark_text(align="left", dx=8, dy=-9, fontSize=11)
+        .encode(x="estimate:Q", y=y, color=colour, text=alt.value("baseline"))
+        .properties(name=LABEL_MARK)
+    )
+    chart: alt.LayerChart = alt.layer(interval, baseline, point, label).properties(
+        width=width, height=alt.Step(_ROW_HEIGHT)
+    )
+    return chart
