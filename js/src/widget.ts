@@ -72,8 +72,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const compare = new ComparePanel(model, channel, root, fail, hover);
   const compareInfo = () => (model.get("info") as unknown as { compare: CompareInfo }).compare;
   const switcher = panelSwitch(model, () => compareInfo().panels);
-  tools.el.insertBefore(switcher.el, tools.el.querySelector(".rg-spring"));
-  root.append(tools.el, settings.el, errors.el, crumb.el, h("div", { class: "rg-body" }, [table.el, chart.el, compare.el]), status);
+  // the switch sits right above what it switches (the toolbar's controls are the charts')
+  const tabs = h("div", { class: "rg-panel-tabs" }, [switcher.el]);
+  root.append(tools.el, settings.el, errors.el, crumb.el, h("div", { class: "rg-body" }, [table.el, tabs, chart.el, compare.el]), status);
   el.append(root);
   const showPanel = () => {
     switcher.update();

@@ -98,16 +98,17 @@ def forest_rows(compared: pl.DataFrame, estimate: str = "mean") -> pl.DataFrame:
     )
 
 
-def axis_title(compared: pl.DataFrame, estimate: str = "mean") -> str:
-    """What the x axis shows: metric, reduction, estimate, interval level and direction."""
+def axis_title(compared: pl.DataFrame, estimate: str = "mean") -> list[str]:
+    """What the x axis shows, in two lines (a narrow plot cuts one long line): metric and
+    reduction; estimate, interval level and direction."""
     about = settings_of(compared)
     reduce = REDUCTION_TABLE[about["reduce"]].label.replace(" k", f" {about['k']}")
     better = "higher" if about["higher_is_better"] else "lower"
     level = f"{100 * about['ci_level']:g} %"
-    return (
-        f"{about['metric']} ({reduce}): {estimate_of(estimate).label}, {level} interval; "
-        f"{better} is better"
-    )
+    return [
+        f"{about['metric']} ({reduce})",
+        f"{estimate_of(estimate).label}, {level} interval; {better} is better",
+    ]
 
 
 def forest_chart(
@@ -146,7 +147,15 @@ def forest_chart(
     ]
     interval = (
         base.mark_rule(strokeWidth=2.5)
-        .encode(x=alt.X("low:Q", title=title, scale=alt.Scale(zero=False)), x2="high:Q")
+        .encode(
+            x=alt.X(
+                "low:Q",
+                title=title,
+                scale=alt.Scale(zero=False),
+                axis=alt.Axis(tickCount=8, labelOverlap=True),
+            ),
+            x2="high:Q",
+        )
         .encode(y=y, color=colour, tooltip=tooltip)
         .properties(name=INTERVAL_MARK)
     )

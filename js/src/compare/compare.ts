@@ -149,6 +149,12 @@ export class ComparePanel {
       if (Number.isInteger(k) && k >= 1) set({ k });
     });
     this.at.addEventListener("change", () => set({ at: this.at.value === "" ? null : Number(this.at.value) }));
+    // Enter applies a typed number (a change event comes when the input loses focus)
+    for (const input of [this.k, this.at]) {
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") input.blur();
+      });
+    }
     this.estimate.addEventListener("change", () => set({ estimate: this.estimate.value }));
     this.baseline.addEventListener("change", () => set({ baseline: this.baseline.value }));
     this.flip.addEventListener("click", () => {
@@ -358,7 +364,7 @@ export class ComparePanel {
       return h(
         "tr",
         {
-          class: baseline ? "rg-compare-row rg-compare-baseline" : "rg-compare-row",
+          class: baseline ? "rg-compare-row rg-compare-base-row" : "rg-compare-row",
           attrs: { "data-series": series },
           on: { mouseenter: () => this.hover(series), mouseleave: () => this.hover(null) },
         },
