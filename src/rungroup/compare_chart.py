@@ -67,6 +67,9 @@ FOREST_FIELDS = ("series", "estimate", "low", "high", "n", "is_baseline")
 INTERVAL_MARK, POINT_MARK, BASELINE_MARK = "rg_interval", "rg_point", "rg_baseline"
 LABEL_MARK = "rg_baseline_label"
 _ROW_HEIGHT = 26
+#: Past this many groups the plot keeps its height (and labels that would overlap are left
+#: out): with grouping off, a thousand runs would make it 26,000 pixels tall.
+MAX_ROWS = 40
 
 
 def settings_of(compared: pl.DataFrame) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def forest_chart(
         else alt.InlineData(values=rows.to_dicts())
     )
     base = alt.Chart(data)
-    y = alt.Y("series:N", sort=groups, title=None, axis=alt.Axis(labelLimit=220))
+    y = alt.Y("series:N", sort=groups, title=None, axis=alt.Axis(labelLimit=220, labelOverlap=True))
     colour = alt.Color("series:N", scale=alt.Scale(domain=domain), legend=None)
     tooltip = [
         alt.Tooltip("series:N", title="group"),
@@ -181,7 +184,8 @@ def forest_chart(
         .encode(x="estimate:Q", y=y, color=colour, text=alt.value("baseline"))
         .properties(name=LABEL_MARK)
     )
+    height = alt.Step(_ROW_HEIGHT) if len(groups) <= MAX_ROWS else MAX_ROWS * _ROW_HEIGHT
     chart: alt.LayerChart = alt.layer(interval, baseline, point, label).properties(
-        width=width, height=alt.Step(_ROW_HEIGHT)
+        width=width, height=height
     )
     return chart

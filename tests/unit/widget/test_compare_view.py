@@ -20,11 +20,14 @@ from rungroup.compare_chart import (
     ESTIMATE_TABLE,
     INTERVAL_MARK,
     LABEL_MARK,
+    MAX_ROWS,
     POINT_MARK,
     forest_chart,
 )
+from rungroup.engine.recipe import attach_recipe, recipe_extra
 from rungroup.engine.scores import REDUCTION_TABLE, REDUCTIONS
 from rungroup.export import read_recipe
+from rungroup.view import View
 from rungroup.widget import Explorer
 from rungroup.widget import compare as compare_module
 
@@ -192,6 +195,18 @@ def test_forest_chart_draws_one_interval_per_group_and_marks_the_baseline(
     assert len(set(colours)) == 3
     with pytest.raises(ValueError, match=r"rungroup\.compare"):
         forest_chart(pl.DataFrame({"series": ["a"]}))
+
+
+def test_forest_chart_keeps_its_height_for_many_groups(runs: rg.Runs) -> None:
+    few = forest_chart(rg.compare(runs, group_by="config.seed", metric="acc")).to_dict()
+    assert few["height"] == {"step": 26}
+    ungrouped = rg.compare(runs, grouping=False, metric="acc")
+    assert forest_chart(ungrouped).to_dict()["height"] == {"step": 26}
+    many = pl.concat([ungrouped] * 8).with_columns(
+        pl.format("{}-{}", pl.col("series"), pl.int_range(pl.len())).alias("series")
+    )
+    attach_recipe(many, View(), recipe_extra(ungrouped))
+    assert forest_chart(many).to_dict()["height"] == MAX_ROWS * 26
 
 
 def test_exports_of_the_compare_frame(widget: Explorer) -> None:
