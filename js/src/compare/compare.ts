@@ -181,7 +181,7 @@ export class ComparePanel {
       ),
     );
     exportButton.addEventListener("click", () => exportMenu.toggleAttribute("hidden"));
-    const controls = h("div", { class: "rg-toolbar rg-compare-controls" }, [
+    const controls = h("div", { class: "rg-compare-controls" }, [
       field("metric", this.metric),
       field("score", this.reduce),
       this.kField,
