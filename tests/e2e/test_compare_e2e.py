@@ -128,6 +128,17 @@ def check_numbers(page: Any, kernel: Kernel, estimate: str = "mean", **settings:
         f"{COMPARE} .rg-compare-row", "rows => rows.map(r => r.dataset.series)"
     )
     assert order == state["order"] == [r["series"] for r in rows]
+    # what the cells say (4 significant digits) is those numbers
+    for column in ("estimate", "diff"):
+        texts = page.eval_on_selector_all(
+            f"{COMPARE} td[data-column={column}]", "cells => cells.map(c => c.textContent)"
+        )
+        for text, row in zip(texts, rows, strict=True):
+            value = text.split(" [")[0]
+            if row[column] is None:
+                assert value == "–"
+            else:
+                assert float(value) == pytest.approx(row[column], rel=1e-3, abs=1e-12)
     marked = page.eval_on_selector_all(
         f"{COMPARE} .rg-compare-base-row", "rows => rows.map(r => r.dataset.series)"
     )

@@ -327,7 +327,11 @@ export class ComparePanel {
           class: `rg-compare-th${column.name === "series" ? "" : " rg-num"}`,
           text: column.label + arrow,
           title: `${column.help} (click to sort)`,
-          attrs: { "data-column": column.name, scope: "col" },
+          attrs: {
+            "data-column": column.name,
+            scope: "col",
+            "aria-sort": arrow ? (sortDirection === "desc" ? "descending" : "ascending") : "none",
+          },
           on: {
             click: () => {
               const next = column.name === sortColumn && sortDirection !== "desc" ? "desc" : "asc";
