@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -229,6 +230,12 @@ def test_metric_reduction_baseline_and_direction(compare_view: Any) -> None:
     shown(page, lambda: page.select_option(f"{COMPARE} select.rg-compare-estimate", "iqm"))
     check_numbers(page, kernel, estimate="iqm", **common, higher_is_better=True)
     page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "compare-changed.png"))
+    # another metric: its direction is guessed again
+    shown(page, lambda: page.select_option(f"{COMPARE} select.rg-compare-metric", "val_acc"))
+    assert kernel.eval("explorer.compare['higher_is_better']") is None
+    assert page.inner_text(f"{COMPARE} .rg-compare-direction") == (
+        "higher is better (guessed from the name)"
+    )
 
 
 def test_sorting_by_a_column(compare_view: Any) -> None:
@@ -331,5 +338,9 @@ def test_back_to_charts(compare_view: Any) -> None:
     page.wait_for_function(
         "(sel) => document.querySelector(sel + ' .rg-compare').hidden", arg=WIDGET
     )
+    # the browser hides the view at once; the trait reaches the kernel a moment later
+    deadline = time.monotonic() + 10
+    while kernel.eval("explorer.panel") != "charts" and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert kernel.eval("explorer.panel") == "charts"
     assert page.is_visible(f"{WIDGET} .rg-chart")

@@ -142,7 +142,8 @@ export class ComparePanel {
     private readonly hover: (series: string | null) => void,
   ) {
     const set = (changes: Partial<CompareSettings>) => this.set(changes);
-    this.metric.addEventListener("change", () => set({ metric: this.metric.value }));
+    // another metric: its direction is guessed from its own name again
+    this.metric.addEventListener("change", () => set({ metric: this.metric.value, higher_is_better: null }));
     this.reduce.addEventListener("change", () => set({ reduce: this.reduce.value }));
     this.k.addEventListener("change", () => {
       const k = Number(this.k.value);
