@@ -7,6 +7,7 @@ import embed, { type Result, vega } from "vega-embed";
 import { arrowRows, type Channel, errorText, type Reply } from "../channel";
 import { themeConfig } from "../chart/theme";
 import { download, field, h, setOptions } from "../dom";
+import { formatNumber, formatP, MISSING } from "./format";
 import { setTraits, type WidgetModel } from "../model";
 import type { Choice } from "../types";
 
@@ -78,18 +79,6 @@ const EXPORTS: [string, string][] = [
   ["compare_parquet", "Comparison as Parquet (with recipe)"],
   ["compare_recipe", "Recipe (JSON)"],
 ];
-
-function number(value: unknown): string {
-  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
-  const size = Math.abs(value);
-  if (size !== 0 && (size >= 1e5 || size < 1e-3)) return value.toExponential(2);
-  return String(Number(value.toPrecision(4)));
-}
-
-function p(value: unknown): string {
-  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
-  return value < 1e-4 ? value.toExponential(1) : value.toFixed(4);
-}
 
 interface SceneNode {
   marktype?: string;
@@ -356,10 +345,10 @@ export class ComparePanel {
           ]);
         }
         const value = row[column.name];
-        const text = column.name === "n" ? String(value ?? "–") : column.name === "p_holm" ? p(value) : number(value);
+        const text = column.name === "n" ? String(value ?? MISSING) : column.name === "p_holm" ? formatP(value) : formatNumber(value);
         const interval =
           column.low && column.high && typeof row[column.low] === "number"
-            ? ` [${number(row[column.low])}, ${number(row[column.high])}]`
+            ? ` [${formatNumber(row[column.low])}, ${formatNumber(row[column.high])}]`
             : "";
         return h("td", { class: "rg-num", attrs: { "data-column": column.name } }, [
           text,
