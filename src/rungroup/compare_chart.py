@@ -61,8 +61,10 @@ ESTIMATE_TABLE: dict[str, Estimate] = {
         ),
     )
 }
+#: Each row's place from the top (`forest_rows` numbers the frame's rows).
+ROW_FIELD = "rg_row"
 #: The columns the forest plot reads (`forest_rows`).
-FOREST_FIELDS = ("series", "estimate", "low", "high", "n", "is_baseline")
+FOREST_FIELDS = ("series", "estimate", "low", "high", "n", "is_baseline", ROW_FIELD)
 #: Names of the forest plot's marks (the widget's tests find them by name).
 INTERVAL_MARK, POINT_MARK, BASELINE_MARK = "rg_interval", "rg_point", "rg_baseline"
 LABEL_MARK = "rg_baseline_label"
@@ -98,6 +100,7 @@ def forest_rows(compared: pl.DataFrame, estimate: str = "mean") -> pl.DataFrame:
         pl.col(chosen.high).alias("high"),
         "n",
         "is_baseline",
+        pl.int_range(pl.len(), dtype=pl.Int32).alias(ROW_FIELD),
     )
 
 
@@ -124,22 +127,31 @@ def forest_chart(
 ) -> alt.LayerChart:
     """The forest plot of `compared` (a `rungroup.compare` frame).
 
-    `order`: the series in the colour order of the charts they appear in (default: the
-    frame's), so a group has the same colour here as there. `data_name`: leave the rows out
+    The groups are listed in the frame's order. `order`: the series in the colour order of
+    the charts they appear in (default: the frame's), so a group has the same colour here as
+    there. `data_name`: leave the rows out
     of the spec and read them from the named dataset (`FOREST_FIELDS`) instead.
     """
     title = axis_title(compared, estimate)  # checks that `compared` is a comparison first
     rows = forest_rows(compared, estimate)
     groups = rows["series"].to_list()
     domain = list(order) if order is not None else groups
-    domain += [g for g in groups if g not in set(domain)]
+    known = set(domain)
+    domain += [g for g in groups if g not in known]
     data: alt.NamedData | alt.InlineData = (
         alt.NamedData(name=data_name, format={"parse": None})
         if data_name
         else alt.InlineData(values=rows.to_dicts())
     )
     base = alt.Chart(data)
-    y = alt.Y("series:N", sort=groups, title=None, axis=alt.Axis(labelLimit=220, labelOverlap=True))
+    # the rows' order (the Compare table's sort in the widget): a field, since a layer leaves
+    # out the rows it cannot draw (no interval) and the layers' domains are joined
+    y = alt.Y(
+        "series:N",
+        sort=alt.EncodingSortField(field=ROW_FIELD, op="min"),
+        title=None,
+        axis=alt.Axis(labelLimit=220, labelOverlap=True),
+    )
     colour = alt.Color("series:N", scale=alt.Scale(domain=domain), legend=None)
     tooltip = [
         alt.Tooltip("series:N", title="group"),

@@ -249,9 +249,11 @@ def test_sorting_by_a_column(compare_view: Any) -> None:
     values = [r["estimate"] for r in state["rows"]]
     assert values == sorted(values, reverse=True)
     assert page.inner_text(header).endswith("▼")
-    # the DOM follows
+    # the DOM follows, and the forest plot lists the groups in the table's order
     first = page.get_attribute(f"{COMPARE} .rg-compare-row >> nth=0", "data-series")
     assert first == state["order"][0]
+    with_estimate = [r["series"] for r in state["rows"] if r["estimate"] is not None]
+    assert state["pointOrder"] == with_estimate
 
 
 def test_hiding_a_group_leaves_it_out(compare_view: Any) -> None:

@@ -72,6 +72,8 @@ export interface CompareProbe {
   /** The baseline rule's x in the plot, and the baseline point's (pixels). */
   baselineX: number | null;
   baselinePointX: number | null;
+  /** The groups of the plot's points from top to bottom. */
+  pointOrder: string[];
 }
 
 const EXPORTS: [string, string][] = [
@@ -85,6 +87,7 @@ interface SceneNode {
   name?: string;
   items?: SceneNode[];
   x?: number;
+  y?: number;
   datum?: Row;
 }
 
@@ -101,6 +104,7 @@ export class ComparePanel {
     baselineRules: 0,
     baselineX: null,
     baselinePointX: null,
+    pointOrder: [],
   };
   private readonly metric = h("select", { class: "rg-select rg-compare-metric", attrs: { "aria-label": "Metric to compare" } });
   private readonly reduce = h("select", { class: "rg-select rg-compare-reduce", attrs: { "aria-label": "Score per run" } });
@@ -370,7 +374,14 @@ export class ComparePanel {
 
   /** What the forest plot drew, read from its scenegraph (for the probe). */
   private countMarks(reply: CompareReply): Partial<CompareProbe> {
-    const counts = { intervals: 0, points: 0, baselineRules: 0, baselineX: null as number | null, baselinePointX: null as number | null };
+    const counts = {
+      intervals: 0,
+      points: 0,
+      baselineRules: 0,
+      baselineX: null as number | null,
+      baselinePointX: null as number | null,
+      pointOrder: [] as string[],
+    };
     const view = this.result?.view;
     if (!view) return counts;
     const visit = (node: SceneNode) => {
@@ -381,6 +392,8 @@ export class ComparePanel {
           counts.points += drawn.length;
           const base = drawn.find((item) => item.datum?.is_baseline === true);
           if (base) counts.baselinePointX = base.x ?? null;
+          const byY = [...drawn].sort((a, b) => (a.y ?? 0) - (b.y ?? 0));
+          counts.pointOrder = byY.map((item) => String(item.datum?.series));
         }
         if (node.name === `${reply.marks.baseline}_marks`) {
           counts.baselineRules += drawn.length;

@@ -22,6 +22,7 @@ from rungroup.compare_chart import (
     LABEL_MARK,
     MAX_ROWS,
     POINT_MARK,
+    ROW_FIELD,
     forest_chart,
 )
 from rungroup.engine.recipe import attach_recipe, recipe_extra
@@ -195,6 +196,36 @@ def test_forest_chart_draws_one_interval_per_group_and_marks_the_baseline(
     assert len(set(colours)) == 3
     with pytest.raises(ValueError, match=r"rungroup\.compare"):
         forest_chart(pl.DataFrame({"series": ["a"]}))
+
+
+def y_of(item: ET.Element) -> float:
+    return float(item.get("transform", "").split(",")[1].rstrip(")"))
+
+
+def test_forest_chart_lists_the_groups_in_the_frames_order(runs: rg.Runs) -> None:
+    vl_convert = pytest.importorskip("vl_convert")
+    # seed 0 keeps one run: no interval, so its interval layer leaves it out
+    compared = rg.compare(runs, group_by="config.seed", metric="acc", hidden=["r0"])
+    for descending in (False, True):
+        ordered = compared.sort("mean", descending=descending)
+        attach_recipe(ordered, View(), recipe_extra(compared))
+        marks = drawn_marks(vl_convert.vegalite_to_svg(forest_chart(ordered).to_dict()))
+        assert len(marks[INTERVAL_MARK]) == 2
+        top_down = sorted(marks[POINT_MARK], key=y_of)
+        colours = {p.get("fill") for p in top_down}
+        assert len(colours) == 3
+        means = ordered["mean"].to_list()
+        drawn_means = [x_of(p) for p in top_down]  # x grows with the mean
+        assert sorted(drawn_means, reverse=descending) == drawn_means
+        assert means == sorted(means, reverse=descending)
+
+
+def test_widget_rows_carry_the_tables_order(widget: Explorer) -> None:
+    widget.group_by = ["config.seed"]
+    widget.compare = {"sort": ["estimate", "desc"]}
+    _, rows = rows_of(widget)
+    assert rows[ROW_FIELD].to_list() == [0, 1, 2]
+    assert rows["estimate"].to_list() == sorted(rows["estimate"].to_list(), reverse=True)
 
 
 def test_forest_chart_keeps_its_height_for_many_groups(runs: rg.Runs) -> None:
