@@ -38,6 +38,7 @@ from rungroup.export import read_recipe
 pytestmark = pytest.mark.e2e
 
 NOTEBOOK = "compare.ipynb"
+XSS = "<img src=x onerror=alert(1)>"
 CELLS = [
     "import os\n\nimport polars as pl\n\nimport rungroup as rg\n\n"
     'runs = rg.load(os.environ["RUNGROUP_DEMO_DIR"])',
@@ -332,6 +333,23 @@ def test_screenshots_light_and_dark_at_two_widths(compare_view: Any) -> None:
         page.set_viewport_size({"width": 1400, "height": 1000})
         if current != themes["light"]:
             shown(page, lambda: set_theme(page, themes["light"]))
+
+
+def test_group_labels_are_text(compare_view: Any) -> None:
+    page, kernel = compare_view
+    code = (
+        "explorer.runs = rg.Runs(runs.runs.with_columns(pl.when(pl.col('name') == 'eval')"
+        f".then(pl.lit({XSS!r})).otherwise(pl.col('name')).alias('name')), runs.history)\n"
+        "explorer.grouping = False"
+    )
+    try:
+        state = shown(page, lambda: kernel.run(code))
+        assert XSS in state["order"]
+        cell = f"{COMPARE} .rg-compare-row[data-series='{XSS}'] .rg-group-name"
+        assert page.inner_text(cell) == XSS
+        assert page.locator(f"{WIDGET} img").count() == 0
+    finally:
+        shown(page, lambda: kernel.run("explorer.runs = runs\nexplorer.grouping = True"))
 
 
 def test_back_to_charts(compare_view: Any) -> None:
