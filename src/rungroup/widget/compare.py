@@ -190,6 +190,16 @@ class Compared:
     columns: list[Column]
 
 
+def colour_order(drawn: pl.DataFrame, groups: list[str], group_page: bool) -> list[str]:
+    """The series in the charts' colour order: the order the chart's rows hold them in (its
+    colour scale's domain, `rungroup.widget.payload.chart_payload`'s ``rg_order``); the
+    groups' own order on a group page, whose chart shows one group. The one place the Compare
+    view takes its colours from: the forest plot's colour scale gets it as its domain."""
+    if group_page:
+        return groups
+    return [str(s) for s in drawn["series"].unique(maintain_order=True).to_list()]
+
+
 def metric_of(settings: Mapping[str, Any], view: View, runs: Runs) -> str:
     """The metric compared: the chosen one, else the first one charted."""
     if settings["metric"]:

@@ -286,12 +286,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         frame = self._frame()
         groups = frame.workspace.grouping(frame.view)
         labels = [str(label) for label in groups.series["series"].to_list()]
-        # the charts' colour order: the series in the order the chart's rows hold them
-        order = (
-            labels
-            if frame.focus_label is not None
-            else [str(s) for s in frame.drawn["series"].unique(maintain_order=True).to_list()]
-        )
+        order = compare_view.colour_order(frame.drawn, labels, frame.focus_label is not None)
         return self._session.compares.get(
             frame.runs, frame.view, self.search, dict(self.compare), labels, order
         )
