@@ -6,6 +6,7 @@ import type { RenderProps } from "@anywidget/types";
 import "./widget.css";
 import { Channel, arrowRows, errorText } from "./channel";
 import { ChartPanel } from "./chart/chart";
+import { ComparePanel, type CompareInfo, panelSwitch } from "./compare/compare";
 import { h } from "./dom";
 import { exportMenu } from "./export/exportMenu";
 import { breadcrumb } from "./group/groupPage";
@@ -68,8 +69,19 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind) => chart.image(kind), fail }));
   const crumb = breadcrumb(() => set({ focus: "" }));
   const status = h("div", { class: "rg-status" });
-  root.append(tools.el, settings.el, errors.el, crumb.el, h("div", { class: "rg-body" }, [table.el, chart.el]), status);
+  const compare = new ComparePanel(model, channel, root, fail, hover);
+  const compareInfo = () => (model.get("info") as unknown as { compare: CompareInfo }).compare;
+  const switcher = panelSwitch(model, () => compareInfo().panels);
+  // the switch sits right above what it switches (the toolbar's controls are the charts')
+  const tabs = h("div", { class: "rg-panel-tabs" }, [switcher.el]);
+  root.append(tools.el, settings.el, errors.el, crumb.el, h("div", { class: "rg-body" }, [table.el, tabs, chart.el, compare.el]), status);
   el.append(root);
+  const showPanel = () => {
+    switcher.update();
+    chart.el.hidden = compare.visible;
+    compare.updateControls();
+    compare.schedule();
+  };
 
   const scheduler: Scheduler = new Scheduler(
     repaint({ root, model, channel, chart, table, breadcrumb: crumb, status, errors, probe, focus }, () => scheduler),
@@ -77,6 +89,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const updateControls = () => {
     tools.update();
     settings.update();
+    switcher.update();
+    compare.updateControls();
   };
 
   // The View's fields (from Python) and the widget's own display traits ask for new data.
@@ -85,18 +99,29 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const onChange = () => {
     updateControls();
     scheduler.schedule();
+    compare.schedule();
   };
   const onError = () => errors.show();
-  const onRevision = () => scheduler.schedule(true);
+  const onRevision = () => {
+    scheduler.schedule(true);
+    compare.schedule();
+  };
+  const onCompare = () => {
+    compare.updateControls();
+    compare.schedule();
+  };
   for (const name of dataTraits) model.on(`change:${name}`, onChange);
   for (const name of CONTROL_TRAITS) model.on(`change:${name}`, updateControls);
   model.on("change:error", onError);
   model.on("change:revision", onRevision);
+  model.on("change:panel", showPanel);
+  model.on("change:compare", onCompare);
 
   // Re-embed with the new colours when JupyterLab switches between light and dark themes.
   const themeObserver = new MutationObserver(() => {
     chart.invalidate();
     scheduler.schedule();
+    compare.schedule();
   });
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
 
@@ -111,16 +136,20 @@ function render({ model, el }: RenderProps<Model>): () => void {
 
   updateControls();
   scheduler.schedule();
+  showPanel();
 
   return () => {
     for (const name of dataTraits) model.off(`change:${name}`, onChange);
     for (const name of CONTROL_TRAITS) model.off(`change:${name}`, updateControls);
     model.off("change:error", onError);
     model.off("change:revision", onRevision);
+    model.off("change:panel", showPanel);
+    model.off("change:compare", onCompare);
     themeObserver.disconnect();
     document.removeEventListener("click", closeMenus, true);
     channel.close();
     chart.destroy();
+    compare.destroy();
   };
 }
 

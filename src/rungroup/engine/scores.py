@@ -25,9 +25,24 @@ import polars as pl
 from rungroup.engine.grouping import Grouping
 from rungroup.engine.xaxis import TIMESTAMP_UNITS_PER_SECOND, points, select_metrics
 from rungroup.runs import Runs
-from rungroup.view import View
+from rungroup.view import Choice, View
 
-REDUCTIONS = ("last", "best", "mean_last", "auc")
+#: How a run's curve becomes its score, in display order, with what each means (the
+#: command's choices and the widget's Compare view read them; nothing else keeps a copy).
+REDUCTION_TABLE: dict[str, Choice] = {
+    choice.value: choice
+    for choice in (
+        Choice("last", "last", "The value at the largest x"),
+        Choice("best", "best", "The minimum when lower is better, else the maximum"),
+        Choice("mean_last", "mean of last k", "The mean of the values at the last k x values"),
+        Choice(
+            "auc",
+            "area under the curve",
+            "Trapezoid area under the curve divided by the run's x range (its mean height)",
+        ),
+    )
+}
+REDUCTIONS = tuple(REDUCTION_TABLE)
 
 
 def x_limit(at: float | dt.datetime | None, view: View) -> float | None:

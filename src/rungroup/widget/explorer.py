@@ -19,9 +19,11 @@ import polars as pl
 import traitlets
 from traitlets import Dict, List, TraitError, Unicode
 
+from rungroup.engine.recipe import recipe_extra, recipe_of
 from rungroup.export import export, recipe_dict
 from rungroup.runs import Runs
 from rungroup.view import View, check_against_runs
+from rungroup.widget import compare as compare_view
 from rungroup.widget import live as live_mode
 from rungroup.widget import messages
 from rungroup.widget.info import info
@@ -32,7 +34,7 @@ from rungroup.widget.traits import PRESETS, UI_FIELDS, VIEW_FIELDS, ViewTraits
 _STATIC = Path(__file__).parent.parent / "static"
 #: Live mode: follow the source while runs are written (see `Explorer.refresh`).
 LIVE_FIELDS: tuple[str, ...] = ("live", "refresh_interval")
-SETTINGS: tuple[str, ...] = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS)
+SETTINGS: tuple[str, ...] = (*VIEW_FIELDS, *UI_FIELDS, *LIVE_FIELDS, *compare_view.COMPARE_FIELDS)
 
 
 class Explorer(live_mode.LiveWidget, ViewTraits):
@@ -60,6 +62,11 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
     error = Unicode("").tag(sync=True)
     #: Choices for the controls: metrics, groupable columns with distinct counts, ...
     info = Dict().tag(sync=True)
+    #: What shows beside the runs table: "charts" or "compare" (the Compare view).
+    panel = Unicode("charts").tag(sync=True)
+    #: The Compare view's settings (`rungroup.widget.compare.DEFAULTS`: metric, reduce, k, at,
+    #: baseline, higher_is_better, estimate, sort); missing keys take their defaults.
+    compare = Dict(default_value=dict(compare_view.DEFAULTS)).tag(sync=True)
 
     def __init__(self, runs_or_source: Any, /, **settings: Any) -> None:
         _check_names(settings, "Explorer() got unknown setting(s)")
@@ -85,6 +92,7 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         super().__init__(
             **view.to_dict(),  # tuples and sets as lists, as the traits hold them
             **{k: v for k, v in settings.items() if k in UI_FIELDS},
+            **{k: v for k, v in settings.items() if k in compare_view.COMPARE_FIELDS},
             info=info(runs),
             refresh_interval=interval,
             followable=self._live.followable,
@@ -134,6 +142,20 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         except (TypeError, ValueError) as error:
             raise TraitError(str(error)) from error
         return view.to_dict()[name]
+
+    @traitlets.validate("compare")
+    def _validate_compare(self, proposal: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return compare_view.check_settings(proposal["value"])
+        except (TypeError, ValueError) as error:
+            raise TraitError(str(error)) from error
+
+    @traitlets.validate("panel")
+    def _validate_panel(self, proposal: Mapping[str, Any]) -> str:
+        try:
+            return compare_view.check_panel(proposal["value"])
+        except ValueError as error:
+            raise TraitError(str(error)) from error
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Changes from the browser: an invalid one is shown in the widget and undone there."""
@@ -205,17 +227,35 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         """The Vega-Lite spec the browser renders (its data arrive separately as Arrow)."""
         return self._frame().spec.spec
 
+    @property
+    def compared(self) -> pl.DataFrame:
+        """What the Compare view shows: `rungroup.compare` of the shown runs (filter box,
+        grouping, hidden runs) with the `compare` trait's settings, one row per group."""
+        return self._compared().frame
+
     def export(self, path: str | Path, what: str = "aggregated") -> Path:
-        """Write the aggregated frame (``what="aggregated"``) or the group table
-        (``what="summary"``) to `path` (``.csv`` or ``.parquet``), with the View as recipe:
-        Parquet key-value metadata, or a JSON sidecar ``<path>.recipe.json`` for CSV."""
+        """Write the aggregated frame (``what="aggregated"``), the group table
+        (``what="summary"``) or the Compare view's frame (``what="compare"``) to `path`
+        (``.csv`` or ``.parquet``), with its recipe: Parquet key-value metadata, or a JSON
+        sidecar ``<path>.recipe.json`` for CSV."""
+        if what == "compare":
+            frame = self.compared
+            return export(frame, path, view=recipe_of(frame), extra=self._extra())
         if what not in ("aggregated", "summary"):
-            raise ValueError(f"what={what!r} is not valid; choose one of: aggregated, summary")
+            raise ValueError(
+                f"what={what!r} is not valid; choose one of: aggregated, summary, compare"
+            )
         frame = self.aggregated if what == "aggregated" else self.summary
         return export(frame, path, view=self.view, extra=self._extra())
 
-    def recipe(self) -> dict[str, Any]:
-        """The recipe an export carries: the View, plus the widget's filter and group page."""
+    def recipe(self, what: str = "aggregated") -> dict[str, Any]:
+        """The recipe an export carries: the View, plus the widget's filter and group page
+        (``what="compare"``: the comparison's View and settings)."""
+        if what == "compare":
+            frame = self.compared
+            view = recipe_of(frame)
+            assert view is not None  # rungroup.compare attaches its recipe
+            return recipe_dict(view, {**(recipe_extra(frame) or {}), **self._extra()})
         return recipe_dict(self.view, self._extra())
 
     def _extra(self) -> dict[str, Any]:
@@ -239,6 +279,16 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
             list(self.sort),
             list(self.expanded),
             list(self.table_columns),
+        )
+
+    def _compared(self) -> compare_view.Compared:
+        """The Compare view for the current settings (kept by the session)."""
+        frame = self._frame()
+        groups = frame.workspace.grouping(frame.view)
+        labels = [str(label) for label in groups.series["series"].to_list()]
+        order = compare_view.colour_order(frame.drawn, labels, frame.focus_label is not None)
+        return self._session.compares.get(
+            frame.runs, frame.view, self.search, dict(self.compare), labels, order
         )
 
     # --- messages

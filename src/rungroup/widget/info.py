@@ -14,6 +14,7 @@ import polars as pl
 
 from rungroup.runs import Runs
 from rungroup.view import X_BUILTINS, View, setting_choices
+from rungroup.widget import compare
 from rungroup.widget.table import PAGE_SIZE
 from rungroup.widget.traits import UI_FIELDS
 
@@ -47,4 +48,5 @@ def info(runs: Runs) -> dict[str, Any]:
         "choices": setting_choices(),
         "page_size": PAGE_SIZE,
         "ui_fields": list(UI_FIELDS),
+        "compare": compare.info(),
     }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from traitlets import TraitError
 
+from rungroup.widget import compare
 from rungroup.widget.table import PAGE_SIZE, table_page
 
 if TYPE_CHECKING:
@@ -131,6 +132,12 @@ def _hide(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     return {"hidden": len(widget.view.hidden)}, []
 
 
+@handles("compare")
+def _compare(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    """The Compare view: its table's rows, their columns' labels, the forest plot's spec."""
+    return compare.reply(widget._compared())
+
+
 #: What the export menu offers: ``what`` -> (frame, suffix, file name, MIME type).
 _EXPORTS = {
     "csv": ("aggregated", ".csv", "rungroup-aggregated.csv", "text/csv"),
@@ -141,18 +148,30 @@ _EXPORTS = {
         "application/vnd.apache.parquet",
     ),
     "groups_csv": ("summary", ".csv", "rungroup-groups.csv", "text/csv"),
+    "compare_csv": ("compare", ".csv", "rungroup-compare.csv", "text/csv"),
+    "compare_parquet": (
+        "compare",
+        ".parquet",
+        "rungroup-compare.parquet",
+        "application/vnd.apache.parquet",
+    ),
 }
 
 
 @handles("export")
 def _export(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     what = request.get("what")
-    if what == "recipe":
-        data = (json.dumps(widget.recipe(), indent=2, sort_keys=True) + "\n").encode()
-        return {"filename": "rungroup-recipe.json", "mime": "application/json"}, [data]
+    if what in ("recipe", "compare_recipe"):
+        recipe = widget.recipe("compare" if what == "compare_recipe" else "aggregated")
+        data = (json.dumps(recipe, indent=2, sort_keys=True) + "\n").encode()
+        name = (
+            "rungroup-compare-recipe.json" if what == "compare_recipe" else "rungroup-recipe.json"
+        )
+        return {"filename": name, "mime": "application/json"}, [data]
     if what not in _EXPORTS:
         raise ValueError(
-            f"what={what!r} is not valid; choose one of: {', '.join(_EXPORTS)}, recipe"
+            f"what={what!r} is not valid; choose one of: "
+            f"{', '.join(_EXPORTS)}, recipe, compare_recipe"
         )
     frame, suffix, filename, mime = _EXPORTS[str(what)]
     with tempfile.TemporaryDirectory(prefix="rungroup-export-") as folder:

@@ -28,6 +28,7 @@ from rungroup.chart import WidgetSpec, widget_spec
 from rungroup.engine.workspace import Workspace
 from rungroup.runs import Runs
 from rungroup.view import View
+from rungroup.widget.compare import CompareCache
 from rungroup.widget.payload import chart_payload
 from rungroup.widget.table import METRIC, Table, build_table, filter_runs, membership
 
@@ -101,6 +102,8 @@ class Session:
         #: The engine's caches for `runs`, and for the runs of the last search.
         self._workspace = Workspace(runs)
         self._searched: tuple[str, Workspace] | None = None
+        #: The Compare view's last comparisons.
+        self.compares = CompareCache()
 
     @property
     def runs(self) -> Runs:
@@ -120,6 +123,7 @@ class Session:
             self._searched = None
         self._frames.clear()
         self._table = None
+        self.compares.clear()
 
     def frame(self, view: View, search: str, focus: str) -> Frame:
         key = (view, search, focus)

@@ -188,7 +188,9 @@ def test_errors_are_answered_and_shown(widget: Explorer) -> None:
         "kind": "teleport",
         "id": 7,
         "ok": False,
-        "error": "unknown request kind 'teleport'; valid kinds: data, table, rows, hide, export",
+        "error": (
+            "unknown request kind 'teleport'; valid kinds: data, table, rows, hide, compare, export"
+        ),
     }
     assert buffers == []
     assert "teleport" in widget.error
