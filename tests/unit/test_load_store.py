@@ -13,7 +13,7 @@ import pytest
 
 import rungroup as rg
 from rungroup.runs import HISTORY_SCHEMA, RUN_SCHEMA, Runs, build_runs_frame
-from rungroup.sources.store import reader as store_source
+from rungroup.sources import runrecords
 
 
 @pytest.fixture
@@ -134,21 +134,26 @@ def test_an_empty_folder_is_an_empty_store(tmp_path: Path) -> None:
 
 
 def test_a_progress_bar_is_shown_for_many_runs_only(
-    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shown: list[bool] = []
-    real = store_source.tqdm
-
-    def spy(iterable, **options):  # type: ignore[no-untyped-def]
-        shown.append(not options.get("disable", False))
-        return real(iterable, **options)
-
-    monkeypatch.setattr(store_source, "tqdm", spy)
+    rg.load(store_dir)  # 4 runs: below the threshold every source shares
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(runrecords, "PROGRESS_THRESHOLD", 2)
     rg.load(store_dir)
-    monkeypatch.setattr(store_source, "PROGRESS_THRESHOLD", 2)
-    rg.load(store_dir)
-    rg.load(store_dir, progress=False)
-    assert shown == [False, True, False]
+    assert "store" in capsys.readouterr().err
+    rg.load(store_dir, progress_bar=False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(runrecords, "PROGRESS_THRESHOLD", 64)
+    rg.load(store_dir, progress_bar=True)
+    assert "store" in capsys.readouterr().err
+
+
+def test_the_old_progress_option_still_works_with_a_deprecation_warning(
+    store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.warns(DeprecationWarning, match="progress_bar"):
+        runs = rg.load(store_dir, progress=True)
+    assert len(runs) == 4 and "store" in capsys.readouterr().err
 
 
 def test_config_values_of_different_types_load_as_text_with_a_warning() -> None:

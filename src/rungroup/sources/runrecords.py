@@ -45,7 +45,8 @@ CHUNK_SCHEMA: dict[str, pl.DataType] = {
     "value": pl.Float64(),
 }
 
-#: Sources with more items than this show a progress bar (when `progress=None`).
+#: Every source shows a progress bar when it reads more runs (or files) than this, unless
+#: `progress_bar=` says otherwise.
 PROGRESS_THRESHOLD = 64
 
 

@@ -16,18 +16,16 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
 from rungroup import store
 from rungroup.compact_history import CompactBuilder
 from rungroup.runs import LoadWarning, Runs, build_runs_frame
 from rungroup.sources.files import read_bytes
+from rungroup.sources.runrecords import progress as progress_bars
 from rungroup.sources.runrecords import shown
 
 #: A running run whose heartbeat is older than this (seconds) is taken to have crashed.
 STALE_AFTER = 120.0
-#: Show a progress bar when reading more runs than this.
-PROGRESS_THRESHOLD = 300
 
 
 def _warn(message: str) -> None:
@@ -320,17 +318,26 @@ def load_store(
     *,
     project: str | None = None,
     stale_after: float = STALE_AFTER,
+    progress_bar: bool | None = None,
     progress: bool | None = None,
 ) -> Runs:
     """Read a store root, a project folder or a single run folder.
 
     Unreadable runs are skipped with a `LoadWarning` naming the file; every other run loads.
+    `progress_bar`: as for every source, a bar past `PROGRESS_THRESHOLD` runs when None;
+    `progress` is its old name, accepted with a DeprecationWarning.
     """
+    if progress is not None:
+        warnings.warn(
+            "load_store(progress=...) is deprecated: use progress_bar=..., as every source does",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        progress_bar = progress if progress_bar is None else progress_bar
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"no such folder: {root}")
     folders = _run_folders(root, project)
-    show = len(folders) > PROGRESS_THRESHOLD if progress is None else progress
     sizes = []
     for folder in folders:
         try:
@@ -345,7 +352,7 @@ def load_store(
     seen: dict[tuple[Path, str], Path] = {}
     ids: set[str] = set()
     reads = _read_ahead(folders)
-    for files in tqdm(reads, total=len(folders), desc="loading runs", unit="run", disable=not show):
+    for files in progress_bars(reads, total=len(folders), desc="store", enabled=progress_bar):
         meta, decoded, folder = files.meta, files.history, files.folder
         for problem in files.problems:
             _warn(problem)
