@@ -71,12 +71,15 @@ def _scores(model: Any, features: np.ndarray, labels: np.ndarray) -> tuple[float
     return float(loss), accuracy
 
 
-def cross_validation(store_dir: Path, group: str) -> None:
+def cross_validation(store_dir: Path, group: str, progress_bar: bool = False) -> None:
     """3 learning rates x 5 folds x 2 seeds; one run per fold."""
     from sklearn.model_selection import StratifiedKFold
+    from tqdm.auto import tqdm
 
     features, labels = _digits()
     classes = np.arange(10)
+    total = len(LEARNING_RATES) * len(SEEDS) * FOLDS
+    bar = tqdm(total=total, desc="cross-validation runs", unit="run", disable=not progress_bar)
     for lr in LEARNING_RATES:
         for seed in SEEDS:
             folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
@@ -108,6 +111,8 @@ def cross_validation(store_dir: Path, group: str) -> None:
                         )
                         best_val_acc = max(best_val_acc, val_acc)
                     run.summary["best_val_acc"] = best_val_acc
+                bar.update()
+    bar.close()
 
 
 def _save_weights(folder: Path, name: str, model: Any) -> None:
@@ -193,17 +198,35 @@ def _run_processes(store_dir: Path, group: str, sync_dir: Path) -> None:
         raise RuntimeError(f"distributed demo processes failed: {failed}")
 
 
-def create_demo_runs(store_dir: str | os.PathLike[str] = "demo-runs") -> Path:
-    """Train the demo runs into `store_dir` (a new cv-<id> and ddp-<id> group each time)."""
+def create_demo_runs(
+    store_dir: str | os.PathLike[str] = "demo-runs", *, progress_bar: bool = True
+) -> Path:
+    """Train the demo runs into `store_dir` (a new cv-<id> and ddp-<id> group each time),
+    saying on stderr what is being trained and how far it is (`progress_bar=False`: only
+    the last line)."""
     _require_sklearn()
     root = Path(store_dir)
     root.mkdir(parents=True, exist_ok=True)
+
+    def say(message: str) -> None:
+        if progress_bar:
+            print(message, file=sys.stderr, flush=True)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's convergence warnings for partial_fit
         distributed_group = f"ddp-{tracking.generate_id(6)}"
+        cv_group = f"cv-{tracking.generate_id(6)}"
         started = time.perf_counter()
+        say(
+            f"training small MLPs on scikit-learn's digits into {root.resolve()}:\n"
+            f"  {distributed_group}: {WORKERS} worker processes and 1 evaluator averaging "
+            f"their weights every epoch ({EPOCHS} epochs), in the background\n"
+            f"  {cv_group}: {len(LEARNING_RATES)} learning rates x {len(SEEDS)} seeds x "
+            f"{FOLDS} folds, {EPOCHS} epochs each"
+        )
         workers = _start_background(root, distributed_group)
-        cross_validation(root, f"cv-{tracking.generate_id(6)}")
+        cross_validation(root, cv_group, progress_bar=progress_bar)
+        say(f"waiting for the distributed job ({distributed_group}) to finish")
         workers()
     print(
         f"demo runs written to {root.resolve()} in {time.perf_counter() - started:.1f} s",

@@ -77,3 +77,19 @@ def test_the_demo_command_refuses_nothing_and_writes_a_store(tmp_path: Path) -> 
         [sys.executable, "-m", "rungroup", "demo", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "store folder" in result.stdout
+
+
+def test_the_demo_command_says_what_it_trains_and_how_far_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rungroup import cli
+
+    monkeypatch.setattr(demo, "EPOCHS", 1)  # the real training, one epoch per run
+    monkeypatch.setattr(demo, "_start_background", lambda root, group: lambda: None)
+    assert cli.main(["demo", str(tmp_path / "runs")]) == 0
+    said = capsys.readouterr().err
+    assert "training small MLPs" in said and "cv-" in said and "ddp-" in said
+    assert "cross-validation runs" in said and "30/30" in said  # the bar reached the end
+    assert "waiting for the distributed job" in said
+    assert "demo runs written to" in said
+    assert len(rg.load(tmp_path / "runs")) == 30
