@@ -23,6 +23,32 @@ def test_t_quantile_matches_scipy(p):
         assert t_quantile(p, float(df)) == pytest.approx(sps.t.ppf(p, df), rel=1e-12, abs=0)
 
 
+def _t_quantile_40_digits(p: float, df: float) -> object:
+    """The quantile solved in 40-digit arithmetic from the regularised incomplete beta."""
+    import mpmath as mp
+
+    with mp.workdps(40):
+        p_, df_ = mp.mpf(p), mp.mpf(df)
+
+        def cdf(t: object) -> object:
+            tail = mp.betainc(df_ / 2, mp.mpf(1) / 2, 0, df_ / (df_ + t * t), regularized=True) / 2
+            return 1 - tail if t > 0 else tail
+
+        return mp.findroot(lambda t: cdf(t) - p_, mp.mpf(sps.t.ppf(p, df)))
+
+
+@pytest.mark.parametrize("df", [1.0, 7.0, 1e3, 10_667.0, 3e4, 99_999.0, 1e5, 1e6, 1e8])
+def test_t_quantile_to_1e_12_against_a_40_digit_reference(df: float) -> None:
+    """The bound docs/statistics.md states, at every df, including where the continued
+    fraction hands over to the asymptotic series (`ASYMPTOTIC_DF`)."""
+    import mpmath as mp
+
+    for p in [0.5000001, 0.505, 0.6, 0.75, 0.9, 0.975, 0.995, 0.9995, 0.99999]:
+        reference = _t_quantile_40_digits(p, df)
+        error = abs((mp.mpf(t_quantile(p, df)) - reference) / reference)
+        assert error < 1e-12, (p, df, float(error))
+
+
 def test_t_quantile_is_odd_and_checks_its_arguments():
     assert t_quantile(0.025, 4.0) == -t_quantile(0.975, 4.0)
     assert t_quantile(0.5, 7.0) == 0.0

@@ -5,7 +5,9 @@
 function, ``P(T > t) = I_x(df/2, 1/2) / 2`` with ``x = df / (df + t^2)``, evaluated with its
 continued fraction (modified Lentz); the quantile solves ``P(T > t) = 1 - p`` by safeguarded
 Newton steps. Working on the small tail probability keeps the absolute error of t near one
-ulp, so the result agrees with scipy to about 1e-14 relative.
+ulp; from `ASYMPTOTIC_DF` degrees of freedom on, the quantile is the normal quantile corrected
+in powers of 1/df. Against a 40-digit reference the relative error is below 3e-15 for df up
+to 1,000 and below 5e-13 everywhere (tests/unit/test_stats.py).
 """
 
 from __future__ import annotations
@@ -76,7 +78,11 @@ def regularized_beta(a: float, b: float, x: float, y: float) -> float:
         return 1.0
     big, small = (a, b) if a >= b else (b, a)
     log_beta = math.lgamma(small) - lgamma_ratio(big, small)
-    front = math.exp(a * math.log(x) + b * math.log(y) - log_beta)
+    # log x and log y from the smaller of the two: x = 1 - y with y small (large df) would
+    # lose y's digits in log(x), and a = df/2 multiplies that error
+    log_x = math.log1p(-y) if x > 0.5 else math.log(x)
+    log_y = math.log1p(-x) if y > 0.5 else math.log(y)
+    front = math.exp(a * log_x + b * log_y - log_beta)
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _beta_continued_fraction(a, b, x) / a
     return 1.0 - front * _beta_continued_fraction(b, a, y) / b
@@ -103,6 +109,26 @@ def t_density(t: float, df: float) -> float:
     return math.exp(log_c - (df + 1.0) / 2.0 * math.log1p(t * t / df))
 
 
+#: From here on the quantile is the normal quantile corrected in powers of 1/df: the
+#: continued fraction's rounding grows with df (5e-12 relative at df = 1e6), the series'
+#: first omitted term is below 1e-20 relative.
+ASYMPTOTIC_DF = 100_000.0
+
+
+def _t_quantile_asymptotic(p: float, df: float) -> float:
+    """The t quantile by its expansion around the normal quantile z (Abramowitz & Stegun
+    26.7.5, to 1/df^4); z from Wichura's AS 241 (`statistics.NormalDist`)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(p)
+    z2 = z * z
+    g1 = z * (z2 + 1.0) / 4.0
+    g2 = z * ((5.0 * z2 + 16.0) * z2 + 3.0) / 96.0
+    g3 = z * (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) / 384.0
+    g4 = z * ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) / 92160.0
+    return z + (g1 + (g2 + (g3 + g4 / df) / df) / df) / df
+
+
 def t_quantile(p: float, df: float) -> float:
     """The p quantile of Student's t with df > 0 degrees of freedom, for 0 < p < 1."""
     if not 0.0 < p < 1.0:
@@ -113,6 +139,8 @@ def t_quantile(p: float, df: float) -> float:
         return 0.0
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
+    if df >= ASYMPTOTIC_DF:
+        return _t_quantile_asymptotic(p, df)
     # Solve on whichever side is small, so that no probability near 1 loses its digits:
     # g(t) decreases in t and is zero at the quantile.
     central = 2.0 * p - 1.0
