@@ -198,7 +198,8 @@ def reference_bucket(runs, points, bins):
             sums: dict[int, list[float]] = defaultdict(list)
             drops: dict[int, int] = defaultdict(int)
             for x, (finite, d) in table.get(r, {}).items():
-                b = 0 if width == 0 else min(max(math.floor((x - lo) / width), 0), bins - 1)
+                # the bin numpy.histogram puts x in (edges from linspace; last bin closed)
+                b = 0 if width == 0 else int(np.histogram([x], bins, (lo, hi))[0].argmax())
                 sums[b].extend(finite)
                 drops[b] += d
             for b in set(sums) | set(drops):

@@ -83,6 +83,43 @@ def test_bucket_matches_numpy_reference(data, bins):
     assert most_points_per_series(frame) <= bins
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.floats(1e-3, 1e6, allow_nan=False),  # numpy refuses bins narrower than the ulps
+    st.integers(1, 40),
+    st.integers(1, 3),
+)
+def test_bins_are_numpy_histogram_s_even_on_edges(lo, span, bins, metrics):
+    """x on every edge numpy.histogram computes (where the arithmetic alone is a bin off)
+    and between them, for one and several metrics with their own ranges."""
+    from rungroup.engine.align import bin_index
+
+    his = [lo + span * (k + 1) for k in range(metrics)]
+    xs, ms = [], []
+    for k, hi in enumerate(his):
+        edges = np.linspace(lo, hi, bins + 1)
+        inside = np.concatenate((edges, (edges[:-1] + edges[1:]) / 2, np.nextafter(edges, hi)))
+        inside = inside[(inside >= lo) & (inside <= hi)]
+        xs.append(inside)
+        ms.append(np.full(inside.size, k))
+    x, m = np.concatenate(xs), np.concatenate(ms)
+    got = bin_index(x, m if metrics > 1 else None, np.full(metrics, lo), np.array(his), bins)
+    for k, hi in enumerate(his):
+        chosen = got[m == k]
+        counts = np.bincount(chosen, minlength=bins)
+        np.testing.assert_array_equal(counts, np.histogram(x[m == k], bins, (lo, hi))[0])
+
+
+def test_a_step_on_an_unrepresentable_edge_lands_where_numpy_puts_it():
+    from rungroup.engine.align import bin_index
+
+    steps = np.arange(19.0)  # 0..18 in 14 bins: step 9 is on the edge 9.0 (7 x 18/14)
+    got = bin_index(steps, None, np.array([0.0]), np.array([18.0]), 14)
+    assert got[9] == 7
+    np.testing.assert_array_equal(np.bincount(got), np.histogram(steps, 14, (0, 18))[0])
+
+
 @settings(max_examples=200, deadline=None)
 @given(run_sets(max_steps=30), st.integers(2, 6), st.sampled_from(["exact", "interpolate"]))
 def test_points_cap_keeps_evenly_spread_real_x(data, cap, align):

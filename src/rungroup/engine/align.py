@@ -240,6 +240,30 @@ def _bucket(points: pl.DataFrame, members: pl.DataFrame, view: View) -> pl.DataF
     )
 
 
+def bin_index(
+    x: np.ndarray, m: np.ndarray | None, lo_of: np.ndarray, hi_of: np.ndarray, bins: int
+) -> np.ndarray:
+    """Each x's bin among `bins` equal-width bins over [lo, hi] of its metric (`m`; None: one
+    metric), exactly as `numpy.histogram(x, bins, range=(lo, hi))` assigns it: the edges are
+    numpy's `linspace(lo, hi, bins + 1)`, an x on an edge goes to the bin the edge opens,
+    and the last bin is closed. A guess by arithmetic, then corrected by one bin against the
+    edges, as numpy does (the arithmetic alone can be a bin off on an edge whose position is
+    not representable, e.g. x = 9 of 0..18 in 14 bins)."""
+    span_of = hi_of - lo_of
+    lo, span = (lo_of[0], span_of[0]) if m is None else (lo_of[m], span_of[m])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        guess = (x - lo) / span * bins  # numpy's order of operations
+    index = np.where(span > 0, guess, 0.0).astype(np.int64)
+    del guess
+    np.minimum(index, bins - 1, out=index)
+    edges = np.linspace(lo_of, hi_of, bins + 1, axis=-1)  # (metrics, bins + 1)
+    row = 0 if m is None else m
+    index -= x < edges[row, index]
+    index += (x >= edges[row, index + 1]) & (index != bins - 1)
+    index[~(span > 0)] = 0  # a metric logged at one x: a single bin
+    return index
+
+
 def bucket_arrays(
     r: np.ndarray,
     m: np.ndarray | None,
@@ -262,23 +286,7 @@ def bucket_arrays(
         np.minimum.at(lo_of, m, x)
         np.maximum.at(hi_of, m, x)
     width_of = (hi_of - lo_of) / bins
-    # bin index = floor((x - lo) / width), at most bins - 1; x - lo >= 0, so truncation
-    # is the floor. In place: these arrays are the big ones.
-    if m is None:
-        offset = x - lo_of[0]
-        if width_of[0] > 0:
-            offset /= width_of[0]
-        else:
-            offset[:] = 0.0
-    else:
-        offset = x - lo_of[m]
-        width = width_of[m]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            offset /= width
-        offset[~(width > 0)] = 0.0
-    key = offset.astype(np.int64)
-    del offset
-    np.minimum(key, bins - 1, out=key)
+    key = bin_index(x, m, lo_of, hi_of, bins)
     if m is None:
         key += r * bins
     else:
@@ -324,8 +332,8 @@ def bucket_arrays(
     )
     joined = per_run.join(members, on="_r", how="inner")  # tags: a run in several series
     n_series = int(members["_s"].max()) + 1  # type: ignore[arg-type]
-    key = (pl.col("_m") * n_series + pl.col("_s")) * bins + pl.col("_b")
-    out = joined.with_columns(key.alias("_k")).sort("_k", "_r")
+    point_key = (pl.col("_m") * n_series + pl.col("_s")) * bins + pl.col("_b")
+    out = joined.with_columns(point_key.alias("_k")).sort("_k", "_r")
     return out.select(*ALIGNED_SCHEMA)
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rungroup.engine.align import cap_ranks
+from rungroup.engine.align import bin_index, cap_ranks
 from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.engine.smoothing import smooth_values
 from rungroup.engine.stats import STAT_COLUMNS
@@ -552,12 +552,7 @@ def _bucketed(matrix: MetricMatrix, bins: int) -> MetricMatrix:
     grid = matrix.x
     low, high = grid[0], grid[-1]
     width = (high - low) / bins
-    offset = grid - low
-    if width > 0:
-        offset /= width
-    else:
-        offset[:] = 0.0
-    index = np.minimum(offset.astype(np.int64), bins - 1)
+    index = bin_index(grid, None, grid[:1], grid[-1:], bins)
     starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
     centre = low + (index[starts].astype(np.float64) + 0.5) * width if width > 0 else grid[starts]
     values = matrix.values
