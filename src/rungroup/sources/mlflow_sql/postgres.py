@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -264,14 +265,28 @@ def load_postgres(
     database (module docs). `timeout`: seconds any one statement may take."""
     database = Database.from_uri(uri, timeout)
     raw = read_postgres(database, include_deleted)
+    return runs_of(raw, SqlHistory(database), group_tag, job_type_tag, nested, experiments)
+
+
+def runs_of(
+    raw: _Raw,
+    provider: SqlHistory,
+    group_tag: str,
+    job_type_tag: str,
+    nested: bool,
+    experiments: list[str] | None,
+) -> Runs:
+    """The `Runs` of what was read (mapped as the SQLite reader maps it), the history left
+    with `provider`."""
     if experiments is not None:
         wanted = set(experiments)
-        raw.experiments = {k: v for k, v in raw.experiments.items() if v in wanted}
-        raw.runs = [r for r in raw.runs if r["experiment_id"] in raw.experiments]
+        kept = {k: v for k, v in raw.experiments.items() if v in wanted}
+        raw = replace(
+            raw, experiments=kept, runs=[r for r in raw.runs if r["experiment_id"] in kept]
+        )
     records, starts = run_records(raw, group_tag, job_type_tag, nested)
     names = sorted({key for run in raw.runs for key in raw.latest.get(run["run_id"], {})})
     table = assemble(records, [], parse_strings=True)
-    provider = SqlHistory(database)
     runs = Runs(
         table.runs,
         _lazy_history(provider, names, starts),
