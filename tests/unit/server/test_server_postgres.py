@@ -20,6 +20,8 @@ from rungroup.view import View
 LINES = ("mean", "median", "min", "max", "iqm")
 BANDS = ("none", "minmax", "std", "stderr", "ci", "quantile")
 START = 1_700_000_000_000
+#: other tests log runs into the same server
+SWEEP: dict[str, Any] = {"experiments": ["sweep"]}
 
 
 def _specs() -> list[dict[str, Any]]:
@@ -66,8 +68,8 @@ def _in_memory(runs: Runs) -> Runs:
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
 def test_database_uri_loads_the_runs_the_rest_server_gives(server: Server, scheme: str) -> None:
-    database = rg.load(server.uri(scheme))
-    rest = rg.load(server.tracking_uri)
+    database = rg.load(server.uri(scheme), **SWEEP)
+    rest = rg.load(server.tracking_uri, **SWEEP)
     assert database.provider is not None
     assert len(database) == 9
     assert database.metrics == rest.metrics == ["acc", "loss"]
@@ -87,9 +89,9 @@ def test_database_uri_loads_the_runs_the_rest_server_gives(server: Server, schem
 def test_pushed_down_aggregates_equal_the_in_memory_engine_for_every_line_and_band(
     server: Server, x: str
 ) -> None:
-    database = rg.load(server.uri())
+    database = rg.load(server.uri(), **SWEEP)
     memory = _in_memory(database)
-    rest = rg.load(server.tracking_uri)
+    rest = rg.load(server.tracking_uri, **SWEEP)
     for line in LINES:
         for band in BANDS:
             view = View(
@@ -108,7 +110,7 @@ def test_pushed_down_aggregates_equal_the_in_memory_engine_for_every_line_and_ba
 
 
 def test_a_regrouping_or_another_band_reuses_what_was_fetched(server: Server) -> None:
-    database = rg.load(server.uri())
+    database = rg.load(server.uri(), **SWEEP)
     asked: list[tuple[Any, ...]] = []
     provider = database.provider
     assert provider is not None
