@@ -78,6 +78,12 @@ def test_pgpassword_is_honoured_as_libpq_does(
 def test_nothing_can_be_written_through_the_connection(server: Server) -> None:
     database = Database.from_uri(server.uri())
     with database.connect() as reader:
+        settings = reader.select(
+            "SELECT current_setting('transaction_read_only') AS ro, "
+            "current_setting('transaction_isolation') AS iso, "
+            "current_setting('statement_timeout') AS timeout"
+        ).to_pylist()
+        assert settings == [{"ro": "on", "iso": "repeatable read", "timeout": "1min"}]
         with pytest.raises(ValueError, match="only SELECT"):
             reader.select("DELETE FROM runs")
         # even a SELECT that would write is refused by the read-only transaction

@@ -5,7 +5,8 @@ to the driver and nowhere else: the name shown in `Runs.runs["source"]`, warning
 is ``postgresql://user@host:port/database``, and every driver message is scrubbed of the
 password before it is shown. Every transaction is read-only and every statement has a time
 limit (libpq's ``options``: ``default_transaction_read_only``, ``statement_timeout``), so
-nothing rungroup sends can change the database or hold it for long.
+nothing rungroup sends can change the database or hold it for long; the SELECTs of one
+connection share one repeatable-read snapshot.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ class Database:
         name = f"postgresql://{user}{host}{port}/{database}"
         secret = urllib.parse.unquote(parts.password) if parts.password else None
         query = urllib.parse.parse_qsl(parts.query)
-        options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout * 1000)}"
+        # one snapshot per connection: the tables a load or a poll reads agree with each other
+        options = (
+            "-c default_transaction_read_only=on "
+            "-c default_transaction_isolation=repeatable\\ read "
+            f"-c statement_timeout={int(timeout * 1000)}"
+        )
         query = [(k, v) for k, v in query if k != "options"] + [("options", options)]
         encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         dsn = urllib.parse.urlunsplit(("postgresql", parts.netloc, parts.path, encoded, ""))
@@ -87,7 +93,10 @@ class Database:
         try:
             yield Reader(self, connection)
         finally:
-            with contextlib.suppress(Exception):  # a connection already lost: nothing to release
+            # a connection already lost: nothing to release
+            with contextlib.suppress(Exception):
+                connection.rollback()  # ends the read-only transaction: nothing to keep
+            with contextlib.suppress(Exception):
                 connection.close()
 
 
@@ -106,7 +115,6 @@ class Reader:
             with self._connection.cursor() as cursor:
                 cursor.execute(query, parameters or None)
                 table = cursor.fetch_arrow_table()
-            self._connection.rollback()  # ends the read-only transaction; nothing to keep
         except Exception as error:
             raise self._database.error("a query", error) from None
         return table
