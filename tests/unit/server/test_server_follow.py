@@ -10,7 +10,7 @@ from server_helpers import Server, log_runs
 
 import rungroup as rg
 from rungroup.sources.followers import follow
-from rungroup.sources.mlflow_sql.follow import PostgresFollower
+from rungroup.sources.mlflow.postgres_follower import PostgresFollower
 
 START = 1_700_000_000_000
 

@@ -11,7 +11,7 @@ from server_helpers import PASSWORD, Server, log_runs
 
 import rungroup as rg
 from rungroup.export import export
-from rungroup.sources.mlflow_sql.connection import Database, DatabaseError
+from rungroup.sources.mlflow.database import Database, DatabaseError
 
 
 @pytest.fixture(scope="module")

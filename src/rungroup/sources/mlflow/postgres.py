@@ -21,7 +21,7 @@ from polars.io.plugins import register_io_source
 
 from rungroup.engine.provider import BucketSums
 from rungroup.runs import HISTORY_SCHEMA, Runs
-from rungroup.sources.mlflow_sql.connection import Database
+from rungroup.sources.mlflow.database import Database
 from rungroup.sources.mlflow.records import (
     DBL_MAX,
     MAX_MS,

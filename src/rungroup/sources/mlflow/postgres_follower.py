@@ -21,8 +21,8 @@ import json
 from typing import Any
 
 from rungroup.runs import Runs
-from rungroup.sources.mlflow_sql.connection import Database, Reader
-from rungroup.sources.mlflow_sql.postgres import SqlHistory, read_postgres, runs_of
+from rungroup.sources.mlflow.database import Database, Reader
+from rungroup.sources.mlflow.postgres import SqlHistory, read_postgres, runs_of
 from rungroup.sources.mlflow.records import RUN_COLUMNS, _value, add_run
 from rungroup.sources.mlflow.sqlite import run_row
 
