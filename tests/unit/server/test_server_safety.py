@@ -90,3 +90,15 @@ def test_nothing_can_be_written_through_the_connection(server: Server) -> None:
         with pytest.raises(DatabaseError, match="read-only"):
             reader.select("SELECT 1 FROM (SELECT setval('experiments_experiment_id_seq', 99)) s")
     assert len(rg.load(server.uri(), experiments=["secrets"])) == 1
+
+
+def test_a_database_that_does_not_answer_is_an_error_naming_host_and_database() -> None:
+    from server_helpers import free_port
+
+    uri = f"postgresql://someone:{PASSWORD}@127.0.0.1:{free_port()}/teamdb"
+    with pytest.raises(DatabaseError) as raised:
+        rg.load(uri, progress_bar=False)
+    text = str(raised.value)
+    assert "127.0.0.1" in text and "'teamdb'" in text and "connecting" in text
+    assert PASSWORD not in text and PASSWORD not in repr(raised.value)
+    assert raised.value.__cause__ is None

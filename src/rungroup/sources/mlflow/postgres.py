@@ -260,10 +260,13 @@ def load_postgres(
     include_deleted: bool = False,
     experiments: list[str] | None = None,
     timeout: float = 60.0,
+    progress_bar: bool | None = None,
 ) -> Runs:
     """Load the runs of an MLflow backend store in PostgreSQL (``postgresql://``,
     ``postgresql+psycopg://``, ``postgresql+psycopg2://``); the history stays in the
-    database (module docs). `timeout`: seconds any one statement may take."""
+    database (module docs). `timeout`: seconds any one statement may take. `progress_bar`
+    is accepted as every source accepts it; a load is five SELECTs, with nothing to show."""
+    _ = progress_bar
     database = Database.from_uri(uri, timeout)
     raw = read_postgres(database, include_deleted)
     return runs_of(raw, SqlHistory(database), group_tag, job_type_tag, nested, experiments)
