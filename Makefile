@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,demo,mlflow,e2e
+EXTRAS := dev,demo,mlflow,postgres,e2e
 DEMO_DIR ?= demo-runs
 PORT ?= 8888
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from rungroup.engine.provider import HistoryProvider
 
 RUN_STATES = ("running", "finished", "failed", "crashed")
 
@@ -151,7 +154,7 @@ class Runs:
     """
 
     # __weakref__: the engine keeps matrices prepared from a Runs only while it lives
-    __slots__ = ("__weakref__", "_history", "_metrics", "_runs")
+    __slots__ = ("__weakref__", "_history", "_metrics", "_provider", "_runs")
 
     def __init__(
         self,
@@ -159,6 +162,7 @@ class Runs:
         history: pl.LazyFrame | pl.DataFrame | None = None,
         *,
         validate: bool = True,
+        provider: HistoryProvider | None = None,
     ) -> None:
         runs = empty_runs_frame() if runs is None else runs
         if history is None:
@@ -170,6 +174,7 @@ class Runs:
         self._runs = runs
         self._history = lazy
         self._metrics: tuple[str, ...] | None = None
+        self._provider = provider
 
     @property
     def runs(self) -> pl.DataFrame:
@@ -180,6 +185,12 @@ class Runs:
     def history(self) -> pl.LazyFrame:
         """Every logged point, long format (schema: docs/architecture.md)."""
         return self._history
+
+    @property
+    def provider(self) -> HistoryProvider | None:
+        """Where the engine sends per-run reductions of the history instead of reading it
+        (a database-backed source's; None: the history is read; engine/provider.py)."""
+        return self._provider
 
     @property
     def ids(self) -> list[str]:
@@ -237,7 +248,7 @@ class Runs:
         ids = kept["id"]
         # on the categorical itself: casting every point to a string costs ~8x more
         history = self._history.filter(pl.col("run_id").is_in(ids.implode()))
-        return Runs(kept, history, validate=False)
+        return Runs(kept, history, validate=False, provider=self._provider)
 
     def collect(self) -> Runs:
         """Materialise the history in memory (useful before many aggregations)."""

@@ -56,7 +56,7 @@ def test_extras_match_use() -> None:
     extras = project["optional-dependencies"]
     assert any(d.startswith("vl-convert-python") for d in extras["save"])
     assert all(extras.values()), "no empty extras"
-    assert extras["all"] == ["rungroup[save,mlflow]"]
+    assert extras["all"] == ["rungroup[save,mlflow,postgres]"]
 
 
 def test_readme_installs_from_the_index_before_developer_commands() -> None:

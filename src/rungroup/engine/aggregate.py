@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rungroup.engine import dense
-from rungroup.engine.align import align, bucket_arrays, is_sorted
-from rungroup.engine.grouping import Grouping
+from rungroup.engine.align import align, bucket_arrays, bucket_from_sums, is_sorted
+from rungroup.engine.grouping import RUN_KEY, Grouping
+from rungroup.engine.provider import BucketSums, HistoryProvider
 from rungroup.engine.smoothing import smooth
 from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
 from rungroup.engine.xaxis import (
@@ -90,11 +92,13 @@ def aggregate_grouping(
     drawn_only: bool = False,
     matrices: dense.Matrices | None = None,
     pool: Callable[[], Executor] | None = None,
+    pushed: dict[tuple[Any, ...], BucketSums | None] | None = None,
 ) -> pl.DataFrame:
     """The Aggregate of the series of `grouping` (the view's, over `runs`); `drawn_only`: its
     columns but the statistics, computing only those the line and the band are made of (the
     same rows and numbers for less work: a mean ± std band needs no sort of the runs at each
-    point). `matrices` and `pool`: what the dense path keeps and runs in (`Workspace`)."""
+    point). `matrices` and `pool`: what the dense path keeps and runs in (`Workspace`);
+    `pushed`: the per-run reductions a history provider answered, kept (`Workspace`)."""
     metrics = select_metrics(runs, view)
     schema = aggregate_schema(grouping, view)
     if drawn_only:
@@ -103,7 +107,9 @@ def aggregate_grouping(
     if not metrics or grouping.runs.height == 0:
         return pl.DataFrame(schema=schema)
     stats: pl.DataFrame | None = None
-    if dense.applies(view):
+    if runs.provider is not None and view.align == "bucket" and not _smooths_runs(view):
+        stats = _pushed_statistics(runs.provider, view, grouping, metrics, pushed)
+    if stats is None and dense.applies(view):
         kept = matrices if matrices is not None else dense.Matrices(runs)
         found = kept.prepared(view, grouping, metrics)
         if found is not None and dense.usable(found[0], view):
@@ -114,6 +120,50 @@ def aggregate_grouping(
     if stats is None or stats.height == 0:
         return pl.DataFrame(schema=schema)
     return _finish(stats, view, grouping, metrics, schema)
+
+
+def _smooths_runs(view: View) -> bool:
+    return view.smoothing != "none" and view.smooth_order == "before"
+
+
+def _pushed_statistics(
+    provider: HistoryProvider,
+    view: View,
+    grouping: Grouping,
+    metrics: list[str],
+    pushed: dict[tuple[Any, ...], BucketSums | None] | None,
+) -> pl.DataFrame | None:
+    """``align="bucket"`` from the provider's per-run bucket sums (engine/provider.py), or
+    None when it cannot compute them. Asked once per (runs, metrics, x, points): a
+    regrouping or another line or band reuses the answer kept in `pushed`."""
+    ordered = grouping.runs.sort("_r")
+    run_ids = ordered[RUN_KEY].cast(pl.String).to_list()
+    key = (tuple(run_ids), tuple(metrics), view.x, view.points)
+    if pushed is not None and key in pushed:
+        sums = pushed[key]
+    else:
+        sums = provider.bucket_sums(run_ids, metrics, view.x, view.points)
+        if pushed is not None:
+            pushed[key] = sums
+    if sums is None:
+        return None
+    n_metrics = len(metrics)
+    run_index = ordered["_r"].to_numpy().astype(np.int64)[sums.run]
+    keys = (run_index * n_metrics + sums.metric) * view.points + sums.bucket
+    order = np.argsort(keys, kind="stable")
+    aligned = bucket_from_sums(
+        keys[order],
+        sums.sums[order],
+        sums.counts[order],
+        sums.dropped[order],
+        sums.lo,
+        sums.width,
+        grouping.members,
+        view,
+    )
+    if aligned.height == 0:
+        return pl.DataFrame()
+    return statistics(aligned, view).filter(pl.col("n") >= view.min_runs)
 
 
 def _general_statistics(

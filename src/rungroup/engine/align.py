@@ -294,6 +294,28 @@ def bucket_arrays(
     runs_total = int(members["_r"].max()) + 1 if members.height else 1  # type: ignore[arg-type]
     keys, sums, counts, dropped = segment_sums(key, v, top=runs_total * n_metrics * bins)
     del key
+    return bucket_from_sums(keys, sums, counts, dropped, lo_of, width_of, members, view)
+
+
+def bucket_from_sums(
+    keys: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    dropped: np.ndarray,
+    lo_of: np.ndarray,
+    width_of: np.ndarray,
+    members: pl.DataFrame,
+    view: View,
+) -> pl.DataFrame:
+    """`bucket` alignment from per-run bucket sums: ascending `keys` =
+    ``(_r * n_metrics + _m) * bins + bucket``, the sum and count of each key's finite values
+    and its number of non-finite ones; `lo_of`/`width_of`: each metric's x range. Both the
+    in-memory binning (`bucket_arrays`) and a history provider's (engine/provider.py) end
+    here."""
+    if keys.size == 0:
+        return pl.DataFrame(schema=ALIGNED_SCHEMA)
+    bins = view.points
+    n_metrics = lo_of.shape[0]
     rr = keys // (n_metrics * bins)
     mm = (keys // bins) % n_metrics
     bb = keys % bins

@@ -28,6 +28,7 @@ import polars as pl
 from rungroup.engine import dense, last_values
 from rungroup.engine.aggregate import aggregate_grouping
 from rungroup.engine.grouping import Grouping, _group_runs, grouping_inputs, without_hidden
+from rungroup.engine.provider import BucketSums
 from rungroup.engine.recipe import attach_recipe
 from rungroup.engine.summarize import summarize_grouping
 from rungroup.engine.xaxis import select_metrics
@@ -36,6 +37,8 @@ from rungroup.view import View, resolve_view
 
 #: Groupings kept per workspace (by group-by setting).
 GROUPINGS = 8
+#: A history provider's answers kept per workspace (each about runs x points x metrics rows).
+PUSHED = 4
 
 
 def _stop(pools: list[ThreadPoolExecutor]) -> None:
@@ -56,6 +59,8 @@ class Workspace:
         self._matrices = dense.Matrices(runs)
         self._last: last_values.LastValues | None = None
         self._finals: dict[str, pl.DataFrame] = {}
+        #: a history provider's answers (engine/provider.py), by (runs, metrics, x, points)
+        self._pushed: OrderedDict[tuple[Any, ...], BucketSums | None] = OrderedDict()
         # a list, so that the finalizer holds the pool and not the workspace
         self._pools: list[ThreadPoolExecutor] = []
         self._finalizer = weakref.finalize(self, _stop, self._pools)
@@ -73,6 +78,7 @@ class Workspace:
         self._matrices.clear()
         self._last = None
         self._finals.clear()
+        self._pushed.clear()
 
     def __enter__(self) -> Workspace:
         return self
@@ -109,6 +115,11 @@ class Workspace:
             made = kept[1]
         return without_hidden(made, self._runs, view) if hidden else made
 
+    def _kept_pushed(self) -> OrderedDict[tuple[Any, ...], BucketSums | None]:
+        while len(self._pushed) > PUSHED:
+            self._pushed.popitem(last=False)
+        return self._pushed
+
     # the engine's functions -------------------------------------------------------------------
 
     def aggregate(
@@ -123,6 +134,7 @@ class Workspace:
             self.grouping(resolved),
             matrices=self._matrices,
             pool=self._pool,
+            pushed=self._kept_pushed(),
         )
         return attach_recipe(frame, resolved)
 
@@ -139,6 +151,7 @@ class Workspace:
             drawn_only=True,
             matrices=self._matrices,
             pool=self._pool,
+            pushed=self._kept_pushed(),
         )
 
     def summarize(

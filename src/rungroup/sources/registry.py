@@ -37,9 +37,9 @@ __all__ = [
 
 #: What `rungroup.load()` accepts besides rungroup's own store, for error messages.
 KINDS = (
-    "an MLflow store (mlflow.db, sqlite:///..., mlruns/, http://...), a TensorBoard log "
-    "folder or template, a W&B folder (wandb/), a CSV / JSON-lines file, folder or template, "
-    "or a pandas / Polars frame"
+    "an MLflow store (mlflow.db, sqlite:///..., mlruns/, http://..., postgresql://...), "
+    "a TensorBoard log folder or template, a W&B folder (wandb/), a CSV / JSON-lines file, "
+    "folder or template, or a pandas / Polars frame"
 )
 
 #: The format packages under `sources/`, in the order `format_for` asks them.

@@ -1,0 +1,223 @@
+"""A team's MLflow server in PostgreSQL: the aggregate computed in the database vs raw points.
+
+    .venv/bin/python benchmarks/bench_server.py --runs 1000 --steps 100000   # 100 M points
+    .venv/bin/python benchmarks/bench_server.py --runs 100 --steps 10000     # 1 M points
+
+Starts a real PostgreSQL 15 and a real `mlflow server` on it (tests/unit/server/
+server_helpers.py), creates the runs through MLflow's own client (params `lr`, 4 values, and
+`batch`, 5 values; the last point of metric `loss` logged by the client, so MLflow writes its
+`latest_metrics`), then bulk-loads the other points into MLflow's own `metrics` table with
+COPY. Then, each timed with the bytes the driver received (Arrow buffers):
+
+- `load`: `rg.load("postgresql://...")` (runs, params, tags, latest metrics);
+- `pushed`: `aggregate(metrics="loss", group_by="config.lr", align="bucket", points=1500)`
+  on a `Workspace`: the per-run bucket sums computed in SQL (engine/provider.py);
+- `regroup`: the same workspace grouped by `config.batch` (nothing asked of the database);
+- `raw`: every raw point fetched through the same driver (ADBC, one SELECT as Arrow) and
+  the same aggregate computed in memory from them;
+- `rest` (with `--rest`): `rg.load("http://...")` (MLflow's REST API, one request per run and
+  metric) of every run and the same aggregate in memory, against `load` + `pushed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "server"))
+
+from server_helpers import Server, running_mlflow_server, running_postgres
+
+import rungroup as rg
+from rungroup.engine import Workspace
+from rungroup.runs import Runs
+
+START = 1_700_000_000_000
+LRS = (0.1, 0.03, 0.01, 0.003)
+BATCHES = (16, 32, 64, 128, 256)
+
+
+def create(server: Server, runs: int, steps: int) -> None:
+    """The runs through MLflow's client, their points by COPY."""
+    import psycopg
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=server.tracking_uri)
+    experiment = client.create_experiment("sweep")
+    ids: list[str] = []
+    began = time.perf_counter()
+    for index in range(runs):
+        run_id = client.create_run(experiment, start_time=START).info.run_id
+        last = steps - 1
+        client.log_batch(
+            run_id,
+            params=[
+                Param("lr", str(LRS[index % len(LRS)])),
+                Param("batch", str(BATCHES[index % len(BATCHES)])),
+            ],
+            metrics=[Metric("loss", _values(index, np.array([last]))[0], START + last, last)],
+        )
+        client.set_terminated(run_id, end_time=START + steps)
+        ids.append(run_id)
+    created = time.perf_counter() - began
+    began = time.perf_counter()
+    with (
+        psycopg.connect(server.uri()) as connection,
+        connection.cursor() as cursor,
+    ):
+        with cursor.copy(
+            "COPY metrics (key, value, timestamp, run_uuid, step, is_nan) FROM STDIN"
+        ) as copy:
+            for index, run_id in enumerate(ids):
+                step = np.arange(steps - 1)
+                frame = pl.DataFrame(
+                    {
+                        "key": "loss",
+                        "value": _values(index, step),
+                        "timestamp": START + step,
+                        "run_uuid": run_id,
+                        "step": step,
+                        "is_nan": False,
+                    }
+                )
+                buffer = io.BytesIO()
+                frame.write_csv(buffer, separator="\t", include_header=False)
+                copy.write(buffer.getvalue())
+        connection.commit()
+        cursor.execute("ANALYZE metrics")
+    print(
+        json.dumps(
+            {
+                "created_runs_s": round(created, 1),
+                "copied_points_s": round(time.perf_counter() - began, 1),
+            }
+        ),
+        flush=True,
+    )
+
+
+def _values(index: int, step: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(index)
+    lr = LRS[index % len(LRS)]
+    return np.exp(-step * lr / 1000.0) + rng.normal(0.0, 0.05, step.size)
+
+
+VIEW: dict[str, Any] = {
+    "metrics": "loss",
+    "group_by": "config.lr",
+    "align": "bucket",
+    "points": 1500,
+}
+
+
+def pushed(uri: str, experiments: list[str] | None) -> tuple[dict[str, Any], pl.DataFrame]:
+    began = time.perf_counter()
+    runs = rg.load(uri, experiments=experiments)
+    loaded = time.perf_counter() - began
+    provider = runs.provider
+    assert provider is not None
+    received: list[int] = []
+    original = provider.bucket_sums
+
+    def counted(*args: Any) -> Any:
+        answer = original(*args)
+        received.append(0 if answer is None else answer.received)
+        return answer
+
+    provider.bucket_sums = counted  # type: ignore[method-assign]
+    with Workspace(runs) as workspace:
+        began = time.perf_counter()
+        frame = workspace.aggregate(**VIEW)
+        first = time.perf_counter() - began
+        began = time.perf_counter()
+        workspace.aggregate(**{**VIEW, "group_by": "config.batch"})
+        regroup = time.perf_counter() - began
+    return {
+        "runs": len(runs),
+        "load_s": round(loaded, 3),
+        "pushed_s": round(first, 3),
+        "pushed_bytes": sum(received),
+        "regroup_s": round(regroup, 4),
+        "queries": len(received),
+    }, frame
+
+
+def raw(server: Server, runs: Runs) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Every point through the same driver, then the in-memory engine on them."""
+    from adbc_driver_postgresql import dbapi
+
+    began = time.perf_counter()
+    with dbapi.connect(server.uri()) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics")
+        table = cursor.fetch_arrow_table()
+    fetched = time.perf_counter() - began
+    received = table.nbytes
+    points = pl.from_arrow(table)
+    assert isinstance(points, pl.DataFrame)
+    del table
+    history = points.select(
+        pl.col("run_uuid").cast(pl.Categorical).alias("run_id"),
+        pl.col("key").cast(pl.Categorical).alias("metric"),
+        pl.col("step").cast(pl.Int64),
+        ((pl.col("timestamp") - START) / 1000).alias("time"),
+        (pl.col("timestamp") * 1000).cast(pl.Datetime("us", "UTC")).alias("timestamp"),
+        pl.col("value").cast(pl.Float64),
+    )
+    del points
+    began = time.perf_counter()
+    frame = rg.aggregate(Runs(runs.runs, history, validate=False), **VIEW)
+    return {
+        "points": history.height,
+        "raw_fetch_s": round(fetched, 3),
+        "raw_bytes": received,
+        "raw_aggregate_s": round(time.perf_counter() - began, 3),
+    }, frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--rest", action="store_true", help="also read every run over REST")
+    parser.add_argument("--no-raw", action="store_true", help="skip fetching every raw point")
+    arguments = parser.parse_args()
+    with running_postgres() as address, running_mlflow_server(address) as server:
+        create(server, arguments.runs, arguments.steps)
+        uri = server.uri()
+        result: dict[str, Any] = {
+            "runs": arguments.runs,
+            "steps": arguments.steps,
+            "points": arguments.runs * arguments.steps,
+        }
+        measured, frame = pushed(uri, None)
+        result.update(measured)
+        if not arguments.no_raw:
+            measured, expected = raw(server, rg.load(uri))
+            result.update(measured)
+            difference = (frame["line"] - expected["line"]).abs().max()
+            result["max_line_difference"] = difference
+            result["bytes_ratio"] = round(result["pushed_bytes"] / result["raw_bytes"], 5)
+            result["speedup"] = round(
+                (result["raw_fetch_s"] + result["raw_aggregate_s"]) / result["pushed_s"], 1
+            )
+        if arguments.rest:  # the REST reader fetches every run of the server: small sizes only
+            began = time.perf_counter()
+            rest = rg.load(server.tracking_uri)
+            rest_aggregate = rg.aggregate(rest, **VIEW)
+            result["rest_s"] = round(time.perf_counter() - began, 3)
+            result["rest_line_difference"] = (frame["line"] - rest_aggregate["line"]).abs().max()
+            result["pushed_load_and_aggregate_s"] = round(result["load_s"] + result["pushed_s"], 3)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

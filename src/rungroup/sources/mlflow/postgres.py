@@ -1,0 +1,301 @@
+"""An MLflow backend store in PostgreSQL as `Runs`, its history left in the database.
+
+Experiments, runs, params, tags and latest metrics are read in bulk as Arrow (ADBC's
+PostgreSQL driver, one SELECT per table) and mapped to `Runs` by the SQLite reader's own
+mapping (`mlflow.records.run_records`). The metric history is not read at load: the `Runs`
+carries a `HistoryProvider` (`SqlHistory`) that sends a view's per-run reduction to the
+database, and `Runs.history` is a lazy frame that reads the metrics a query selects only
+when it is collected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from rungroup.engine.provider import BucketSums
+from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.sources.mlflow.database import Database
+from rungroup.sources.mlflow.records import (
+    DBL_MAX,
+    MAX_MS,
+    MIN_MS,
+    RUN_COLUMNS,
+    _Raw,
+    _value,
+    add_run,
+    run_records,
+)
+from rungroup.sources.mlflow.sqlite import run_row
+from rungroup.sources.runrecords import assemble, warn
+
+__all__ = ["SqlHistory", "load_postgres"]
+
+#: A value MLflow's SQL store wrote for a finite number (NaN is `is_nan`, +-inf +-DBL_MAX).
+FINITE = "(NOT m.is_nan AND m.value > -{dbl} AND m.value < {dbl})"
+#: The wanted runs and metrics ($1, $2: JSON arrays of text), numbered from 0 in their order.
+IDS_JOIN = (
+    "JOIN (SELECT value AS id, ordinality - 1 AS r FROM "
+    "jsonb_array_elements_text($1::jsonb) WITH ORDINALITY) ids ON ids.id = m.run_uuid"
+)
+KEYS_JOIN = (
+    "JOIN (SELECT value AS key, ordinality - 1 AS k FROM "
+    "jsonb_array_elements_text($2::jsonb) WITH ORDINALITY) keys ON keys.key = m.key"
+)
+
+
+def _x_sql(x: str) -> str | None:
+    """The SQL of x for the metric row `m` joined to its run `r`, as the in-memory history
+    computes it (`mlflow.records.timed_history`), or None when x is not pushed down."""
+    if x == "step":
+        return "m.step::float8"
+    if x == "time":
+        return "(m.timestamp - r.start_time)::float8 / 1000.0"
+    return None
+
+
+class SqlHistory:
+    """The `HistoryProvider` of an MLflow store in PostgreSQL: per-run bucket sums in SQL."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __repr__(self) -> str:
+        return f"SqlHistory({self._database.name})"
+
+    def bucket_sums(
+        self, run_ids: list[str], metrics: list[str], x: str, bins: int
+    ) -> BucketSums | None:
+        x_sql = _x_sql(x)
+        if x_sql is None:
+            return None
+        runs_json, metrics_json = json.dumps(run_ids), json.dumps(metrics)
+        joined = "metrics m"
+        if x == "time":  # a run without a start time has no `time` in memory either
+            joined += " JOIN runs r ON r.run_uuid = m.run_uuid AND r.start_time IS NOT NULL"
+        with self._database.connect() as reader:
+            # joined, not `IN (SELECT ...)`: PostgreSQL scans the table in parallel then
+            ranges = reader.select(
+                f"SELECT m.key AS key, min({x_sql}) AS lo, max({x_sql}) AS hi FROM {joined} "
+                f"{IDS_JOIN} {KEYS_JOIN} WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
+                "GROUP BY m.key",
+                (runs_json, metrics_json),
+            )
+            received = ranges.nbytes
+            position = {name: i for i, name in enumerate(metrics)}
+            lo = np.full(len(metrics), np.nan)
+            hi = np.full(len(metrics), np.nan)
+            for key, low, high in zip(
+                ranges.column("key").to_pylist(),
+                ranges.column("lo").to_pylist(),
+                ranges.column("hi").to_pylist(),
+                strict=True,
+            ):
+                lo[position[key]], hi[position[key]] = low, high
+            width = (hi - lo) / bins
+            bounds = json.dumps(
+                [
+                    {"key": name, "lo": float(lo[i]), "width": float(width[i])}
+                    for i, name in enumerate(metrics)
+                    if np.isfinite(lo[i])
+                ]
+            )
+            finite = FINITE.format(dbl="$4")
+            # The bucket as numpy computes it: (x - lo) / width in float8, truncated, capped.
+            bucket = (
+                f"CASE WHEN b.width > 0 THEN LEAST(floor(({x_sql} - b.lo) / b.width)::int8, "
+                "$5::int8 - 1) ELSE 0 END"
+            )
+            # Runs and metrics travel as their positions in the lists asked for (4 bytes,
+            # not a 32-character id): about 28 bytes a (run, metric, bucket).
+            table = reader.select(
+                f"SELECT ids.r::int4 AS run, keys.k::int4 AS metric, {bucket}::int4 AS bucket, "
+                f"coalesce(sum(m.value) FILTER (WHERE {finite}), 0)::float8 AS sums, "
+                f"(count(*) FILTER (WHERE {finite}))::int4 AS counts, "
+                f"(count(*) FILTER (WHERE NOT {finite}))::int4 AS dropped "
+                f"FROM {joined} {IDS_JOIN} {KEYS_JOIN} "
+                "JOIN jsonb_to_recordset($3::jsonb) AS b(key text, lo float8, width float8) "
+                f"ON b.key = m.key WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
+                "GROUP BY 1, 2, 3",
+                (runs_json, metrics_json, bounds, DBL_MAX, bins),
+            )
+        received += table.nbytes
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return BucketSums(
+            run=frame["run"].cast(pl.Int64).to_numpy(),
+            metric=frame["metric"].cast(pl.Int64).to_numpy(),
+            bucket=frame["bucket"].cast(pl.Int64).to_numpy(),
+            sums=frame["sums"].to_numpy(),
+            counts=frame["counts"].cast(pl.Int64).to_numpy(),
+            dropped=frame["dropped"].cast(pl.Int64).to_numpy(),
+            lo=lo,
+            width=width,
+            received=received,
+        )
+
+    def points(self, metrics: list[str] | None, starts: dict[str, int | None]) -> pl.DataFrame:
+        """The raw points (`HISTORY_SCHEMA`) of `metrics` (None: all) of the runs in `starts`."""
+        query = (
+            "SELECT m.run_uuid AS run_id, m.key AS metric, m.step AS step, "
+            "m.timestamp AS timestamp_ms, m.value AS value, m.is_nan AS is_nan "
+            f"FROM metrics m WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS}"
+        )
+        parameters: tuple[Any, ...] = ()
+        if metrics is not None:
+            query += " AND m.key IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            parameters = (json.dumps(metrics),)
+        with self._database.connect() as reader:
+            table = reader.select(query, parameters)
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        start_frame = pl.DataFrame(
+            {"run_id": list(starts), "start_ms": list(starts.values())},
+            schema={"run_id": pl.String, "start_ms": pl.Int64},
+        )
+        value = (
+            pl.when(pl.col("is_nan"))
+            .then(float("nan"))
+            .when(pl.col("value") >= DBL_MAX)
+            .then(float("inf"))
+            .when(pl.col("value") <= -DBL_MAX)
+            .then(float("-inf"))
+            .otherwise(pl.col("value"))
+        )
+        return frame.join(start_frame, on="run_id", how="inner", maintain_order="left").select(
+            pl.col("run_id").cast(pl.Categorical),
+            pl.col("metric").cast(pl.Categorical),
+            pl.col("step").cast(pl.Int64),
+            ((pl.col("timestamp_ms") - pl.col("start_ms")) / 1000).alias("time"),
+            (pl.col("timestamp_ms") * 1000).cast(pl.Datetime("us", "UTC")).alias("timestamp"),
+            value.cast(pl.Float64).alias("value"),
+        )
+
+
+def _lazy_history(
+    provider: SqlHistory, names: list[str], starts: dict[str, int | None]
+) -> pl.LazyFrame:
+    """`Runs.history`: read from the database when collected; a filter on the metric alone
+    (the engine's ``metric.is_in(...)``) is sent to the database."""
+
+    def batches(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        wanted: list[str] | None = None
+        if predicate is not None and predicate.meta.root_names() == ["metric"]:
+            table = pl.DataFrame({"metric": pl.Series(names, dtype=pl.Categorical)})
+            kept = table.select(predicate).to_series()
+            wanted = [n for n, keep in zip(names, kept, strict=True) if keep]
+        frame = provider.points(wanted, starts)
+        if predicate is not None:
+            frame = frame.filter(predicate)
+        if with_columns is not None:
+            frame = frame.select(with_columns)
+        if n_rows is not None:
+            frame = frame.head(n_rows)
+        yield frame
+
+    return register_io_source(
+        batches, schema=HISTORY_SCHEMA, is_pure=True, explain_name="MLflow metrics in SQL"
+    )
+
+
+def _rows(reader: Any, query: str) -> list[tuple[Any, ...]]:
+    table = reader.select(query)
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    return list(zip(*columns, strict=True))
+
+
+def read_postgres(database: Database, include_deleted: bool) -> _Raw:
+    """Experiments, runs, params, tags and latest metrics (MLflow keeps one row per logged
+    metric of a run there), not the history."""
+    raw = _Raw(source=f"mlflow:{database.name}")
+    with database.connect() as reader:
+        tables = reader.tables()
+        missing = [t for t in ("experiments", "runs") if t not in tables]
+        if missing:
+            raise ValueError(f"{database.name}: not an MLflow database (no table {missing[0]!r})")
+        for experiment_id, name, stage in _rows(
+            reader,
+            "SELECT experiment_id::text, name, lifecycle_stage FROM experiments",
+        ):
+            if include_deleted or stage != "deleted":
+                raw.experiments[str(experiment_id)] = name
+        for row in _rows(reader, f"SELECT {RUN_COLUMNS} FROM runs ORDER BY start_time, run_uuid"):
+            run = run_row(row, raw.experiments, include_deleted)
+            if run is not None:
+                add_run(raw, run, f"{database.name}: table runs, run {row[0]}")
+        kept = {r["run_id"] for r in raw.runs}
+        for table, target in (("params", raw.params), ("tags", raw.tags)):
+            if table not in tables:
+                warn(database.name, f"no table {table}; runs loaded without {table}")
+                continue
+            for run_id, key, value in _rows(reader, f"SELECT run_uuid, key, value FROM {table}"):
+                if run_id in kept:
+                    target.setdefault(run_id, {})[key] = value
+        if "latest_metrics" in tables:
+            for run_id, key, value, is_nan in _rows(
+                reader, "SELECT run_uuid, key, value, is_nan FROM latest_metrics"
+            ):
+                if run_id in kept:
+                    raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
+    return raw
+
+
+def load_postgres(
+    uri: str,
+    *,
+    group_tag: str = "group",
+    job_type_tag: str = "job_type",
+    nested: bool = True,
+    include_deleted: bool = False,
+    experiments: list[str] | None = None,
+    timeout: float = 60.0,
+    progress_bar: bool | None = None,
+) -> Runs:
+    """Load the runs of an MLflow backend store in PostgreSQL (``postgresql://``,
+    ``postgresql+psycopg://``, ``postgresql+psycopg2://``); the history stays in the
+    database (module docs). `timeout`: seconds any one statement may take. `progress_bar`
+    is accepted as every source accepts it; a load is five SELECTs, with nothing to show."""
+    _ = progress_bar
+    database = Database.from_uri(uri, timeout)
+    raw = read_postgres(database, include_deleted)
+    return runs_of(raw, SqlHistory(database), group_tag, job_type_tag, nested, experiments)
+
+
+def runs_of(
+    raw: _Raw,
+    provider: SqlHistory,
+    group_tag: str,
+    job_type_tag: str,
+    nested: bool,
+    experiments: list[str] | None,
+) -> Runs:
+    """The `Runs` of what was read (mapped as the SQLite reader maps it), the history left
+    with `provider`."""
+    if experiments is not None:
+        wanted = set(experiments)
+        kept = {k: v for k, v in raw.experiments.items() if v in wanted}
+        raw = replace(
+            raw, experiments=kept, runs=[r for r in raw.runs if r["experiment_id"] in kept]
+        )
+    records, starts = run_records(raw, group_tag, job_type_tag, nested)
+    names = sorted({key for run in raw.runs for key in raw.latest.get(run["run_id"], {})})
+    table = assemble(records, [], parse_strings=True)
+    runs = Runs(
+        table.runs,
+        _lazy_history(provider, names, starts),
+        validate=False,
+        provider=provider,
+    )
+    runs._metrics = tuple(names)  # known without reading the history (as the store does)
+    return runs
