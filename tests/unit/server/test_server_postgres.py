@@ -134,3 +134,28 @@ def test_a_regrouping_or_another_band_reuses_what_was_fetched(server: Server) ->
     # few rows travel: at most runs x points per metric
     sums = original([str(i) for i in database.runs["id"]], ["loss"], "step", 20)
     assert sums is not None and sums.sums.size <= len(database) * 20
+
+
+def test_x_on_a_bucket_edge_lands_in_the_bin_numpy_histogram_gives(mlflow_server: Server) -> None:
+    """Steps 0..18 in 14 buckets: step 9 is on an edge whose position (9 = 7 x 18/14) the
+    arithmetic alone misses; the database must put it where the in-memory engine does."""
+    specs = [
+        {
+            "name": f"edge-{index}",
+            "params": {"seed": index},
+            "tags": {},
+            "metrics": {"loss": [(s, START + 1000 * s, float(s + index)) for s in range(19)]},
+        }
+        for index in range(3)
+    ]
+    log_runs(mlflow_server.tracking_uri, "edges", specs)
+    database = rg.load(mlflow_server.uri(), experiments=["edges"])
+    memory = _in_memory(database)
+    for points in (7, 13, 14, 17):
+        view = View(metrics=("loss",), group_by=(), align="bucket", points=points)
+        pushed = rg.aggregate(database, view)
+        assert_frame_equal(pushed, rg.aggregate(memory, view), check_exact=False, rel_tol=1e-12)
+    view = View(metrics=("loss",), group_by=(), align="bucket", points=14)
+    counts = rg.aggregate(database, view).group_by("x").agg(pl.col("n").first()).sort("x")
+    per_bin = np.histogram(np.arange(19.0), 14, (0, 18))[0]
+    assert counts.height == 14 and (per_bin > 0).all()

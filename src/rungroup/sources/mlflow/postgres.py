@@ -101,16 +101,26 @@ class SqlHistory:
             width = (hi - lo) / bins
             bounds = json.dumps(
                 [
-                    {"key": name, "lo": float(lo[i]), "width": float(width[i])}
+                    {
+                        "key": name,
+                        "lo": float(lo[i]),
+                        "hi": float(hi[i]),
+                        "span": float(hi[i] - lo[i]),
+                        "width": float(width[i]),
+                    }
                     for i, name in enumerate(metrics)
                     if np.isfinite(lo[i])
                 ]
             )
             finite = FINITE.format(dbl="$4")
-            # The bucket as numpy computes it: (x - lo) / width in float8, truncated, capped.
+            # The bucket as numpy.histogram (and `engine.align.bin_index`) assigns it: a
+            # guess (x - lo) / span * bins in float8, then one bin down or up against the
+            # edges numpy's linspace makes, k * width + lo (the last one hi).
+            guess = f"LEAST(floor(({x_sql} - b.lo) / b.span * $5)::int8, $5::int8 - 1)"
+            upper = "CASE WHEN g.g + 1 = $5 THEN b.hi ELSE (g.g + 1) * b.width + b.lo END"
             bucket = (
-                f"CASE WHEN b.width > 0 THEN LEAST(floor(({x_sql} - b.lo) / b.width)::int8, "
-                "$5::int8 - 1) ELSE 0 END"
+                f"CASE WHEN b.span > 0 THEN g.g - ({x_sql} < g.g * b.width + b.lo)::int::int8 "
+                f"+ ({x_sql} >= {upper} AND g.g <> $5::int8 - 1)::int::int8 ELSE 0 END"
             )
             # Runs and metrics travel as their positions in the lists asked for (4 bytes,
             # not a 32-character id): about 28 bytes a (run, metric, bucket).
@@ -120,8 +130,11 @@ class SqlHistory:
                 f"(count(*) FILTER (WHERE {finite}))::int4 AS counts, "
                 f"(count(*) FILTER (WHERE NOT {finite}))::int4 AS dropped "
                 f"FROM {joined} {IDS_JOIN} {KEYS_JOIN} "
-                "JOIN jsonb_to_recordset($3::jsonb) AS b(key text, lo float8, width float8) "
-                f"ON b.key = m.key WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
+                "JOIN jsonb_to_recordset($3::jsonb) "
+                "AS b(key text, lo float8, hi float8, span float8, width float8) "
+                f"ON b.key = m.key CROSS JOIN LATERAL (SELECT CASE WHEN b.span > 0 THEN {guess} "
+                "ELSE 0 END AS g) AS g "
+                f"WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
                 "GROUP BY 1, 2, 3",
                 (runs_json, metrics_json, bounds, DBL_MAX, bins),
             )
