@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ import altair as alt
 import polars as pl
 
 from rungroup.engine import recipe_of
+from rungroup.palette import colour_at
 from rungroup.view import View, y_title
 
 #: The name of the user chart's one dataset.
@@ -96,6 +98,7 @@ def _axes(
     width: int,
     height: int,
     widget: bool = False,
+    colours: dict[str, str] | None = None,
 ) -> _Axes:
     temporal = isinstance(aggregate.schema["x"], pl.Datetime)
     if x_title is None:
@@ -106,7 +109,12 @@ def _axes(
         else bool(aggregate.height == 0 or (aggregate["lower"] != aggregate["upper"]).any())
     )
     x_type = "T" if temporal else "Q"
-    colour = alt.Color("series:N", title="series", sort=colour_sort)
+    # A fixed domain and range: each series keeps its group's colour (rungroup.palette)
+    # whichever others are drawn.
+    scale = (
+        alt.Scale(domain=list(colours), range=list(colours.values())) if colours else alt.Undefined
+    )
+    colour = alt.Color("series:N", title="series", sort=colour_sort, scale=scale)
     return _Axes(
         view=view,
         x=alt.X(f"x:{x_type}", title=x_title),
@@ -189,19 +197,29 @@ def chart(
     height: int = 240,
     columns: int = 2,
     inline: bool = True,
+    colours: Mapping[str, str] | None = None,
 ) -> alt.ConcatChart:
     """An Altair chart of `aggregate` (a frame from `rungroup.aggregate`).
 
     `view` (default: the frame's recipe, if it has one) only supplies titles and the default of
     `log_y`; the data come from the frame. `log_y` puts y on a log scale. `columns` panels per
-    row. `inline=False` leaves the rows out of the spec (see the module docs).
+    row. `inline=False` leaves the rows out of the spec (see the module docs). `colours`: each
+    series label's colour (`rungroup.palette.group_colours`, so that a chart of some groups
+    colours them as a chart of all would); by default the palette in order of appearance.
     """
     _check_frame(aggregate, "chart")
     view = view if view is not None else recipe_of(aggregate)
     log = bool(view.log_y) if log_y is None and view is not None else bool(log_y)
     frame = aggregate.select(CHART_COLUMNS)
     order = frame["series"].unique(maintain_order=True).to_list()
-    axes = _axes(frame, view, log, x_title, order, width, height)
+    known = dict(colours) if colours is not None else {}
+    # A label the mapping lacks gets a palette colour after those the mapping uses.
+    missing = [label for label in order if label not in known]
+    drawn_colours = {
+        label: known[label] if label in known else colour_at(len(known) + missing.index(label))
+        for label in order
+    }
+    axes = _axes(frame, view, log, x_title, order, width, height, colours=drawn_colours)
     data = alt.InlineData(values=_rows(frame) if inline else [], name=DATA_NAME)
     pick = alt.selection_point(fields=["series"], bind="legend", name="isolate")
     panels: list[Any] = []

@@ -142,7 +142,13 @@ def render_report(
     metrics = sorted(set(frame["metric"].cast(pl.String).to_list())) if frame.height else []
     # One chart with a panel per metric: the panels share one colour scale, so a group has
     # the same colour everywhere, as in the table's swatches.
-    spec = rungroup.chart(frame, view=view, columns=1, width=720, height=300).to_dict()
+    # Colours from every run (rungroup.palette), as the widget gives them.
+    from rungroup.palette import group_colours
+
+    colours = group_colours(runs, view)
+    spec = rungroup.chart(
+        frame, view=view, columns=1, width=720, height=300, colours=colours
+    ).to_dict()
     metric_columns = [
         c for c in summary.columns if any(c in (f"{m}.mean", f"{m}.std", f"{m}.n") for m in metrics)
     ]
