@@ -9,6 +9,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
+VERSION = 1
+
+
 def detect(source: Any) -> bool:
     """A frame, or a (runs, history) pair of frames (either may be None, not both)."""
     if isinstance(source, tuple) and len(source) == 2:
