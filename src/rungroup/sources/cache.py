@@ -134,10 +134,8 @@ def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | N
     is none or it is stale; raises `_DamagedError` when it is there but cannot be trusted."""
     try:
         raw = (entry.folder / MANIFEST).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise _DamagedError(f"manifest cannot be read ({error})") from error
+    except OSError:
+        return None  # no entry, or no cache directory to read (writing it will say why)
     try:
         manifest = json.loads(raw)
         if manifest.get("entry") != entry.description:
