@@ -15,10 +15,9 @@ def test_info_lists_entries_and_clear_removes_them_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "runs"
-    run = rg.init(dir=root, project="p")
-    for step in range(25):
-        run.log({"loss": 1.0 / (step + 1)}, step=step)
-    run.finish()
+    (root / "a").mkdir(parents=True)
+    rows = "".join(f"{step},{1.0 / (step + 1)}\n" for step in range(25))
+    (root / "a" / "progress.csv").write_text("step,loss\n" + rows)
 
     assert main(["cache", "info"]) == 0
     assert "entries: 0, 0 B" in capsys.readouterr().out
@@ -28,7 +27,7 @@ def test_info_lists_entries_and_clear_removes_them_only(
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert f"cache directory: {cache.cache_dir()}" in out
-    assert "entries: 1," in out and f"'{root}' (store): 1 runs, 25 points" in out
+    assert "entries: 1," in out and f"'{root}' (csv): 1 runs, 25 points" in out
 
     assert main(["cache", "clear"]) == 0
     assert capsys.readouterr().out.startswith("removed 1 entries")

@@ -17,7 +17,8 @@ reading: frames go to files named by a fresh token, the manifest is replaced ato
 writing the same entry leave one whole entry. A cache directory that cannot be written (read
 only, full) gives one `CacheWarning` and the load goes on without a cache.
 
-Not cached: frames (already in memory), tracking servers (no file identity), and a load in
+Not cached: formats whose `VERSION` is None (frames, already in memory; rungroup's own store,
+already read compactly at the speed of a cache), tracking servers (no file identity), and a load in
 which some run is `running` (its state depends on the clock, not only on the files).
 """
 
@@ -91,7 +92,7 @@ class _Entry:
 def _entry(fmt: str, version: int, source: Any, options: dict[str, Any]) -> _Entry | None:
     """The entry of this load, or None when it is not cached (no file identity, or the cache
     directory lies inside the source's folders)."""
-    if not isinstance(source, (str, os.PathLike)) or fmt == "frames":
+    if not isinstance(source, (str, os.PathLike)):
         return None
     text = os.fspath(source)
     if identity.watched(text) is None:
@@ -148,10 +149,11 @@ def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | N
             path = entry.folder / str(described["name"])
             if path.parent != entry.folder:
                 raise _DamagedError(f"manifest names a file outside the entry: {described['name']}")
-            data = path.read_bytes()
-            if len(data) != described["size"] or zlib.crc32(data) != described["crc32"]:
+            if _checksum(path) != (described["size"], described["crc32"]):
                 raise _DamagedError(f"{path.name} does not match its size and CRC-32")
-            frames[name] = pl.read_ipc(io.BytesIO(data))
+            # Read from the path (Polars maps an uncompressed file rather than copying it);
+            # files are never rewritten in place, so what was checked is what is read.
+            frames[name] = pl.read_ipc(path)
         notes = [str(m) for m in manifest["warnings"]]
     except FileNotFoundError:
         return None  # removed by another writer or `clear` while read: read the source
@@ -160,6 +162,16 @@ def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | N
     except Exception as error:  # any parse or decode failure means the entry is damaged
         raise _DamagedError(f"{type(error).__name__}: {error}") from error
     return Runs(frames["runs"], frames["history"]), notes
+
+
+def _checksum(path: Path) -> tuple[int, int]:
+    """(size, CRC-32) of a file, read in blocks."""
+    crc = size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return size, crc
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -56,8 +56,8 @@ class Format(Protocol):
     """What each package under `sources/` exposes."""
 
     __name__: str
-    #: raised when what `load` returns changes (part of the cache's key)
-    VERSION: int
+    #: raised when what `load` returns changes (part of the cache's key); None: not cached
+    VERSION: int | None
 
     def detect(self, source: Any) -> bool: ...
 

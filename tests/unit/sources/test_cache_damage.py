@@ -25,32 +25,45 @@ from test_cache_sources import assert_identical, check
 import rungroup as rg
 from rungroup.sources import cache, identity
 
-SOURCES = ("store", "mlflow_files", "tensorboard", "wandb", "csv")
+SOURCES = ("mlflow_sqlite", "mlflow_files", "tensorboard", "wandb", "csv")
 
 
 @pytest.fixture(scope="module")
-def store_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("store") / "runs"
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db: Path) -> Path:
+    """An MLflow SQLite store written by mlflow's client (without the session's server)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-db") / "mlflow.db"
+    shutil.copy(empty_mlflow_db, path)
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+    experiment = client.create_experiment("damage")
     for seed in range(3):
-        run = rg.init(dir=root, project="p", group="g", config={"seed": seed})
-        for step in range(40):
-            run.log({"loss": 1.0 / (step + 1 + seed), "acc": step * 0.01}, step=step)
-        run.finish()
-    return root
+        run_id = client.create_run(experiment, run_name=f"r{seed}").info.run_id
+        metrics = [
+            Metric("loss", 1.0 / (s + 1 + seed), 1_700_000_000_000 + s, s) for s in range(40)
+        ]
+        client.log_batch(run_id, metrics=metrics)
+        client.set_terminated(run_id)
+    return path
 
 
 @pytest.fixture(params=SOURCES)
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """A private copy of a source (the tests touch its files)."""
     original: Path = {
-        "store": lambda: request.getfixturevalue("store_runs"),
+        "mlflow_sqlite": lambda: request.getfixturevalue("mlflow_db"),
         "mlflow_files": lambda: request.getfixturevalue("mlflow_files"),
         "tensorboard": lambda: request.getfixturevalue("tensorboard_logs"),
         "wandb": lambda: request.getfixturevalue("wandb_dir"),
         "csv": lambda: request.getfixturevalue("lightning_csv"),
     }[request.param]()
     copy = tmp_path / "source" / original.name
-    shutil.copytree(original, copy, symlinks=True)
+    if original.is_file():
+        copy.parent.mkdir()
+        shutil.copy(original, copy)
+    else:
+        shutil.copytree(original, copy, symlinks=True)
     return copy
 
 

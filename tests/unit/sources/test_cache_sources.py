@@ -57,12 +57,17 @@ def _not_called(*args: Any, **kwargs: Any) -> rg.Runs:
     raise AssertionError("the source was read although the cache holds it")
 
 
-def run_stages(source: Any, stages: list[Step], monkeypatch: pytest.MonkeyPatch) -> None:
+def run_stages(
+    source: Any, stages: list[Step], monkeypatch: pytest.MonkeyPatch, *, cached: bool = True
+) -> None:
     counts = []
     for stage in stages:
         stage()
-        counts.append(len(check(source, monkeypatch)))
+        counts.append(len(check(source, monkeypatch, cached=cached)))
     assert len(set(counts)) > 1  # the stages did change what loads
+    if not cached:
+        assert cache.entries() == []
+        return
     assert [e.source for e in cache.entries()] == [
         str(Path(source).absolute()) if "://" not in str(source) else str(source)
     ]  # one entry per source, rewritten in place
@@ -71,7 +76,9 @@ def run_stages(source: Any, stages: list[Step], monkeypatch: pytest.MonkeyPatch)
 # --- rungroup's store -----------------------------------------------------------------------
 
 
-def test_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_is_read_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's own reader is the fast path (its `VERSION` is None): loads are the same
+    with and without `cache`, and no entry is written."""
     root = tmp_path / "runs"
 
     def run(name: str, steps: int) -> rg.Run:
@@ -102,7 +109,7 @@ def test_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def delete() -> None:
         shutil.rmtree(root / "p" / "a")
 
-    run_stages(root, [first, append, new, delete], monkeypatch)
+    run_stages(root, [first, append, new, delete], monkeypatch, cached=False)
 
 
 # --- MLflow ---------------------------------------------------------------------------------

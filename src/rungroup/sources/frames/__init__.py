@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
-#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
-VERSION = 1
+#: Not cached (sources/cache.py): frames are in memory already.
+VERSION = None
 
 
 def detect(source: Any) -> bool:
