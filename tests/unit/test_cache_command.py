@@ -45,3 +45,17 @@ def test_the_default_directory_is_the_user_cache(
     assert cache.cache_dir() == tmp_path / "xdg" / "rungroup"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # not absolute: ignored, as the spec says
     assert cache.cache_dir() == Path.home() / ".cache" / "rungroup"
+
+
+def test_a_cache_inside_the_source_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing there would change the source (and is never wanted in a data folder)."""
+    root = tmp_path / "runs"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "progress.csv").write_text("step,loss\n0,1.0\n1,0.5\n")
+    monkeypatch.setenv(cache.ENV, str(root / ".cache"))
+    before = identity.stamps([root])
+    assert len(rg.load(root)) == 1
+    assert identity.stamps([root]) == before
+    assert not (root / ".cache").exists()
