@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sources.py              # 1,000 runs x 1,000 steps x 5
     .venv/bin/python benchmarks/bench_sources.py --runs 50    # smaller, for a smoke run
+    .venv/bin/python benchmarks/bench_sources.py --cached-only  # rg.load cold vs cached only
 
 Fixtures (kept in benchmarks/.data/sources-<runs>/, reused on the next run):
 - MLflow SQLite: the schema is created by mlflow itself; the 1,000 runs and 5 M metric rows
@@ -13,6 +14,10 @@ Fixtures (kept in benchmarks/.data/sources-<runs>/, reused on the next run):
   copied into 1,000 run folders.
 - W&B: one run written by wandb in offline mode, its folder copied 1,000 times.
 - CSV: 1,000 `progress.csv` files written with the csv module.
+
+The cached column: `rungroup.load(source)` once with an empty cache (cold: read the source and
+fill the cache, in benchmarks/.data/cache unless RUNGROUP_CACHE_DIR says otherwise), then the
+median of `--repeats` loads from the cache.
 
 Each measurement is the median of `--repeats` wall times in this process, with the whole
 history collected into memory. The alternatives run on a subset of the runs when they are
@@ -295,7 +300,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subset", type=int, default=50, help="runs for slow alternatives")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="only rungroup.load, cold and cached"
+    )
     args = parser.parse_args()
+    os.environ.setdefault("RUNGROUP_CACHE_DIR", str(DATA / "cache"))
 
     import polars as pl
 
@@ -318,11 +327,27 @@ def main() -> None:
             }
         )
         note = f" (measured on {args.subset} runs, x{scale:g})" if scaled else ""
-        print(f"{source:18} {reader:42} {seconds:9.2f} s  {rows:>10,} points{note}", flush=True)
+        rate = f"{rows / seconds / 1e6:8.2f} M points/s" if seconds > 0 else ""
+        print(
+            f"{source:18} {reader:42} {seconds:9.2f} s  {rows:>10,} points {rate}{note}",
+            flush=True,
+        )
 
     def load(function: Callable[[], rg.Runs]) -> tuple[float, int]:
         seconds, runs = timed(lambda: function().collect(), args.repeats)
         return seconds, runs.history.select(pl.len()).collect().item()
+
+    def load_once(function: Callable[[], rg.Runs]) -> tuple[float, int]:
+        seconds, runs = timed(lambda: function().collect(), 1)
+        return seconds, runs.history.select(pl.len()).collect().item()
+
+    def write_json() -> None:
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2
+                )
+            )
 
     print(f"{args.runs} runs x {args.steps} steps x {len(METRICS)} metrics = {points:,} points")
     print("making fixtures (once) ...", flush=True)
@@ -332,6 +357,25 @@ def main() -> None:
     wb = make_wandb(folder, args.runs, args.steps)
     csv_root = make_csv(folder, args.runs, args.steps)
     subset_runs = min(args.subset, args.runs)
+
+    from rungroup.sources import cache
+
+    sources = {
+        "MLflow SQLite": db,
+        "MLflow files": mlruns,
+        "TensorBoard": tb / "{group}" / "seed_{seed}",
+        "W&B offline": wb,
+        "CSV": csv_root / "{group}" / "seed_{seed}" / "progress.csv",
+    }
+    for name, source in sources.items():
+        cache.clear()
+        cold, rows = load_once(lambda s=source: rg.load(s, progress_bar=False))
+        report(name, "rungroup.load, cold (fills the cache)", cold, rows, False)
+        seconds, rows = load(lambda s=source: rg.load(s, progress_bar=False))
+        report(name, "rungroup.load, cached", seconds, rows, False)
+    if args.cached_only:
+        write_json()
+        return
 
     seconds, rows = load(lambda: rg.load_mlflow(db, progress_bar=False))
     report("MLflow SQLite", "rungroup.load_mlflow", seconds, rows, False)
@@ -388,12 +432,7 @@ def main() -> None:
     seconds, rows = timed(lambda: pandas_csv_loop(files), args.repeats)
     report("CSV", "pandas.read_csv + melt loop", seconds, rows, False)
 
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2
-            )
-        )
+    write_json()
 
 
 if __name__ == "__main__":

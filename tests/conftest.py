@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Session- and module-scoped fixtures that load run before any autouse fixture: they get a
+    cache folder of their own too, so the suite never writes into the home folder."""
+    os.environ["RUNGROUP_CACHE_DIR"] = tempfile.mkdtemp(prefix="rungroup-test-cache-")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own empty columnar cache, never the real one in the home folder
+    (child processes inherit it through the environment)."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("RUNGROUP_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -427,9 +427,11 @@ def parser() -> argparse.ArgumentParser:
     _add_view_options(report)
     report.set_defaults(handler=_report)
 
+    from rungroup.cache_command import add_parser as add_cache
     from rungroup.compare_command import add_parser as add_compare
 
     add_compare(commands)
+    add_cache(commands)
     return main_parser
 
 

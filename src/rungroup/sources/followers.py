@@ -23,14 +23,14 @@ Each format's package (`registry.py`) says which: its `follow(source, **options)
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from rungroup.runs import Runs
+from rungroup.sources import identity
+from rungroup.sources.identity import Stamps
 from rungroup.sources.registry import format_for
-from rungroup.sources.runrecords import Template
 
 __all__ = [
     "Follower",
@@ -60,58 +60,6 @@ class StaticFollower:
         return self.runs, changed
 
 
-Stamps = dict[str, tuple[int, int]]
-
-
-def _stamps(paths: list[Path]) -> Stamps:
-    """(mtime in ns, size) of every file at or below `paths` (hidden entries included).
-
-    Each folder is listed once, however many links lead to it (a symlink loop ends there);
-    what cannot be listed or is not a file is left to the load, which warns about it."""
-    found: Stamps = {}
-    pending = list(paths)
-    listed: set[tuple[int, int]] = set()
-    while pending:
-        path = pending.pop()
-        try:
-            status = path.stat()
-            if stat.S_ISREG(status.st_mode):
-                found[str(path)] = (status.st_mtime_ns, status.st_size)
-                continue
-            if not stat.S_ISDIR(status.st_mode) or (status.st_dev, status.st_ino) in listed:
-                continue
-            listed.add((status.st_dev, status.st_ino))
-            entries = list(os.scandir(path))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=True):
-                    pending.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=True):
-                    status = entry.stat(follow_symlinks=True)
-                    found[entry.path] = (status.st_mtime_ns, status.st_size)
-            except OSError:
-                continue
-    return found
-
-
-def _watched(source: Any) -> Callable[[], list[Path]] | None:
-    """What lists the files or folders whose changes change `source` (None: not files, a
-    URI). A template's matches are listed again on every poll (new runs match it)."""
-    text = os.fspath(source)
-    if text.startswith("file://"):
-        return lambda: [Path(text[len("file://") :])]
-    if text.startswith("sqlite:///"):
-        path = Path(text[len("sqlite:///") :])
-        return lambda: [path, path.with_name(path.name + "-wal")]
-    if "://" in text:
-        return None
-    if "{" in text or "*" in text:
-        return Template.parse(text).paths
-    return lambda: [Path(text)]
-
-
 class ReloadFollower:
     """Loads the source again when some file's (mtime, size) changed since the last poll;
     for a source that is not files (a server URI), loads it on every poll and reports a
@@ -121,7 +69,7 @@ class ReloadFollower:
         self.source = source
         self.loader = loader
         self.options = options
-        self.watched = _watched(source)
+        self.watched = identity.watched(source)
         self._stamps: Stamps | None = None
         self._current: Runs | None = None
         #: how many loads the last poll did (0 when nothing changed)
@@ -129,7 +77,7 @@ class ReloadFollower:
 
     def poll(self) -> tuple[Runs, bool]:
         self.loads = 0
-        stamps = _stamps(self.watched()) if self.watched is not None else None
+        stamps = identity.stamps(self.watched()) if self.watched is not None else None
         if self._current is not None and stamps is not None and stamps == self._stamps:
             return self._current, False
         runs = self.loader(self.source, **self.options)

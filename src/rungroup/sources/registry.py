@@ -55,6 +55,10 @@ BULK_ONLY = ("progress", "progress_bar", "workers", "timeout")
 class Format(Protocol):
     """What each package under `sources/` exposes."""
 
+    __name__: str
+    #: raised when what `load` returns changes (part of the cache's key); None: not cached
+    VERSION: int | None
+
     def detect(self, source: Any) -> bool: ...
 
     def load(self, source: Any, **options: Any) -> Runs: ...

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
+VERSION = 1
+
+
 def detect(source: Any) -> bool:
     """A template naming data files, a data file, or a folder holding one."""
     if not isinstance(source, (str, os.PathLike)):

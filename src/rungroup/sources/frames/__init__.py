@@ -9,6 +9,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: Not cached (sources/cache.py): frames are in memory already.
+VERSION = None
+
+
 def detect(source: Any) -> bool:
     """A frame, or a (runs, history) pair of frames (either may be None, not both)."""
     if isinstance(source, tuple) and len(source) == 2:

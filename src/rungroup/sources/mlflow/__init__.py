@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
+VERSION = 1
+
+
 def detect(source: Any) -> bool:
     if isinstance(source, (str, os.PathLike)) and os.fspath(source).startswith(MLFLOW_SCHEMES):
         return True

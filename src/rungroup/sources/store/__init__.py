@@ -13,6 +13,12 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: Not kept in the columnar cache (sources/cache.py): the store is already read at tens of
+#: millions of points a second into a compact history that builds only the columns and metrics
+#: a query selects; a cache entry would hold every point again, materialised.
+VERSION = None
+
+
 def detect(source: Any) -> bool:
     from rungroup.sources.store.reader import is_store
 

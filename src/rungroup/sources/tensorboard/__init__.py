@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
+VERSION = 1
+
+
 def detect(source: Any) -> bool:
     """A template not naming data files (``"logs/{algo}/seed_{seed}"``), or event files."""
     if not isinstance(source, (str, os.PathLike)):

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from rungroup.sources.followers import Follower
 
 
+#: The reader's version, part of the cache's key: raise it when what `load` returns changes.
+VERSION = 1
+
+
 def detect(source: Any) -> bool:
     from rungroup.sources.wandb.offline import is_wandb
 

@@ -1,0 +1,369 @@
+"""The columnar cache: what a load read from a source, kept as Arrow IPC files.
+
+An entry lives in ``<cache dir>/v1/<key>/`` (`cache_dir()`: ``RUNGROUP_CACHE_DIR``, else the
+platform's user cache directory; never the source's folder). The key is a hash of the source
+(its absolute path or URI), the format, the format's reader `VERSION`, rungroup's version and
+the load's options. An entry holds ``<token>.runs.arrow`` and ``<token>.history.arrow`` (the
+two frames of `Runs`) and ``manifest.json``, written last: the identity of every file the source
+was read from (path, mtime in ns, size, inode), the size and CRC-32 of both frames' files and
+the `LoadWarning`s the load gave. An entry is used only when the source's files have the same
+identity now and both files match their size and CRC; the warnings are given again.
+
+Nothing of an entry is trusted before it is checked: a manifest that does not parse, a file
+that is short, long or fails its CRC, or frames that do not read is a `CacheWarning` (once)
+and the source is read again, its entry rewritten. Writers never touch a file a reader may be
+reading: frames go to files named by a fresh token, the manifest is replaced atomically
+(`os.replace`), and only then are the previous token's files removed, so two notebooks
+writing the same entry leave one whole entry. A cache directory that cannot be written (read
+only, full) gives one `CacheWarning` and the load goes on without a cache.
+
+Not cached: formats whose `VERSION` is None (frames, already in memory; rungroup's own store,
+already read compactly at the speed of a cache), tracking servers (no file identity), and a load in
+which some run is `running` (its state depends on the clock, not only on the files).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rungroup._version import __version__
+from rungroup.runs import LoadWarning, Runs
+from rungroup.sources import identity
+
+__all__ = ["ENV", "CacheWarning", "cache_dir", "clear", "entries", "load_cached"]
+
+#: The environment variable naming the cache directory.
+ENV = "RUNGROUP_CACHE_DIR"
+#: The layout of entries; a new layout is a new folder, the old one is left to `clear`.
+LAYOUT = "v1"
+MANIFEST = "manifest.json"
+#: Options that change how a source is read, not what it holds: not part of the key.
+_NOT_KEYED = ("progress", "progress_bar", "workers", "timeout", "deadline")
+#: A writer's leftover files (it died before its manifest) older than this are removed.
+_ORPHAN_AFTER = 3600.0
+_FRAMES = ("runs", "history")
+
+
+class CacheWarning(LoadWarning):
+    """The cache could not be used: an entry was damaged (and is rebuilt from the source) or
+    the cache directory cannot be written (the load goes on without a cache)."""
+
+
+def cache_dir() -> Path:
+    """``RUNGROUP_CACHE_DIR``, else the platform's user cache directory + ``rungroup``."""
+    configured = os.environ.get(ENV)
+    if configured:
+        return Path(configured).expanduser()
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "rungroup"
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA")
+        return (Path(base) if base else home / "AppData" / "Local") / "rungroup" / "Cache"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache") / "rungroup"
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CacheWarning, stacklevel=4)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    folder: Path
+    description: dict[str, Any]
+
+
+def _entry(fmt: str, version: int, source: Any, options: dict[str, Any]) -> _Entry | None:
+    """The entry of this load, or None when it is not cached (no file identity, or the cache
+    directory lies inside the source's folders)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    if identity.watched(text) is None:
+        return None  # a server: nothing to tell a changed source from an unchanged one
+    shown = text if "://" in text else str(Path(text).absolute())
+    keyed = {k: v for k, v in sorted(options.items()) if k not in _NOT_KEYED}
+    description = {
+        "source": shown,
+        "format": fmt,
+        "reader": version,
+        "rungroup": __version__,
+        "options": json.loads(json.dumps(keyed, default=repr)),
+    }
+    key = sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+    return _Entry(cache_dir() / LAYOUT / key, description)
+
+
+def _inside(folder: Path, paths: list[Path]) -> bool:
+    """Whether `folder` lies at or below one of `paths` (writing there would change them)."""
+    try:
+        resolved = folder.resolve()
+        return any(resolved.is_relative_to(p.resolve()) for p in paths if p.is_dir())
+    except OSError:
+        return True
+
+
+def _stamps_list(stamps: identity.Stamps) -> list[list[Any]]:
+    return [[path, *stamp] for path, stamp in sorted(stamps.items())]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+class _DamagedError(Exception):
+    """An entry that is there but cannot be trusted."""
+
+
+def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | None:
+    """The entry's runs and warnings when it matches the source's files now; None when there
+    is none or it is stale; raises `_DamagedError` when it is there but cannot be trusted."""
+    try:
+        raw = (entry.folder / MANIFEST).read_bytes()
+    except OSError:
+        return None  # no entry, or no cache directory to read (writing it will say why)
+    try:
+        manifest = json.loads(raw)
+        if manifest.get("entry") != entry.description:
+            return None  # another version wrote it (or a hash collision): not ours to use
+        if manifest["stamps"] != current:
+            return None  # the source changed since: stale
+        frames: dict[str, pl.DataFrame] = {}
+        for name in _FRAMES:
+            described = manifest["files"][name]
+            path = entry.folder / str(described["name"])
+            if path.parent != entry.folder:
+                raise _DamagedError(f"manifest names a file outside the entry: {described['name']}")
+            if _checksum(path) != (described["size"], described["crc32"]):
+                raise _DamagedError(f"{path.name} does not match its size and CRC-32")
+            # Read from the path (Polars maps an uncompressed file rather than copying it);
+            # files are never rewritten in place, so what was checked is what is read.
+            frames[name] = pl.read_ipc(path)
+        notes = [str(m) for m in manifest["warnings"]]
+    except FileNotFoundError:
+        return None  # removed by another writer or `clear` while read: read the source
+    except _DamagedError:
+        raise
+    except Exception as error:  # any parse or decode failure means the entry is damaged
+        raise _DamagedError(f"{type(error).__name__}: {error}") from error
+    return Runs(frames["runs"], frames["history"]), notes
+
+
+def _checksum(path: Path) -> tuple[int, int]:
+    """(size, CRC-32) of a file, read in blocks."""
+    crc = size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return size, crc
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def _frame_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    return buffer.getvalue()
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write `data` to a file that must not exist yet (a fresh token's name)."""
+    with path.open("xb") as handle:
+        handle.write(data)
+
+
+def _write(entry: _Entry, runs: Runs, stamps: list[list[Any]], notes: list[str]) -> None:
+    """Write the entry: frames under a fresh token, then the manifest atomically, then the
+    files of the manifest it replaced. Raises `OSError` (the caller degrades)."""
+    entry.folder.mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    written: list[Path] = []
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        history = runs.history.collect()
+        for name, frame in (("runs", runs.runs), ("history", history)):
+            data = _frame_bytes(frame)
+            path = entry.folder / f"{token}.{name}.arrow"
+            written.append(path)
+            _write_new(path, data)
+            files[name] = {"name": path.name, "size": len(data), "crc32": zlib.crc32(data)}
+        manifest = {
+            "entry": entry.description,
+            "stamps": stamps,
+            "files": files,
+            "warnings": notes,
+            "runs": runs.runs.height,
+            "points": history.height,
+            "written": time.time(),
+        }
+        temporary = entry.folder / f"{token}.manifest.tmp"
+        written.append(temporary)
+        _write_new(temporary, json.dumps(manifest).encode())
+        previous = _current_files(entry.folder)
+        temporary.replace(entry.folder / MANIFEST)
+    except BaseException:
+        for path in written:
+            _remove(path)
+        raise
+    for path in previous - set(written):
+        _remove(path)
+    _remove_orphans(entry.folder)
+
+
+def _current_files(folder: Path) -> set[Path]:
+    """The frame files the entry's manifest names now (to remove once it is replaced)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_bytes())
+        return {folder / str(f["name"]) for f in manifest["files"].values()}
+    except Exception:  # no manifest, or a damaged one: nothing of it to keep
+        return set()
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Remove what writers that died left (their token's files), once old enough that no
+    writer is still at work on them."""
+    keep = _current_files(folder) | {folder / MANIFEST}
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            if path not in keep and now - path.stat().st_mtime > _ORPHAN_AFTER:
+                _remove(path)
+        except OSError:
+            continue
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _recorded() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning of the block, then give them again as the caller's filters say
+    (the load's warnings are kept in the entry to be given again by a load from it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    for note in caught:
+        warnings.warn_explicit(
+            note.message, note.category, note.filename, note.lineno, source=note.source
+        )
+
+
+def load_cached(
+    fmt: str, version: int, reader: Callable[..., Runs], source: Any, options: dict[str, Any]
+) -> Runs:
+    """`reader(source, **options)`, from the cache when its entry matches the source's files,
+    else read and kept there."""
+    entry = _entry(fmt, version, source, options)
+    watched = identity.watched(source) if entry is not None else None
+    if entry is None or watched is None:
+        return reader(source, **options)
+    paths = watched()
+    if _inside(cache_dir(), paths):
+        return reader(source, **options)
+    before = _stamps_list(identity.stamps(paths))
+    try:
+        found = _read(entry, before)
+    except _DamagedError as damage:
+        _warn(f"cache entry {entry.folder} is damaged ({damage}); reading {source} again")
+        found = None
+    if found is not None:
+        runs, notes = found
+        for note in notes:
+            warnings.warn(note, LoadWarning, stacklevel=3)
+        return runs
+    with _recorded() as caught:
+        runs = reader(source, **options)
+    notes = [str(n.message) for n in caught if issubclass(n.category, LoadWarning)]
+    after = _stamps_list(identity.stamps(paths))
+    if after != before or "running" in runs.runs["state"].to_list():
+        return runs  # written while read, or a state that changes with the clock
+    try:
+        _write(entry, runs, before, notes)
+    except OSError as error:
+        _warn(f"cannot write the cache in {cache_dir()} ({error}); loading without it")
+    return runs
+
+
+# --- what `rungroup cache` shows and clears -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    folder: Path
+    source: str
+    format: str
+    runs: int
+    points: int
+    size: int
+    written: float
+
+
+def entries() -> list[EntryInfo]:
+    """The cache's entries (those whose manifest reads), newest first."""
+    root = cache_dir() / LAYOUT
+    found: list[EntryInfo] = []
+    if not root.is_dir():
+        return found
+    for folder in root.iterdir():
+        try:
+            manifest = json.loads((folder / MANIFEST).read_bytes())
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            found.append(
+                EntryInfo(
+                    folder,
+                    str(manifest["entry"]["source"]),
+                    str(manifest["entry"]["format"]),
+                    int(manifest["runs"]),
+                    int(manifest["points"]),
+                    size,
+                    float(manifest["written"]),
+                )
+            )
+        except Exception:  # damaged or being written: shown by size only in `clear`
+            continue
+    return sorted(found, key=lambda e: -e.written)
+
+
+def clear() -> tuple[int, int]:
+    """Remove every entry (only the cache's own `v1/` folders); returns (entries, bytes)."""
+    root = cache_dir() / LAYOUT
+    count = size = 0
+    if not root.is_dir():
+        return 0, 0
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.iterdir():
+            try:
+                size += path.stat().st_size
+                path.unlink()
+            except OSError:
+                continue
+        try:
+            folder.rmdir()
+            count += 1
+        except OSError:
+            continue
+    return count, size
