@@ -85,7 +85,7 @@ def shown(page: Any, action: Any) -> dict[str, Any]:
         " return el.rungroupCompare.renders > after"
         " && !el.querySelector('.rg-compare').classList.contains('rg-busy'); }",
         arg=[WIDGET, before],
-        timeout=30_000,
+        timeout=60_000,  # a new Runs is grouped and compared again: slow on a loaded machine
     )
     page.wait_for_timeout(150)  # a burst of trait changes may bring a second reply
     page.wait_for_function(

@@ -256,7 +256,8 @@ def bin_index(
     index = np.where(span > 0, guess, 0.0).astype(np.int64)
     del guess
     np.minimum(index, bins - 1, out=index)
-    edges = np.linspace(lo_of, hi_of, bins + 1, axis=-1)  # (metrics, bins + 1)
+    with np.errstate(invalid="ignore"):  # a metric without points has lo = inf, hi = -inf
+        edges = np.linspace(lo_of, hi_of, bins + 1, axis=-1)  # (metrics, bins + 1)
     row = 0 if m is None else m
     index -= x < edges[row, index]
     index += (x >= edges[row, index + 1]) & (index != bins - 1)
