@@ -2,6 +2,7 @@
 // chart, then (after the frame that shows it) the table, the breadcrumb and the status line,
 // and record what happened in the probe. A reply to an older request is dropped.
 import type { ChartPanel } from "./chart/chart";
+import type { LegendData } from "./chart/legend";
 import { columnsOf } from "./chart/partition";
 import { arrow, arrowRows, type Channel, errorText, type Reply } from "./channel";
 import type { Breadcrumb } from "./group/groupPage";
@@ -17,6 +18,7 @@ interface DataReply extends Reply {
   spec_key: string;
   chart_rows: number;
   focus_label: string | null;
+  legend: LegendData;
   timings?: Record<string, number>;
 }
 
@@ -84,7 +86,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       if (reply.spec !== null) probe.embedded++;
       const series = columnsOf(arrow(buffers[0]));
       const decoded = performance.now();
-      await chart.show(reply.spec, reply.spec_key, series);
+      await chart.show(reply.spec, reply.spec_key, series, reply.legend);
       const drawnAt = performance.now();
       if (!current()) return;
       probe.charts++;

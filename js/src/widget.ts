@@ -60,7 +60,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     },
     focus: (series) => set({ focus: series, expanded: [] }),
     hover,
-    colorOf: (series) => chart.colorOf(series) ?? (focus.label ? chart.colorOf(focus.label) : null),
+    colorOf: (series) => chart.colorOf(series),
     pickColumns: (names) => set({ table_columns: names }),
   });
   chart.onHover(hover);

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import altair as alt
@@ -36,7 +36,7 @@ import polars as pl
 
 from rungroup.engine import recipe_of
 from rungroup.palette import colour_at
-from rungroup.view import View, y_title
+from rungroup.view import View, smoothing_text, y_title
 
 #: The name of the user chart's one dataset.
 DATA_NAME = "rungroup"
@@ -48,21 +48,37 @@ BAND_OPACITY = 0.2
 HOVER_PARAM = "rg_hover"
 #: Data field holding each series' place in the colour order (see `rungroup.widget.payload`).
 ORDER_FIELD = "rg_order"
-#: Datasets of the widget spec: one per panel and layer, and one per panel for the hovered
-#: series' tooltip points.
+#: Datasets of the widget spec: one per panel and layer.
 PART_PREFIX = "rg_data_"
-TIP_PREFIX = "rg_tip_"
 #: The thin run lines of a group page (numbered per panel).
 RUNS_UNIT = "rg_runs"
-#: The unit the legend's isolation is defined on (the first panel's legend layer).
-ISOLATE_VIEW = "rg_legend_0"
 #: Fields of the widget's chart rows besides `CHART_COLUMNS`: the group page's layer and run.
 PAGE_COLUMNS = ("layer", "run")
+#: Data fields of the widget's rows: each series' colour, which stretches of it have fewer runs
+#: than its most (`rungroup.widget.legend`), and the unsmoothed line behind a smoothed one.
+COLOUR_FIELD = "rg_colour"
+PART_FIELD = "rg_part"
+RAW_FIELD = "raw"
+#: Parameters the browser sets: the isolated series (a list, or null) and the band's opacity
+#: (higher on a dark theme).
+ISOLATED_PARAM = "rg_isolated"
+#: Bits of `PART_FIELD` (`rungroup.widget.legend`): drawn full, drawn thin (fewer runs).
+FULL_PART = 1
+THIN_PART = 2
+BAND_PARAM = "rg_band"
 
 _X_TITLES = {"step": "step", "time": "time (s)", "timestamp": "time"}
 #: Hover dimming: a series that is not hovered keeps this share of its opacity.
 _DIMMED = 0.15
 _NOT_HOVERED = f"{HOVER_PARAM} !== null && datum.series !== {HOVER_PARAM}"
+_NOT_ISOLATED = f"{ISOLATED_PARAM} !== null && indexof({ISOLATED_PARAM}, datum.series) < 0"
+#: The share of the band's opacity where a series has fewer runs than its most.
+_THIN_BAND = 0.35
+
+
+def x_title(view: View) -> str:
+    """The x axis's title for `view`."""
+    return _X_TITLES.get(view.x, view.x)
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -137,7 +153,7 @@ def _axes(
         # one sub-dataflow per series of a line or band, keyed by the fields that split
         # them, and keyed by number they stay when a new grouping relabels the series
         # (only their rows change). Their colour is still the label's.
-        path_colour={"value": {"expr": "scale('color', datum.series)"}} if widget else colour,
+        path_colour=alt.Color(f"{COLOUR_FIELD}:N", scale=None) if widget else colour,
         path_detail=f"{ORDER_FIELD}:N" if widget else "series:N",
     )
 
@@ -251,14 +267,21 @@ class WidgetSpec:
     fields: tuple[str, ...]
 
 
-def _hover_opacity(level: float, rest: float) -> dict[str, Any]:
-    """Dimmed while another series is hovered; else the legend's isolation decides."""
+def _opacity(level: float | str, rest: float | str) -> dict[str, Any]:
+    """Dimmed while another series is hovered, `rest` for a series left out by the legend's
+    isolation, else `level` (a number, or an expression of the browser's parameters)."""
+
+    def value(v: float | str, share: float = 1.0) -> Any:
+        if isinstance(v, str):
+            return {"expr": v if share == 1.0 else f"({v}) * {share}"}
+        return round(v * share, 3)
+
     return {
         "condition": [
-            {"test": _NOT_HOVERED, "value": round(level * _DIMMED, 3)},
-            {"param": "isolate", "value": level},
+            {"test": _NOT_HOVERED, "value": value(level, _DIMMED)},
+            {"test": _NOT_ISOLATED, "value": value(rest)},
         ],
-        "value": rest,
+        "value": value(level),
     }
 
 
@@ -275,36 +298,11 @@ class _Datasets:
         self.listed.append({"name": name, "where": where})
         return name, _named(name)
 
-    def tip(self, of: str, where: dict[str, str]) -> alt.Chart:
-        name = TIP_PREFIX + of[len(PART_PREFIX) :]
-        self.listed.append({"name": name, "where": where, "tip_of": of})
-        return _named(name)
-
 
 def _named(name: str) -> alt.Chart:
     # parse: null: the rows arrive typed (Arrow), so no per-row toNumber/toDate formula
     data = alt.NamedData(name=name, format={"parse": None})
     return alt.Chart(data)
-
-
-def _legend_layer(base: alt.Chart, colour: alt.Color, opacity: Any) -> alt.Chart:
-    """What the colour scale and the legend are made of, now that lines and bands take their
-    colour by expression: one row per series (its colour order the smallest `ORDER_FIELD`),
-    drawn as a rule without position (nothing on screen; clipped, so it adds nothing to the
-    panel's bounds). The legend's symbols show its opacity."""
-    layer: alt.Chart = (
-        base.transform_aggregate(
-            [
-                alt.AggregatedFieldDef.from_dict(
-                    {"op": "min", "field": ORDER_FIELD, "as": ORDER_FIELD}
-                )
-            ],
-            groupby=["series"],
-        )
-        .mark_rule(opacity=opacity, clip=True)
-        .encode(color=colour)
-    )
-    return layer
 
 
 #: A group page's run lines: a hovered run (its table row or its line) comes forward, the
@@ -341,6 +339,98 @@ def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.C
     return layer
 
 
+def _part(bit: int, field: str) -> str:
+    return f"(datum.{PART_FIELD} & {bit}) ? datum.{field} : null"
+
+
+def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> list[alt.Chart]:
+    """One panel's lines and bands in the widget: where a series has fewer runs than its most,
+    its band is lighter and its line dashed (``rg_part``); a smoothed line has its unsmoothed
+    line faintly behind it. Paths break at missing values instead of joining across them."""
+    title = y_title(metric, axes.view)
+    # log axes label 1, 2, 5 per decade at most ("~g": no trailing zeros)
+    y_axis = alt.Axis(labelOverlap=True, format="~g") if axes.view and axes.view.log_y else alt.Axis(labelOverlap=True)
+    y = alt.Y("rg_y:Q", title=title, scale=axes.y_scale, axis=y_axis)
+    layers: list[alt.Chart] = []
+    if axes.grouped:
+        band = dict(x=axes.x, y=alt.Y("rg_lo:Q", title=title, scale=axes.y_scale), y2="rg_hi:Q")
+        for bit, share in ((FULL_PART, 1.0), (THIN_PART, _THIN_BAND)):
+            level = BAND_PARAM if share == 1.0 else f"{BAND_PARAM} * {share}"
+            layers.append(
+                base.transform_calculate(rg_lo=_part(bit, "lower"), rg_hi=_part(bit, "upper"))
+                .mark_area(interpolate="linear", invalid="break-paths-show-domains")
+                .encode(
+                    **band,
+                    color=axes.path_colour,
+                    detail=axes.path_detail,
+                    opacity=_opacity(level, f"{BAND_PARAM} * 0.15"),
+                )
+            )
+    if raw:
+        layers.append(
+            base.transform_calculate(rg_y=f"datum.{RAW_FIELD}")
+            .mark_line(strokeWidth=1, invalid="break-paths-show-domains")
+            .encode(
+                x=axes.x,
+                y=y,
+                color=axes.path_colour,
+                detail=axes.path_detail,
+                opacity=_opacity(0.3, 0.04),
+            )
+        )
+    for bit, dash in ((FULL_PART, None), (THIN_PART, [4, 3])):
+        mark = base.transform_calculate(rg_y=_part(bit, "line")).mark_line(
+            strokeWidth=1.8, invalid="break-paths-show-domains", strokeDash=dash or alt.Undefined
+        )
+        layers.append(
+            mark.encode(
+                x=axes.x,
+                y=y,
+                color=axes.path_colour,
+                detail=axes.path_detail,
+                opacity=_opacity(1.0, 0.12),
+            )
+        )
+    return layers
+
+
+def _x_axis(axes: _Axes, span_seconds: float | None) -> alt.X:
+    """x with labels that do not collide; wall time formatted for the span it covers."""
+    if not axes.temporal:
+        return alt.X(axes.x.shorthand, title=axes.x_title, axis=alt.Axis(labelOverlap=True))
+    span = span_seconds or 0.0
+    if span <= 2 * 86400:
+        # hours and minutes, with the day at each midnight and at the first tick
+        label = (
+            "hours(datum.value) === 0 && minutes(datum.value) === 0 || datum.index === 0 "
+            "? [timeFormat(datum.value, '%H:%M'), timeFormat(datum.value, '%b %d')] "
+            ": timeFormat(datum.value, '%H:%M')"
+        )
+    elif span <= 90 * 86400:
+        label = "timeFormat(datum.value, '%b %d')"
+    else:
+        label = "timeFormat(datum.value, '%Y-%m-%d')"
+    axis = alt.Axis(labelExpr=label, labelOverlap=True, labelFlush=True)
+    return alt.X(axes.x.shorthand, title=axes.x_title, axis=axis)
+
+
+def time_span_class(drawn: pl.DataFrame) -> float | None:
+    """A wall-time x axis's span, rounded to the class its labels depend on (so that the
+    spec, which depends on it, is reused across views of similar spans)."""
+    if drawn.height == 0 or not isinstance(drawn.schema["x"], pl.Datetime):
+        return None
+    low, high = drawn["x"].min(), drawn["x"].max()
+    if low is None or high is None:
+        return None
+    span = (high - low).total_seconds()  # type: ignore[operator]
+    return next(limit for limit in (2 * 86400, 90 * 86400, float("inf")) if span <= limit)
+
+
+def _subtitle(view: View) -> str | alt.UndefinedType:
+    text = smoothing_text(view)
+    return text if text else alt.Undefined
+
+
 def widget_spec(
     drawn: pl.DataFrame,
     view: View,
@@ -352,14 +442,17 @@ def widget_spec(
 ) -> WidgetSpec:
     """The Explorer's spec for the chart rows `drawn` (no rows inside: they travel as Arrow).
 
-    It depends on the metrics drawn, the x type, whether there is any row and the settings
-    that titles and marks show; not on which runs form which series, so the widget reuses it
-    across groupings. `group_page`: `drawn` has a ``layer`` column (``"group"`` rows: the
-    group's line and band; ``"run"`` rows: its runs, labelled in ``run``).
+    It depends on the metrics drawn, the x type (and a wall-time axis's span class), whether
+    there is any row and the settings that titles and marks show; not on which runs form
+    which series (their colours travel as data, the legend is the browser's), so the widget
+    reuses it across groupings. `group_page`: `drawn` has a ``layer`` column (``"group"``
+    rows: the group's line and band; ``"run"`` rows: its runs, labelled in ``run``).
     """
     _check_frame(drawn, "widget_spec")
     order = alt.EncodingSortField(field=ORDER_FIELD, op="min")
     axes = _axes(drawn, view, view.log_y, None, order, width, height, widget=True)
+    axes = replace(axes, x=_x_axis(axes, time_span_class(drawn)))
+    raw = RAW_FIELD in drawn.columns and not group_page
     datasets = _Datasets()
     panels: list[Any] = []
     for number, metric in enumerate(_metrics(drawn)):
@@ -369,37 +462,22 @@ def widget_spec(
             _, runs_base = datasets.part({**where, "layer": "run"})
             layers.append(_runs_layer(axes, metric, runs_base, number))
             where = {**where, "layer": "group"}
-        name, base = datasets.part(where)
-        drawn_layers = _panel(
-            axes,
-            metric,
-            base,
-            datasets.tip(name, where),
-            _hover_opacity(1.0, 0.12),
-            _hover_opacity(BAND_OPACITY, 0.03),
-        )
-        legend = _legend_layer(base, axes.colour, BAND_OPACITY if axes.grouped else 1.0)
-        first = [legend.properties(name=ISOLATE_VIEW) if not panels else legend]
-        if group_page:
-            # A group page shows one series: its legend names it, as its run lines are
-            # drawn (full opacity), with nothing to isolate (a legend made from a layer
-            # without the isolation first is not clickable).
-            first.insert(0, _legend_layer(base, axes.colour, 0.4).encode(opacity=_RUNS_OPACITY))
-        layers = [*first, *layers, *drawn_layers]
-        panels.append(alt.layer(*layers).properties(title=metric, width=width, height=height))
-    isolate = alt.TopLevelSelectionParameter(
-        name="isolate",
-        select=alt.PointSelectionConfig(type="point", fields=["series"]),
-        bind="legend",
-        views=[ISOLATE_VIEW],
-    )
+        _, base = datasets.part(where)
+        layers += _widget_panel(axes, metric, base, raw=raw)
+        title = alt.TitleParams(text=metric, subtitle=_subtitle(view), anchor="start")
+        panels.append(alt.layer(*layers).properties(title=title, width=width, height=height))
     combined = alt.concat(
         *panels,
         columns=columns,
-        params=[isolate, alt.VariableParameter(name=HOVER_PARAM, value=None)],
+        params=[
+            alt.VariableParameter(name=HOVER_PARAM, value=None),
+            alt.VariableParameter(name=ISOLATED_PARAM, value=None),
+            alt.VariableParameter(name=BAND_PARAM, value=BAND_OPACITY),
+        ],
         usermeta={"rungroup": {"datasets": datasets.listed}},
     ).resolve_scale(color="shared")
     spec: dict[str, Any] = combined.to_dict(validate=False)
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    fields = (*CHART_COLUMNS, ORDER_FIELD, *(PAGE_COLUMNS if group_page else ()))
+    extra = (COLOUR_FIELD, PART_FIELD, *((RAW_FIELD,) if raw else ()))
+    fields = (*CHART_COLUMNS, ORDER_FIELD, *extra, *(PAGE_COLUMNS if group_page else ()))
     return WidgetSpec(spec=spec, key=key, fields=fields)

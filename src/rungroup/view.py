@@ -317,6 +317,15 @@ def y_title(metric: str, view: View | None) -> str:
     return f"{metric} ({view.line}, band: {band})"
 
 
+def smoothing_text(view: View) -> str:
+    """What a smoothed chart says of its smoothing ("" when there is none)."""
+    if view.smoothing == "none":
+        return ""
+    choice = CHOICE_TABLES["smoothing"][view.smoothing]
+    order = "each run, then aggregated" if view.smooth_order == "before" else "after aggregating"
+    return f"smoothed: {choice.label} {view.smoothing_param:g} ({order}); faint: unsmoothed"
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")

@@ -11,7 +11,15 @@ import pytest
 from test_engine_grouping import sample
 
 import rungroup as rg
-from rungroup.chart import DATA_NAME, HOVER_PARAM, ORDER_FIELD, widget_spec
+from rungroup.chart import (
+    BAND_PARAM,
+    COLOUR_FIELD,
+    DATA_NAME,
+    HOVER_PARAM,
+    ISOLATED_PARAM,
+    ORDER_FIELD,
+    widget_spec,
+)
 
 
 def units(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,7 +194,7 @@ def _compiled(spec: dict[str, Any]) -> Any:
 def test_widget_spec_splits_lines_and_bands_by_colour_order(group_page: bool) -> None:
     """Lines and bands are split by `rg_order` (and a group page's run lines by run), never by
     the series label, so that Vega keeps their sub-dataflows when a grouping relabels them;
-    their colour is still the label's, through the colour scale."""
+    their colour is the row's ``rg_colour``."""
     frame = rg.aggregate(sample(), band="minmax")
     view = rg.View(band="minmax")
     if group_page:
@@ -194,9 +202,11 @@ def test_widget_spec_splits_lines_and_bands_by_colour_order(group_page: bool) ->
             pl.col("series").alias("run"), pl.lit("g").alias("series"), pl.lit("run").alias("layer")
         )
         frame = pl.concat([frame.with_columns(layer=pl.lit("group")), runs], how="diagonal_relaxed")
+    frame = frame.with_columns(rg_colour=pl.lit("#0072b2"), rg_part=pl.lit(1, dtype=pl.Int8))
     built = widget_spec(frame, view, group_page=group_page)
     paths = [u for u in units(built.spec) if u["mark"]["type"] in ("line", "area")]
-    assert paths and all("field" not in u["encoding"]["color"] for u in paths)
+    # the colour is the row's own (the group's stable colour), used as it is
+    assert paths and all(u["encoding"]["color"] == {"field": COLOUR_FIELD, "type": "nominal", "scale": None} for u in paths)
     assert {u["encoding"]["detail"]["field"] for u in paths} == (
         {ORDER_FIELD, "run"} if group_page else {ORDER_FIELD}
     )
@@ -210,11 +220,11 @@ def test_widget_spec_datasets_cover_every_unit_and_carry_no_rows() -> None:
     spec = widget_spec(frame, rg.View()).spec
     listed = {d["name"] for d in spec["usermeta"]["rungroup"]["datasets"]}
     assert "values" not in json.dumps(spec) and "data" not in spec
-    assert {u["data"]["name"] for u in units(spec)} == listed
-    assert [p["name"] for p in spec["params"]] == ["isolate", HOVER_PARAM]
-    # the legend's isolation is defined on a unit that names the series by colour
-    (isolated,) = [u for u in units(spec) if u.get("name") == spec["params"][0]["views"][0]]
-    assert isolated["encoding"]["color"]["field"] == "series"
+    assert {panel["data"]["name"] for panel in spec["concat"]} == listed
+    # the browser's parameters: hovered series, isolated series (its HTML legend), band opacity
+    assert [p["name"] for p in spec["params"]] == [HOVER_PARAM, ISOLATED_PARAM, BAND_PARAM]
+    # no legend in Vega: the browser draws it from the reply's entries
+    assert all("legend" not in json.dumps(u["encoding"].get("color", {})) for u in units(spec))
 
 
 def test_widget_spec_does_not_depend_on_which_runs_form_the_series() -> None:

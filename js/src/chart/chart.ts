@@ -2,10 +2,15 @@
 // data are named sources fed from Arrow rows. A new spec is embedded only when its shape
 // changes; otherwise the existing view gets new data.
 import embed, { type Result, vega } from "vega-embed";
+import { h } from "../dom";
+import { Crosshair, type Tracks, tracksOf } from "./crosshair";
+import { Legend, type LegendData } from "./legend";
 import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } from "./partition";
-import { themeConfig } from "./theme";
+import { bandOpacity, themeConfig } from "./theme";
 
 const HOVER_SIGNAL = "rg_hover";
+const ISOLATED_SIGNAL = "rg_isolated";
+const BAND_SIGNAL = "rg_band";
 
 /** Vega's ChangeSet has these too (vega-dataflow), though its typings leave them out. */
 type ChangeSet = ReturnType<typeof vega.changeset> & {
@@ -15,17 +20,55 @@ type ChangeSet = ReturnType<typeof vega.changeset> & {
 
 export class ChartPanel {
   readonly el: HTMLDivElement;
+  /** Where Vega draws (the crosshair's rule and tooltip lie over it). */
+  private readonly canvasHost: HTMLDivElement;
+  readonly legend: Legend;
+  private readonly crosshair: Crosshair;
   private result: Result | null = null;
   specKey: string | null = null;
   private hoverListeners: ((series: string | null) => void)[] = [];
   private datasets: Dataset[] = [];
   /** The row objects each dataset of the view holds (Vega's tuples: updated in place). */
   private held = new Map<string, Row[]>();
-  private hovered: string | null = null;
+  private tracks: Tracks | null = null;
 
   constructor(private readonly root: HTMLElement) {
-    this.el = document.createElement("div");
-    this.el.className = "rg-chart";
+    this.legend = new Legend({
+      isolate: (series) => this.setSignal(ISOLATED_SIGNAL, series),
+      hover: (series) => this.emit(series),
+    });
+    this.canvasHost = h("div", { class: "rg-chart-canvas" });
+    this.el = h("div", { class: "rg-chart" }, [this.legend.el, this.canvasHost]);
+    this.crosshair = new Crosshair(this.canvasHost, {
+      view: () => this.view,
+      metrics: () => [...new Set(this.datasets.map((d) => String(d.where.metric)))],
+      tracks: () => {
+        if (this.tracks === null) {
+          this.tracks = tracksOf(this.datasets.map((d) => ({ metric: String(d.where.metric), rows: this.held.get(d.name) ?? [] })));
+        }
+        return this.tracks;
+      },
+      legend: () => this.legendData,
+      isolated: () => this.legend.isolation,
+      hover: (key) => this.emit(key),
+    });
+  }
+
+  private legendData: LegendData = { title: "", entries: [] };
+
+  private emit(series: string | null): void {
+    for (const listener of this.hoverListeners) listener(series);
+  }
+
+  private setSignal(name: string, value: unknown): void {
+    const view = this.view;
+    if (!view) return;
+    try {
+      view.signal(name, value);
+      void view.runAsync();
+    } catch {
+      // a spec without this parameter
+    }
   }
 
   get view(): Result["view"] | null {
@@ -41,12 +84,14 @@ export class ChartPanel {
     this.specKey = null;
   }
 
-  async show(spec: Record<string, unknown> | null, specKey: string, columns: Columns): Promise<void> {
+  async show(spec: Record<string, unknown> | null, specKey: string, columns: Columns, legend: LegendData): Promise<void> {
+    this.legendData = legend;
+    this.tracks = null;
     if (spec !== null || this.result === null) {
       if (spec === null) return; // nothing to draw yet
       this.result?.finalize();
       this.result = null;
-      this.el.replaceChildren();
+      this.canvasHost.replaceChildren();
       // Embed with the data in place (an empty view would size itself for no data).
       const datasets = datasetsOf(spec);
       const parts = partition(datasets, columns);
@@ -54,7 +99,7 @@ export class ChartPanel {
       for (const dataset of datasets) {
         values[dataset.name] = (parts.get(dataset.name) ?? []).map((i) => rowAt(columns, i));
       }
-      const result = await embed(this.el, { ...spec, datasets: values } as never, {
+      const result = await embed(this.canvasHost, { ...spec, datasets: values } as never, {
         actions: false,
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
         // elements cost hundreds of milliseconds per repaint
@@ -70,40 +115,20 @@ export class ChartPanel {
       this.result = result;
       this.specKey = specKey;
       this.datasets = datasets;
-      this.hovered = null;
       const view = result.view;
       // Vega's tuples, kept so that they can be updated in place (a copy of the list: the
       // array itself is Vega's own)
-      this.held = new Map(
-        datasets.filter((d) => d.tip_of === undefined).map((d) => [d.name, [...(view.data(d.name) as Row[])]]),
-      );
-      // Leaving a line for the tooltip point on it is a mouseout then a mouseover: wait a
-      // moment before letting go of the hovered series, so nothing flickers.
-      let release: ReturnType<typeof setTimeout> | undefined;
-      let current: string | null = null;
-      const emit = (series: string | null) => {
-        if (release !== undefined) clearTimeout(release);
-        release = undefined;
-        if (series === current) return;
-        current = series;
-        for (const listener of this.hoverListeners) listener(series);
-      };
-      view.addEventListener("mouseover", (_event, item) => {
-        const datum = (item as { datum?: Row } | null | undefined)?.datum;
-        // a run's thin line on a group page names the run, anything else its series
-        const name = datum ? (typeof datum.run === "string" ? datum.run : datum.series) : null;
-        if (typeof name === "string") emit(name);
-      });
-      view.addEventListener("mouseout", () => {
-        if (release !== undefined) clearTimeout(release);
-        release = setTimeout(() => emit(null), 250);
-      });
+      this.held = new Map(datasets.map((d) => [d.name, [...(view.data(d.name) as Row[])]]));
+      this.crosshair.attach();
+      this.legend.set(legend);
+      view.signal(BAND_SIGNAL, bandOpacity());
+      await view.runAsync();
       return;
     }
     const view = this.result.view;
     const parts = partition(this.datasets, columns);
     for (const [name, next] of parts) this.update(name, columns, next);
-    this.fillTips();
+    this.legend.set(legend);
     await view.runAsync();
   }
 
@@ -161,26 +186,12 @@ export class ChartPanel {
     for (const row of added) held.push(row);
   }
 
-  /** The hovered series' rows in the tooltip datasets (copies: a tuple shared with the main
-   * dataset would not see its in-place updates there). */
-  private fillTips(): void {
-    const view = this.view;
-    if (!view) return;
-    for (const dataset of this.datasets) {
-      if (dataset.tip_of === undefined) continue;
-      const source = this.hovered === null ? [] : (this.held.get(dataset.tip_of) ?? []);
-      const hovered = this.hovered;
-      view.data(dataset.name, hovered === null ? [] : source.filter((r) => r.series === hovered).map((r) => ({ ...r })));
-    }
-  }
-
   /** Rows in the Vega view's datasets (what the chart was fed last; tooltip copies aside)
    * and the sum of their `line` values: the tests compare both with Python's frame. */
   rows(): { rows: number; lineSum: number } {
     let rows = 0;
     let lineSum = 0;
     for (const dataset of this.datasets) {
-      if (dataset.tip_of !== undefined) continue;
       let tuples: Row[] = [];
       try {
         tuples = (this.view?.data(dataset.name) as Row[] | undefined) ?? [];
@@ -193,14 +204,15 @@ export class ChartPanel {
     return { rows, lineSum };
   }
 
-  /** Rows in the tooltip datasets (the hovered series' points). */
+  /** Series listed in the crosshair's tooltip shown last. */
   tips(): number {
-    let total = 0;
-    for (const dataset of this.datasets) {
-      if (dataset.tip_of === undefined) continue;
-      total += (this.view?.data(dataset.name) as unknown[] | undefined)?.length ?? 0;
-    }
-    return total;
+    return this.crosshair.listed;
+  }
+
+  /** Hover the chart at a point of the page, as a pointer move there would (tests). */
+  pointAt(clientX: number, clientY: number): number {
+    this.crosshair.moveTo(clientX, clientY);
+    return this.crosshair.listed;
   }
 
   /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph,
@@ -233,32 +245,12 @@ export class ChartPanel {
 
   /** Emphasise one series (or none) through the signal the Python side added to the spec. */
   highlight(series: string | null): void {
-    const view = this.view;
-    if (!view) return;
-    try {
-      view.signal(HOVER_SIGNAL, series);
-      if (series !== this.hovered) {
-        this.hovered = series;
-        this.fillTips();
-      }
-      void view.runAsync();
-    } catch {
-      // a spec without the hover signal: nothing to emphasise
-    }
+    this.setSignal(HOVER_SIGNAL, series);
   }
 
-  /** The colour the chart gives a series (so table swatches match the lines). */
+  /** The colour of a series (its group's stable colour, as the legend and lines have it). */
   colorOf(series: string): string | null {
-    const view = this.view;
-    if (!view) return null;
-    try {
-      type Scale = ((value: string) => string) & { domain(): unknown[] };
-      const scale = view.scale("color") as Scale | undefined;
-      // only known series: an ordinal scale would add an unknown one to its domain
-      return scale && scale.domain().includes(series) ? scale(series) : null;
-    } catch {
-      return null;
-    }
+    return this.legend.colourOf(series);
   }
 
   async image(type: "png" | "svg"): Promise<string> {

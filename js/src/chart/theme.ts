@@ -22,3 +22,15 @@ export function themeConfig(root: HTMLElement): Record<string, unknown> {
     view: { stroke: grid },
   };
 }
+
+/** Whether JupyterLab shows a dark theme (outside JupyterLab: the page's colour scheme). */
+export function isDark(): boolean {
+  const light = document.body.dataset.jpThemeLight;
+  if (light !== undefined) return light === "false";
+  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
+}
+
+/** The band's opacity: a light band on a dark background needs more of it to be seen. */
+export function bandOpacity(): number {
+  return isDark() ? 0.32 : 0.2;
+}

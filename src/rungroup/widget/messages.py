@@ -85,6 +85,7 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
         "spec_key": frame.spec.key,
         "chart_rows": frame.drawn.height,
         "focus_label": frame.focus_label,
+        "legend": frame.legend,
         "timings": dict(frame.timings),
     }
     return body, [frame.chart_ipc]

@@ -11,7 +11,7 @@ from rungroup.chart import ORDER_FIELD
 from rungroup.engine.stats import STAT_COLUMNS
 
 #: Statistics that are drawn; they travel as float32 (7 significant digits, half the bytes).
-_FLOAT32 = ("line", "lower", "upper", *STAT_COLUMNS)
+_FLOAT32 = ("line", "lower", "upper", "raw", *STAT_COLUMNS)
 
 
 def ipc(frame: pl.DataFrame) -> bytes:

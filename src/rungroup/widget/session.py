@@ -24,10 +24,12 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.chart import WidgetSpec, widget_spec
+from rungroup.chart import RAW_FIELD, WidgetSpec, time_span_class, widget_spec
 from rungroup.engine.workspace import Workspace
+from rungroup.palette import group_colours
 from rungroup.runs import Runs
 from rungroup.view import View
+from rungroup.widget import legend as legends
 from rungroup.widget.compare import CompareCache
 from rungroup.widget.payload import chart_payload
 from rungroup.widget.table import METRIC, Table, build_table, filter_runs, membership
@@ -50,6 +52,8 @@ class Frame:
     spec: WidgetSpec
     chart_ipc: bytes
     focus_label: str | None
+    #: The legend the browser draws (`rungroup.widget.legend.legend`).
+    legend: dict[str, Any]
     #: Milliseconds spent grouping, in the engine, building the spec and the Arrow payload.
     timings: dict[str, float]
     #: The engine's caches for `runs` (the session's, or one for the searched runs).
@@ -91,6 +95,19 @@ def group_page_frame(group_runs: Runs, view: View, label: str) -> pl.DataFrame:
     return pl.concat([group, single], how="diagonal_relaxed")
 
 
+def _with_raw(drawn: pl.DataFrame, unsmoothed: pl.DataFrame) -> pl.DataFrame:
+    """`drawn` with ``raw``: the unsmoothed line at each of its points (drawn faintly behind
+    the smoothed one)."""
+    raw = unsmoothed.select(
+        pl.col("series").cast(pl.String),
+        pl.col("metric").cast(pl.String),
+        "x",
+        pl.col("line").alias(RAW_FIELD),
+    )
+    keyed = drawn.with_columns(pl.col("series").cast(pl.String), pl.col("metric").cast(pl.String))
+    return keyed.join(raw, on=["series", "metric", "x"], how="left", maintain_order="left")
+
+
 class Session:
     """The runs a widget shows and its caches (see the module docs)."""
 
@@ -104,6 +121,8 @@ class Session:
         self._searched: tuple[str, Workspace] | None = None
         #: The Compare view's last comparisons.
         self.compares = CompareCache()
+        #: Each grouping's series colours, by (group_by, grouping, reverse).
+        self._colours: dict[tuple[Any, ...], dict[str, str]] = {}
 
     @property
     def runs(self) -> Runs:
@@ -124,6 +143,17 @@ class Session:
         self._frames.clear()
         self._table = None
         self.compares.clear()
+        self._colours.clear()
+
+    def colours(self, view: View) -> dict[str, str]:
+        """Every series' colour under `view`'s grouping, from all the runs (hidden and
+        filtered ones included), so that hiding or filtering recolours nothing."""
+        key = (view.group_by, view.grouping, view.reverse)
+        colours = self._colours.get(key)
+        if colours is None:
+            colours = group_colours(self._runs, view)
+            self._colours[key] = colours
+        return colours
 
     def frame(self, view: View, search: str, focus: str) -> Frame:
         key = (view, search, focus)
@@ -174,6 +204,8 @@ class Session:
         key = (
             tuple(drawn["metric"].unique(maintain_order=True).to_list()),
             drawn.schema["x"],
+            time_span_class(drawn),
+            RAW_FIELD in drawn.columns,
             drawn.height == 0,
             view.replace(group_by=(), reverse=False, hidden=frozenset()),
             group_page,
@@ -197,6 +229,27 @@ class Session:
             self._searched = (search, Workspace(shown))
         return self._searched[1]
 
+    @staticmethod
+    def _legend(
+        workspace: Workspace,
+        view: View,
+        drawn: pl.DataFrame,
+        colours: dict[str, str],
+        focus_label: str | None,
+    ) -> dict[str, Any]:
+        visible = workspace.grouping(view)
+        everyone = workspace.grouping(view, hidden=False)
+        if focus_label is None:
+            order = drawn["series"].cast(pl.String).unique(maintain_order=True).to_list()
+            return legends.legend(visible, everyone, view, colours, order, drawn)
+        made = legends.legend(visible, everyone, view, colours, [focus_label], drawn)
+        runs = drawn.filter(pl.col("layer") == "run").unique("run", maintain_order=True)
+        made["entries"] += [
+            {"series": run, "label": run, "colour": colour, "n": 1, "total": 1, "run": True}
+            for run, colour in runs.select("run", "rg_colour").iter_rows()
+        ]
+        return made
+
     def _compute_frame(self, view: View, search: str, focus: str) -> Frame:
         started = time.perf_counter()
         workspace = self._workspace_of(search)
@@ -218,6 +271,11 @@ class Session:
             # the shown runs, not the visible ones: view.hidden leaves the hidden ones out,
             # and the same Runs object every time lets the engine reuse its matrices
             drawn = workspace.aggregate_drawn(view)
+        if view.smoothing != "none" and focus_label is None:
+            drawn = _with_raw(drawn, workspace.aggregate_drawn(view.replace(smoothing="none")))
+        colours = self.colours(view)
+        drawn = legends.styled(drawn, colours, group_page=focus_label is not None)
+        legend = self._legend(workspace, view, drawn, colours, focus_label)
         aggregated_at = time.perf_counter()
         spec = self.spec(drawn, view, group_page=focus_label is not None)
         charted = time.perf_counter()
@@ -230,6 +288,7 @@ class Session:
             spec=spec,
             chart_ipc=chart_ipc,
             focus_label=focus_label,
+            legend=legend,
             timings={
                 "groups_ms": 1000 * (grouped - started),
                 "aggregate_ms": 1000 * (aggregated_at - grouped),

@@ -7,9 +7,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-from widget_helpers import XSS, ask, make_runs, partition_covers, read, units
+from widget_helpers import XSS, ask, data_names, make_runs, partition_covers, read, units
 
-from rungroup.chart import HOVER_PARAM, ORDER_FIELD, PART_PREFIX, TIP_PREFIX
+from rungroup.chart import HOVER_PARAM, ORDER_FIELD, PART_PREFIX
 from rungroup.runs import Runs
 from rungroup.widget import Explorer
 from rungroup.widget import session as session_module
@@ -226,21 +226,16 @@ def test_hover_signal_and_emphasis_are_in_the_spec(widget: Explorer) -> None:
 
 
 def test_each_panel_reads_a_dataset_of_its_own(widget: Explorer) -> None:
-    """No panel filters the whole frame in Vega: the browser splits the rows by metric once,
-    and the tooltip points of a panel read the hovered series' rows alone."""
+    """No panel filters the whole frame in Vega: the browser splits the rows by metric once."""
     widget.group_by = ["config.lr"]
     reply, buffers = ask(widget, "data")
     spec = reply["spec"]
     datasets = spec["usermeta"]["rungroup"]["datasets"]
     metrics = widget.aggregated["metric"].unique(maintain_order=True).to_list()
-    main = [d for d in datasets if "tip_of" not in d]
-    tips = [d for d in datasets if "tip_of" in d]
-    assert [d["where"] for d in main] == [{"metric": m} for m in metrics]
-    assert [d["tip_of"] for d in tips] == [d["name"] for d in main]
+    assert [d["where"] for d in datasets] == [{"metric": m} for m in metrics]
+    assert data_names(spec) == {d["name"] for d in datasets}
+    assert all(name.startswith(PART_PREFIX) for name in data_names(spec))
     for unit in units(spec):
-        assert unit["data"]["name"] in {d["name"] for d in datasets}
         assert "filter" not in json.dumps(unit.get("transform", []))
-        tip = unit["mark"].get("opacity") == 0 if isinstance(unit["mark"], dict) else False
-        assert unit["data"]["name"].startswith(TIP_PREFIX if tip else PART_PREFIX)
     assert "data" not in spec
     assert partition_covers(spec, read(buffers[0]))

@@ -71,9 +71,29 @@ def units(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def data_names(spec: dict[str, Any]) -> set[str]:
+    """The named datasets the spec's units and layers read (Altair lifts a dataset all the
+    layers of a panel share to the layer)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and "name" in data and ("mark" in node or "layer" in node):
+                found.add(data["name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return found
+
+
 def partition_covers(spec: dict[str, Any], rows: pl.DataFrame) -> bool:
-    """Every chart row in exactly one of the spec's datasets (tooltip datasets aside)."""
-    datasets = [d for d in spec["usermeta"]["rungroup"]["datasets"] if "tip_of" not in d]
+    """Every chart row in exactly one of the spec's datasets."""
+    datasets = list(spec["usermeta"]["rungroup"]["datasets"])
     counts = [
         rows.filter(*[pl.col(k).cast(pl.String) == v for k, v in d["where"].items()]).height
         for d in datasets
