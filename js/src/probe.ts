@@ -33,9 +33,14 @@ export interface Probe {
   timings: Record<string, number>;
   paintMs: number;
   phases: Record<string, number>;
-  /** The series hovered ("" for none) and the points of its tooltip layer. */
+  /** The series hovered ("" for none) and the series listed in the crosshair's tooltip. */
   hover: string;
   tips: number;
+  /** Each series' drawn line colour, and the panels' boxes in page coordinates. */
+  strokes: Record<string, string>;
+  /** Dashed stretches drawn (where a series has fewer runs than its most). */
+  dashed: number;
+  panels: { x: number; y: number; width: number; height: number }[];
 }
 
 const PROBE_PROPERTY = "rungroupProbe";
@@ -69,6 +74,9 @@ export function attachProbe(root: HTMLElement): Probe {
     phases: {},
     hover: "",
     tips: 0,
+    strokes: {},
+    dashed: 0,
+    panels: [],
   };
   Object.defineProperty(root, PROBE_PROPERTY, { value: probe, enumerable: false });
   return probe;

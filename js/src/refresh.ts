@@ -131,6 +131,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
         },
         lines: drawn.lines,
         bands: drawn.bands,
+        ...chart.drawnStyle(),
         misplaced: drawn.misplaced,
       });
       probe.renders++;

@@ -76,6 +76,17 @@ _NOT_ISOLATED = f"{ISOLATED_PARAM} !== null && indexof({ISOLATED_PARAM}, datum.s
 _THIN_BAND = 0.35
 
 
+def series_title(view: View | None) -> str:
+    """What the series are: the legend's title (the grouped keys)."""
+    if view is None:
+        return "series"
+    if not view.grouping:
+        return "run"
+    if view.reverse:
+        return "all config except " + " / ".join(view.group_by) if view.group_by else "config"
+    return " / ".join(view.group_by) if view.group_by else "all runs"
+
+
 def x_title(view: View) -> str:
     """The x axis's title for `view`."""
     return _X_TITLES.get(view.x, view.x)
@@ -130,7 +141,7 @@ def _axes(
     scale = (
         alt.Scale(domain=list(colours), range=list(colours.values())) if colours else alt.Undefined
     )
-    colour = alt.Color("series:N", title="series", sort=colour_sort, scale=scale)
+    colour = alt.Color("series:N", title=series_title(view), sort=colour_sort, scale=scale)
     return _Axes(
         view=view,
         x=alt.X(f"x:{x_type}", title=x_title),
@@ -349,7 +360,11 @@ def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> li
     line faintly behind it. Paths break at missing values instead of joining across them."""
     title = y_title(metric, axes.view)
     # log axes label 1, 2, 5 per decade at most ("~g": no trailing zeros)
-    y_axis = alt.Axis(labelOverlap=True, format="~g") if axes.view and axes.view.log_y else alt.Axis(labelOverlap=True)
+    y_axis = (
+        alt.Axis(labelOverlap=True, format="~g")
+        if axes.view and axes.view.log_y
+        else alt.Axis(labelOverlap=True)
+    )
     y = alt.Y("rg_y:Q", title=title, scale=axes.y_scale, axis=y_axis)
     layers: list[alt.Chart] = []
     if axes.grouped:
@@ -419,10 +434,11 @@ def time_span_class(drawn: pl.DataFrame) -> float | None:
     spec, which depends on it, is reused across views of similar spans)."""
     if drawn.height == 0 or not isinstance(drawn.schema["x"], pl.Datetime):
         return None
-    low, high = drawn["x"].min(), drawn["x"].max()
-    if low is None or high is None:
+    micros = drawn["x"].dt.epoch("us")
+    low, high = micros.min(), micros.max()
+    if not isinstance(low, int) or not isinstance(high, int):
         return None
-    span = (high - low).total_seconds()  # type: ignore[operator]
+    span = (high - low) / 1e6
     return next(limit for limit in (2 * 86400, 90 * 86400, float("inf")) if span <= limit)
 
 

@@ -9,7 +9,7 @@ that every other interval reads against it. The Explorer's Compare view draws th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import polars as pl
 
 from rungroup.engine.recipe import recipe_extra
 from rungroup.engine.scores import REDUCTION_TABLE
+from rungroup.palette import colour_at
 from rungroup.view import Choice
 
 
@@ -122,6 +123,7 @@ def forest_chart(
     estimate: str = "mean",
     *,
     order: Sequence[str] | None = None,
+    colours: Mapping[str, str] | None = None,
     data_name: str | None = None,
     width: int | str = 480,
 ) -> alt.LayerChart:
@@ -129,7 +131,8 @@ def forest_chart(
 
     The groups are listed in the frame's order. `order`: the series in the colour order of
     the charts they appear in (default: the frame's), so a group has the same colour here as
-    there. `data_name`: leave the rows out
+    there; `colours`: each group's colour in those charts (`rungroup.palette.group_colours`),
+    which then decides. `data_name`: leave the rows out
     of the spec and read them from the named dataset (`FOREST_FIELDS`) instead.
     """
     title = axis_title(compared, estimate)  # checks that `compared` is a comparison first
@@ -152,7 +155,15 @@ def forest_chart(
         title=None,
         axis=alt.Axis(labelLimit=220, labelOverlap=True),
     )
-    colour = alt.Color("series:N", scale=alt.Scale(domain=domain), legend=None)
+    if colours is not None:
+        known_colours = dict(colours)
+        for group in groups:
+            known_colours.setdefault(group, colour_at(len(known_colours)))
+        domain = list(known_colours)
+        scale = alt.Scale(domain=domain, range=list(known_colours.values()))
+    else:
+        scale = alt.Scale(domain=domain)
+    colour = alt.Color("series:N", scale=scale, legend=None)
     tooltip = [
         alt.Tooltip("series:N", title="group"),
         alt.Tooltip("n:Q", title="runs scored"),

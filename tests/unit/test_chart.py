@@ -206,7 +206,10 @@ def test_widget_spec_splits_lines_and_bands_by_colour_order(group_page: bool) ->
     built = widget_spec(frame, view, group_page=group_page)
     paths = [u for u in units(built.spec) if u["mark"]["type"] in ("line", "area")]
     # the colour is the row's own (the group's stable colour), used as it is
-    assert paths and all(u["encoding"]["color"] == {"field": COLOUR_FIELD, "type": "nominal", "scale": None} for u in paths)
+    assert paths and all(
+        u["encoding"]["color"] == {"field": COLOUR_FIELD, "type": "nominal", "scale": None}
+        for u in paths
+    )
     assert {u["encoding"]["detail"]["field"] for u in paths} == (
         {ORDER_FIELD, "run"} if group_page else {ORDER_FIELD}
     )

@@ -243,6 +243,52 @@ export class ChartPanel {
     return counts;
   }
 
+  /** Each series' line colour as drawn (the scenegraph's strokes), and the panels' boxes in
+   * page coordinates: the tests check colours and hover panels through them. */
+  drawnStyle(): { strokes: Record<string, string>; dashed: number; panels: { x: number; y: number; width: number; height: number }[] } {
+    const strokes: Record<string, string> = {};
+    let dashed = 0;
+    const panels: { x: number; y: number; width: number; height: number }[] = [];
+    const view = this.view;
+    const canvas = this.canvasHost.querySelector("canvas");
+    if (!view || !canvas) return { strokes, dashed, panels };
+    type Node = {
+      marktype?: string;
+      name?: string;
+      items?: Node[];
+      stroke?: string;
+      strokeDash?: number[];
+      defined?: boolean;
+      datum?: Row;
+      x?: number;
+      y?: number;
+      width?: number;
+      height?: number;
+    };
+    const visit = (mark: Node): void => {
+      const items = mark.items ?? [];
+      if (mark.marktype === "line" && items[0]?.strokeDash && items.filter((i) => i.defined !== false).length >= 2) dashed++;
+      for (const item of items) {
+        if (mark.marktype === "line" && item.datum && typeof item.stroke === "string") {
+          const key = typeof item.datum.run === "string" ? item.datum.run : String(item.datum.series);
+          strokes[key] ??= item.stroke;
+          break;
+        }
+        for (const child of item.items ?? []) visit(child);
+      }
+    };
+    const root = (view.scenegraph() as unknown as { root: Node }).root;
+    visit(root);
+    const box = canvas.getBoundingClientRect();
+    const [ox, oy] = view.origin();
+    for (const mark of root.items?.[0]?.items ?? []) {
+      const cell = mark.items?.[0];
+      if (!/^concat_\d+_group$/.test(mark.name ?? "") || !cell) continue;
+      panels.push({ x: box.left + ox + (cell.x ?? 0), y: box.top + oy + (cell.y ?? 0), width: cell.width ?? 0, height: cell.height ?? 0 });
+    }
+    return { strokes, dashed, panels };
+  }
+
   /** Emphasise one series (or none) through the signal the Python side added to the spec. */
   highlight(series: string | null): void {
     this.setSignal(HOVER_SIGNAL, series);

@@ -90,7 +90,10 @@ export class Legend {
   private render(): void {
     const { title, entries } = this.data;
     const isolated = this.isolated;
-    const items = entries.map((entry) => {
+    // a group page's runs are its thin lines in shades of the group's colour: one note for
+    // all of them (the tooltip and the table name each)
+    const runs = entries.filter((entry) => entry.run);
+    const items = entries.filter((entry) => !entry.run).map((entry) => {
       const out = isolated !== null && !entry.run && !isolated.includes(entry.series);
       const swatch = h("span", { class: entry.run ? "rg-legend-swatch rg-legend-run" : "rg-legend-swatch" });
       swatch.style.background = entry.colour;
@@ -116,7 +119,8 @@ export class Legend {
       isolated !== null
         ? h("button", { class: "rg-legend-all", text: "Show all", attrs: { type: "button" }, on: { click: () => this.isolate(null) } })
         : null;
-    this.el.replaceChildren(h("span", { class: "rg-legend-title", text: title }), ...items, ...(restore ? [restore] : []));
+    const note = runs.length > 0 ? h("span", { class: "rg-legend-note", text: `+ ${runs.length} run${runs.length === 1 ? "" : "s"}, thin lines` }) : null;
+    this.el.replaceChildren(h("span", { class: "rg-legend-title", text: title }), ...items, ...(note ? [note] : []), ...(restore ? [restore] : []));
     this.el.hidden = entries.length === 0;
   }
 }

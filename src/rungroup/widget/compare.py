@@ -190,16 +190,6 @@ class Compared:
     columns: list[Column]
 
 
-def colour_order(drawn: pl.DataFrame, groups: list[str], group_page: bool) -> list[str]:
-    """The series in the charts' colour order: the order the chart's rows hold them in (its
-    colour scale's domain, `rungroup.widget.payload.chart_payload`'s ``rg_order``); the
-    groups' own order on a group page, whose chart shows one group. The one place the Compare
-    view takes its colours from: the forest plot's colour scale gets it as its domain."""
-    if group_page:
-        return groups
-    return [str(s) for s in drawn["series"].unique(maintain_order=True).to_list()]
-
-
 def metric_of(settings: Mapping[str, Any], view: View, runs: Runs) -> str:
     """The metric compared: the chosen one, else the first one charted."""
     if settings["metric"]:
@@ -211,11 +201,15 @@ def metric_of(settings: Mapping[str, Any], view: View, runs: Runs) -> str:
 
 
 def compute(
-    runs: Runs, view: View, settings: Mapping[str, Any], groups: list[str], order: list[str]
+    runs: Runs,
+    view: View,
+    settings: Mapping[str, Any],
+    groups: list[str],
+    colours: Mapping[str, str],
 ) -> Compared:
     """The comparison of `runs` under `view` and the Compare view's `settings`. `groups`: the
-    groups' labels in their order (the first is the default baseline); `order`: the series in
-    the charts' colour order."""
+    groups' labels in their order (the first is the default baseline); `colours`: each group's
+    colour in the charts (`rungroup.palette.group_colours`)."""
     metric = metric_of(settings, view, runs)
     common = {
         "metric": metric,
@@ -251,7 +245,7 @@ def compute(
     # not validated against Vega-Lite's schema here (the tests validate the same chart): with
     # grouping off, its lists of groups made validation take seconds for 10,000 runs
     spec = forest_chart(
-        frame, settings["estimate"], order=order, data_name=FOREST_DATA, width="container"
+        frame, settings["estimate"], colours=colours, data_name=FOREST_DATA, width="container"
     ).to_dict(validate=False)
     return Compared(
         frame=frame,
@@ -295,7 +289,7 @@ class CompareCache:
         search: str,
         settings: Mapping[str, Any],
         groups: list[str],
-        order: list[str],
+        colours: Mapping[str, str],
     ) -> Compared:
         """The comparison (computed, or kept from before: the cache is cleared when the
         session's runs change, and the runs of one filter text are one object)."""
@@ -303,13 +297,13 @@ class CompareCache:
             view,
             search,
             tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()),
-            tuple(order),
+            tuple(colours.items()),
         )
         found = self._kept.get(key)
         if found is not None:
             self._kept.move_to_end(key)
             return found
-        made = compute(runs, view, settings, groups, order)
+        made = compute(runs, view, settings, groups, colours)
         self._kept[key] = made
         while len(self._kept) > COMPARE_CACHE:
             self._kept.popitem(last=False)

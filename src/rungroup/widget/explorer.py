@@ -286,9 +286,9 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         frame = self._frame()
         groups = frame.workspace.grouping(frame.view)
         labels = [str(label) for label in groups.series["series"].to_list()]
-        order = compare_view.colour_order(frame.drawn, labels, frame.focus_label is not None)
+        colours = self._session.colours(frame.view)
         return self._session.compares.get(
-            frame.runs, frame.view, self.search, dict(self.compare), labels, order
+            frame.runs, frame.view, self.search, dict(self.compare), labels, colours
         )
 
     # --- messages

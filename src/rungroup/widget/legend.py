@@ -10,7 +10,7 @@ count (visible of total when runs are hidden) and its colour, the group's stable
 series there are: ``rg_colour`` (the colour of the series; a group page's runs get shades of
 their group's colour) and ``rg_part``, which stretches of a series have fewer runs than the
 series has at most (bit 1: drawn as the full line and band, bit 2: as the thinner dashed
-stretch; rows at a change of n carry both, so that the two meet).
+stretch, which also takes the full rows next to it, so that the two meet).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import polars as pl
 
 from rungroup.chart import FULL_PART as FULL
-from rungroup.chart import x_title
 from rungroup.chart import THIN_PART as THIN
+from rungroup.chart import series_title, x_title
 from rungroup.engine.grouping import Grouping
 from rungroup.palette import colour_at, shades
 from rungroup.runs import CONFIG_PREFIX
@@ -59,16 +59,6 @@ def _shown_keys(grouping: Grouping, view: View) -> list[str]:
     return keys
 
 
-def title(grouping: Grouping, view: View) -> str:
-    if not view.grouping:
-        return "run"
-    if not grouping.key_columns:
-        return "all runs"
-    if view.reverse:
-        return "all config except " + " / ".join(view.group_by) if view.group_by else "config"
-    return " / ".join(grouping.key_columns)
-
-
 def legend(
     visible: Grouping,
     everyone: Grouping,
@@ -102,7 +92,7 @@ def legend(
         )
     band = BAND_TABLE[view.band].title_of(view) if view.grouping else None
     return {
-        "title": title(visible, view),
+        "title": series_title(view),
         "entries": entries,
         # what the browser's tooltips call the line, the band and x
         "line": view.line if view.grouping else "value",
@@ -118,12 +108,12 @@ def _counts_by_label(grouping: Grouping) -> dict[str, int]:
 
 
 def _parts(by: list[str]) -> pl.Expr:
-    """``rg_part`` of each row: whether it is drawn in the full line and band, the thin
-    stretch where n is below the series' largest n, or both (where n changes)."""
+    """``rg_part`` of each row: whether it is drawn in the full line and band, in the thin
+    stretch where n is below the series' largest n, or both (a full row next to a thin one)."""
     reduced = pl.col("n") < pl.col("n").max().over(by)
     before = reduced.shift(1).over(by).fill_null(reduced)
     after = reduced.shift(-1).over(by).fill_null(reduced)
-    full = ~(reduced & before & after)
+    full = ~reduced
     thin = reduced | before | after
     return (full.cast(pl.Int8) * FULL + thin.cast(pl.Int8) * THIN).alias("rg_part")
 
@@ -131,9 +121,14 @@ def _parts(by: list[str]) -> pl.Expr:
 def styled(drawn: pl.DataFrame, colours: Mapping[str, str], *, group_page: bool) -> pl.DataFrame:
     """`drawn` with ``rg_colour`` and ``rg_part`` (see the module docs)."""
     labels = drawn["series"].cast(pl.String).unique(maintain_order=True).to_list()
-    known = {label: colours.get(label) or colour_at(len(colours) + i) for i, label in enumerate(labels)}
+    known = {
+        label: colours.get(label) or colour_at(len(colours) + i) for i, label in enumerate(labels)
+    }
     frame = drawn.with_columns(
-        pl.col("series").cast(pl.String).replace_strict(known, return_dtype=pl.String).alias("rg_colour")
+        pl.col("series")
+        .cast(pl.String)
+        .replace_strict(known, return_dtype=pl.String)
+        .alias("rg_colour")
     )
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, dtype=pl.Int8).alias("rg_part"))

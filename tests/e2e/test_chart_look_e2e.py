@@ -1,0 +1,196 @@
+"""What a researcher sees of the charts, checked as they would see it in JupyterLab: colours
+that stay with their group, a legend that names what was grouped, tooltips at any x, and
+screenshots (light and dark, 800 and 1600 px, a group page, a tooltip) kept as artifacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.e2e.helpers import (
+    ARTIFACTS,
+    WIDGET,
+    Kernel,
+    Server,
+    Watch,
+    act,
+    kernel_for,
+    open_lab,
+    probe,
+    renders,
+    set_theme,
+    wait_render,
+    watched_page,
+)
+
+pytestmark = pytest.mark.e2e
+
+LOOK = ARTIFACTS / "look"
+
+
+@pytest.fixture(scope="module")
+def lab(browser: Any, jupyter: Server) -> Iterator[tuple[Any, Kernel]]:
+    """The quickstart grouped by learning rate, in a light JupyterLab."""
+    LOOK.mkdir(parents=True, exist_ok=True)
+    watch = Watch()
+    with watched_page(browser, watch, "chart-look") as page:
+        open_lab(page, jupyter.url, "quickstart.ipynb", theme="JupyterLab Light")
+        wait_render(page, 0, timeout=90_000)
+        kernel = kernel_for(jupyter, "quickstart.ipynb")
+        try:
+            act(page, lambda: kernel.run("explorer.group_by = ['config.lr']"))
+            yield page, kernel
+        finally:
+            kernel.close()
+
+
+def legend_colours(page: Any) -> dict[str, str]:
+    """Each legend entry's series and its swatch's colour."""
+    colours: dict[str, str] = page.eval_on_selector_all(
+        f"{WIDGET} .rg-legend-item",
+        "els => Object.fromEntries(els.map(e => [e.dataset.series,"
+        " getComputedStyle(e.querySelector('.rg-legend-swatch')).backgroundColor]))",
+    )
+    return colours
+
+
+def table_colours(page: Any) -> dict[str, str]:
+    colours: dict[str, str] = page.eval_on_selector_all(
+        f"{WIDGET} .rg-tr.rg-group",
+        "els => Object.fromEntries(els.map(e => [e.dataset.series,"
+        " getComputedStyle(e.querySelector('.rg-swatch')).backgroundColor]))",
+    )
+    return colours
+
+
+def rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_a_groups_colour_stays_when_another_group_is_hidden_and_on_its_page(lab: Any) -> None:
+    page, kernel = lab
+    expected = kernel.eval(
+        "__import__('rungroup.palette', fromlist=['x']).group_colours(explorer.runs, explorer.view)"
+    )
+    before = legend_colours(page)
+    assert before == {s: rgb(c) for s, c in expected.items()}, "legend = the palette's colours"
+    strokes = probe(page)["strokes"]
+    assert {s: rgb(strokes[s]) for s in before} == before, "line colour = legend colour"
+    assert table_colours(page) == before, "table swatch = legend colour"
+    first, second, *_ = list(before)
+    # hide the first group: every other group keeps its colour
+    row = page.locator(f"{WIDGET} .rg-tr.rg-group[data-series='{first}']")
+    act(page, lambda: row.locator(".rg-eye").click())
+    after = legend_colours(page)
+    assert first not in after
+    assert after == {s: c for s, c in before.items() if s != first}
+    strokes = probe(page)["strokes"]
+    assert rgb(strokes[second]) == before[second]
+    # the second group's page draws its line in its colour, its runs in shades of it
+    name = page.locator(f"{WIDGET} .rg-tr.rg-group[data-series='{second}'] .rg-group-name")
+    act(page, lambda: name.click())
+    strokes = probe(page)["strokes"]
+    assert rgb(strokes[second]) == before[second]
+    runs = [s for s in strokes if s != second]
+    assert runs and len({strokes[s] for s in runs}) == len(runs), "each run a shade of its own"
+    page.mouse.move(0, 0)
+    page.locator(WIDGET).screenshot(path=str(LOOK / "group-page-light-1400.png"))
+    act(page, lambda: page.click(f"{WIDGET} .rg-back"))
+    act(page, lambda: kernel.run("explorer.hidden = []"))
+
+
+def test_the_legend_names_the_key_counts_runs_and_isolation_can_be_undone(lab: Any) -> None:
+    page, kernel = lab
+    assert page.inner_text(f"{WIDGET} .rg-legend-title") == "config.lr"
+    labels = page.eval_on_selector_all(
+        f"{WIDGET} .rg-legend-item .rg-legend-label", "els => els.map(e => e.textContent)"
+    )
+    lrs = kernel.eval(
+        "[f'lr={v:g}' for v in explorer.aggregated.unique('series', maintain_order=True)"
+        "['config.lr'].to_list()]"
+    )
+    assert labels == lrs
+    counts = page.eval_on_selector_all(
+        f"{WIDGET} .rg-legend-item .rg-legend-n", "els => els.map(e => e.textContent)"
+    )
+    sizes = kernel.eval(
+        "[f\"n={explorer.runs.runs.filter(pl.col('config.lr') == v).height}\""
+        " for v in explorer.aggregated.unique('series', maintain_order=True)['config.lr']]"
+    )
+    assert counts == sizes
+    first = page.locator(f"{WIDGET} .rg-legend-item").first
+    first.click()
+    assert first.get_attribute("aria-pressed") == "true"
+    assert page.locator(f"{WIDGET} .rg-legend-out").count() == len(labels) - 1
+    page.click(f"{WIDGET} .rg-legend-all")
+    assert page.locator(f"{WIDGET} .rg-legend-out").count() == 0
+    assert page.locator(f"{WIDGET} .rg-legend-all").count() == 0
+
+
+def test_hovering_between_points_lists_every_visible_series(lab: Any) -> None:
+    page, kernel = lab
+    panel = probe(page)["panels"][0]
+    metric = kernel.eval("explorer.aggregated['metric'].unique(maintain_order=True)[0]")
+    shown = kernel.eval(
+        f"explorer.aggregated.filter(pl.col('metric') == {metric!r})['series'].n_unique()"
+    )
+    # a point between two x values, off every line
+    page.mouse.move(panel["x"] + panel["width"] * 0.437, panel["y"] + 3)
+    page.wait_for_selector(f"{WIDGET} .rg-tooltip:not([hidden])")
+    rows = page.locator(f"{WIDGET} .rg-tooltip tbody tr")
+    assert rows.count() == shown
+    assert page.is_visible(f"{WIDGET} .rg-crosshair")
+    head = page.locator(f"{WIDGET} .rg-tooltip th").all_inner_texts()
+    assert head[1:3] == ["config.lr", "mean"] and "mean ± std" in head
+    value = rows.first.locator(".rg-num").first.inner_text()
+    assert len(value.replace(".", "").replace("-", "").replace("−", "").lstrip("0")) <= 4
+    # the page as it is (an element screenshot would scroll it from under the pointer)
+    page.screenshot(path=str(LOOK / "tooltip-light-1400.png"))
+    page.mouse.move(0, 0)
+    page.wait_for_selector(f"{WIDGET} .rg-tooltip", state="hidden")
+
+
+@pytest.mark.parametrize("width", [800, 1600])
+def test_screenshots_light_and_dark(lab: Any, width: int) -> None:
+    page, _ = lab
+    page.set_viewport_size({"width": width, "height": 1000})
+    for name, theme in (("light", "JupyterLab Light"), ("dark", "JupyterLab Dark")):
+        before = renders(page)
+        set_theme(page, theme)
+        if page.evaluate("() => document.body.dataset.jpThemeName") != theme:
+            wait_render(page, before)
+        page.wait_for_timeout(800)
+        page.locator(WIDGET).scroll_into_view_if_needed()
+        page.mouse.move(0, 0)
+        page.locator(WIDGET).screenshot(path=str(LOOK / f"{name}-{width}.png"))
+    before = renders(page)
+    set_theme(page, "JupyterLab Light")
+    page.wait_for_timeout(800)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    assert renders(page) >= before
+
+
+def test_fewer_runs_are_drawn_dashed_and_smoothing_is_named(lab: Any) -> None:
+    """On a relative-time axis runs end at different times: past the first end the series'
+    line is dashed and its band lighter; a smoothed chart names its smoothing and keeps the
+    unsmoothed line faintly behind."""
+    page, kernel = lab
+    assert probe(page)["dashed"] == 0  # on steps every run logged every step
+    act(page, lambda: kernel.run("explorer.update(x='time', smoothing='ema')"))
+    reduced = kernel.eval(
+        "explorer.aggregated.group_by('series', 'metric')"
+        ".agg((pl.col('n') < pl.col('n').max()).any()).filter(pl.col('n'))['n'].len()"
+    )
+    assert reduced > 0 and probe(page)["dashed"] == reduced
+    subtitle = kernel.eval("explorer.spec['concat'][0]['title']['subtitle']")
+    assert subtitle.startswith("smoothed: EMA 0.6") and "unsmoothed" in subtitle
+    assert kernel.eval(
+        "any(t.get('calculate') == 'datum.raw' for layer in explorer.spec['concat'][0]['layer']"
+        " for t in layer.get('transform', []))"
+    )
+    page.mouse.move(0, 0)
+    page.locator(WIDGET).screenshot(path=str(LOOK / "time-smoothed-light-1400.png"))
+    act(page, lambda: kernel.run("explorer.update(x='step', smoothing='none')"))
