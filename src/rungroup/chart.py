@@ -409,19 +409,27 @@ def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> li
     return layers
 
 
+#: Wall-time spans (seconds) up to which the axis shows seconds, the time of day, the date.
+_SECONDS_SPAN = 600.0
+_DAY_SPAN = 2 * 86400.0
+_MONTHS_SPAN = 90 * 86400.0
+
+
 def _x_axis(axes: _Axes, span_seconds: float | None) -> alt.X:
     """x with labels that do not collide; wall time formatted for the span it covers."""
     if not axes.temporal:
         return alt.X(axes.x.shorthand, title=axes.x_title, axis=alt.Axis(labelOverlap=True))
     span = span_seconds or 0.0
-    if span <= 2 * 86400:
-        # hours and minutes, with the day at each midnight and at the first tick
+    if span <= _DAY_SPAN:
+        # the time of day (with seconds over short spans), and the day under the first tick
+        # and under each midnight
+        clock = "%H:%M:%S" if span <= _SECONDS_SPAN else "%H:%M"
         label = (
             "hours(datum.value) === 0 && minutes(datum.value) === 0 || datum.index === 0 "
-            "? [timeFormat(datum.value, '%H:%M'), timeFormat(datum.value, '%b %d')] "
-            ": timeFormat(datum.value, '%H:%M')"
+            f"? [timeFormat(datum.value, '{clock}'), timeFormat(datum.value, '%b %d')] "
+            f": timeFormat(datum.value, '{clock}')"
         )
-    elif span <= 90 * 86400:
+    elif span <= _MONTHS_SPAN:
         label = "timeFormat(datum.value, '%b %d')"
     else:
         label = "timeFormat(datum.value, '%Y-%m-%d')"
@@ -439,7 +447,8 @@ def time_span_class(drawn: pl.DataFrame) -> float | None:
     if not isinstance(low, int) or not isinstance(high, int):
         return None
     span = (high - low) / 1e6
-    return next(limit for limit in (2 * 86400, 90 * 86400, float("inf")) if span <= limit)
+    limits = (_SECONDS_SPAN, _DAY_SPAN, _MONTHS_SPAN, float("inf"))
+    return next(limit for limit in limits if span <= limit)
 
 
 def _subtitle(view: View) -> str | alt.UndefinedType:

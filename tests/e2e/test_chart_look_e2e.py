@@ -194,3 +194,14 @@ def test_fewer_runs_are_drawn_dashed_and_smoothing_is_named(lab: Any) -> None:
     page.mouse.move(0, 0)
     page.locator(WIDGET).screenshot(path=str(LOOK / "time-smoothed-light-1400.png"))
     act(page, lambda: kernel.run("explorer.update(x='step', smoothing='none')"))
+
+
+def test_wall_time_axis_shows_hours_and_the_day(lab: Any) -> None:
+    page, kernel = lab
+    act(page, lambda: kernel.run("explorer.x = 'timestamp'"))
+    axis = kernel.eval("explorer.spec['concat'][0]['layer'][0]['encoding']['x']['axis']")
+    assert "%H:%M" in axis["labelExpr"] and "%b %d" in axis["labelExpr"]
+    assert axis["labelOverlap"] is True
+    page.mouse.move(0, 0)
+    page.locator(WIDGET).screenshot(path=str(LOOK / "timestamp-light-1400.png"))
+    act(page, lambda: kernel.run("explorer.x = 'step'"))
