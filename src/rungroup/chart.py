@@ -354,10 +354,14 @@ def _part(bit: int, field: str) -> str:
     return f"(datum.{PART_FIELD} & {bit}) ? datum.{field} : null"
 
 
-def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> list[alt.Chart]:
+def _widget_panel(
+    axes: _Axes, metric: str, base: alt.Chart, *, raw: bool, thin: bool
+) -> list[alt.Chart]:
     """One panel's lines and bands in the widget: where a series has fewer runs than its most,
-    its band is lighter and its line dashed (``rg_part``); a smoothed line has its unsmoothed
-    line faintly behind it. Paths break at missing values instead of joining across them."""
+    its band is lighter and its line dashed (``rg_part``; those layers only when `thin`: some
+    series has such a stretch); a smoothed line has its unsmoothed line faintly behind it.
+    Paths break at missing values instead of joining across them."""
+    parts = ((FULL_PART, 1.0, None), (THIN_PART, _THIN_BAND, [4, 3]))[: 2 if thin else 1]
     title = y_title(metric, axes.view)
     # log axes label 1, 2, 5 per decade at most ("~g": no trailing zeros)
     y_axis = (
@@ -369,7 +373,7 @@ def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> li
     layers: list[alt.Chart] = []
     if axes.grouped:
         band = dict(x=axes.x, y=alt.Y("rg_lo:Q", title=title, scale=axes.y_scale), y2="rg_hi:Q")
-        for bit, share in ((FULL_PART, 1.0), (THIN_PART, _THIN_BAND)):
+        for bit, share, _ in parts:
             level = BAND_PARAM if share == 1.0 else f"{BAND_PARAM} * {share}"
             layers.append(
                 base.transform_calculate(rg_lo=_part(bit, "lower"), rg_hi=_part(bit, "upper"))
@@ -393,7 +397,7 @@ def _widget_panel(axes: _Axes, metric: str, base: alt.Chart, *, raw: bool) -> li
                 opacity=_opacity(0.3, 0.04),
             )
         )
-    for bit, dash in ((FULL_PART, None), (THIN_PART, [4, 3])):
+    for bit, _, dash in parts:
         mark = base.transform_calculate(rg_y=_part(bit, "line")).mark_line(
             strokeWidth=1.8, invalid="break-paths-show-domains", strokeDash=dash or alt.Undefined
         )
@@ -435,6 +439,13 @@ def _x_axis(axes: _Axes, span_seconds: float | None) -> alt.X:
         label = "timeFormat(datum.value, '%Y-%m-%d')"
     axis = alt.Axis(labelExpr=label, labelOverlap=True, labelFlush=True)
     return alt.X(axes.x.shorthand, title=axes.x_title, axis=axis)
+
+
+def has_thin(drawn: pl.DataFrame) -> bool:
+    """Whether some series of `drawn` has a stretch with fewer runs than its most."""
+    if PART_FIELD not in drawn.columns or drawn.height == 0:
+        return False
+    return bool(((drawn[PART_FIELD] & THIN_PART) > 0).any())
 
 
 def time_span_class(drawn: pl.DataFrame) -> float | None:
@@ -488,7 +499,7 @@ def widget_spec(
             layers.append(_runs_layer(axes, metric, runs_base, number))
             where = {**where, "layer": "group"}
         _, base = datasets.part(where)
-        layers += _widget_panel(axes, metric, base, raw=raw)
+        layers += _widget_panel(axes, metric, base, raw=raw, thin=has_thin(drawn))
         title = alt.TitleParams(text=metric, subtitle=_subtitle(view), anchor="start")
         panels.append(alt.layer(*layers).properties(title=title, width=width, height=height))
     combined = alt.concat(

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from rungroup.chart import RAW_FIELD, WidgetSpec, time_span_class, widget_spec
+from rungroup.chart import RAW_FIELD, WidgetSpec, has_thin, time_span_class, widget_spec
 from rungroup.engine.workspace import Workspace
 from rungroup.palette import group_colours
 from rungroup.runs import Runs
@@ -206,6 +206,7 @@ class Session:
             drawn.schema["x"],
             time_span_class(drawn),
             RAW_FIELD in drawn.columns,
+            has_thin(drawn),
             drawn.height == 0,
             view.replace(group_by=(), reverse=False, hidden=frozenset()),
             group_page,
