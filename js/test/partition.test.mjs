@@ -19,7 +19,7 @@ test("a spec without datasets gets one dataset holding every row", () => {
   assert.deepEqual(parts.get(datasets[0].name), [0, 1, 2, 3, 4]);
 });
 
-test("each row goes to the first dataset it matches; tooltip datasets get none", () => {
+test("each row goes to the first dataset it matches", () => {
   const spec = {
     usermeta: {
       rungroup: {
@@ -27,7 +27,6 @@ test("each row goes to the first dataset it matches; tooltip datasets get none",
           { name: "runs", where: { layer: "run" } },
           { name: "groups_a", where: { layer: "group", series: "a" } },
           { name: "everything", where: {} },
-          { name: "tips", where: {}, tip_of: "runs" },
         ],
       },
     },

@@ -50,8 +50,11 @@ HOVER_PARAM = "rg_hover"
 ORDER_FIELD = "rg_order"
 #: Datasets of the widget spec: one per panel and layer.
 PART_PREFIX = "rg_data_"
-#: The thin run lines of a group page (numbered per panel).
+#: The thin run lines of a group page, the unsmoothed lines and the dashed stretches of fewer
+#: runs (numbered per panel): named so that the browser's scenegraph counts can tell them apart.
 RUNS_UNIT = "rg_runs"
+RAW_UNIT = "rg_raw"
+THIN_UNIT = "rg_thin"
 #: Fields of the widget's chart rows besides `CHART_COLUMNS`: the group page's layer and run.
 PAGE_COLUMNS = ("layer", "run")
 #: Data fields of the widget's rows: each series' colour, which stretches of it have fewer runs
@@ -164,7 +167,10 @@ def _axes(
         # one sub-dataflow per series of a line or band, keyed by the fields that split
         # them, and keyed by number they stay when a new grouping relabels the series
         # (only their rows change). Their colour is still the label's.
-        path_colour=alt.Color(f"{COLOUR_FIELD}:N", scale=None) if widget else colour,
+        # by expression, not as a field: a colour field would split every line and band by
+        # colour too, and a regrouping (new colours in each place of the order) would make
+        # Vega rebuild their sub-dataflows
+        path_colour={"value": {"expr": f"datum.{COLOUR_FIELD}"}} if widget else colour,
         path_detail=f"{ORDER_FIELD}:N" if widget else "series:N",
     )
 
@@ -355,7 +361,7 @@ def _part(bit: int, field: str) -> str:
 
 
 def _widget_panel(
-    axes: _Axes, metric: str, base: alt.Chart, *, raw: bool, thin: bool
+    axes: _Axes, metric: str, base: alt.Chart, number: int, *, raw: bool, thin: bool
 ) -> list[alt.Chart]:
     """One panel's lines and bands in the widget: where a series has fewer runs than its most,
     its band is lighter and its line dashed (``rg_part``; those layers only when `thin`: some
@@ -396,20 +402,20 @@ def _widget_panel(
                 detail=axes.path_detail,
                 opacity=_opacity(0.3, 0.04),
             )
+            .properties(name=f"{RAW_UNIT}_{number}")
         )
     for bit, _, dash in parts:
         mark = base.transform_calculate(rg_y=_part(bit, "line")).mark_line(
             strokeWidth=1.8, invalid="break-paths-show-domains", strokeDash=dash or alt.Undefined
         )
-        layers.append(
-            mark.encode(
-                x=axes.x,
-                y=y,
-                color=axes.path_colour,
-                detail=axes.path_detail,
-                opacity=_opacity(1.0, 0.12),
-            )
+        line = mark.encode(
+            x=axes.x,
+            y=y,
+            color=axes.path_colour,
+            detail=axes.path_detail,
+            opacity=_opacity(1.0, 0.12),
         )
+        layers.append(line if bit == FULL_PART else line.properties(name=f"{THIN_UNIT}_{number}"))
     return layers
 
 
@@ -499,7 +505,7 @@ def widget_spec(
             layers.append(_runs_layer(axes, metric, runs_base, number))
             where = {**where, "layer": "group"}
         _, base = datasets.part(where)
-        layers += _widget_panel(axes, metric, base, raw=raw, thin=has_thin(drawn))
+        layers += _widget_panel(axes, metric, base, number, raw=raw, thin=has_thin(drawn))
         title = alt.TitleParams(text=metric, subtitle=_subtitle(view), anchor="start")
         panels.append(alt.layer(*layers).properties(title=title, width=width, height=height))
     combined = alt.concat(

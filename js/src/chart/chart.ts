@@ -222,14 +222,19 @@ export class ChartPanel {
     const counts = { lines: 0, bands: 0, misplaced: 0 };
     const view = this.view;
     if (!view) return counts;
-    type Node = { marktype?: string; items?: Node[]; y?: number; datum?: Row };
+    type Node = { marktype?: string; name?: string; items?: Node[]; y?: number; datum?: Row };
     const visit = (mark: Node): void => {
       const items = mark.items ?? [];
-      if (mark.marktype === "line" && items.length > 0) {
+      // the unsmoothed lines and the dashed stretches are drawn beside a series' line, not
+      // as lines of their own
+      const beside = /^rg_(raw|thin)_/.test(mark.name ?? "");
+      if (mark.marktype === "line" && items.length > 0 && !beside) {
         counts.lines++;
         for (let i = 1; i < items.length; i++) {
           const [a, b] = [items[i - 1], items[i]];
-          const [va, vb] = [a.datum?.line, b.datum?.line];
+          // the value the layer plots: its calculated y (full, dashed, unsmoothed), else line
+          const plotted = (d: Row | undefined) => (d && "rg_y" in d ? d.rg_y : d?.line);
+          const [va, vb] = [plotted(a.datum), plotted(b.datum)];
           if (typeof va !== "number" || typeof vb !== "number" || !Number.isFinite(va) || !Number.isFinite(vb)) continue;
           // screen y grows downwards: a larger value is drawn higher up
           if (Math.sign(vb - va) !== Math.sign((a.y ?? 0) - (b.y ?? 0))) counts.misplaced++;

@@ -25,11 +25,10 @@ export function rowAt(columns: Columns, index: number): Row {
 }
 
 /** One dataset of a prepared spec (`usermeta.rungroup.datasets`): the rows whose fields equal
- * `where`; a tooltip dataset (`tip_of`) holds the hovered series' rows of another one. */
+ * `where`. */
 export interface Dataset {
   name: string;
   where: Record<string, unknown>;
-  tip_of?: string;
 }
 
 export function datasetsOf(spec: Record<string, unknown>): Dataset[] {
@@ -37,10 +36,9 @@ export function datasetsOf(spec: Record<string, unknown>): Dataset[] {
   return meta?.datasets ?? [{ name: DATA_NAME, where: {} }];
 }
 
-/** Row indexes split by dataset (each row goes to the first dataset it matches; tooltip
- * datasets are filled on hover). */
+/** Row indexes split by dataset (each row goes to the first dataset it matches). */
 export function partition(datasets: Dataset[], columns: Columns): Map<string, number[]> {
-  const parts = datasets.filter((d) => d.tip_of === undefined);
+  const parts = datasets;
   const out = new Map<string, number[]>(parts.map((d) => [d.name, []]));
   const tests = parts.map((d) => {
     const where = Object.entries(d.where).map(([field, value]) => [columns.values[field] ?? [], value] as const);
