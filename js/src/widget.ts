@@ -64,6 +64,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
     pickColumns: (names) => set({ table_columns: names }),
   });
   chart.onHover(hover);
+  // another number of panel columns fits: embed again at the new size
+  chart.onRelayout = () => scheduler.schedule();
 
   const settings = settingsPanel(model);
   const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind) => chart.image(kind), fail }));

@@ -205,3 +205,58 @@ def test_wall_time_axis_shows_hours_and_the_day(lab: Any) -> None:
     page.mouse.move(0, 0)
     page.locator(WIDGET).screenshot(path=str(LOOK / "timestamp-light-1400.png"))
     act(page, lambda: kernel.run("explorer.x = 'step'"))
+
+
+@pytest.mark.parametrize("width", [800, 1600])
+def test_panels_fill_the_widget_and_nothing_sticks_out(lab: Any, width: int) -> None:
+    """At an 800 and a 1600 px window the panels use at least 80 % of the chart's width and
+    none of them (nor the legend) extends past the widget."""
+    page, _ = lab
+    before = renders(page)
+    page.set_viewport_size({"width": width, "height": 1000})
+    try:
+        page.wait_for_function(
+            "([sel, n]) => document.querySelector(sel).rungroupProbe.renders > n",
+            arg=[WIDGET, before],
+            timeout=5_000,
+        )
+        wait_render(page, before)
+    except Exception:  # the same number of columns fits: resized in place, no repaint
+        page.wait_for_timeout(500)
+    page.locator(WIDGET).scroll_into_view_if_needed()
+    widget = page.locator(WIDGET).bounding_box()
+    chart = page.locator(f"{WIDGET} .rg-chart").bounding_box()
+    canvas = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    legend = page.locator(f"{WIDGET} .rg-legend").bounding_box()
+    assert widget and chart and canvas and legend
+    right = widget["x"] + widget["width"]
+    assert canvas["x"] + canvas["width"] <= right + 1, "a panel extends past the widget"
+    assert legend["x"] + legend["width"] <= right + 1, "the legend extends past the widget"
+    panels = page.evaluate(
+        "(sel) => { const el = document.querySelector(sel);"
+        " const box = el.querySelector('.rg-chart canvas').getBoundingClientRect();"
+        " return box.width; }",
+        WIDGET,
+    )
+    assert panels >= 0.8 * chart["width"], f"panels use {panels:.0f} of {chart['width']:.0f} px"
+    page.mouse.move(0, 0)
+    page.locator(WIDGET).screenshot(path=str(LOOK / f"fit-light-{width}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.wait_for_timeout(600)
+
+
+def test_dragging_the_handle_sets_the_panels_height(lab: Any) -> None:
+    page, _ = lab
+    page.locator(f"{WIDGET} .rg-chart-resize").scroll_into_view_if_needed()
+    first = probe(page)["panels"]
+    before = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    handle = page.locator(f"{WIDGET} .rg-chart-resize").bounding_box()
+    assert before and handle and first
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + 60, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(400)
+    after = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    assert after and after["height"] > before["height"] + 60  # every row of panels grew

@@ -9,6 +9,11 @@ import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } fr
 import { bandOpacity, themeConfig } from "./theme";
 
 const HOVER_SIGNAL = "rg_hover";
+/** The narrowest a panel may be (its plot area, axes and titles, px); as many columns as fit. */
+export const MIN_PANEL = 320;
+/** What a panel's axes, titles and the gap to the next take beside its plot area (px). */
+const PANEL_CHROME = 78;
+const HEIGHTS = { min: 120, max: 640, initial: 220 };
 const ISOLATED_SIGNAL = "rg_isolated";
 const BAND_SIGNAL = "rg_band";
 
@@ -17,6 +22,14 @@ type ChangeSet = ReturnType<typeof vega.changeset> & {
   reflow(): ChangeSet;
   clean(value: boolean): ChangeSet;
 };
+
+/** `spec` with the browser's panel layout: its columns, and each panel's plot size. The only
+ * change the browser makes to a spec: Python cannot know the widget's width. */
+function sized(spec: Record<string, unknown>, size: { columns: number; width: number; height: number }): Record<string, unknown> {
+  if (!Array.isArray(spec.concat)) return spec;
+  const concat = (spec.concat as Record<string, unknown>[]).map((panel) => ({ ...panel, width: size.width, height: size.height }));
+  return { ...spec, columns: size.columns, concat };
+}
 
 export class ChartPanel {
   readonly el: HTMLDivElement;
@@ -31,6 +44,13 @@ export class ChartPanel {
   /** The row objects each dataset of the view holds (Vega's tuples: updated in place). */
   private held = new Map<string, Row[]>();
   private tracks: Tracks | null = null;
+  /** Panel columns, plot width and height the view was embedded with (or resized to). */
+  private size = { columns: 0, width: 0, height: HEIGHTS.initial };
+  private panels = 0;
+  private resizing: ReturnType<typeof setTimeout> | undefined;
+  private readonly observer: ResizeObserver;
+  /** Called when the panels need another number of columns (a new embed). */
+  onRelayout: () => void = () => undefined;
 
   constructor(private readonly root: HTMLElement) {
     this.legend = new Legend({
@@ -38,7 +58,20 @@ export class ChartPanel {
       hover: (series) => this.emit(series),
     });
     this.canvasHost = h("div", { class: "rg-chart-canvas" });
-    this.el = h("div", { class: "rg-chart" }, [this.legend.el, this.canvasHost]);
+    const handle = h("div", {
+      class: "rg-chart-resize",
+      title: "Drag to change the panels' height",
+      attrs: { role: "separator", "aria-orientation": "horizontal", "aria-label": "panel height" },
+    });
+    this.el = h("div", { class: "rg-chart" }, [this.legend.el, this.canvasHost, handle]);
+    this.dragHeight(handle);
+    // the panels follow the widget's width: as many columns as fit, each as wide as they
+    // can be (a new embed only when the number of columns changes)
+    this.observer = new ResizeObserver(() => {
+      clearTimeout(this.resizing);
+      this.resizing = setTimeout(() => this.fit(), 80);
+    });
+    this.observer.observe(this.el);
     this.crosshair = new Crosshair(this.canvasHost, {
       view: () => this.view,
       metrics: () => [...new Set(this.datasets.map((d) => String(d.where.metric)))],
@@ -55,6 +88,71 @@ export class ChartPanel {
   }
 
   private legendData: LegendData = { title: "", entries: [] };
+
+  /** Columns and plot width for the chart element's width now. */
+  private layout(): { columns: number; width: number } {
+    const available = Math.max(this.el.clientWidth, MIN_PANEL) - 8;
+    const fit = Math.max(1, Math.min(this.panels || 1, Math.floor(available / MIN_PANEL)));
+    // as few columns as give the same number of rows: 4 panels in 2 x 2, not 3 + 1
+    const columns = Math.ceil((this.panels || 1) / Math.ceil((this.panels || 1) / fit));
+    return { columns, width: Math.floor(available / columns) - PANEL_CHROME };
+  }
+
+  /** Follow a change of the element's width (or of the panels' height). */
+  private fit(): void {
+    const view = this.view;
+    if (!view || this.el.clientWidth === 0) return; // hidden (the Compare view is shown)
+    const { columns, width } = this.layout();
+    if (columns !== this.size.columns) {
+      this.invalidate();
+      this.onRelayout();
+      return;
+    }
+    if (width === this.size.width) return;
+    this.size = { ...this.size, width };
+    this.resizePanels();
+  }
+
+  private resizePanels(): void {
+    const view = this.view;
+    if (!view) return;
+    try {
+      // panels of one size share these signals (Vega-Lite's concat of equal panels)
+      view.signal("childWidth", this.size.width);
+      view.signal("childHeight", this.size.height);
+      void view.resize().runAsync();
+    } catch {
+      // panels of their own sizes: embed again
+      this.invalidate();
+      this.onRelayout();
+    }
+  }
+
+  /** A handle under the panels: dragging it sets every panel's height. */
+  private dragHeight(handle: HTMLElement): void {
+    handle.addEventListener("pointerdown", (down) => {
+      down.preventDefault();
+      handle.setPointerCapture(down.pointerId);
+      const start = this.size.height;
+      const move = (event: PointerEvent) => {
+        const height = Math.round(Math.min(HEIGHTS.max, Math.max(HEIGHTS.min, start + event.clientY - down.clientY)));
+        if (height === this.size.height) return;
+        this.size = { ...this.size, height };
+        this.resizePanels();
+      };
+      const up = () => {
+        handle.removeEventListener("pointermove", move);
+        handle.removeEventListener("pointerup", up);
+      };
+      handle.addEventListener("pointermove", move);
+      handle.addEventListener("pointerup", up);
+    });
+  }
+
+  /** The panels' plot height (px), as the handle left it. */
+  get panelHeight(): number {
+    return this.size.height;
+  }
 
   private emit(series: string | null): void {
     for (const listener of this.hoverListeners) listener(series);
@@ -99,7 +197,9 @@ export class ChartPanel {
       for (const dataset of datasets) {
         values[dataset.name] = (parts.get(dataset.name) ?? []).map((i) => rowAt(columns, i));
       }
-      const result = await embed(this.canvasHost, { ...spec, datasets: values } as never, {
+      this.panels = Array.isArray(spec.concat) ? spec.concat.length : 1;
+      this.size = { ...this.layout(), height: this.size.height };
+      const result = await embed(this.canvasHost, { ...sized(spec, this.size), datasets: values } as never, {
         actions: false,
         // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
         // elements cost hundreds of milliseconds per repaint
@@ -311,6 +411,8 @@ export class ChartPanel {
   }
 
   destroy(): void {
+    this.observer.disconnect();
+    clearTimeout(this.resizing);
     this.result?.finalize();
     this.result = null;
   }
