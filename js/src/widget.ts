@@ -9,6 +9,7 @@ import { ChartPanel } from "./chart/chart";
 import { ComparePanel, type CompareInfo, panelSwitch } from "./compare/compare";
 import { h } from "./dom";
 import { exportMenu } from "./export/exportMenu";
+import { hideFallback } from "./fallback";
 import { breadcrumb } from "./group/groupPage";
 import { setTraits } from "./model";
 import { attachProbe } from "./probe";
@@ -78,6 +79,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const tabs = h("div", { class: "rg-panel-tabs" }, [switcher.el]);
   root.append(tools.el, settings.el, errors.el, crumb.el, h("div", { class: "rg-body" }, [table.el, tabs, chart.el, compare.el]), status);
   el.append(root);
+  hideFallback(el);
   const showPanel = () => {
     switcher.update();
     chart.el.hidden = compare.visible;

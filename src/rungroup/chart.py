@@ -144,7 +144,11 @@ def _axes(
     scale = (
         alt.Scale(domain=list(colours), range=list(colours.values())) if colours else alt.Undefined
     )
-    colour = alt.Color("series:N", title=series_title(view), sort=colour_sort, scale=scale)
+    # the legend's symbols in the lines' colour at full opacity (not the band's pale fill)
+    legend = alt.Legend(symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=3)
+    colour = alt.Color(
+        "series:N", title=series_title(view), sort=colour_sort, scale=scale, legend=legend
+    )
     return _Axes(
         view=view,
         x=alt.X(f"x:{x_type}", title=x_title),

@@ -260,3 +260,12 @@ def test_dragging_the_handle_sets_the_panels_height(lab: Any) -> None:
     page.wait_for_timeout(400)
     after = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
     assert after and after["height"] > before["height"] + 60  # every row of panels grew
+
+
+def test_the_fallback_image_is_hidden_where_the_widget_renders(lab: Any) -> None:
+    """The Explorer's output is preceded by an image of its chart for viewers that cannot
+    run it; in JupyterLab the widget hides that output and is shown itself."""
+    page, _ = lab
+    assert page.locator(".rungroup-static").count() == 1
+    assert page.locator(".rungroup-static").is_hidden()
+    assert page.locator(WIDGET).is_visible()

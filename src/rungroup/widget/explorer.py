@@ -25,7 +25,7 @@ from rungroup.runs import Runs
 from rungroup.view import View, check_against_runs
 from rungroup.widget import compare as compare_view
 from rungroup.widget import live as live_mode
-from rungroup.widget import messages
+from rungroup.widget import messages, static
 from rungroup.widget.info import info
 from rungroup.widget.session import Frame, Session
 from rungroup.widget.table import Table, filter_runs
@@ -100,6 +100,28 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
         self.on_msg(self._on_message)
         if live:
             self.live = True
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget view, with a summary of what it shows as its ``text/plain``."""
+        made = super()._repr_mimebundle_(**kwargs)
+        if made is None:
+            return None
+        data, metadata = made if isinstance(made, tuple) else (made, {})
+        return static.with_summary(self, data), metadata
+
+    def _ipython_display_(self) -> None:
+        """In IPython (Jupyter's kernel): an image of the chart for viewers that cannot run
+        the widget (nbconvert, GitHub, a notebook opened without its kernel), then the
+        widget, which hides the image where it renders (`rungroup.widget.static`)."""
+        from IPython.display import display
+
+        image = static.fallback(self)
+        if image is not None:
+            display(image, raw=True)  # type: ignore[no-untyped-call]
+        made = self._repr_mimebundle_()
+        if made is not None:
+            data, metadata = made
+            display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]
 
     def refresh(self) -> bool:
         """Read what changed in the source (a follower's poll) and, if anything did, show it:
