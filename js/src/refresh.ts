@@ -19,6 +19,8 @@ interface DataReply extends Reply {
   chart_rows: number;
   focus_label: string | null;
   legend: LegendData;
+  empty: string | null;
+  no_values: string[];
   timings?: Record<string, number>;
 }
 
@@ -87,6 +89,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       const series = columnsOf(arrow(buffers[0]));
       const decoded = performance.now();
       await chart.show(reply.spec, reply.spec_key, series, reply.legend);
+      chart.explain(reply.empty ?? null, reply.no_values ?? []);
       const drawnAt = performance.now();
       if (!current()) return;
       probe.charts++;

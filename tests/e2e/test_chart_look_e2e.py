@@ -269,3 +269,15 @@ def test_the_fallback_image_is_hidden_where_the_widget_renders(lab: Any) -> None
     assert page.locator(".rungroup-static").count() == 1
     assert page.locator(".rungroup-static").is_hidden()
     assert page.locator(WIDGET).is_visible()
+
+
+def test_a_filter_that_matches_nothing_says_so(lab: Any) -> None:
+    page, kernel = lab
+    act(page, lambda: kernel.run("explorer.search = 'no-such-run'"))
+    notice = page.locator(f"{WIDGET} .rg-chart-notice")
+    assert notice.is_visible() and notice.inner_text() == "No runs match 'no-such-run'"
+    assert page.locator(f"{WIDGET} .rg-chart-canvas").is_hidden()
+    assert page.locator(f"{WIDGET} .rg-legend").is_hidden()
+    page.locator(WIDGET).screenshot(path=str(LOOK / "empty-light-1400.png"))
+    act(page, lambda: kernel.run("explorer.search = ''"))
+    assert notice.is_hidden() and page.locator(f"{WIDGET} .rg-chart-canvas").is_visible()

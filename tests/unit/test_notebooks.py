@@ -62,7 +62,9 @@ def test_the_executed_quickstart_as_html_shows_an_image_of_the_chart(
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     widget = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widget) == 1
-    assert widget[0].data["text/plain"].startswith("rungroup.Explorer: 35 runs in 2 groups by group")
+    assert (
+        widget[0].data["text/plain"].startswith("rungroup.Explorer: 35 runs in 2 groups by group")
+    )
     # the output before the widget's: the image, for viewers without a widget manager
     before = outputs[outputs.index(widget[0]) - 1]
     assert 'class="rungroup-static"' in before.data["text/html"]

@@ -36,6 +36,9 @@ export class ChartPanel {
   /** Where Vega draws (the crosshair's rule and tooltip lie over it). */
   private readonly canvasHost: HTMLDivElement;
   readonly legend: Legend;
+  /** Why nothing (or not every metric) is drawn. */
+  private readonly notice: HTMLDivElement;
+  private readonly handle: HTMLDivElement;
   private readonly crosshair: Crosshair;
   private result: Result | null = null;
   specKey: string | null = null;
@@ -58,12 +61,14 @@ export class ChartPanel {
       hover: (series) => this.emit(series),
     });
     this.canvasHost = h("div", { class: "rg-chart-canvas" });
-    const handle = h("div", {
+    const handle = (this.handle = h("div", {
       class: "rg-chart-resize",
       title: "Drag to change the panels' height",
       attrs: { role: "separator", "aria-orientation": "horizontal", "aria-label": "panel height" },
-    });
-    this.el = h("div", { class: "rg-chart" }, [this.legend.el, this.canvasHost, handle]);
+    }));
+    this.notice = h("div", { class: "rg-chart-notice", attrs: { role: "status" } });
+    this.notice.hidden = true;
+    this.el = h("div", { class: "rg-chart" }, [this.legend.el, this.notice, this.canvasHost, handle]);
     this.dragHeight(handle);
     // the panels follow the widget's width: as many columns as fit, each as wide as they
     // can be (a new embed only when the number of columns changes)
@@ -88,6 +93,18 @@ export class ChartPanel {
   }
 
   private legendData: LegendData = { title: "", entries: [] };
+
+  /** Say why nothing is drawn (`empty`: the panels make way for it), or which metrics have
+   * no finite value (`noValues`, beside the panels). */
+  explain(empty: string | null, noValues: string[]): void {
+    const text = empty ?? (noValues.length > 0 ? `No finite values of ${noValues.join(", ")} in the runs shown` : "");
+    this.notice.textContent = text;
+    this.notice.hidden = text === "";
+    this.notice.classList.toggle("rg-chart-empty", empty !== null);
+    this.canvasHost.hidden = empty !== null;
+    this.handle.hidden = empty !== null;
+    if (empty !== null) this.legend.el.hidden = true;
+  }
 
   /** Columns and plot width for the chart element's width now. */
   private layout(): { columns: number; width: number } {

@@ -20,6 +20,7 @@ import polars as pl
 from traitlets import TraitError
 
 from rungroup.widget import compare
+from rungroup.widget.empty import empty_message, metrics_without_values
 from rungroup.widget.table import PAGE_SIZE, table_page
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
         "chart_rows": frame.drawn.height,
         "focus_label": frame.focus_label,
         "legend": frame.legend,
+        "empty": empty_message(frame.runs, frame.view, widget.search, frame.drawn),
+        "no_values": metrics_without_values(frame.runs, frame.view, frame.drawn),
         "timings": dict(frame.timings),
     }
     return body, [frame.chart_ipc]
