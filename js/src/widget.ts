@@ -69,7 +69,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   chart.onRelayout = () => scheduler.schedule();
 
   const settings = settingsPanel(model);
-  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind) => chart.image(kind), fail }));
+  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind, background) => chart.image(kind, background), fail }));
   const crumb = breadcrumb(() => set({ focus: "" }));
   const status = h("div", { class: "rg-status" });
   const compare = new ComparePanel(model, channel, root, fail, hover);

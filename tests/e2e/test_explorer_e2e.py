@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from PIL import Image
 from tests.e2e.helpers import (
     ARTIFACTS,
     WIDGET,
@@ -390,6 +391,12 @@ def test_a_dark_theme_embeds_the_chart_again_in_its_colours(quickstart: Any) -> 
         page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-dark.png"))
         assert page.eval_on_selector(WIDGET, ink) != light_ink
         assert probe(page)["embedded"] == before["embedded"] + 1, "not embedded again"
+        # an exported image is opaque: the dark page's background, or white if asked
+        dark = Image.open(download(page, "png", "explorer-chart-dark.png")).convert("RGBA")
+        corners = [dark.getpixel(p) for p in ((0, 0), (dark.width - 1, dark.height - 1))]
+        assert all(c[3] == 255 and sum(c[:3]) < 3 * 80 for c in corners), corners
+        white = Image.open(download(page, "png_white", "explorer-chart-white.png")).convert("RGBA")
+        assert white.getpixel((0, 0)) == (255, 255, 255, 255)
     finally:
         before = probe(page)["renders"]
         set_theme(page, "JupyterLab Light")

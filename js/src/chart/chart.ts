@@ -6,7 +6,7 @@ import { h } from "../dom";
 import { Crosshair, type Tracks, tracksOf } from "./crosshair";
 import { Legend, type LegendData } from "./legend";
 import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } from "./partition";
-import { bandOpacity, themeConfig } from "./theme";
+import { bandOpacity, themeBackground, themeConfig } from "./theme";
 
 const HOVER_SIGNAL = "rg_hover";
 /** The narrowest a panel may be (its plot area, axes and titles, px); as many columns as fit. */
@@ -421,10 +421,18 @@ export class ChartPanel {
     return this.legend.colourOf(series);
   }
 
-  async image(type: "png" | "svg"): Promise<string> {
+  /** The chart as an image URL, on an opaque background (the theme's, or white): a
+   * transparent image of a dark theme's light text is unreadable on a white page. */
+  async image(type: "png" | "svg", background: "theme" | "white" = "theme"): Promise<string> {
     const view = this.view;
     if (!view) throw new Error("no chart to export yet");
-    return view.toImageURL(type, type === "png" ? 2 : 1);
+    const before = view.background();
+    view.background(background === "white" ? "#ffffff" : themeBackground(this.root));
+    try {
+      return await view.toImageURL(type, type === "png" ? 2 : 1);
+    } finally {
+      view.background(before);
+    }
   }
 
   destroy(): void {

@@ -34,3 +34,8 @@ export function isDark(): boolean {
 export function bandOpacity(): number {
   return isDark() ? 0.32 : 0.2;
 }
+
+/** The page's background under the widget (for exported images, which must be opaque). */
+export function themeBackground(root: HTMLElement): string {
+  return cssVar(root, "--jp-layout-color0", isDark() ? "#111111" : "#ffffff");
+}

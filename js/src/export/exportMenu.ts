@@ -3,7 +3,7 @@
 import type { Channel } from "../channel";
 import { download, h, saveURL } from "../dom";
 
-export type ExportKind = "csv" | "parquet" | "recipe" | "groups_csv" | "png" | "svg";
+export type ExportKind = "csv" | "parquet" | "recipe" | "groups_csv" | "png" | "png_white" | "svg";
 
 const ITEMS: [ExportKind, string][] = [
   ["csv", "Data as CSV"],
@@ -11,18 +11,20 @@ const ITEMS: [ExportKind, string][] = [
   ["recipe", "Recipe (JSON)"],
   ["groups_csv", "Group table as CSV"],
   ["png", "Chart as PNG"],
+  ["png_white", "Chart as PNG, white background"],
   ["svg", "Chart as SVG"],
 ];
 
 export interface ExportSources {
   channel: Channel;
-  image(kind: "png" | "svg"): Promise<string>;
+  image(kind: "png" | "svg", background?: "theme" | "white"): Promise<string>;
   fail(error: unknown): void;
 }
 
 async function save(kind: ExportKind, sources: ExportSources): Promise<void> {
-  if (kind === "png" || kind === "svg") {
-    saveURL(await sources.image(kind), `rungroup-chart.${kind}`);
+  if (kind === "png" || kind === "svg" || kind === "png_white") {
+    const type = kind === "svg" ? "svg" : "png";
+    saveURL(await sources.image(type, kind === "png_white" ? "white" : "theme"), `rungroup-chart.${type}`);
     return;
   }
   const [reply, buffers] = await sources.channel.request("export", { what: kind });
