@@ -21,6 +21,7 @@ interface DataReply extends Reply {
   legend: LegendData;
   empty: string | null;
   no_values: string[];
+  chart_file: string;
   timings?: Record<string, number>;
 }
 
@@ -90,6 +91,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       const decoded = performance.now();
       await chart.show(reply.spec, reply.spec_key, series, reply.legend);
       chart.explain(reply.empty ?? null, reply.no_values ?? []);
+      chart.fileName = reply.chart_file || chart.fileName;
       const drawnAt = performance.now();
       if (!current()) return;
       probe.charts++;

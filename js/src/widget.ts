@@ -10,6 +10,7 @@ import { ComparePanel, type CompareInfo, panelSwitch } from "./compare/compare";
 import { h } from "./dom";
 import { exportMenu } from "./export/exportMenu";
 import { hideFallback } from "./fallback";
+import { wireMenus } from "./menus";
 import { breadcrumb } from "./group/groupPage";
 import { setTraits } from "./model";
 import { attachProbe } from "./probe";
@@ -69,7 +70,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   chart.onRelayout = () => scheduler.schedule();
 
   const settings = settingsPanel(model);
-  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind, background) => chart.image(kind, background), fail }));
+  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind, background) => chart.image(kind, background), imageName: () => chart.fileName, fail }));
   const crumb = breadcrumb(() => set({ focus: "" }));
   const status = h("div", { class: "rg-status" });
   const compare = new ComparePanel(model, channel, root, fail, hover);
@@ -129,14 +130,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
   });
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
 
-  // A click outside an open menu (metrics, export, columns) closes it.
-  const closeMenus = (event: MouseEvent) => {
-    const target = event.target as Node | null;
-    for (const menu of root.querySelectorAll<HTMLElement>(".rg-popover:not([hidden])")) {
-      if (!target || !menu.parentElement?.contains(target)) menu.setAttribute("hidden", "");
-    }
-  };
-  document.addEventListener("click", closeMenus, true);
+  // Menus (metrics, export, columns) open inside the widget and close on Escape or a click
+  // outside them.
+  const unwireMenus = wireMenus(root);
 
   updateControls();
   scheduler.schedule();
@@ -150,7 +146,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     model.off("change:panel", showPanel);
     model.off("change:compare", onCompare);
     themeObserver.disconnect();
-    document.removeEventListener("click", closeMenus, true);
+    unwireMenus();
     channel.close();
     chart.destroy();
     compare.destroy();

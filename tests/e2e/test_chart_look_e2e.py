@@ -281,3 +281,30 @@ def test_a_filter_that_matches_nothing_says_so(lab: Any) -> None:
     page.locator(WIDGET).screenshot(path=str(LOOK / "empty-light-1400.png"))
     act(page, lambda: kernel.run("explorer.search = ''"))
     assert notice.is_hidden() and page.locator(f"{WIDGET} .rg-chart-canvas").is_visible()
+
+
+def test_menus_open_inside_the_widget_and_close_on_escape(lab: Any) -> None:
+    page, _ = lab
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.wait_for_timeout(500)
+    try:
+        for button, menu in (
+            (".rg-toolbar .rg-export-button", ".rg-toolbar .rg-export-menu"),
+            (".rg-metrics-button", ".rg-metrics-menu"),
+            (".rg-columns-button", ".rg-column-picker"),
+        ):
+            page.click(f"{WIDGET} {button}")
+            page.wait_for_selector(f"{WIDGET} {menu}:not([hidden])")
+            page.wait_for_timeout(100)
+            widget = page.locator(WIDGET).bounding_box()
+            box = page.locator(f"{WIDGET} {menu}").bounding_box()
+            assert widget and box
+            assert box["x"] >= widget["x"] - 1, f"{menu} hangs past the widget's left edge"
+            assert box["x"] + box["width"] <= widget["x"] + widget["width"] + 1
+            if "export" in menu:
+                page.locator(WIDGET).screenshot(path=str(LOOK / "export-menu-light-800.png"))
+            page.keyboard.press("Escape")
+            page.wait_for_selector(f"{WIDGET} {menu}", state="hidden")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.wait_for_timeout(500)

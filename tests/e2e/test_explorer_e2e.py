@@ -354,6 +354,9 @@ def download(page: Any, kind: str, name: str) -> Any:
     page.click(f"{WIDGET} .rg-export-button")
     with page.expect_download() as info:
         page.click(f"{WIDGET} [data-export={kind}]")
+    # the file's name says what it holds: project, metrics, grouping, what
+    suggested = info.value.suggested_filename
+    assert suggested.startswith("demo_") and ("_by-" in suggested or "_per-run" in suggested)
     target = ARTIFACTS / name
     info.value.save_as(str(target))
     return target

@@ -94,6 +94,9 @@ export class ChartPanel {
 
   private legendData: LegendData = { title: "", entries: [] };
 
+  /** The chart images' file name (no suffix), from the last data reply. */
+  fileName = "rungroup_chart";
+
   /** Say why nothing is drawn (`empty`: the panels make way for it), or which metrics have
    * no finite value (`noValues`, beside the panels). */
   explain(empty: string | null, noValues: string[]): void {

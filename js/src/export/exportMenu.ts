@@ -18,13 +18,15 @@ const ITEMS: [ExportKind, string][] = [
 export interface ExportSources {
   channel: Channel;
   image(kind: "png" | "svg", background?: "theme" | "white"): Promise<string>;
+  /** The chart image's file name without its suffix (what it shows: project, metrics, grouping). */
+  imageName(): string;
   fail(error: unknown): void;
 }
 
 async function save(kind: ExportKind, sources: ExportSources): Promise<void> {
   if (kind === "png" || kind === "svg" || kind === "png_white") {
     const type = kind === "svg" ? "svg" : "png";
-    saveURL(await sources.image(type, kind === "png_white" ? "white" : "theme"), `rungroup-chart.${type}`);
+    saveURL(await sources.image(type, kind === "png_white" ? "white" : "theme"), `${sources.imageName()}.${type}`);
     return;
   }
   const [reply, buffers] = await sources.channel.request("export", { what: kind });

@@ -21,6 +21,7 @@ from traitlets import TraitError
 
 from rungroup.widget import compare
 from rungroup.widget.empty import empty_message, metrics_without_values
+from rungroup.widget.filenames import export_name
 from rungroup.widget.table import PAGE_SIZE, table_page
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
         "legend": frame.legend,
         "empty": empty_message(frame.runs, frame.view, widget.search, frame.drawn),
         "no_values": metrics_without_values(frame.runs, frame.view, frame.drawn),
+        # what the browser names the chart's image files (the exports' names are Python's)
+        "chart_file": _file_name(widget, "chart", ""),
         "timings": dict(frame.timings),
     }
     return body, [frame.chart_ipc]
@@ -142,24 +145,22 @@ def _compare(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     return compare.reply(widget._compared())
 
 
-#: What the export menu offers: ``what`` -> (frame, suffix, file name, MIME type).
+#: What the export menu offers: ``what`` -> (frame, suffix, what the file name says, MIME type).
 _EXPORTS = {
-    "csv": ("aggregated", ".csv", "rungroup-aggregated.csv", "text/csv"),
-    "parquet": (
-        "aggregated",
-        ".parquet",
-        "rungroup-aggregated.parquet",
-        "application/vnd.apache.parquet",
-    ),
-    "groups_csv": ("summary", ".csv", "rungroup-groups.csv", "text/csv"),
-    "compare_csv": ("compare", ".csv", "rungroup-compare.csv", "text/csv"),
-    "compare_parquet": (
-        "compare",
-        ".parquet",
-        "rungroup-compare.parquet",
-        "application/vnd.apache.parquet",
-    ),
+    "csv": ("aggregated", ".csv", "aggregated", "text/csv"),
+    "parquet": ("aggregated", ".parquet", "aggregated", "application/vnd.apache.parquet"),
+    "groups_csv": ("summary", ".csv", "groups", "text/csv"),
+    "compare_csv": ("compare", ".csv", "compare", "text/csv"),
+    "compare_parquet": ("compare", ".parquet", "compare", "application/vnd.apache.parquet"),
 }
+
+
+def _file_name(widget: Explorer, what: str, suffix: str) -> str:
+    frame = widget._frame()
+    metrics = frame.drawn["metric"].cast(pl.String).unique(maintain_order=True).to_list()
+    if what.startswith("compare"):
+        metrics = [compare.metric_of(widget.compare, frame.view, frame.runs)]
+    return export_name(widget.runs, frame.view, metrics, what, suffix, frame.focus_label or "")
 
 
 @handles("export")
@@ -168,8 +169,8 @@ def _export(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     if what in ("recipe", "compare_recipe"):
         recipe = widget.recipe("compare" if what == "compare_recipe" else "aggregated")
         data = (json.dumps(recipe, indent=2, sort_keys=True) + "\n").encode()
-        name = (
-            "rungroup-compare-recipe.json" if what == "compare_recipe" else "rungroup-recipe.json"
+        name = _file_name(
+            widget, "compare-recipe" if what == "compare_recipe" else "recipe", ".json"
         )
         return {"filename": name, "mime": "application/json"}, [data]
     if what not in _EXPORTS:
@@ -177,7 +178,7 @@ def _export(widget: Explorer, request: Mapping[str, Any]) -> Reply:
             f"what={what!r} is not valid; choose one of: "
             f"{', '.join(_EXPORTS)}, recipe, compare_recipe"
         )
-    frame, suffix, filename, mime = _EXPORTS[str(what)]
+    frame, suffix, holds, mime = _EXPORTS[str(what)]
     with tempfile.TemporaryDirectory(prefix="rungroup-export-") as folder:
         data = widget.export(Path(folder) / f"export{suffix}", frame).read_bytes()
-    return {"filename": filename, "mime": mime}, [data]
+    return {"filename": _file_name(widget, holds, suffix), "mime": mime}, [data]

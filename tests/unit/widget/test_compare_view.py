@@ -244,7 +244,7 @@ def test_exports_of_the_compare_frame(widget: Explorer) -> None:
     widget.group_by = ["config.seed"]
     widget.compare = {"metric": "loss", "reduce": "best"}
     reply, buffers = ask(widget, "export", what="compare_csv")
-    assert reply["ok"] and reply["filename"] == "rungroup-compare.csv"
+    assert reply["ok"] and reply["filename"] == "runs_loss_by-seed_compare.csv"
     written = pl.read_csv(io.BytesIO(buffers[0]))
     truth = expected(widget, metric="loss", reduce="best", baseline="0")
     assert written["mean"].to_list() == pytest.approx(truth["mean"].to_list())
