@@ -29,6 +29,8 @@ interface TableReply extends Reply {
   table: TableMeta;
   runs: number;
   groups: number;
+  /** The open group page as the legend names it ("lr=0.01"), or null. */
+  group_label: string | null;
   focus_label: string | null;
   timings?: Record<string, number>;
 }
@@ -110,7 +112,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       table.setData(tableReply.table, rows, pageSize, model.get("sort"), identity !== tableIdentity, quiet);
       tableIdentity = identity;
       parts.breadcrumb.show(focus);
-      const counts = { runs: tableReply.runs, groups: tableReply.groups, points: reply.chart_rows };
+      const counts = { runs: tableReply.runs, groups: tableReply.groups, points: reply.chart_rows, group: tableReply.group_label };
       parts.status.textContent = statusText(counts, model.get("grouping"), model.get("live"));
 
       const held = chart.rows();

@@ -31,10 +31,14 @@ export interface StatusCounts {
   runs: number;
   groups: number;
   points: number;
+  /** The open group page (its runs are `runs`). */
+  group?: string | null;
 }
 
 export function statusText(counts: StatusCounts, grouping: boolean, live: boolean): string {
-  let text = `${counts.runs} runs` + (grouping ? ` · ${counts.groups} groups` : "") + ` · ${counts.points} points`;
+  let text = counts.group
+    ? `group ${counts.group} · ${counts.runs} runs · ${counts.points} points`
+    : `${counts.runs} runs` + (grouping ? ` · ${counts.groups} groups` : "") + ` · ${counts.points} points`;
   if (live) text += ` · live, updated ${new Date().toLocaleTimeString()}`;
   return text;
 }

@@ -97,4 +97,6 @@ export interface TableRow {
   _hidden: boolean;
   _expanded: boolean;
   _count: number;
+  /** The shown columns whose values differ between a group's runs, one name a line. */
+  _mixed?: string;
 }

@@ -308,3 +308,39 @@ def test_menus_open_inside_the_widget_and_close_on_escape(lab: Any) -> None:
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.wait_for_timeout(500)
+
+
+def test_group_rows_and_the_status_line_tell_the_truth(lab: Any) -> None:
+    page, kernel = lab
+    group = page.locator(f"{WIDGET} .rg-tr.rg-group").first
+    series = group.get_attribute("data-series")
+    total = kernel.eval(f"explorer.runs.runs.filter(pl.col('config.lr') == {float(series)}).height")
+    act(page, lambda: group.locator(".rg-expand").click())
+    run = page.locator(f"{WIDGET} .rg-tr.rg-run").first
+    act(page, lambda: run.locator(".rg-eye").click())
+    group = page.locator(f"{WIDGET} .rg-tr.rg-group[data-series='{series}']")
+    runs_cell = group.locator(".rg-td").nth(1)
+    assert runs_cell.inner_text() == f"{total - 1} of {total}"
+    # the legend says the same, and a config key the runs differ in reads as a muted count
+    entry = page.locator(f"{WIDGET} .rg-legend-item[data-series='{series}'] .rg-legend-n")
+    assert entry.inner_text() == f"n={total - 1} of {total}"
+    # on the group page the status line counts the group's runs
+    act(page, lambda: group.locator(".rg-group-name").click())
+    status = page.inner_text(f"{WIDGET} .rg-status")
+    assert status.startswith(f"group lr={series} · {total} runs"), status
+    act(page, lambda: page.click(f"{WIDGET} .rg-back"))
+    act(page, lambda: kernel.run("explorer.update(hidden=[], expanded=[])"))
+
+
+def test_ticking_a_column_keeps_the_tables_order(lab: Any) -> None:
+    page, kernel = lab
+    before = [c["name"] for c in kernel.eval("explorer._table().columns")]
+    offered = [c["name"] for c in kernel.eval("explorer._table().all_columns")]
+    extra = next(c for c in offered if c not in before and c.startswith("config."))
+    page.click(f"{WIDGET} .rg-columns-button")
+    box = page.locator(f"{WIDGET} .rg-column-picker label", has_text=extra)
+    act(page, lambda: box.locator("input").check())
+    after = kernel.eval("list(explorer.table_columns)")
+    assert after == [*before, extra]
+    page.keyboard.press("Escape")
+    act(page, lambda: kernel.run("explorer.table_columns = []"))

@@ -17,13 +17,21 @@ import rungroup as rg
 
 def test_one_row_per_group_with_counts_states_and_config():
     table = rg.summarize(sample(), metrics="loss")
-    assert table.columns[:6] == ["group", "series", "runs", "states", "config.lr", "config.seed"]
+    assert table.columns[:7] == [
+        "group",
+        "series",
+        "runs",
+        "states",
+        "config.lr",
+        "config.lr.values",
+        "config.seed",
+    ]
     rows = {row["series"]: row for row in table.iter_rows(named=True)}
     assert list(rows) == ["g1", "g2", "(missing)"]
     assert rows["g1"]["runs"] == 2
     assert rows["g1"]["states"] == "2 finished"
-    assert rows["g1"]["config.lr"] == "0.1"  # shared
-    assert rows["g1"]["config.seed"] == "2 values"  # differs
+    assert rows["g1"]["config.lr"] == 0.1 and rows["g1"]["config.lr.values"] == 1  # shared
+    assert rows["g1"]["config.seed"] is None and rows["g1"]["config.seed.values"] == 2  # differs
     assert rows["(missing)"]["states"] == "1 running"
 
 
@@ -130,7 +138,8 @@ def test_each_group_summarizes_its_own_runs_whatever_their_order(specs, random):
             f"{sum(s == state for _, s, _, _ in mine)} {state}"
             for state in {s for _, s, _, _ in mine}
         )
-        assert row["config.lr"] == (str(lrs.pop()) if len(lrs) == 1 else f"{len(lrs)} values")
+        assert row["config.lr.values"] == len(lrs)
+        assert row["config.lr"] == (lrs.pop() if len(lrs) == 1 else None)
         values = np.array([last for *_, last in mine])
         assert row["m.n"] == len(mine)
         assert (row["m.min"], row["m.max"]) == (values.min(), values.max())
@@ -151,11 +160,11 @@ def test_a_store_listing_runs_out_of_id_order_keeps_each_run_in_its_group(tmp_pa
     rows = {row["group"]: row for row in rg.summarize(runs, metrics="loss").iter_rows(named=True)}
     assert (rows["A"]["states"], rows["A"]["config.lr"], rows["A"]["loss.mean"]) == (
         "1 failed",
-        "0.1",
+        0.1,
         100.0,
     )
     assert (rows["B"]["states"], rows["B"]["config.lr"], rows["B"]["loss.mean"]) == (
         "1 finished",
-        "0.2",
+        0.2,
         1.0,
     )

@@ -119,9 +119,9 @@ export class RunsTable {
         box.checked = shown.has(column.name);
         if (column.name === "name") box.disabled = true;
         box.addEventListener("change", () => {
-          const names = this.meta.all_columns
-            .filter((c) => (c.name === column.name ? box.checked : shown.has(c.name)))
-            .map((c) => c.name);
+          // the table keeps its order: a ticked column joins at the end, an unticked one leaves
+          const current = this.meta.columns.map((c) => c.name);
+          const names = box.checked ? [...current, column.name] : current.filter((name) => name !== column.name);
           this.handlers.pickColumns(names);
         });
         return h("label", { class: "rg-check" }, [box, column.label]);
@@ -182,8 +182,10 @@ export class RunsTable {
 
   private cell(row: TableRow, column: TableColumn, width: number): HTMLElement {
     const value = row[column.name];
+    // a group's runs differ in this column: "3 values", muted
+    const mixed = typeof row._mixed === "string" && row._mixed.split("\n").includes(column.name);
     return h("div", {
-      class: `rg-td${column.numeric ? " rg-num" : ""}`,
+      class: `rg-td${column.numeric ? " rg-num" : ""}${mixed ? " rg-mixed" : ""}`,
       text: value === null || value === undefined ? "" : String(value),
       attrs: { role: "cell", style: `width:${width}px` },
     });

@@ -22,6 +22,8 @@ from rungroup.view import View, resolve_view
 REDUCTIONS = ("last", "min", "max", "mean_last")
 #: The statistics of each metric, as ``<metric>.<statistic>`` columns.
 METRIC_STATS = ("mean", "std", "stderr", "min", "max", "n")
+#: Suffix of the column counting a config column's distinct values in a group.
+VALUES_SUFFIX = ".values"
 
 
 def _reduction(reduce: str, k: int) -> pl.Expr:
@@ -46,7 +48,8 @@ def summarize(
     """One row per group (per run when grouping is off) of the runs the view selects.
 
     Columns: the key columns, ``series``, ``runs``, ``states`` (e.g. ``"3 finished, 1 failed"``),
-    one String column per config column (its shared value, or ``"<k> values"``), then
+    per config column its shared value (null where the group's runs differ) and
+    ``<config>.values``, how many distinct values its runs have (a null counts), then
     ``<metric>.mean``, ``.std``, ``.stderr``, ``.min``, ``.max``, ``.n`` per metric.
     `reduce` picks the per-run value: ``last``, ``min``, ``max`` or ``mean_last`` (of the
     last `k` finite values).
@@ -103,11 +106,14 @@ def summarize_grouping(
             members.join(selected.select("_r", *config), on="_r")
             .group_by("_s")
             .agg(
-                pl.when(pl.col(c).n_unique() == 1)
-                .then(pl.col(c).first().cast(pl.String))
-                .otherwise(pl.format("{} values", pl.col(c).n_unique()))
-                .alias(c)
+                expression
                 for c in config
+                for expression in (
+                    # the shared value in the column's own type (null where the runs differ:
+                    # a count in a config column would read as a value), and the count
+                    pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first()).alias(c),
+                    pl.col(c).n_unique().cast(pl.Int64).alias(f"{c}{VALUES_SUFFIX}"),
+                )
             )
         )
         out = out.join(shared, on="_s", how="left")

@@ -104,10 +104,18 @@ def _table(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     started = time.perf_counter()
     table = widget._table()
     page = table_page(table, 0, _int_arg(request, "limit", PAGE_SIZE))
+    members = frame.membership
+    group_label = None
+    if frame.focus_label is not None:
+        # a group page: the status line counts the group's runs
+        members = members.filter(pl.col("series") == frame.focus_label)
+        entry = frame.legend["entries"][0] if frame.legend["entries"] else {}
+        group_label = str(entry.get("label", frame.focus_label))
     body = {
         "table": table.meta(),
-        "runs": len(frame.runs),
-        "groups": frame.membership["series"].n_unique() if frame.view.grouping else 0,
+        "runs": members["id"].n_unique() if frame.focus_label is not None else len(frame.runs),
+        "groups": members["series"].n_unique() if frame.view.grouping else 0,
+        "group_label": group_label,
         "focus_label": frame.focus_label,
         "timings": {"table_ms": 1000 * (time.perf_counter() - started)},
     }

@@ -28,6 +28,12 @@ METRIC = "m:"
 METRIC_STD = "s:"
 #: Row metadata columns of the table (the browser reads them; never shown as cells).
 ROW_META = ("_kind", "_key", "_series", "_depth", "_hidden", "_expanded", "_count")
+#: A group row's count of distinct values of a config column (``_n:<column>``), its visible
+#: runs (``_visible``), and the shown columns whose runs differ (``_mixed``, one name a line:
+#: the browser mutes those cells).
+DISTINCT = "_n:"
+VISIBLE = "_visible"
+MIXED = "_mixed"
 
 
 # --- runs filter and groups
@@ -126,9 +132,29 @@ class Table:
         """Rows `offset` .. `offset + limit` with every shown cell as display text."""
         part = self.rows.slice(offset, limit)
         out: dict[str, pl.Series] = {name: part[name] for name in ROW_META}
+        mixed: list[list[str]] = [[] for _ in range(part.height)]
         for column in self.columns:
             name = column["name"]
-            if name.startswith(METRIC):
+            if DISTINCT + name in part.columns:
+                # a group's config cell: its runs' shared value, or how many they have
+                counts = part[DISTINCT + name].to_list()
+                values = part[name].to_list()
+                text = []
+                for i, (value, count) in enumerate(zip(values, counts, strict=True)):
+                    if count is not None and count > 1:
+                        mixed[i].append(name)
+                        text.append(f"{count} values")
+                    else:
+                        text.append(_display_value(value))
+            elif name == "runs" and VISIBLE in part.columns:
+                # "9 of 10": the group's statistics use its visible runs
+                text = [
+                    f"{v} of {r}"
+                    if v is not None and r is not None and v < r
+                    else _display_value(r)
+                    for v, r in zip(part[VISIBLE].to_list(), part["runs"].to_list(), strict=True)
+                ]
+            elif name.startswith(METRIC):
                 std_name = METRIC_STD + name[len(METRIC) :]
                 means = part[name].to_list() if name in part.columns else [None] * part.height
                 stds = (
@@ -143,6 +169,7 @@ class Table:
             else:
                 text = [""] * part.height
             out[name] = pl.Series(name, text, dtype=pl.String)
+        out[MIXED] = pl.Series(MIXED, ["\n".join(m) for m in mixed], dtype=pl.String)
         return pl.DataFrame(out)
 
 
@@ -235,8 +262,10 @@ def build_table(
         ]
         counts = member_rows.group_by("_series").agg(
             pl.len().cast(pl.Int32).alias("runs"),
+            (~pl.col("_hidden")).sum().cast(pl.Int32).alias(VISIBLE),
             pl.col("_hidden").all().alias("_hidden"),
             *shared,
+            *[pl.col(c).n_unique().cast(pl.Int32).alias(DISTINCT + c) for c in config],
         )
         stats = visible.group_by("_series").agg(
             *[pl.col(m).filter(pl.col(m).is_finite()).mean().alias(m) for m in metric_columns],
