@@ -38,19 +38,28 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 /** Replace the options of a <select> (values and labels as text). */
 export function setOptions(
   select: HTMLSelectElement,
-  options: { value: string; label: string }[],
+  options: { value: string; label: string; group?: string }[],
   selected: string,
 ): void {
   const same =
     select.options.length === options.length &&
     options.every((o, i) => select.options[i].value === o.value && select.options[i].text === o.label);
   if (!same) {
+    const option = (o: { value: string; label: string }) => {
+      const node = document.createElement("option");
+      node.value = o.value;
+      node.textContent = o.label;
+      return node;
+    };
+    // options with a `group` go last, under a heading of their group
+    const groups = [...new Set(options.filter((o) => o.group !== undefined).map((o) => o.group as string))];
     select.replaceChildren(
-      ...options.map((o) => {
-        const option = document.createElement("option");
-        option.value = o.value;
-        option.textContent = o.label;
-        return option;
+      ...options.filter((o) => o.group === undefined).map(option),
+      ...groups.map((label) => {
+        const group = document.createElement("optgroup");
+        group.label = label;
+        group.append(...options.filter((o) => o.group === label).map(option));
+        return group;
       }),
     );
   }

@@ -6,6 +6,9 @@
 export interface ColumnInfo {
   name: string;
   distinct: number;
+  /** "key": offered first; "identifier" (one value per run) and "continuous" (numbers with
+   * about as many values as runs) are set apart. */
+  kind?: "key" | "identifier" | "continuous";
 }
 
 /** One value of a choice setting, with what the controls show for it. */
@@ -90,7 +93,7 @@ export interface TableMeta {
 /** One row of the runs table (display strings plus the underscore-prefixed row metadata). */
 export interface TableRow {
   [column: string]: unknown;
-  _kind: "group" | "run";
+  _kind: "branch" | "group" | "run";
   _key: string;
   _series: string | null;
   _depth: number;

@@ -70,7 +70,10 @@ function render({ model, el }: RenderProps<Model>): () => void {
   chart.onRelayout = () => scheduler.schedule();
 
   const settings = settingsPanel(model);
-  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind, background) => chart.image(kind, background), imageName: () => chart.fileName, fail }));
+  const tools = toolbar(model, settings.el, exportMenu({ channel, image: (kind, background) => chart.image(kind, background), imageName: () => chart.fileName, fail }), async () => {
+    const [reply] = await channel.request("suggest_key", {});
+    return typeof reply.key === "string" ? reply.key : null;
+  });
   const crumb = breadcrumb(() => set({ focus: "" }));
   const status = h("div", { class: "rg-status" });
   const compare = new ComparePanel(model, channel, root, fail, hover);

@@ -344,3 +344,25 @@ def test_ticking_a_column_keeps_the_tables_order(lab: Any) -> None:
     assert after == [*before, extra]
     page.keyboard.press("Escape")
     act(page, lambda: kernel.run("explorer.table_columns = []"))
+
+
+def test_nested_grouping_is_a_tree_and_plus_proposes_the_best_split(lab: Any) -> None:
+    page, kernel = lab
+    act(page, lambda: page.click(f"{WIDGET} .rg-add-level"))
+    assert kernel.eval("explorer.group_by") == ["config.lr", "config.seed"]
+    branches = page.locator(f"{WIDGET} .rg-tr.rg-branch")
+    lrs = kernel.eval("explorer.runs.runs['config.lr'].n_unique()")
+    assert branches.count() == lrs and page.locator(f"{WIDGET} .rg-tr.rg-group").count() == 0
+    first = branches.first
+    act(page, lambda: first.locator(".rg-expand").click())
+    groups = page.locator(f"{WIDGET} .rg-tr.rg-group")
+    assert groups.count() >= 1
+    assert groups.first.locator(".rg-group-name").inner_text().startswith("seed=")
+    # identifier-like and continuous columns are listed apart in the group-by choices
+    apart = page.eval_on_selector_all(
+        f"{WIDGET} select.rg-group-by >> nth=0 >> optgroup", "els => els.map(e => e.label)"
+    )
+    assert "one value per run" in apart and "continuous values" in apart
+    page.mouse.move(0, 0)
+    page.locator(WIDGET).screenshot(path=str(LOOK / "tree-light-1400.png"))
+    act(page, lambda: kernel.run("explorer.update(group_by=['config.lr'], expanded=[])"))

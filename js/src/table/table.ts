@@ -195,12 +195,12 @@ export class RunsTable {
     const text = String(row[column.name] ?? "");
     const parts: HTMLElement[] = [];
     parts.push(h("span", { class: "rg-indent", attrs: { style: `width:${row._depth * 16}px` } }));
-    if (row._kind === "group") {
+    if (row._kind === "group" || row._kind === "branch") {
       parts.push(
         h("button", {
           class: "rg-icon rg-expand",
           text: row._expanded ? "▾" : "▸",
-          title: row._expanded ? "Collapse" : "Show its runs",
+          title: row._expanded ? "Collapse" : row._kind === "branch" ? "Show its groups" : "Show its runs",
           attrs: { "aria-expanded": String(row._expanded) },
           on: { click: () => this.handlers.toggleExpanded(row._key) },
         }),
@@ -215,11 +215,23 @@ export class RunsTable {
         on: { click: () => this.handlers.toggleHidden(row) },
       }),
     );
-    const color = row._series !== null ? this.handlers.colorOf(row._series) : null;
-    const swatch = h("span", { class: "rg-swatch" });
-    if (color) swatch.style.background = color;
-    parts.push(swatch);
-    if (row._kind === "group") {
+    // a branch of the tree (a value of an outer key) is no line of the charts: no swatch
+    if (row._kind !== "branch") {
+      const color = row._series !== null ? this.handlers.colorOf(row._series) : null;
+      const swatch = h("span", { class: "rg-swatch" });
+      if (color) swatch.style.background = color;
+      parts.push(swatch);
+    }
+    if (row._kind === "branch") {
+      parts.push(
+        h("button", {
+          class: "rg-link rg-branch-name",
+          text,
+          title: row._expanded ? `Collapse ${text}` : `Show the groups of ${text}`,
+          on: { click: () => this.handlers.toggleExpanded(row._key) },
+        }),
+      );
+    } else if (row._kind === "group") {
       parts.push(
         h("button", {
           class: "rg-link rg-group-name",

@@ -27,8 +27,12 @@ function showPressed(button: HTMLElement, on: boolean): void {
   button.setAttribute("aria-pressed", String(on));
 }
 
-/** The group-by levels: one select per level, "+" adds the next useful column. */
-function groupByLevels(model: WidgetModel): { el: HTMLElement; update(): void } {
+/** What a group-by select lists a column under: keys first, the others set apart. */
+const APART = { identifier: "one value per run", continuous: "continuous values" } as const;
+
+/** The group-by levels: one select per level, "+" adds the key that best splits the groups
+ * (Python's `suggest_key`). */
+function groupByLevels(model: WidgetModel, suggest: () => Promise<string | null>): { el: HTMLElement; update(): void } {
   const set = (changes: Partial<Model>) => setTraits(model, changes);
   const levels = h("span", { class: "rg-levels" });
   const add = h("button", {
@@ -37,11 +41,11 @@ function groupByLevels(model: WidgetModel): { el: HTMLElement; update(): void } 
     title: "Add a nesting level",
     on: {
       click: () => {
-        const used = new Set(model.get("group_by"));
-        // the first column that would split the groups further (else any unused one)
-        const unused = model.get("info").columns.filter((c) => !used.has(c.name));
-        const next = unused.find((c) => c.distinct > 1) ?? unused[0];
-        if (next) set({ group_by: [...model.get("group_by"), next.name] });
+        suggest()
+          .then((next) => {
+            if (next) set({ group_by: [...model.get("group_by"), next] });
+          })
+          .catch(() => undefined);
       },
     },
   });
@@ -52,7 +56,11 @@ function groupByLevels(model: WidgetModel): { el: HTMLElement; update(): void } 
     const nodes: HTMLElement[] = [];
     groupBy.forEach((name, level) => {
       const select = h("select", { class: "rg-select rg-group-by", attrs: { "aria-label": `Group by, level ${level + 1}` } });
-      const options = columns.map((c) => ({ value: c.name, label: `${c.name} (${c.distinct})` }));
+      const options: { value: string; label: string; group?: string }[] = columns.map((c) => ({
+        value: c.name,
+        label: `${c.name} (${c.distinct})`,
+        group: c.kind === "identifier" || c.kind === "continuous" ? APART[c.kind] : undefined,
+      }));
       if (!columns.some((c) => c.name === name)) options.unshift({ value: name, label: name });
       setOptions(select, options, name);
       select.addEventListener("change", () => {
@@ -109,14 +117,19 @@ function metricsMenu(model: WidgetModel): { el: HTMLElement; update(): void } {
 }
 
 /** `settings`: the panel the Settings button opens; `exportMenu`: the Export anchor. */
-export function toolbar(model: WidgetModel, settings: HTMLElement, exportMenu: HTMLElement): Toolbar {
+export function toolbar(
+  model: WidgetModel,
+  settings: HTMLElement,
+  exportMenu: HTMLElement,
+  suggestKey: () => Promise<string | null>,
+): Toolbar {
   const set = (changes: Partial<Model>) => setTraits(model, changes);
   const groupButton = toggle("rg-group-toggle", "Group runs (off: one line per run)", "grouping", model, ["Group"]);
   const liveButton = toggle("rg-live-toggle", "Live: follow the runs while they are written", "live", model, [
     h("span", { class: "rg-live-dot" }),
     "Live",
   ]);
-  const levels = groupByLevels(model);
+  const levels = groupByLevels(model, suggestKey);
   const reverseBox = h("input", { attrs: { type: "checkbox" } });
   reverseBox.addEventListener("change", () => set({ reverse: reverseBox.checked }));
   const reverse = h("label", { class: "rg-check rg-reverse", title: "Group by every config key except the chosen ones" }, [

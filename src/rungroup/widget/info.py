@@ -15,6 +15,7 @@ import polars as pl
 from rungroup.runs import Runs
 from rungroup.view import X_BUILTINS, View, setting_choices
 from rungroup.widget import compare
+from rungroup.widget.keys import column_kind
 from rungroup.widget.table import PAGE_SIZE
 from rungroup.widget.traits import UI_FIELDS
 
@@ -34,8 +35,14 @@ def info(runs: Runs) -> dict[str, Any]:
         if names
         else ()
     )
+    schema = frame.schema
     columns = [
-        {"name": n, "distinct": int(count)} for n, count in zip(names, distinct, strict=True)
+        {
+            "name": n,
+            "distinct": int(count),
+            "kind": column_kind(n, schema[n], int(count), frame.height),
+        }
+        for n, count in zip(names, distinct, strict=True)
     ]
     metrics = runs.metrics
     return {

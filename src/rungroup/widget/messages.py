@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from traitlets import TraitError
 
+from rungroup.engine.grouping import LABEL_SEPARATOR
 from rungroup.widget import compare
 from rungroup.widget.empty import empty_message, metrics_without_values
 from rungroup.widget.filenames import export_name
+from rungroup.widget.keys import best_split
 from rungroup.widget.table import PAGE_SIZE, table_page
 
 if TYPE_CHECKING:
@@ -136,15 +138,27 @@ def _hide(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     key = str(request.get("key"))
     if row_kind == "run":
         ids = {key}
-    elif row_kind == "group":
+    elif row_kind in ("group", "branch"):
         membership = widget._frame().membership
-        ids = set(membership.filter(pl.col("series") == key)["id"].to_list())
+        series = pl.col("series")
+        # a branch of the tree holds every group whose label starts with its own
+        inside = (
+            series == key if row_kind == "group" else series.str.starts_with(key + LABEL_SEPARATOR)
+        )
+        ids = set(membership.filter(inside)["id"].to_list())
         if not ids:
-            raise ValueError(f"no group {key!r} in the table")
+            raise ValueError(f"no {row_kind} {key!r} in the table")
     else:
-        raise ValueError(f"row_kind={row_kind!r} is not valid; choose one of: run, group")
+        raise ValueError(f"row_kind={row_kind!r} is not valid; choose one of: run, group, branch")
     widget.set_hidden(ids, bool(request.get("hide")))
     return {"hidden": len(widget.view.hidden)}, []
+
+
+@handles("suggest_key")
+def _suggest_key(widget: Explorer, request: Mapping[str, Any]) -> Reply:
+    """The key "+" adds to the grouping: the one that best splits the current groups."""
+    frame = widget._frame()
+    return {"key": best_split(frame.runs, frame.view, widget.info["columns"])}, []
 
 
 @handles("compare")

@@ -8,13 +8,19 @@ through (group rows with their expanded runs, or run rows; sorted; cells as disp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from rungroup.engine.grouping import RUN_KEY, group_runs, key_columns_of
+from rungroup.engine.grouping import (
+    LABEL_SEPARATOR,
+    RUN_KEY,
+    _label_expression,
+    group_runs,
+    key_columns_of,
+)
 from rungroup.engine.workspace import Workspace
 from rungroup.runs import CONFIG_PREFIX, Runs
 from rungroup.view import View
@@ -256,48 +262,64 @@ def build_table(
         shown_default = [*default[:1], *[f"{METRIC}{m}" for m in metric_names[:4]], *default[1:]]
     else:
         member_rows = run_rows.join(membership, on="id", how="inner").rename({"series": "_series"})
-        visible = member_rows.filter(~pl.col("_hidden"))
-        shared = [
-            pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first()).alias(c) for c in config
-        ]
-        counts = member_rows.group_by("_series").agg(
-            pl.len().cast(pl.Int32).alias("runs"),
-            (~pl.col("_hidden")).sum().cast(pl.Int32).alias(VISIBLE),
-            pl.col("_hidden").all().alias("_hidden"),
-            *shared,
-            *[pl.col(c).n_unique().cast(pl.Int32).alias(DISTINCT + c) for c in config],
-        )
-        stats = visible.group_by("_series").agg(
-            *[pl.col(m).filter(pl.col(m).is_finite()).mean().alias(m) for m in metric_columns],
-            *[
-                pl.col(m).filter(pl.col(m).is_finite()).std().alias(METRIC_STD + m[len(METRIC) :])
-                for m in metric_columns
-            ],
-        )
         expanded_set = set(expanded)
-        groups = counts.join(stats, on="_series", how="left").with_columns(
+        keys = group_columns(runs, view)
+        levels = tree_levels(view, keys, member_rows)
+        if levels > 1:
+            member_rows = member_rows.with_columns(_prefixes(keys))
+
+        def summarised(by: str) -> pl.DataFrame:
+            """One row per value of `by`: run counts, shared config, metric mean and std
+            over the visible runs."""
+            visible = member_rows.filter(~pl.col("_hidden"))
+            shared = [
+                pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first()).alias(c) for c in config
+            ]
+            counts = member_rows.group_by(by).agg(
+                pl.len().cast(pl.Int32).alias("runs"),
+                (~pl.col("_hidden")).sum().cast(pl.Int32).alias(VISIBLE),
+                pl.col("_hidden").all().alias("_hidden"),
+                *shared,
+                *[pl.col(c).n_unique().cast(pl.Int32).alias(DISTINCT + c) for c in config],
+                *[pl.col(f"{PREFIX}{d}").first() for d in range(1, levels) if f"{PREFIX}{d}" != by],
+            )
+            stats = visible.group_by(by).agg(
+                *[pl.col(m).filter(pl.col(m).is_finite()).mean().alias(m) for m in metric_columns],
+                *[
+                    pl.col(m)
+                    .filter(pl.col(m).is_finite())
+                    .std()
+                    .alias(METRIC_STD + m[len(METRIC) :])
+                    for m in metric_columns
+                ],
+            )
+            return counts.join(stats, on=by, how="left")
+
+        groups = summarised("_series").with_columns(
             pl.lit("group").alias("_kind"),
             pl.col("_series").alias("_key"),
             pl.col("_series").alias("name"),
             pl.col("_series").is_in(list(expanded_set)).alias("_expanded"),
             pl.col("runs").alias("_count"),
-            pl.lit(0).alias("_depth"),
+            pl.lit(levels - 1).alias("_depth"),
         )
-        groups = ordered(groups, "name").with_row_index("_g")
+        groups = ordered(groups, "name")
         children = member_rows.filter(pl.col("_series").is_in(list(expanded_set)))
-        children = ordered(children, "name").with_columns(
-            pl.int_range(pl.len()).over("_series").alias("_r"), pl.lit(1).alias("_depth")
-        )
-        children = children.join(groups.select("_series", "_g"), on="_series", how="left")
-        rows = (
-            pl.concat(
-                [groups.with_columns(pl.lit(-1).cast(pl.Int64).alias("_r")), children],
-                how="diagonal_relaxed",
+        children = ordered(children, "name").with_columns(pl.lit(levels).alias("_depth"))
+        if levels > 1:
+            rows = _tree(keys, levels, summarised, groups, children, expanded_set, ordered)
+        else:
+            groups = groups.with_row_index("_g")
+            children = children.with_columns(pl.int_range(pl.len()).over("_series").alias("_r"))
+            children = children.join(groups.select("_series", "_g"), on="_series", how="left")
+            rows = (
+                pl.concat(
+                    [groups.with_columns(pl.lit(-1).cast(pl.Int64).alias("_r")), children],
+                    how="diagonal_relaxed",
+                )
+                .sort("_g", "_r")
+                .drop("_g", "_r")
             )
-            .sort("_g", "_r")
-            .drop("_g", "_r")
-        )
-        keys = group_columns(runs, view)
         varying = [c for c in _varying(run_rows, config) if c not in keys]
         offered = ["name", "runs", "state", *config, *metric_columns]
         metrics_shown = [f"{METRIC}{m}" for m in metric_names[:4]]
@@ -321,6 +343,103 @@ def build_table(
         rows=rows,
         columns=[_column(c, c in numeric, labels.get(c)) for c in chosen],
         all_columns=[_column(c, c in numeric, labels.get(c)) for c in offered],
+    )
+
+
+#: Columns of a run's key prefixes in a tree (``_p1`` = its first key's label, ...).
+PREFIX = "_p"
+
+
+def tree_levels(view: View, keys: Sequence[str], members: pl.DataFrame) -> int:
+    """How many levels the table's groups have: one per group-by key when the keys are
+    plain columns (not reverse grouping, not tags, whose groups overlap), else 1."""
+    if not view.grouping or view.reverse or len(keys) < 2 or "tags" in keys:
+        return 1
+    if any(k not in members.columns for k in keys):
+        return 1
+    return len(keys)
+
+
+def _prefixes(keys: Sequence[str]) -> list[pl.Expr]:
+    """Each run's label at every level above the series (the series' labels joined as the
+    engine joins them, so that a parent's key is a prefix of its series' labels)."""
+    return [
+        pl.concat_str([_label_expression(k) for k in keys[:d]], separator=LABEL_SEPARATOR).alias(
+            f"{PREFIX}{d}"
+        )
+        for d in range(1, len(keys))
+    ]
+
+
+def _short(key: str) -> str:
+    return key[len(CONFIG_PREFIX) :] if key.startswith(CONFIG_PREFIX) else key
+
+
+def _tree(
+    keys: Sequence[str],
+    levels: int,
+    summarised: Callable[[str], pl.DataFrame],
+    groups: pl.DataFrame,
+    children: pl.DataFrame,
+    expanded: set[str],
+    ordered: Callable[[pl.DataFrame, str], pl.DataFrame],
+) -> pl.DataFrame:
+    """The table's rows as a tree: a row per value of the first key (``_kind`` "branch",
+    its own statistics), under it one per value of the next, ... down to the series (the
+    charts' groups) and, when opened, their runs. A row's children show when its key is in
+    `expanded`."""
+    parts: list[pl.DataFrame] = []
+    for depth in range(1, levels):
+        column = f"{PREFIX}{depth}"
+        branch = summarised(column).with_columns(
+            pl.lit("branch").alias("_kind"),
+            pl.col(column).alias("_key"),
+            pl.lit(None, dtype=pl.String).alias("_series"),
+            pl.col(column).is_in(list(expanded)).alias("_expanded"),
+            pl.col("runs").alias("_count"),
+            pl.lit(depth - 1).alias("_depth"),
+            pl.lit(_short(keys[depth - 1]) + "=").alias("_name_key"),
+        )
+        parent = f"{PREFIX}{depth - 1}" if depth > 1 else None
+        parts.append(_with_parent_and_name(branch, column, parent))
+    leaf_parent = f"{PREFIX}{levels - 1}"
+    leaves = groups.with_columns(pl.lit(_short(keys[-1]) + "=").alias("_name_key"))
+    parts.append(_with_parent_and_name(leaves, "_series", leaf_parent))
+    runs = children.with_columns(pl.col("_series").alias("_parent"))
+    frames = [ordered(p, "name") for p in parts] + [runs]
+    every = pl.concat(frames, how="diagonal_relaxed").with_row_index("_uid")
+    under: dict[str | None, list[int]] = {}
+    for uid, parent in every.select("_uid", "_parent").iter_rows():
+        under.setdefault(parent, []).append(uid)
+    key_of = dict(every.select("_uid", "_key").iter_rows())
+    kind_of = dict(every.select("_uid", "_kind").iter_rows())
+    order: list[int] = []
+
+    def emit(parent: str | None) -> None:
+        for uid in under.get(parent, []):
+            order.append(uid)
+            key = key_of[uid]
+            if kind_of[uid] != "run" and key in expanded:
+                emit(key)
+
+    emit(None)
+    placed = pl.DataFrame(
+        {"_uid": order, "_o": range(len(order))}, schema={"_uid": pl.UInt32, "_o": pl.Int64}
+    )
+    return (
+        every.join(placed, on="_uid", how="inner")
+        .sort("_o")
+        .drop("_uid", "_o", "_parent", "_name_key")
+    )
+
+
+def _with_parent_and_name(frame: pl.DataFrame, column: str, parent: str | None) -> pl.DataFrame:
+    """`frame` with ``_parent`` (its parent row's key) and a name that says the key and the
+    value it stands for ("seed=0"; the last part of its label)."""
+    last = pl.col(column).cast(pl.String).str.split(LABEL_SEPARATOR).list.last()
+    return frame.with_columns(
+        (pl.col(parent) if parent else pl.lit(None, dtype=pl.String)).alias("_parent"),
+        pl.concat_str(pl.col("_name_key"), last).alias("name"),
     )
 
 
