@@ -41,6 +41,9 @@ export interface Probe {
   /** Dashed stretches drawn (where a series has fewer runs than its most). */
   dashed: number;
   panels: { x: number; y: number; width: number; height: number }[];
+  /** Hover the chart at a page point as a pointer move would, and resolve with the
+   * milliseconds until the view has drawn what it changed (benchmarks/bench_widget.py). */
+  hoverAt?: (clientX: number, clientY: number) => Promise<number>;
 }
 
 const PROBE_PROPERTY = "rungroupProbe";

@@ -66,6 +66,12 @@ function render({ model, el }: RenderProps<Model>): () => void {
     pickColumns: (names) => set({ table_columns: names }),
   });
   chart.onHover(hover);
+  probe.hoverAt = async (x, y) => {
+    const started = performance.now();
+    chart.pointAt(x, y);
+    await chart.settled();
+    return performance.now() - started;
+  };
   // another number of panel columns fits: embed again at the new size
   chart.onRelayout = () => scheduler.schedule();
 

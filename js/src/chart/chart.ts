@@ -335,6 +335,11 @@ export class ChartPanel {
     return this.crosshair.listed;
   }
 
+  /** Resolves when the view has drawn every change made to it so far. */
+  async settled(): Promise<void> {
+    await this.view?.runAsync();
+  }
+
   /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph,
    * and `misplaced`: line points drawn above or below their neighbour the wrong way round
    * for the values they show (0 unless a data swap left items positioned for old values). */
