@@ -457,6 +457,10 @@ def test_quickstart_in_notebook7(page: Any, jupyter: Server, watch: Watch) -> No
     kernel = kernel_for(jupyter, "quickstart-nb7.ipynb")
     try:
         check_chart_matches_python(page, kernel)
+        # the legend names the grouping; the image for viewers without widgets is hidden
+        assert page.inner_text(f"{WIDGET} .rg-legend-title") == "group"
+        assert page.locator(".rungroup-static").count() == 1
+        assert page.locator(".rungroup-static").is_hidden()
         act(page, lambda: page.click(f"{WIDGET} .rg-group-toggle"))
         assert kernel.eval("explorer.grouping") is False
         check_chart_matches_python(page, kernel)
