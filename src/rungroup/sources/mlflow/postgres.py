@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from rungroup.engine.provider import BucketSums
+from rungroup.engine.provider import BucketSums, HistoryProvider
 from rungroup.runs import HISTORY_SCHEMA, Runs
 from rungroup.sources.mlflow.bucket_sql import empty_sums, range_query, sums_query
 from rungroup.sources.mlflow.database import Database
@@ -145,8 +145,15 @@ class SqlHistory:
         )
 
 
+class PointsProvider(HistoryProvider, Protocol):
+    """A history provider that also reads the points themselves (`SqlHistory`,
+    sqlite_pushdown.`SqliteHistory`): the views that need exact points."""
+
+    def points(self, metrics: list[str] | None, starts: dict[str, int | None]) -> pl.DataFrame: ...
+
+
 def _lazy_history(
-    provider: SqlHistory, names: list[str], starts: dict[str, int | None]
+    provider: PointsProvider, names: list[str], starts: dict[str, int | None]
 ) -> pl.LazyFrame:
     """`Runs.history`: read from the database when collected; a filter on the metric alone
     (the engine's ``metric.is_in(...)``) is sent to the database."""
@@ -241,7 +248,7 @@ def load_postgres(
 
 def runs_of(
     raw: _Raw,
-    provider: SqlHistory,
+    provider: PointsProvider,
     group_tag: str,
     job_type_tag: str,
     nested: bool,
