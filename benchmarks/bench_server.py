@@ -110,13 +110,16 @@ def create(server: Server, runs: int, steps: int) -> None:
                 "COPY metrics (key, value, timestamp, run_uuid, step, is_nan) FROM STDIN", buffer
             )
         connection.commit()
+        # each its own transaction: one that fails (a full disk at 100 M points) is reported
+        # and leaves the others built; VACUUM runs outside a transaction too
+        connection.autocommit = True
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        for name, definition in constraints:
-            cursor.execute(f"ALTER TABLE metrics ADD CONSTRAINT {name} {definition}")
-        for _, definition in indexes:
-            cursor.execute(definition)
-        connection.commit()
-        connection.autocommit = True  # VACUUM runs outside a transaction
+        statements = [f"ALTER TABLE metrics ADD CONSTRAINT {n} {d}" for n, d in constraints]
+        for statement in [*statements, *(d for _, d in indexes)]:
+            try:
+                cursor.execute(statement)
+            except psycopg2.Error as error:
+                print(json.dumps({"not_built": statement, "error": str(error)}), flush=True)
         cursor.execute("VACUUM ANALYZE metrics")
     connection.close()
     print(
@@ -146,7 +149,7 @@ VIEW: dict[str, Any] = {
 
 def pushed(uri: str, experiments: list[str] | None) -> tuple[dict[str, Any], pl.DataFrame]:
     began = time.perf_counter()
-    runs = rg.load(uri, experiments=experiments)
+    runs = rg.load(uri, experiments=experiments, timeout=1800)
     loaded = time.perf_counter() - began
     provider = runs.provider
     assert provider is not None
