@@ -187,3 +187,30 @@ def test_exact_alignments_fetch_the_points_of_the_requested_metric_only(
         abs_tol=1e-12,
     )
     assert asked and all(metrics == ["acc"] for metrics in asked)
+
+
+@pytest.mark.parametrize(("last", "points"), [(22, 22), (14, 50)])
+def test_x_where_numpys_guess_is_a_bin_off_lands_where_numpy_histogram_puts_it(
+    mlflow_server: Server, last: int, points: int
+) -> None:
+    """Steps 0..22 in 22 buckets (numpy's arithmetic guess puts x = 15 a bin low) and 0..14 in
+    50 (x = 7 a bin high): numpy corrects them against its edges, so must the database."""
+    experiment = f"guess-{last}-{points}"
+    specs = [
+        {
+            "name": f"guess-{index}",
+            "params": {"seed": index},
+            "tags": {},
+            "metrics": {
+                "g": [(s, START + 1000 * s, float(s * (index + 1))) for s in range(last + 1)]
+            },
+        }
+        for index in range(2)
+    ]
+    log_runs(mlflow_server.tracking_uri, experiment, specs)
+    database = rg.load(mlflow_server.uri(), experiments=[experiment])
+    view = View(metrics=("g",), group_by=(), align="bucket", points=points)
+    pushed = rg.aggregate(database, view)
+    assert_frame_equal(pushed, rg.aggregate(_in_memory(database), view), rel_tol=1e-12)
+    per_bin = np.histogram(np.arange(last + 1.0), points, (0, last))[0]
+    assert pushed.height == int((per_bin > 0).sum())

@@ -4,6 +4,7 @@ SQLite; views that need exact points read only the requested metric's points."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from server_helpers import log_runs
 
 import rungroup as rg
 from rungroup.engine import Workspace
+from rungroup.engine.align import bin_index
 from rungroup.sources.mlflow.sqlite_pushdown import SqliteHistory
 from rungroup.view import View
 
@@ -156,3 +160,52 @@ def test_sqlite_pushdown_regroup_reuses_the_answer(store: Path) -> None:
         workspace.aggregate(view.replace(group_by=()))
         workspace.aggregate(view.replace(band="minmax", line="median"))
     assert len(asked) == 1
+
+
+def _bare_store(path: Path, steps: list[int]) -> None:
+    """A file with MLflow's `metrics` columns and one run's points at `steps` (value 1 each):
+    enough for `SqliteHistory`, whose statements read only that table (and `runs` for time)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, run_uuid TEXT, "
+            "step INTEGER, is_nan BOOLEAN, PRIMARY KEY (key, timestamp, step, run_uuid, value, "
+            "is_nan))"
+        )
+        connection.executemany(
+            "INSERT INTO metrics VALUES ('m', 1.0, ?, 'r', ?, 0)",
+            [(START + i, s) for i, s in enumerate(steps)],
+        )
+        connection.commit()
+
+
+@settings(max_examples=60, deadline=None)
+# where numpy's arithmetic guess is a bin off and its edges correct it (searched for): x = 15
+# of 0..22 in 22 bins is one bin up from the guess, x = 7 of 0..14 in 50 bins one bin down
+@example(lo=0, span=22, inner=[15], bins=22)
+@example(lo=0, span=14, inner=[7], bins=50)
+@given(
+    lo=st.integers(-1_000, 1_000),
+    span=st.integers(1, 5_000),
+    inner=st.lists(st.integers(0, 5_000), max_size=40),
+    bins=st.integers(1, 64),
+)
+def test_sqlite_buckets_are_numpy_histograms(
+    tmp_path_factory: pytest.TempPathFactory, lo: int, span: int, inner: list[int], bins: int
+) -> None:
+    """Every step lands in the bucket `numpy.histogram` (and `bin_index`) gives it."""
+    steps = sorted({lo, lo + span, *(lo + min(i, span) for i in inner)})
+    path = tmp_path_factory.mktemp("bare") / "mlflow.db"
+    _bare_store(path, steps)
+    sums = SqliteHistory(path).bucket_sums(["r"], ["m"], "step", bins)
+    assert sums is not None
+    counts = np.zeros(bins, dtype=np.int64)
+    counts[sums.bucket] = sums.counts
+    expected = np.histogram(np.array(steps, dtype=float), bins, (lo, lo + span))[0]
+    assert counts.tolist() == expected.tolist()
+    x = np.array(steps, dtype=float)
+    lo_of, hi_of = np.array([x.min()]), np.array([x.max()])
+    assert np.bincount(bin_index(x, None, lo_of, hi_of, bins), minlength=bins).tolist() == (
+        expected.tolist()
+    )
