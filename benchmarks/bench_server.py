@@ -1,6 +1,6 @@
 """A team's MLflow server in PostgreSQL: the aggregate computed in the database vs raw points.
 
-    .venv/bin/python benchmarks/bench_server.py --runs 1000 --steps 100000   # 100 M points
+    .venv/bin/python benchmarks/bench_server.py --runs 1000 --steps 100000 --rest 3  # 100 M
     .venv/bin/python benchmarks/bench_server.py --runs 100 --steps 10000     # 1 M points
 
 Starts a real PostgreSQL 15 and a real `mlflow server` on it (tests/unit/server/
@@ -13,10 +13,14 @@ COPY. Then, each timed with the bytes the driver received (Arrow buffers):
 - `pushed`: `aggregate(metrics="loss", group_by="config.lr", align="bucket", points=1500)`
   on a `Workspace`: the per-run bucket sums computed in SQL (engine/provider.py);
 - `regroup`: the same workspace grouped by `config.batch` (nothing asked of the database);
-- `raw`: every raw point fetched through the same driver (ADBC, one SELECT as Arrow) and
-  the same aggregate computed in memory from them;
-- `rest` (with `--rest`): `rg.load("http://...")` (MLflow's REST API, one request per run and
-  metric) of every run and the same aggregate in memory, against `load` + `pushed`.
+- `raw`: every raw point fetched through the same driver (ADBC, one SELECT streamed as
+  Arrow batches) and, up to `--keep-raw-below` points, the same aggregate computed in memory
+  from them (compared with the pushed-down one);
+- `rest` (with `--rest N`): the `loss` history of N runs over MLflow's REST API
+  (`metrics/get-history`, the call rungroup's REST reader makes), seconds and bytes, and the
+  time for every point extrapolated from them.
+
+`--uri`/`--tracking-uri` measure a database already filled (skipping the creation).
 """
 
 from __future__ import annotations
