@@ -28,7 +28,8 @@ def load(source: Any, *, cache: bool = True, **options: Any) -> Runs:
             raise TypeError(f"options {sorted(options)} do not apply to a Runs object")
         return source
     if (found := format_for(source)) is not None:
-        if not cache or found.VERSION is None:
+        # a push-down load keeps its history in the source: nothing to cache
+        if not cache or found.VERSION is None or options.get("pushdown"):
             return found.load(source, **options)
         name = found.__name__.rsplit(".", 1)[-1]
         return load_cached(name, found.VERSION, found.load, source, options)

@@ -159,3 +159,58 @@ def test_x_on_a_bucket_edge_lands_in_the_bin_numpy_histogram_gives(mlflow_server
     counts = rg.aggregate(database, view).group_by("x").agg(pl.col("n").first()).sort("x")
     per_bin = np.histogram(np.arange(19.0), 14, (0, 18))[0]
     assert counts.height == 14 and (per_bin > 0).all()
+
+
+@pytest.mark.parametrize("align", ["exact", "interpolate"])
+def test_exact_alignments_fetch_the_points_of_the_requested_metric_only(
+    server: Server, align: str
+) -> None:
+    """Not pushed down: the view reads the exact points, of its metric and no other."""
+    database = rg.load(server.uri(), **SWEEP)
+    memory = _in_memory(database)
+    provider = database.provider
+    assert provider is not None
+    asked: list[list[str] | None] = []
+    original = provider.points  # type: ignore[attr-defined]
+
+    def counting(metrics: list[str] | None, starts: dict[str, int | None]) -> pl.DataFrame:
+        asked.append(metrics)
+        return original(metrics, starts)  # type: ignore[no-any-return]
+
+    provider.points = counting  # type: ignore[attr-defined]
+    view = View(metrics=("acc",), group_by=("config.lr",), align=align, points=30)
+    assert_frame_equal(
+        rg.aggregate(database, view),
+        rg.aggregate(memory, view),
+        check_exact=False,
+        rel_tol=1e-9,
+        abs_tol=1e-12,
+    )
+    assert asked and all(metrics == ["acc"] for metrics in asked)
+
+
+@pytest.mark.parametrize(("last", "points"), [(22, 22), (14, 50)])
+def test_x_where_numpys_guess_is_a_bin_off_lands_where_numpy_histogram_puts_it(
+    mlflow_server: Server, last: int, points: int
+) -> None:
+    """Steps 0..22 in 22 buckets (numpy's arithmetic guess puts x = 15 a bin low) and 0..14 in
+    50 (x = 7 a bin high): numpy corrects them against its edges, so must the database."""
+    experiment = f"guess-{last}-{points}"
+    specs = [
+        {
+            "name": f"guess-{index}",
+            "params": {"seed": index},
+            "tags": {},
+            "metrics": {
+                "g": [(s, START + 1000 * s, float(s * (index + 1))) for s in range(last + 1)]
+            },
+        }
+        for index in range(2)
+    ]
+    log_runs(mlflow_server.tracking_uri, experiment, specs)
+    database = rg.load(mlflow_server.uri(), experiments=[experiment])
+    view = View(metrics=("g",), group_by=(), align="bucket", points=points)
+    pushed = rg.aggregate(database, view)
+    assert_frame_equal(pushed, rg.aggregate(_in_memory(database), view), rel_tol=1e-12)
+    per_bin = np.histogram(np.arange(last + 1.0), points, (0, last))[0]
+    assert pushed.height == int((per_bin > 0).sum())

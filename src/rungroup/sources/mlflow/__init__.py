@@ -40,6 +40,10 @@ def load(source: Any, **options: Any) -> Runs:
         from rungroup.sources.mlflow.postgres import load_postgres
 
         return load_postgres(source, **options)
+    if options.pop("pushdown", False):  # a SQLite store, its history left in the file
+        from rungroup.sources.mlflow.sqlite_pushdown import load_sqlite_pushdown
+
+        return load_sqlite_pushdown(source, **options)
     from rungroup.sources.mlflow.reader import load_mlflow
 
     return load_mlflow(source, **options)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from rungroup.engine.provider import BucketSums
+from rungroup.engine.provider import BucketSums, HistoryProvider
 from rungroup.runs import HISTORY_SCHEMA, Runs
+from rungroup.sources.mlflow.bucket_sql import empty_sums, range_query, sums_query
 from rungroup.sources.mlflow.database import Database
 from rungroup.sources.mlflow.records import (
     DBL_MAX,
@@ -37,17 +38,9 @@ from rungroup.sources.runrecords import assemble, warn
 
 __all__ = ["SqlHistory", "load_postgres"]
 
-#: A value MLflow's SQL store wrote for a finite number (NaN is `is_nan`, +-inf +-DBL_MAX).
-FINITE = "(NOT m.is_nan AND m.value > -{dbl} AND m.value < {dbl})"
-#: The wanted runs and metrics ($1, $2: JSON arrays of text), numbered from 0 in their order.
-IDS_JOIN = (
-    "JOIN (SELECT value AS id, ordinality - 1 AS r FROM "
-    "jsonb_array_elements_text($1::jsonb) WITH ORDINALITY) ids ON ids.id = m.run_uuid"
-)
-KEYS_JOIN = (
-    "JOIN (SELECT value AS key, ordinality - 1 AS k FROM "
-    "jsonb_array_elements_text($2::jsonb) WITH ORDINALITY) keys ON keys.key = m.key"
-)
+#: the memory the GROUP BY of a push-down may use before spilling (about 100 bytes a group:
+#: 1,000 runs x 1,500 buckets fit)
+WORK_MEM = "256MB"
 
 
 def _x_sql(x: str) -> str | None:
@@ -76,17 +69,11 @@ class SqlHistory:
         if x_sql is None:
             return None
         runs_json, metrics_json = json.dumps(run_ids), json.dumps(metrics)
-        joined = "metrics m"
-        if x == "time":  # a run without a start time has no `time` in memory either
-            joined += " JOIN runs r ON r.run_uuid = m.run_uuid AND r.start_time IS NOT NULL"
         with self._database.connect() as reader:
-            # joined, not `IN (SELECT ...)`: PostgreSQL scans the table in parallel then
-            ranges = reader.select(
-                f"SELECT m.key AS key, min({x_sql}) AS lo, max({x_sql}) AS hi FROM {joined} "
-                f"{IDS_JOIN} {KEYS_JOIN} WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
-                "GROUP BY m.key",
-                (runs_json, metrics_json),
-            )
+            # the big GROUP BY's hash table in memory, not spilled to disk in batches
+            # (settings local to this read-only transaction)
+            reader.select("SELECT set_config('work_mem', $1, true)", (WORK_MEM,))
+            ranges = reader.select(range_query(x, x_sql), (runs_json, metrics_json))
             received = ranges.nbytes
             position = {name: i for i, name in enumerate(metrics)}
             lo = np.full(len(metrics), np.nan)
@@ -97,59 +84,26 @@ class SqlHistory:
                 ranges.column("hi").to_pylist(),
                 strict=True,
             ):
-                lo[position[key]], hi[position[key]] = low, high
-            width = (hi - lo) / bins
-            bounds = json.dumps(
-                [
-                    {
-                        "key": name,
-                        "lo": float(lo[i]),
-                        "hi": float(hi[i]),
-                        "span": float(hi[i] - lo[i]),
-                        "width": float(width[i]),
-                    }
-                    for i, name in enumerate(metrics)
-                    if np.isfinite(lo[i])
-                ]
-            )
-            finite = FINITE.format(dbl="$4")
-            # The bucket as numpy.histogram (and `engine.align.bin_index`) assigns it: a
-            # guess (x - lo) / span * bins in float8, then one bin down or up against the
-            # edges numpy's linspace makes, k * width + lo (the last one hi).
-            guess = f"LEAST(floor(({x_sql} - b.lo) / b.span * $5)::int8, $5::int8 - 1)"
-            upper = "CASE WHEN g.g + 1 = $5 THEN b.hi ELSE (g.g + 1) * b.width + b.lo END"
-            bucket = (
-                f"CASE WHEN b.span > 0 THEN g.g - ({x_sql} < g.g * b.width + b.lo)::int::int8 "
-                f"+ ({x_sql} >= {upper} AND g.g <> $5::int8 - 1)::int::int8 ELSE 0 END"
-            )
-            # Runs and metrics travel as their positions in the lists asked for (4 bytes,
-            # not a 32-character id): about 28 bytes a (run, metric, bucket).
-            table = reader.select(
-                f"SELECT ids.r::int4 AS run, keys.k::int4 AS metric, {bucket}::int4 AS bucket, "
-                f"coalesce(sum(m.value) FILTER (WHERE {finite}), 0)::float8 AS sums, "
-                f"(count(*) FILTER (WHERE {finite}))::int4 AS counts, "
-                f"(count(*) FILTER (WHERE NOT {finite}))::int4 AS dropped "
-                f"FROM {joined} {IDS_JOIN} {KEYS_JOIN} "
-                "JOIN jsonb_to_recordset($3::jsonb) "
-                "AS b(key text, lo float8, hi float8, span float8, width float8) "
-                f"ON b.key = m.key CROSS JOIN LATERAL (SELECT CASE WHEN b.span > 0 THEN {guess} "
-                "ELSE 0 END AS g) AS g "
-                f"WHERE m.timestamp BETWEEN {MIN_MS} AND {MAX_MS} "
-                "GROUP BY 1, 2, 3",
-                (runs_json, metrics_json, bounds, DBL_MAX, bins),
-            )
+                if low is not None:
+                    lo[position[key]], hi[position[key]] = low, high
+            present = [i for i in range(len(metrics)) if np.isfinite(lo[i])]
+            if not present:
+                return empty_sums(lo, hi, bins, received)
+            query, parameters = sums_query(x_sql, x, present, lo, hi, bins)
+            table = reader.select(query, (runs_json, metrics_json, DBL_MAX, *parameters))
         received += table.nbytes
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
+        counts = frame["counts"].cast(pl.Int64).to_numpy()
         return BucketSums(
             run=frame["run"].cast(pl.Int64).to_numpy(),
             metric=frame["metric"].cast(pl.Int64).to_numpy(),
             bucket=frame["bucket"].cast(pl.Int64).to_numpy(),
-            sums=frame["sums"].to_numpy(),
-            counts=frame["counts"].cast(pl.Int64).to_numpy(),
-            dropped=frame["dropped"].cast(pl.Int64).to_numpy(),
+            sums=frame["sums"].fill_null(0.0).to_numpy(),
+            counts=counts,
+            dropped=frame["total"].cast(pl.Int64).to_numpy() - counts,
             lo=lo,
-            width=width,
+            width=(hi - lo) / bins,
             received=received,
         )
 
@@ -191,8 +145,15 @@ class SqlHistory:
         )
 
 
+class PointsProvider(HistoryProvider, Protocol):
+    """A history provider that also reads the points themselves (`SqlHistory`,
+    sqlite_pushdown.`SqliteHistory`): the views that need exact points."""
+
+    def points(self, metrics: list[str] | None, starts: dict[str, int | None]) -> pl.DataFrame: ...
+
+
 def _lazy_history(
-    provider: SqlHistory, names: list[str], starts: dict[str, int | None]
+    provider: PointsProvider, names: list[str], starts: dict[str, int | None]
 ) -> pl.LazyFrame:
     """`Runs.history`: read from the database when collected; a filter on the metric alone
     (the engine's ``metric.is_in(...)``) is sent to the database."""
@@ -287,7 +248,7 @@ def load_postgres(
 
 def runs_of(
     raw: _Raw,
-    provider: SqlHistory,
+    provider: PointsProvider,
     group_tag: str,
     job_type_tag: str,
     nested: bool,

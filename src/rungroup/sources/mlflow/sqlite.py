@@ -137,7 +137,7 @@ def bad_metric_rows(
     warn(path, f"table metrics, row {first}: {why}; {count} such row(s) skipped")
 
 
-def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
+def _read_sqlite(path: Path, include_deleted: bool, with_history: bool = True) -> _Raw:
     raw = _Raw(source=f"mlflow:sqlite:{path}")
     try:
         connection = _connect(path)
@@ -198,6 +198,8 @@ def _read_sqlite(path: Path, include_deleted: bool) -> _Raw:
                 )
                 continue
             raw.latest.setdefault(run_id, {})[key] = _value(value, is_nan)
+        if not with_history:  # sqlite_pushdown.py: the history stays in the file
+            return raw
         if "metrics" not in tables:
             warn(path, "no table metrics; runs loaded without history")
             return raw
