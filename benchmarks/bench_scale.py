@@ -194,13 +194,15 @@ print(json.dumps({"load_seconds": loaded, "load_peak_bytes": load_peak,
 
 
 def measure_out_of_core(root: Path, repaints: int) -> dict[str, float]:
-    output = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-c", OUT_OF_CORE_CHILD, str(root), str(repaints)],
-        check=True,
         capture_output=True,
         text=True,
         env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"},
-    ).stdout
+    )
+    if done.returncode:
+        raise SystemExit(f"the measuring process failed:\n{done.stderr[-4000:]}")
+    output = done.stdout
     result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
     return result
 

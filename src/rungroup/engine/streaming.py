@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rungroup.engine import dense
 from rungroup.engine.align import bin_index, segment_sums
 from rungroup.engine.provider import BucketSums
 
@@ -90,3 +91,43 @@ def _reduce(
         run = np.full(size, points.run, np.int64)
         parts.append((run, np.full(size, m, np.int64), keys, sums, counts, dropped))
     return received
+
+
+def bucket_matrices(
+    sums: BucketSums, run_rows: np.ndarray, n_rows: int, n_metrics: int
+) -> dense.Prepared:
+    """The per-run bucketed series of `sums` as the dense path's matrices (one row per run,
+    ``run_rows[sums.run]`` its row; a column per bin any run has a point in), exactly as
+    `dense._bucketed` makes them from a history in memory: a cell is the mean of the run's
+    finite values in the bin (NaN if none), `dropped` counts the others, `present` says
+    where the run logged. A regrouping reduces these (`dense.statistics`, a column operation
+    over the runs of each series) without sorting the sums again."""
+    matrices = []
+    for metric in range(n_metrics):
+        chosen = sums.metric == metric
+        rows = run_rows[sums.run[chosen]]
+        buckets = sums.bucket[chosen]
+        used = np.unique(buckets)  # the bins with a point, ascending
+        columns = np.searchsorted(used, buckets)
+        counts = sums.counts[chosen]
+        values = np.full((n_rows, used.size), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values[rows, columns] = np.where(
+                counts > 0, sums.sums[chosen] / np.maximum(counts, 1), np.nan
+            )
+        logged = np.zeros((n_rows, used.size), bool)
+        logged[rows, columns] = True
+        present = None if logged.all() else logged
+        dropped = None
+        if bool(sums.dropped[chosen].any()):
+            dropped = np.zeros((n_rows, used.size), np.int64)
+            dropped[rows, columns] = sums.dropped[chosen]
+        lo, width = float(sums.lo[metric]), float(sums.width[metric])
+        centre = (
+            lo + (used.astype(np.float64) + 0.5) * width if width > 0 else np.full(used.size, lo)
+        )
+        matrices.append(
+            dense.MetricMatrix(centre, values, dropped, present, dense._contiguous(present))
+        )
+    none = np.zeros(0, np.int64)
+    return dense.Prepared(tuple(matrices), run_codes=none, metric_codes=none, others=none)
