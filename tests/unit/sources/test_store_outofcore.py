@@ -163,6 +163,8 @@ def test_a_second_load_reads_the_column_cache_and_a_changed_file_rebuilds_it(
 
     monkeypatch.setattr(outofcore._Writer, "add", counting)
     again = rg.load(store_root, out_of_core=True)
+    monkeypatch.chdir(store_root.parent)  # the same store named by a relative path
+    rg.load(store_root.name, out_of_core=True)
     assert not built
     run = rg.init(project="p", config={"lr": 0.5, "seed": 9}, dir=store_root)
     run.log({"loss": 7.0, "acc": 0.25})

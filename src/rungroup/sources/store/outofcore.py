@@ -396,11 +396,14 @@ def load_out_of_core(
     except OSError:
         pass
     stamps = [_stamp(folder / store.HISTORY_FILE) for folder in folders]
+    # by their place in the store: the same store named by another path (relative, a link)
+    # finds its cache
+    places = [str(folder.relative_to(root)) for folder in folders]
     fresh = manifest is not None and manifest["runs"] == [
-        [str(folder), stamp] for folder, stamp in zip(folders, stamps, strict=True)
+        [place, stamp] for place, stamp in zip(places, stamps, strict=True)
     ]
     if not fresh or current is None or manifest is None:
-        current, manifest = _build(entry, folders, stamps, progress_bar)
+        current, manifest = _build(entry, folders, places, stamps, progress_bar)
     infos = [_RunInfo(**info) for info in manifest["infos"]]
     records: list[dict[str, Any]] = []
     run_ids: list[str] = []
@@ -448,7 +451,11 @@ def load_out_of_core(
 
 
 def _build(
-    entry: Path, folders: list[Path], stamps: list[list[int] | None], progress_bar: bool | None
+    entry: Path,
+    folders: list[Path],
+    places: list[str],
+    stamps: list[list[int] | None],
+    progress_bar: bool | None,
 ) -> tuple[Path, dict[str, Any]]:
     """Decode every run's history into a new generation of the column files."""
     from rungroup.sources.store import reader
@@ -486,7 +493,7 @@ def _build(
         manifest = {
             "format": FORMAT,
             "metrics": list(writer.names),
-            "runs": [[str(f), s] for f, s in zip(folders, stamps, strict=True)],
+            "runs": [[p, s] for p, s in zip(places, stamps, strict=True)],
             "infos": infos,
         }
         (folder / "manifest.json").write_text(json.dumps(manifest))
