@@ -302,20 +302,24 @@ MEASURE_HOVER = """
 async ([selector, moves]) => {
   const root = document.querySelector(selector);
   const probe = root.rungroupProbe;
-  const panel = probe.panels[0];
   const times = [];
   let listed = 0;
+  let hovered = 0;
+  let last = "";
   for (let i = 0; i < moves; i++) {
     // across the panel, and up and down it, so that the hovered series changes too
-    const x = panel.x + panel.width * ((i * 0.618) % 1);
-    const y = panel.y + panel.height * ((i * 0.382) % 1);
-    times.push(await probe.hoverAt(x, y));
+    times.push(await probe.hoverAt((i * 0.618) % 1, (i * 0.382) % 1));
     listed = Math.max(listed, probe.tips);
+    if (probe.hover !== last) hovered++;
+    last = probe.hover;
     await new Promise((resolve) => requestAnimationFrame(resolve));
   }
   times.sort((a, b) => a - b);
   const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
-  return { moves, p50_ms: q(0.5), p95_ms: q(0.95), max_ms: times[times.length - 1], listed };
+  return {
+    moves, p50_ms: q(0.5), p95_ms: q(0.95), max_ms: times[times.length - 1],
+    series_listed: listed, hover_changes: hovered,
+  };
 }
 """
 

@@ -188,8 +188,8 @@ def test_fewer_runs_are_drawn_dashed_and_smoothing_is_named(lab: Any) -> None:
     subtitle = kernel.eval("explorer.spec['concat'][0]['title']['subtitle']")
     assert subtitle.startswith("smoothed: EMA 0.6") and "unsmoothed" in subtitle
     assert kernel.eval(
-        "any(t.get('calculate') == 'datum.raw' for layer in explorer.spec['concat'][0]['layer']"
-        " for t in layer.get('transform', []))"
+        "any(layer['encoding']['y']['field'] == 'raw'"
+        " for layer in explorer.spec['concat'][0]['layer'])"
     )
     page.mouse.move(0, 0)
     page.locator(WIDGET).screenshot(path=str(LOOK / "time-smoothed-light-1400.png"))

@@ -357,7 +357,7 @@ export class ChartPanel {
         counts.lines++;
         for (let i = 1; i < items.length; i++) {
           const [a, b] = [items[i - 1], items[i]];
-          // the value the layer plots: its calculated y (full, dashed, unsmoothed), else line
+          // the value the layer plots: its calculated y (full or dashed stretches), else line
           const plotted = (d: Row | undefined) => (d && "rg_y" in d ? d.rg_y : d?.line);
           const [va, vb] = [plotted(a.datum), plotted(b.datum)];
           if (typeof va !== "number" || typeof vb !== "number" || !Number.isFinite(va) || !Number.isFinite(vb)) continue;
