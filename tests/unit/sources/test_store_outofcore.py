@@ -187,3 +187,38 @@ def test_the_explorer_does_not_collect_an_out_of_core_history(store_root: Path) 
     explorer.group_by = ["config.seed"]
     reply, _ = explorer.handle({"kind": "data", "id": 2})
     assert reply["ok"] and provider.reads == 8
+
+
+def _generation(cache: Path) -> Path:
+    entry = next((cache / "outofcore").iterdir())
+    return entry / (entry / "current").read_text().strip()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage index"])
+def test_a_damaged_column_cache_is_rebuilt_never_read(
+    store_root: Path, _isolated_cache: Path, damage: str
+) -> None:
+    rg.load(store_root, out_of_core=True)
+    generation = _generation(_isolated_cache)
+    if damage == "truncated":
+        values = generation / "values.f64"
+        values.write_bytes(values.read_bytes()[:-8])
+    else:
+        index = generation / "index.npz"
+        index.write_bytes(b"\0" * index.stat().st_size)
+    with pytest.warns(rg.LoadWarning, match="column cache damaged"):
+        again = rg.load(store_root, out_of_core=True)
+    assert _generation(_isolated_cache) != generation
+    view = rg.View(group_by=["config.lr"], metrics=["loss", "acc"], align="bucket", points=10)
+    _close(rg.aggregate(rg.load(store_root, cache=False), view), rg.aggregate(again, view))
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_clear_error(
+    store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("RUNGROUP_CACHE_DIR", str(blocked))
+    with pytest.raises(OSError, match="RUNGROUP_CACHE_DIR"):
+        rg.load(store_root, out_of_core=True)
+    assert blocked.read_text() == "a file where the cache folder would be"

@@ -30,6 +30,7 @@ import json
 import shutil
 import uuid
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BufferedReader
@@ -379,6 +380,20 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def _whole(folder: Path, manifest: dict[str, Any]) -> bool:
+    """Whether every file of the generation has the size it was written with (a truncated or
+    grown file is never read: its offsets would be wrong)."""
+    sizes = manifest.get("sizes")
+    if not isinstance(sizes, dict) or set(sizes) != {*_COLUMNS, "index.npz"}:
+        return False
+    return all(_size(folder / name) == size for name, size in sizes.items())
+
+
+def _size(path: Path) -> int | None:
+    stamp = _stamp(path)
+    return None if stamp is None else stamp[0]
+
+
 def load_out_of_core(
     root: Path, *, project: str | None, stale_after: float, progress_bar: bool | None
 ) -> Runs:
@@ -402,6 +417,9 @@ def load_out_of_core(
     fresh = manifest is not None and manifest["runs"] == [
         [place, stamp] for place, stamp in zip(places, stamps, strict=True)
     ]
+    if fresh and current is not None and manifest is not None and not _whole(current, manifest):
+        _warn(f"{current}: out-of-core column cache damaged (a file's size changed); rebuilt")
+        fresh = False
     if not fresh or current is None or manifest is None:
         current, manifest = _build(entry, folders, places, stamps, progress_bar)
     infos = [_RunInfo(**info) for info in manifest["infos"]]
@@ -443,7 +461,13 @@ def load_out_of_core(
         run_ids.append(run_id)
         starts.append(start)
         kept.append(position)
-    history = OutOfCoreHistory(current, manifest["metrics"], run_ids, kept, starts)
+    try:
+        history = OutOfCoreHistory(current, manifest["metrics"], run_ids, kept, starts)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        # an index of the right size but unreadable content: rebuilt, never trusted
+        _warn(f"{current}: out-of-core column cache damaged ({error}); rebuilt")
+        current, manifest = _build(entry, folders, places, stamps, progress_bar)
+        history = OutOfCoreHistory(current, manifest["metrics"], run_ids, kept, starts)
     runs = build_runs_frame(records).sort("created_at", "id", nulls_last=True)
     result = Runs(runs, history.lazy(), validate=False, provider=history)
     result._metrics = tuple(history.logged)
@@ -460,12 +484,13 @@ def _build(
     """Decode every run's history into a new generation of the column files."""
     from rungroup.sources.store import reader
 
-    entry.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex[:12]
     folder = entry / name
-    writer = _Writer(folder)
+    writer: _Writer | None = None
     infos: list[dict[str, Any]] = []
     try:
+        entry.mkdir(parents=True, exist_ok=True)
+        writer = _Writer(folder)
         reads = reader._read_ahead(folders)
         for files in progress_bars(reads, total=len(folders), desc="store", enabled=progress_bar):
             decoded = files.history
@@ -490,8 +515,10 @@ def _build(
             )
             del files, decoded, walls
         writer.close()
+        sizes = {name: _size(folder / name) for name in (*_COLUMNS, "index.npz")}
         manifest = {
             "format": FORMAT,
+            "sizes": sizes,
             "metrics": list(writer.names),
             "runs": [[p, s] for p, s in zip(places, stamps, strict=True)],
             "infos": infos,
@@ -500,10 +527,17 @@ def _build(
         temporary = entry / f"current.{name}"
         temporary.write_text(name)
         temporary.replace(entry / "current")
-    except BaseException:
-        for file in writer.files.values():
+    except BaseException as error:
+        for file in writer.files.values() if writer is not None else ():
             file.close()
         shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+            raise OSError(
+                error.errno,
+                f"{entry}: the out-of-core column cache could not be written "
+                f"({error.strerror or error}); it needs about 10 bytes a point: free space "
+                f"there or set RUNGROUP_CACHE_DIR to a folder with room",
+            ) from error
         raise
     for old in entry.iterdir():  # earlier generations (a reader holding one keeps its files)
         if old.is_dir() and old.name != name:
