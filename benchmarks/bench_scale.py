@@ -149,6 +149,81 @@ print(json.dumps(result))
 """
 
 
+OUT_OF_CORE_CHILD = """
+import json, statistics, sys, time
+from pathlib import Path
+def peak():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+import rungroup as rg
+from rungroup.engine import Workspace
+import rungroup.widget, rungroup.sources.store.outofcore  # imports out of the timings
+fields = dict(metrics=["m0"], line="mean", band="std", points=1500, align="bucket")
+began = time.perf_counter()
+runs = rg.load(sys.argv[1], out_of_core=True)
+loaded = time.perf_counter() - began
+load_peak = peak()
+workspace = Workspace(runs)
+began = time.perf_counter()
+first = workspace.aggregate(rg.View(group_by=["config.lr"], **fields))
+aggregated = time.perf_counter() - began
+began = time.perf_counter()
+workspace.aggregate(rg.View(group_by=["config.seed"], **fields))
+regrouped = time.perf_counter() - began
+aggregate_peak = peak()
+# the Explorer's Python path of a group-by change: the trait set, then the browser's data
+# request answered (engine, chart spec, Arrow payload), each change another grouping. The
+# groupings are bench_widget's (2 to 10 groups each, more than the widget keeps computed):
+# its config keys added to the runs table, the history and provider those of the load.
+import numpy, polars as pl
+from benchmarks.bench_widget import GROUPINGS
+rng = numpy.random.default_rng(0)
+n = len(runs)
+keys = {"config.a": rng.integers(0, 10, n), "config.b": rng.choice([0.1, 0.03, 0.01], n),
+        "config.c": rng.integers(0, 4, n), "config.d": rng.integers(0, 3, n),
+        "config.e": rng.integers(0, 6, n), "config.f": rng.integers(0, 2, n),
+        "config.g": rng.integers(0, 8, n)}
+table = runs.runs.with_columns(group=pl.Series([f"g{i % 8}" for i in range(n)]),
+                               **{k: pl.Series(v) for k, v in keys.items()})
+shown = rg.Runs(table, runs.history, validate=False, provider=runs.provider)
+explorer = rg.Explorer(shown, group_by="config.a", **fields)
+explorer.handle({"kind": "data", "id": 0})
+repaints = []
+for i in range(int(sys.argv[2])):
+    explorer.group_by = [GROUPINGS[(i + 1) % len(GROUPINGS)]]
+    began = time.perf_counter()
+    reply, _ = explorer.handle({"kind": "data", "id": i + 1})
+    repaints.append(time.perf_counter() - began)
+    assert reply["ok"], reply
+seed_began = time.perf_counter()
+explorer.group_by = ["config.seed"]  # a series per 4 runs (1 B: 500 series)
+explorer.handle({"kind": "data", "id": -1})
+seed_repaint = time.perf_counter() - seed_began
+print(json.dumps({"load_seconds": loaded, "load_peak_bytes": load_peak,
+    "aggregate_seconds": aggregated, "regroup_seconds": regrouped,
+    "aggregate_peak_bytes": aggregate_peak, "repaint_p50_seconds": statistics.median(repaints),
+    "repaint_max_seconds": max(repaints), "seed_repaint_seconds": seed_repaint,
+    "peak_bytes": peak(), "rows": first.height,
+    "runs": len(runs), "provider_reads": runs.provider.reads}))
+"""
+
+
+def measure_out_of_core(root: Path, repaints: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", OUT_OF_CORE_CHILD, str(root), str(repaints)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],  # benchmarks.bench_widget importable
+        env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"},
+    )
+    if done.returncode:
+        raise SystemExit(f"the measuring process failed:\n{done.stderr[-4000:]}")
+    output = done.stdout
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
 def measure(root: Path, resident: bool) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, "-c", CHILD, str(root), "resident" if resident else "-"],
@@ -167,6 +242,13 @@ def main() -> None:
     parser.add_argument(
         "--resident", action="store_true", help="also collect the whole history in the long form"
     )
+    parser.add_argument(
+        "--out-of-core",
+        action="store_true",
+        help="load with out_of_core=True (twice: building the column cache, then warm), "
+        "aggregate with align='bucket' and time the Explorer's repaint",
+    )
+    parser.add_argument("--repaints", type=int, default=12, help="group-by changes timed")
     args = parser.parse_args()
     runs, steps, metrics = WORKLOADS[args.workload]
     began = time.perf_counter()
@@ -175,6 +257,9 @@ def main() -> None:
         f"data: {root} ({runs} runs x {steps} steps x {metrics} metrics, "
         f"ready in {time.perf_counter() - began:.0f} s)"
     )
+    if args.out_of_core:
+        report_out_of_core(root, runs * steps * metrics, args.repaints)
+        return
     result = measure(root, args.resident)
     rate = runs * steps * metrics / result["load_seconds"] / 1e6
     print(
@@ -190,6 +275,32 @@ def main() -> None:
     print(f"resident after load: {result['resident_bytes'] / points:.1f} bytes per point")
     if "long_bytes_per_point" in result:
         print(f"history collected whole: {result['long_bytes_per_point']:.1f} bytes per point")
+
+
+def report_out_of_core(root: Path, points: int, repaints: int) -> None:
+    """Two fresh processes: the first builds the column cache if it is missing or stale
+    (cold), the second finds it (warm); each aggregates, regroups and repaints."""
+    for label in ("first", "second"):
+        result = measure_out_of_core(root, repaints)
+        print(
+            f"{label} out-of-core load {result['load_seconds']:.1f} s "
+            f"({points / result['load_seconds'] / 1e6:.1f} M points/s), "
+            f"peak RSS {result['load_peak_bytes'] / 2**30:.2f} GiB"
+        )
+        print(
+            f"  aggregate m0 by config.lr (bucket) {result['aggregate_seconds']:.2f} s, "
+            f"regroup by config.seed {result['regroup_seconds']:.3f} s, "
+            f"peak RSS {result['aggregate_peak_bytes'] / 2**30:.2f} GiB"
+        )
+        print(
+            f"  Explorer repaint after a group-by change (Python path, {repaints} changes "
+            "among bench_widget's groupings): "
+            f"p50 {1000 * result['repaint_p50_seconds']:.0f} ms, "
+            f"max {1000 * result['repaint_max_seconds']:.0f} ms; by config.seed (4 runs a series) "
+            f"{1000 * result['seed_repaint_seconds']:.0f} ms; "
+            f"peak RSS of the whole process {result['peak_bytes'] / 2**30:.2f} GiB; "
+            f"runs read from disk {result['provider_reads']}"
+        )
 
 
 if __name__ == "__main__":

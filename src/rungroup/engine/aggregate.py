@@ -21,6 +21,7 @@ from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.engine.provider import BucketSums, HistoryProvider
 from rungroup.engine.smoothing import smooth
 from rungroup.engine.stats import STAT_COLUMNS, line_and_band, statistics
+from rungroup.engine.streaming import bucket_matrices
 from rungroup.engine.xaxis import (
     output_x_dtype,
     point_arrays,
@@ -92,7 +93,7 @@ def aggregate_grouping(
     drawn_only: bool = False,
     matrices: dense.Matrices | None = None,
     pool: Callable[[], Executor] | None = None,
-    pushed: dict[tuple[Any, ...], BucketSums | None] | None = None,
+    pushed: dict[tuple[Any, ...], BucketSums | dense.Prepared | None] | None = None,
 ) -> pl.DataFrame:
     """The Aggregate of the series of `grouping` (the view's, over `runs`); `drawn_only`: its
     columns but the statistics, computing only those the line and the band are made of (the
@@ -108,7 +109,7 @@ def aggregate_grouping(
         return pl.DataFrame(schema=schema)
     stats: pl.DataFrame | None = None
     if runs.provider is not None and view.align == "bucket" and not _smooths_runs(view):
-        stats = _pushed_statistics(runs.provider, view, grouping, metrics, pushed)
+        stats = _pushed_statistics(runs.provider, view, grouping, metrics, pushed, wanted, pool)
     if stats is None and dense.applies(view):
         kept = matrices if matrices is not None else dense.Matrices(runs)
         found = kept.prepared(view, grouping, metrics)
@@ -131,7 +132,9 @@ def _pushed_statistics(
     view: View,
     grouping: Grouping,
     metrics: list[str],
-    pushed: dict[tuple[Any, ...], BucketSums | None] | None,
+    pushed: dict[tuple[Any, ...], BucketSums | dense.Prepared | None] | None,
+    wanted: frozenset[str] = frozenset(STAT_COLUMNS),
+    pool: Callable[[], Executor] | None = None,
 ) -> pl.DataFrame | None:
     """``align="bucket"`` from the provider's per-run bucket sums (engine/provider.py), or
     None when it cannot compute them. Asked once per (runs, metrics, x, points): a
@@ -140,7 +143,8 @@ def _pushed_statistics(
     run_ids = ordered[RUN_KEY].cast(pl.String).to_list()
     key = (tuple(run_ids), tuple(metrics), view.x, view.points)
     if pushed is not None and key in pushed:
-        sums = pushed[key]
+        kept = pushed[key]
+        sums = kept if isinstance(kept, BucketSums) else None
     else:
         sums = provider.bucket_sums(run_ids, metrics, view.x, view.points)
         if pushed is not None:
@@ -148,7 +152,19 @@ def _pushed_statistics(
     if sums is None:
         return None
     n_metrics = len(metrics)
-    run_index = ordered["_r"].to_numpy().astype(np.int64)[sums.run]
+    run_rows = ordered["_r"].to_numpy().astype(np.int64)
+    if dense.applies(view):
+        # the per-run series as the dense path's matrices, made once per answer: a
+        # regrouping is then a column reduction, with no sort of the sums
+        matrices_key = ("matrices", *key)
+        made = None if pushed is None else pushed.get(matrices_key)
+        if not isinstance(made, dense.Prepared):
+            n_rows = int(run_rows.max()) + 1 if run_rows.size else 0
+            made = bucket_matrices(sums, run_rows, n_rows, n_metrics)
+            if pushed is not None:
+                pushed[matrices_key] = made
+        return dense.statistics(made, grouping, view, wanted, pool=pool)
+    run_index = run_rows[sums.run]
     keys = (run_index * n_metrics + sums.metric) * view.points + sums.bucket
     order = np.argsort(keys, kind="stable")
     aligned = bucket_from_sums(

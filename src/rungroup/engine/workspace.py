@@ -37,8 +37,9 @@ from rungroup.view import View, resolve_view
 
 #: Groupings kept per workspace (by group-by setting).
 GROUPINGS = 8
-#: A history provider's answers kept per workspace (each about runs x points x metrics rows).
-PUSHED = 4
+#: A history provider's answers kept per workspace (each about runs x points x metrics rows),
+#: and the matrices made of them (the dense path's): two entries an answer.
+PUSHED = 8
 
 
 def _stop(pools: list[ThreadPoolExecutor]) -> None:
@@ -60,7 +61,9 @@ class Workspace:
         self._last: last_values.LastValues | None = None
         self._finals: dict[str, pl.DataFrame] = {}
         #: a history provider's answers (engine/provider.py), by (runs, metrics, x, points)
-        self._pushed: OrderedDict[tuple[Any, ...], BucketSums | None] = OrderedDict()
+        self._pushed: OrderedDict[tuple[Any, ...], BucketSums | dense.Prepared | None] = (
+            OrderedDict()
+        )
         # a list, so that the finalizer holds the pool and not the workspace
         self._pools: list[ThreadPoolExecutor] = []
         self._finalizer = weakref.finalize(self, _stop, self._pools)
@@ -115,7 +118,7 @@ class Workspace:
             made = kept[1]
         return without_hidden(made, self._runs, view) if hidden else made
 
-    def _kept_pushed(self) -> OrderedDict[tuple[Any, ...], BucketSums | None]:
+    def _kept_pushed(self) -> OrderedDict[tuple[Any, ...], BucketSums | dense.Prepared | None]:
         while len(self._pushed) > PUSHED:
             self._pushed.popitem(last=False)
         return self._pushed

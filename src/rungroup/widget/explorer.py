@@ -79,6 +79,10 @@ class Explorer(live_mode.LiveWidget, ViewTraits):
             raise ValueError(live_mode.NOT_FOLLOWABLE)
         if live:
             runs = self._live.first()
+        elif isinstance(runs_or_source, Runs) and runs_or_source.provider is not None:
+            # its history is elsewhere (a database, the out-of-core store): possibly larger
+            # than memory, so read only what a view needs, through the provider
+            runs = runs_or_source
         elif isinstance(runs_or_source, Runs):
             runs = runs_or_source.collect()
         else:

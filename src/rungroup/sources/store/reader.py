@@ -320,12 +320,15 @@ def load_store(
     stale_after: float = STALE_AFTER,
     progress_bar: bool | None = None,
     progress: bool | None = None,
+    out_of_core: bool = False,
 ) -> Runs:
     """Read a store root, a project folder or a single run folder.
 
     Unreadable runs are skipped with a `LoadWarning` naming the file; every other run loads.
     `progress_bar`: as for every source, a bar past `PROGRESS_THRESHOLD` runs when None;
-    `progress` is its old name, accepted with a DeprecationWarning.
+    `progress` is its old name, accepted with a DeprecationWarning. `out_of_core`: keep the
+    history on disk in a per-metric column cache, read run by run when a view needs it (a
+    history larger than memory; docs/architecture.md, "Out of core").
     """
     if progress is not None:
         warnings.warn(
@@ -337,6 +340,12 @@ def load_store(
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"no such folder: {root}")
+    if out_of_core:  # the history kept on disk, by metric (outofcore.py)
+        from rungroup.sources.store.outofcore import load_out_of_core
+
+        return load_out_of_core(
+            root, project=project, stale_after=stale_after, progress_bar=progress_bar
+        )
     folders = _run_folders(root, project)
     sizes = []
     for folder in folders:
