@@ -1,0 +1,308 @@
+"""A later load reads the cache plus only what changed: the follower kept in the cache entry
+(`sources/resume.py`) resumes where the last load ended.
+
+Each test grows a source the ways a project's logs grow (points appended to a run's file, a
+new run, a run deleted) and checks, after every change, that a load through the cache equals
+a cache-less load, that the source's bulk reader was not called, and that the follower read
+only the bytes or rows that were added.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from test_cache_sources import assert_identical
+
+import rungroup as rg
+from rungroup.sources import cache, resume
+from rungroup.sources.registry import format_for
+
+
+@contextmanager
+def polls(kind: type) -> Iterator[list[Any]]:
+    """Record every follower of `kind` that polls (to read its `bytes_read` / `rows_read`)."""
+    seen: list[Any] = []
+    original = kind.poll
+
+    def poll(self: Any) -> Any:
+        result = original(self)
+        seen.append(self)
+        return result
+
+    kind.poll = poll
+    try:
+        yield seen
+    finally:
+        kind.poll = original
+
+
+def bulk_not_called(source: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = format_for(source)
+    assert found is not None
+
+    def refuse(*args: Any, **kwargs: Any) -> rg.Runs:
+        raise AssertionError("the whole source was read again")
+
+    monkeypatch.setattr(found, "load", refuse)
+
+
+def load_checked(source: Any, monkeypatch: pytest.MonkeyPatch, *, resumed: bool) -> rg.Runs:
+    """A load through the cache equal to a cache-less one; `resumed`: without the bulk
+    reader (the kept follower read what changed)."""
+    fresh = rg.load(source, cache=False)
+    with monkeypatch.context() as patch:
+        if resumed:
+            bulk_not_called(source, patch)
+        loaded = rg.load(source)
+    assert_identical(loaded, fresh)
+    return loaded
+
+
+def event_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("events.out.tfevents.*"))
+
+
+# --- TensorBoard: event files appended to, a new run, a run deleted -------------------------
+
+
+def test_tensorboard_resumes_on_appended_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tensorboardX import SummaryWriter
+
+    from rungroup.sources.tensorboard.follower import TensorBoardFollower
+
+    root = tmp_path / "logs"
+    writers = {name: SummaryWriter(str(root / name)) for name in ("a", "b")}
+
+    def log(name: str, start: int, stop: int) -> None:
+        for step in range(start, stop):
+            writers[name].add_scalar("loss", 1.0 / (step + 1), step)
+            writers[name].add_scalar("acc", step * 0.01, step)
+        writers[name].flush()
+
+    log("a", 0, 30)
+    log("b", 0, 20)
+    load_checked(root, monkeypatch, resumed=False)  # cold: the bulk reader, entry written
+    log("a", 30, 40)
+    with polls(TensorBoardFollower) as seen:
+        # the first change since a full read: a follower reads all once and is kept
+        load_checked(root, monkeypatch, resumed=True)
+    assert seen[-1].bytes_read == event_bytes(root)
+
+    for stage in range(3):
+        before = event_bytes(root)
+        log("a", 40 + stage * 10, 50 + stage * 10)  # appended to both runs' files
+        log("b", 20 + stage * 10, 30 + stage * 10)
+        with polls(TensorBoardFollower) as seen:
+            loaded = load_checked(root, monkeypatch, resumed=True)
+        assert seen[-1].bytes_read == event_bytes(root) - before  # only the appended bytes
+        assert seen[-1].bytes_read < before / 2
+    # (tensorboardX's writer thread may hold the last few points back: `fresh` is the truth)
+    assert loaded.history.select(pl.len()).collect().item() > 200
+
+    # unchanged: served from the entry, no follower at all
+    with polls(TensorBoardFollower) as seen:
+        load_checked(root, monkeypatch, resumed=True)
+    assert seen == []
+
+    writers["c"] = SummaryWriter(str(root / "c"))  # a new run
+    log("c", 0, 5)
+    before = event_bytes(root)
+    log("a", 70, 75)
+    with polls(TensorBoardFollower) as seen:
+        loaded = load_checked(root, monkeypatch, resumed=True)
+    assert len(loaded) == 3
+    new_run = sum(p.stat().st_size for p in (root / "c").iterdir())
+    assert seen[-1].bytes_read <= event_bytes(root) - before + new_run
+
+    for writer in writers.values():
+        writer.close()
+    shutil.rmtree(root / "b")  # a run deleted
+    with polls(TensorBoardFollower) as seen:
+        loaded = load_checked(root, monkeypatch, resumed=True)
+    assert sorted(loaded.runs["id"].cast(pl.String).to_list()) == ["a", "c"]
+    assert len(seen) == 1
+    assert [e.source for e in cache.entries()] == [str(root.absolute())]
+
+
+def test_a_rewritten_event_file_is_read_again_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file rewritten in place (same name, same inode, longer) is not an append: the kept
+    follower would read its new bytes from the old offset; the whole source is read."""
+    from tensorboardX import SummaryWriter
+
+    root = tmp_path / "logs"
+    writer = SummaryWriter(str(root / "a"))
+    for step in range(20):
+        writer.add_scalar("loss", 1.0, step)
+    writer.close()
+    load_checked(root, monkeypatch, resumed=False)
+    (path,) = root.rglob("events.out.tfevents.*")
+    path.touch()
+    load_checked(root, monkeypatch, resumed=True)  # a follower is kept now
+    data = path.read_bytes()
+    inode = path.stat().st_ino
+    other = tmp_path / "other"
+    writer = SummaryWriter(str(other))
+    for step in range(40):
+        writer.add_scalar("loss", 2.0, step)
+    writer.close()
+    (longer,) = other.rglob("events.out.tfevents.*")
+    with path.open("r+b") as handle:  # same inode, rewritten from the start
+        handle.write(longer.read_bytes())
+    assert path.stat().st_ino == inode and path.stat().st_size > len(data)
+    loaded = load_checked(root, monkeypatch, resumed=False)
+    assert loaded.history.collect()["value"].to_list() == [2.0] * 40
+
+
+# --- MLflow SQLite: new rows only -----------------------------------------------------------
+
+
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
+def test_mlflow_sqlite_resumes_on_new_rows(
+    tmp_path: Path, empty_mlflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from rungroup.sources.mlflow.follower import MlflowFollower
+
+    path = tmp_path / "mlflow.db"
+    shutil.copy(empty_mlflow_db, path)
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+    experiment = client.create_experiment("resumed")
+
+    def log(run_id: str, start: int, stop: int) -> None:
+        metrics = [
+            Metric(k, step * 0.1 + len(k), 1_700_000_000_000 + step, step)
+            for step in range(start, stop)
+            for k in ("loss", "acc")
+        ]
+        client.log_batch(run_id, metrics=metrics)
+
+    def new(name: str, steps: int) -> str:
+        run_id: str = client.create_run(experiment, run_name=name).info.run_id
+        client.log_param(run_id, "lr", "0.1")
+        log(run_id, 0, steps)
+        return run_id
+
+    a = new("a", 50)
+    load_checked(path, monkeypatch, resumed=False)
+    log(a, 50, 60)
+    load_checked(path, monkeypatch, resumed=True)  # the follower is kept from now on
+    b = new("b", 30)
+    with polls(MlflowFollower) as seen:
+        load_checked(path, monkeypatch, resumed=True)
+    assert seen[-1].rows_read["metrics"] == 60  # b's rows, not a's 120 again
+    log(a, 60, 80)
+    log(b, 30, 35)
+    with polls(MlflowFollower) as seen:
+        load_checked(path, monkeypatch, resumed=True)
+    assert seen[-1].rows_read["metrics"] == 50
+    client.set_terminated(a)
+    client.delete_run(b)
+    with polls(MlflowFollower) as seen:
+        loaded = load_checked(path, monkeypatch, resumed=True)
+    assert seen[-1].rows_read.get("metrics", 0) == 0
+    assert loaded.runs["state"].to_list() == ["finished"]
+
+
+# --- the state itself -----------------------------------------------------------------------
+
+
+def _tensorboard(root: Path, steps: int) -> None:
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(str(root / "a"))
+    for step in range(steps):
+        writer.add_scalar("loss", 1.0 / (step + 1), step)
+    writer.close()
+
+
+def _kept_state(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A source whose entry keeps a follower; returns the state's file."""
+    _tensorboard(root, 10)
+    rg.load(root)
+    next(root.rglob("events.out.tfevents.*")).touch()
+    rg.load(root)
+    (state,) = (cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle")
+    return state
+
+
+def test_a_state_that_names_anything_else_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state is unpickled by an unpickler that builds only followers, frames and plain
+    values: one naming `os.system` is damage (rebuilt from the source), never run."""
+    root = tmp_path / "logs"
+    state = _kept_state(root, monkeypatch)
+    evil = pickle.dumps({"version": resume.STATE_VERSION, "run": _Evil()})
+    with pytest.raises(pickle.UnpicklingError, match="may not build"):
+        resume.restore("tensorboard", root, evil)
+    _replace_kept(state, evil)
+    next(root.rglob("events.out.tfevents.*")).touch()
+    with pytest.warns(cache.CacheWarning, match="damaged"):
+        loaded = rg.load(root)
+    assert_identical(loaded, rg.load(root, cache=False))
+    assert not (tmp_path / "ran").exists()
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, ("touch ran",))
+
+
+def _replace_kept(state: Path, data: bytes) -> None:
+    """Put `data` in place of the kept state, its size and CRC in the manifest (damage the
+    checksums would not catch)."""
+    import json
+    import zlib
+
+    manifest_path = state.parent / cache.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    state.unlink()
+    state.write_bytes(data)
+    manifest["files"]["follower"].update(size=len(data), crc32=zlib.crc32(data))
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_state_of_another_version_or_source_text_is_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "logs"
+    _kept_state(root, monkeypatch)
+    (state,) = (cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle")
+    data = state.read_bytes()
+    assert resume.restore("tensorboard", root, data) is not None
+    assert resume.restore("tensorboard", str(root) + "/", data) is None
+    assert resume.restore("wandb", root, data) is None
+    monkeypatch.setattr(resume, "STATE_VERSION", resume.STATE_VERSION + 1)
+    assert resume.restore("tensorboard", root, data) is None
+    # not resumable: a follower reads the source in full, equal to a cache-less load
+    _tensorboard(root, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cache.CacheWarning)
+        load_checked(root, monkeypatch, resumed=True)
+
+
+def test_a_truncated_state_is_damage_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "logs"
+    state = _kept_state(root, monkeypatch)
+    _replace_kept(state, state.read_bytes()[:100])
+    next(root.rglob("events.out.tfevents.*")).touch()
+    with pytest.warns(cache.CacheWarning, match="damaged"):
+        loaded = rg.load(root)
+    assert_identical(loaded, rg.load(root, cache=False))
+    load_checked(root, monkeypatch, resumed=True)  # rewritten whole
