@@ -98,6 +98,8 @@ def follower_for(fmt: str, source: Any, options: dict[str, Any]) -> Any | None:
 
 def dump(fmt: str, source: Any, follower: Any) -> bytes:
     """The follower's state (after a poll), as bytes for the cache entry."""
+    if fmt == "wandb":
+        _compact_wandb(follower)
     state = {k: v for k, v in vars(follower).items() if k not in _DROPPED}
     payload = {
         "version": STATE_VERSION,
@@ -107,6 +109,21 @@ def dump(fmt: str, source: Any, follower: Any) -> bytes:
         "state": state,
     }
     return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _compact_wandb(follower: Any) -> None:
+    """Drop the points a `WandbFollower`'s decoding state has already handed on (they are in
+    its points frame): a run's lists of every point logged would otherwise be pickled as
+    Python objects, several times the frame's size. The last point is kept: a row without
+    a step is numbered after it."""
+    for known in follower._files.values():
+        run = known.reading.run
+        cut = known.emitted - 1
+        if cut <= 0:
+            continue
+        for name in ("metrics", "steps", "times", "stamps", "values"):
+            setattr(run, name, getattr(run, name)[cut:])
+        known.emitted -= cut
 
 
 def restore(fmt: str, source: Any, data: bytes) -> Any | None:

@@ -306,3 +306,45 @@ def test_a_truncated_state_is_damage_and_rebuilt(
         loaded = rg.load(root)
     assert_identical(loaded, rg.load(root, cache=False))
     load_checked(root, monkeypatch, resumed=True)  # rewritten whole
+
+
+# --- W&B: a .wandb file growing record by record ---------------------------------------------
+
+
+def test_wandb_resumes_on_appended_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run file written in pieces (records across LevelDB blocks included, as in
+    test_follow_wandb): after each piece the load reads only the new bytes; the points the
+    kept state had handed on are not kept twice (`resume._compact_wandb`)."""
+    from test_follow_wandb import _field, _item, _log, _varint
+
+    from rungroup.sources.wandb.follower import WandbFollower
+
+    run = _field(
+        17, _field(1, b"abc") + _field(3, b"grown") + _field(4, _field(1, _item("lr", "1")))
+    )
+    rows = [
+        _field(
+            2, _field(1, _item("loss", repr(1.0 / (step + 1)))) + _field(2, b"\x08" + _varint(step))
+        )
+        for step in range(3000)
+    ]
+    data = _log([run, *rows])
+    assert len(data) > 3 * 32768
+    source = tmp_path / "wandb"
+    path = source / "offline-run-x-abc" / "run-abc.wandb"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data[: len(data) // 4])
+    load_checked(source, monkeypatch, resumed=False)
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 1000, len(data)):
+        before = path.stat().st_size
+        with path.open("ab") as handle:
+            handle.write(data[before:cut])
+        with polls(WandbFollower) as seen:
+            loaded = load_checked(source, monkeypatch, resumed=True)
+        if cut > len(data) // 3:  # the first change was read in full by a new follower
+            assert seen[-1].bytes_read <= cut - before + 32768  # a record cut off is re-read
+        (state,) = (cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle")
+        restored = resume.restore("wandb", source, state.read_bytes())
+        kept = next(iter(restored._files.values()))
+        assert len(kept.reading.run.values) == kept.emitted == 1
+    assert loaded.history.select(pl.len()).collect().item() == 3000
