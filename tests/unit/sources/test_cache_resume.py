@@ -348,3 +348,31 @@ def test_wandb_resumes_on_appended_records(tmp_path: Path, monkeypatch: pytest.M
         kept = next(iter(restored._files.values()))
         assert len(kept.reading.run.values) == kept.emitted == 1
     assert loaded.history.select(pl.len()).collect().item() == 3000
+
+
+def test_a_running_run_is_kept_but_its_state_derived_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A W&B run without an exit record is `running` while its file is recent, `crashed`
+    after: the entry is written (the follower kept) but never served as it is; each load
+    polls the follower, which derives the state again from the clock."""
+    from test_follow_wandb import _field, _item, _log, _varint
+
+    from rungroup.sources.wandb import offline
+
+    run = _field(17, _field(1, b"run") + _field(3, b"live") + _field(4, _field(1, _item("a", "1"))))
+    rows = [
+        _field(2, _field(1, _item("loss", repr(step * 0.5))) + _field(2, b"\x08" + _varint(step)))
+        for step in range(50)
+    ]
+    source = tmp_path / "wandb"
+    path = source / "offline-run-y-run" / "run-run.wandb"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_log([run, *rows]))
+    assert load_checked(source, monkeypatch, resumed=False).runs["state"].to_list() == ["running"]
+    assert len(cache.entries()) == 1  # written: the next load keeps a follower
+    path.touch()
+    assert load_checked(source, monkeypatch, resumed=True).runs["state"].to_list() == ["running"]
+    monkeypatch.setattr(offline, "RUNNING_WITHIN", 0.0)  # the writer went quiet: no file changed
+    loaded = load_checked(source, monkeypatch, resumed=True)
+    assert loaded.runs["state"].to_list() == ["crashed"]
