@@ -15,7 +15,9 @@ Playwright, and measures, inside the page:
    and are reported beside the browser's figure.
 2. bytes per update: the binary buffers plus the JSON of the reply, per change; also at
    10,000 steps per run, to show that they do not grow with the number of steps.
-3. scrolling a 10,000-run table (grouping off): frame times while scrolling top to bottom,
+3. a hover move over a panel of 20 series x 400 points (`hover_moves`): the crosshair's
+   rule and tooltip and, when the nearest series changes, the view's redraw, until drawn.
+4. scrolling a 10,000-run table (grouping off): frame times while scrolling top to bottom,
    and how many rows are in the DOM at any time.
 
 Figures go to stdout (and to --json); docs/performance.md ("## Widget") quotes them.
@@ -296,6 +298,54 @@ def group_by_changes(
     }
 
 
+MEASURE_HOVER = """
+async ([selector, moves]) => {
+  const root = document.querySelector(selector);
+  const probe = root.rungroupProbe;
+  const times = [];
+  let listed = 0;
+  let hovered = 0;
+  let last = "";
+  for (let i = 0; i < moves; i++) {
+    // across the panel, and up and down it, so that the hovered series changes too
+    times.push(await probe.hoverAt((i * 0.618) % 1, (i * 0.382) % 1));
+    listed = Math.max(listed, probe.tips);
+    if (probe.hover !== last) hovered++;
+    last = probe.hover;
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+  times.sort((a, b) => a - b);
+  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  return {
+    moves, p50_ms: q(0.5), p95_ms: q(0.95), max_ms: times[times.length - 1],
+    series_listed: listed, hover_changes: hovered,
+  };
+}
+"""
+
+
+def hover_moves(page: Any, server: Server, moves: int = 200) -> dict[str, Any]:
+    """Pointer moves over a panel of 20 series x 400 points: the crosshair's rule and
+    tooltip (every series at the nearest x) and, when the nearest series changes, the
+    view's redraw of the emphasis, until drawn."""
+    _open(
+        page,
+        server,
+        "bench-hover.ipynb",
+        [
+            SYNTHETIC,
+            'runs = synthetic(200, 1000, metrics=("loss",)).collect()\n'
+            'explorer = rg.Explorer(runs, group_by=["config.a", "config.f"], points=400)\n'
+            "explorer",
+        ],
+    )
+    result: dict[str, Any] = page.evaluate(MEASURE_HOVER, [WIDGET, moves])
+    result["series"] = page.evaluate(
+        "(sel) => document.querySelectorAll(sel + ' .rg-legend-item').length", WIDGET
+    )
+    return result
+
+
 def table_scroll(page: Any, server: Server) -> dict[str, Any]:
     _open(
         page,
@@ -387,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                     page, server, 250, 10_000, max(3, args.repeats // 4)
                 )
                 print(json.dumps(figures["group_by_10000_steps"], indent=2), flush=True)
+            figures["hover_20_series"] = hover_moves(page, server)
+            print(json.dumps(figures["hover_20_series"], indent=2), flush=True)
             if not args.skip_table:
                 figures["scroll_10000_runs"] = table_scroll(page, server)
                 print(json.dumps(figures["scroll_10000_runs"], indent=2), flush=True)

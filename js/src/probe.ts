@@ -41,6 +41,10 @@ export interface Probe {
   /** Dashed stretches drawn (where a series has fewer runs than its most). */
   dashed: number;
   panels: { x: number; y: number; width: number; height: number }[];
+  /** Hover the first panel at a point (fractions of its width and height) as a pointer move
+   * would, and resolve with the milliseconds until the view has drawn what it changed
+   * (benchmarks/bench_widget.py). */
+  hoverAt?: (fx: number, fy: number) => Promise<number>;
 }
 
 const PROBE_PROPERTY = "rungroupProbe";

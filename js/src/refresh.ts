@@ -19,6 +19,8 @@ interface DataReply extends Reply {
   chart_rows: number;
   focus_label: string | null;
   legend: LegendData;
+  /** The kernel's settings differ from the request's: its reply is for other settings. */
+  stale?: boolean;
   empty: string | null;
   no_values: string[];
   chart_file: string;
@@ -36,6 +38,10 @@ interface TableReply extends Reply {
 }
 
 const DIM_AFTER_MS = 300;
+/** The settings a data request names, so that the kernel can tell it is early. */
+const VIEW_CHECKED = ["group_by", "grouping", "reverse", "metrics", "x", "line", "band", "search", "focus", "hidden"];
+const STALE_RETRIES = 20;
+const STALE_WAIT_MS = 100;
 
 /** Resolves once the browser has produced its next frame (a task queued from an animation
  * frame callback runs after that frame's rendering), or after 100 ms: a hidden tab draws no
@@ -64,6 +70,8 @@ export interface Parts {
 export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
   const { root, model, channel, chart, table, errors, probe } = parts;
   let tableIdentity = "";
+  /** Replies in a row that came back for settings the kernel had not seen yet. */
+  let stale = 0;
   let dimming: ReturnType<typeof setTimeout> | undefined;
   return async (ticket, quiet) => {
     const current = () => scheduler().current(ticket);
@@ -80,12 +88,22 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
     // Both asked at once: the kernel answers the chart first and builds the table's rows
     // while the browser draws it.
     const pageSize = model.get("info").page_size;
-    const charted = channel.request("data", { spec_key: chart.specKey });
+    // the settings this repaint is for: a front end whose trait updates and messages travel
+    // apart (marimo) can deliver this request before the change; the kernel then says so
+    const view = Object.fromEntries(VIEW_CHECKED.map((name) => [name, model.get(name)]));
+    const charted = channel.request("data", { spec_key: chart.specKey, view });
     const tabled = channel.request("table", { limit: pageSize });
     tabled.catch(() => undefined); // awaited below, unless the chart fails first
     try {
       const [reply, buffers] = (await charted) as [DataReply, DataView[]];
       if (!current()) return;
+      if (reply.stale && stale < STALE_RETRIES) {
+        // the kernel has not seen the change yet: ask again in a moment
+        stale++;
+        setTimeout(() => scheduler().schedule(), STALE_WAIT_MS);
+        return;
+      }
+      stale = 0;
       const received = performance.now();
       errors.set("");
       if (reply.spec !== null) probe.embedded++;

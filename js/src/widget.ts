@@ -66,6 +66,14 @@ function render({ model, el }: RenderProps<Model>): () => void {
     pickColumns: (names) => set({ table_columns: names }),
   });
   chart.onHover(hover);
+  probe.hoverAt = async (fx, fy) => {
+    const panel = chart.drawnStyle().panels[0];
+    if (!panel) return Number.NaN;
+    const started = performance.now();
+    probe.tips = chart.pointAt(panel.x + fx * panel.width, panel.y + fy * panel.height);
+    await chart.settled();
+    return performance.now() - started;
+  };
   // another number of panel columns fits: embed again at the new size
   chart.onRelayout = () => scheduler.schedule();
 

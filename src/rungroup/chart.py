@@ -379,17 +379,27 @@ def _widget_panel(
         if axes.view and axes.view.log_y
         else alt.Axis(labelOverlap=True)
     )
-    y = alt.Y("rg_y:Q", title=title, scale=axes.y_scale, axis=y_axis)
+    # Without stretches of fewer runs the layers read the fields as they are: a calculate per
+    # layer and row, and paths broken at nulls, cost Vega time on every repaint.
+    invalid: Any = "break-paths-show-domains" if thin else alt.Undefined
+
+    def split(bit: int, chart: alt.Chart, **fields: str) -> tuple[alt.Chart, dict[str, str]]:
+        """`chart` reading `fields` (name -> source field) of the rows in part `bit`."""
+        if not thin:
+            return chart, fields
+        made = {f"rg_{name}": _part(bit, source) for name, source in fields.items()}
+        return chart.transform_calculate(**made), {name: f"rg_{name}" for name in fields}
+
     layers: list[alt.Chart] = []
     if axes.grouped:
-        band = dict(x=axes.x, y=alt.Y("rg_lo:Q", title=title, scale=axes.y_scale), y2="rg_hi:Q")
         for bit, share, _ in parts:
             level = BAND_PARAM if share == 1.0 else f"{BAND_PARAM} * {share}"
+            chart, names = split(bit, base, lo="lower", hi="upper")
             layers.append(
-                base.transform_calculate(rg_lo=_part(bit, "lower"), rg_hi=_part(bit, "upper"))
-                .mark_area(interpolate="linear", invalid="break-paths-show-domains")
-                .encode(
-                    **band,
+                chart.mark_area(interpolate="linear", invalid=invalid).encode(
+                    x=axes.x,
+                    y=alt.Y(f"{names['lo']}:Q", title=title, scale=axes.y_scale),
+                    y2=f"{names['hi']}:Q",
                     color=axes.path_colour,
                     detail=axes.path_detail,
                     opacity=_opacity(level, f"{BAND_PARAM} * 0.15"),
@@ -397,11 +407,10 @@ def _widget_panel(
             )
     if raw:
         layers.append(
-            base.transform_calculate(rg_y=f"datum.{RAW_FIELD}")
-            .mark_line(strokeWidth=1, invalid="break-paths-show-domains")
+            base.mark_line(strokeWidth=1, invalid="break-paths-show-domains")
             .encode(
                 x=axes.x,
-                y=y,
+                y=alt.Y(f"{RAW_FIELD}:Q", title=title, scale=axes.y_scale, axis=y_axis),
                 color=axes.path_colour,
                 detail=axes.path_detail,
                 opacity=_opacity(0.3, 0.04),
@@ -409,12 +418,12 @@ def _widget_panel(
             .properties(name=f"{RAW_UNIT}_{number}")
         )
     for bit, _, dash in parts:
-        mark = base.transform_calculate(rg_y=_part(bit, "line")).mark_line(
-            strokeWidth=1.8, invalid="break-paths-show-domains", strokeDash=dash or alt.Undefined
-        )
-        line = mark.encode(
+        chart, names = split(bit, base, y="line")
+        line = chart.mark_line(
+            strokeWidth=1.8, strokeDash=dash or alt.Undefined, invalid=invalid
+        ).encode(
             x=axes.x,
-            y=y,
+            y=alt.Y(f"{names['y']}:Q", title=title, scale=axes.y_scale, axis=y_axis),
             color=axes.path_colour,
             detail=axes.path_detail,
             opacity=_opacity(1.0, 0.12),
@@ -499,6 +508,7 @@ def widget_spec(
     axes = _axes(drawn, view, view.log_y, None, order, width, height, widget=True)
     axes = replace(axes, x=_x_axis(axes, time_span_class(drawn)))
     raw = RAW_FIELD in drawn.columns and not group_page
+    thin = has_thin(drawn)
     datasets = _Datasets()
     panels: list[Any] = []
     for number, metric in enumerate(_metrics(drawn)):
@@ -509,7 +519,7 @@ def widget_spec(
             layers.append(_runs_layer(axes, metric, runs_base, number))
             where = {**where, "layer": "group"}
         _, base = datasets.part(where)
-        layers += _widget_panel(axes, metric, base, number, raw=raw, thin=has_thin(drawn))
+        layers += _widget_panel(axes, metric, base, number, raw=raw, thin=thin)
         title = alt.TitleParams(text=metric, subtitle=_subtitle(view), anchor="start")
         panels.append(alt.layer(*layers).properties(title=title, width=width, height=height))
     combined = alt.concat(
@@ -524,6 +534,6 @@ def widget_spec(
     ).resolve_scale(color="shared")
     spec: dict[str, Any] = combined.to_dict(validate=False)
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    extra = (COLOUR_FIELD, PART_FIELD, *((RAW_FIELD,) if raw else ()))
+    extra = (COLOUR_FIELD, *((PART_FIELD,) if thin else ()), *((RAW_FIELD,) if raw else ()))
     fields = (*CHART_COLUMNS, ORDER_FIELD, *extra, *(PAGE_COLUMNS if group_page else ()))
     return WidgetSpec(spec=spec, key=key, fields=fields)

@@ -188,8 +188,8 @@ def test_fewer_runs_are_drawn_dashed_and_smoothing_is_named(lab: Any) -> None:
     subtitle = kernel.eval("explorer.spec['concat'][0]['title']['subtitle']")
     assert subtitle.startswith("smoothed: EMA 0.6") and "unsmoothed" in subtitle
     assert kernel.eval(
-        "any(t.get('calculate') == 'datum.raw' for layer in explorer.spec['concat'][0]['layer']"
-        " for t in layer.get('transform', []))"
+        "any(layer['encoding']['y']['field'] == 'raw'"
+        " for layer in explorer.spec['concat'][0]['layer'])"
     )
     page.mouse.move(0, 0)
     page.locator(WIDGET).screenshot(path=str(LOOK / "time-smoothed-light-1400.png"))
@@ -366,3 +366,36 @@ def test_nested_grouping_is_a_tree_and_plus_proposes_the_best_split(lab: Any) ->
     page.mouse.move(0, 0)
     page.locator(WIDGET).screenshot(path=str(LOOK / "tree-light-1400.png"))
     act(page, lambda: kernel.run("explorer.update(group_by=['config.lr'], expanded=[])"))
+
+
+def test_table_columns_fit_their_content_and_a_group_page_leads_with_what_differs(
+    lab: Any,
+) -> None:
+    page, kernel = lab
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.wait_for_timeout(400)
+    try:
+        widths = page.eval_on_selector_all(
+            f"{WIDGET} .rg-th", "els => els.map(e => e.getBoundingClientRect().width)"
+        )
+        viewport = page.eval_on_selector(f"{WIDGET} .rg-viewport", "el => el.clientWidth")
+        # sized to their content, the name, the run count and the four metrics are all in
+        # view without a horizontal scroll (the columns that differ follow)
+        assert sum(widths[:6]) <= viewport, (widths, viewport)
+        assert max(widths) < 300 and min(widths) >= 56
+        group = page.locator(f"{WIDGET} .rg-tr.rg-group .rg-group-name").first
+        act(page, lambda: group.click())
+        columns = [c["name"] for c in kernel.eval("explorer._table().columns")]
+        differing = kernel.eval(
+            "[c for c in explorer._table().all_columns and"
+            " [c['name'] for c in explorer._table().all_columns if c['name'].startswith('config.')]"
+            " if explorer._frame().runs.runs.filter(pl.col('id').is_in("
+            "explorer._frame().membership.filter(pl.col('series') == explorer.focus)['id']"
+            ".implode()))[c].n_unique() > 1]"
+        )
+        assert differing and columns[1 : 1 + len(differing)] == differing, columns
+        page.locator(WIDGET).screenshot(path=str(LOOK / "group-page-light-1600.png"))
+        act(page, lambda: page.click(f"{WIDGET} .rg-back"))
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.wait_for_timeout(400)

@@ -177,11 +177,18 @@ def test_nested_group_by_levels_add_and_remove(quickstart: Any) -> None:
     page, kernel = quickstart
     act(page, lambda: page.select_option(f"{WIDGET} select.rg-group-by >> nth=0", "config.lr"))
     lr_groups = kernel.eval("explorer.aggregated['series'].n_unique()")
+    # "+" proposes the key that best splits the lr groups
     act(page, lambda: page.click(f"{WIDGET} .rg-add-level"))
-    act(page, lambda: page.select_option(f"{WIDGET} select.rg-group-by >> nth=1", "config.seed"))
     assert kernel.eval("explorer.group_by") == ["config.lr", "config.seed"]
     nested = kernel.eval("explorer.aggregated['series'].n_unique()")
     assert nested > lr_groups
+    # the table is a tree: a row per lr, each opening onto its (lr, seed) groups
+    assert count(page, ".rg-tr.rg-branch") == lr_groups
+    branches = kernel.eval(
+        "explorer.aggregated['series'].cast(pl.String).str.split(' / ')"
+        ".list.first().unique().to_list()"
+    )
+    act(page, lambda: kernel.run(f"explorer.expanded = {list(branches)!r}"))
     assert count(page, ".rg-tr.rg-group") == nested
     check_chart_matches_python(page, kernel)
     act(page, lambda: page.click(f"{WIDGET} .rg-remove-level >> nth=1"))

@@ -335,6 +335,11 @@ export class ChartPanel {
     return this.crosshair.listed;
   }
 
+  /** Resolves when the view has drawn every change made to it so far. */
+  async settled(): Promise<void> {
+    await this.view?.runAsync();
+  }
+
   /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph,
    * and `misplaced`: line points drawn above or below their neighbour the wrong way round
    * for the values they show (0 unless a data swap left items positioned for old values). */
@@ -352,7 +357,7 @@ export class ChartPanel {
         counts.lines++;
         for (let i = 1; i < items.length; i++) {
           const [a, b] = [items[i - 1], items[i]];
-          // the value the layer plots: its calculated y (full, dashed, unsmoothed), else line
+          // the value the layer plots: its calculated y (full or dashed stretches), else line
           const plotted = (d: Row | undefined) => (d && "rg_y" in d ? d.rg_y : d?.line);
           const [va, vb] = [plotted(a.datum), plotted(b.datum)];
           if (typeof va !== "number" || typeof vb !== "number" || !Number.isFinite(va) || !Number.isFinite(vb)) continue;

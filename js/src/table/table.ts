@@ -19,6 +19,33 @@ export interface TableHandlers {
   pickColumns(names: string[]): void;
 }
 
+/** Column widths from their content: the widest of the header and the first page's cells
+ * (measured in the table's font), within bounds; the name column also holds the tree's
+ * indent and its buttons. */
+const WIDTH = { min: 56, max: 320, nameMin: 140, nameMax: 380, padding: 18, sortMark: 14, nameTools: 64 };
+let measurer: CanvasRenderingContext2D | null = null;
+
+export function columnWidths(columns: TableColumn[], rows: TableRow[], el: HTMLElement): number[] {
+  measurer ??= document.createElement("canvas").getContext("2d");
+  const style = getComputedStyle(el);
+  const measure = (text: string, bold = false): number => {
+    if (!measurer) return text.length * 7.5;
+    measurer.font = `${bold ? "600 " : ""}${style.fontSize || "13px"} ${style.fontFamily || "sans-serif"}`;
+    return measurer.measureText(text).width;
+  };
+  return columns.map((column, i) => {
+    let widest = measure(column.label, true) + WIDTH.sortMark;
+    for (const row of rows) {
+      const value = row[column.name];
+      const text = value === null || value === undefined ? "" : String(value);
+      const extra = i === 0 ? WIDTH.nameTools + row._depth * 16 : 0;
+      widest = Math.max(widest, measure(text, row._kind !== "run") + extra);
+    }
+    const [low, high] = i === 0 ? [WIDTH.nameMin, WIDTH.nameMax] : [WIDTH.min, WIDTH.max];
+    return Math.round(Math.min(high, Math.max(low, widest + WIDTH.padding)));
+  });
+}
+
 export class RunsTable {
   readonly el: HTMLDivElement;
   private readonly header: HTMLDivElement;
@@ -63,7 +90,7 @@ export class RunsTable {
     this.meta = meta;
     this.sort = sort;
     this.pages.reset(meta.total, first, pageSize, keep);
-    this.widths = meta.columns.map((c, i) => (i === 0 ? 260 : c.numeric ? 150 : 120));
+    this.widths = columnWidths(meta.columns, first, this.el);
     this.spacer.style.height = `${meta.total * ROW_HEIGHT}px`;
     // as tall as its rows (plus the header), up to ten rows; then it scrolls
     const rows = Math.max(3, Math.min(meta.total, 10));
@@ -187,6 +214,8 @@ export class RunsTable {
     return h("div", {
       class: `rg-td${column.numeric ? " rg-num" : ""}${mixed ? " rg-mixed" : ""}`,
       text: value === null || value === undefined ? "" : String(value),
+      // the whole value on hover, where the column is narrower than it
+      title: value === null || value === undefined ? undefined : String(value),
       attrs: { role: "cell", style: `width:${width}px` },
     });
   }

@@ -82,6 +82,11 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     """The chart: its rows and, unless the browser has it, its spec. The table comes in
     its own reply (`table`), asked for at the same time: the browser draws the chart
     while the kernel builds the table's rows."""
+    expected = request.get("view")
+    if isinstance(expected, Mapping) and _differs(widget, expected):
+        # the browser's change has not arrived yet (a front end whose trait updates and
+        # messages travel apart): it asks again
+        return {"stale": True}, []
     frame = widget._frame()
     same = request.get("spec_key") == frame.spec.key
     body = {
@@ -97,6 +102,23 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
         "timings": dict(frame.timings),
     }
     return body, [frame.chart_ipc]
+
+
+def _differs(widget: Explorer, expected: Mapping[str, Any]) -> bool:
+    """Whether the settings the browser had when it asked differ from the kernel's."""
+    for name, value in expected.items():
+        if not hasattr(widget, name):
+            continue
+        mine = getattr(widget, name)
+        if isinstance(mine, (list, tuple)) and isinstance(value, list):
+            if name == "hidden":
+                if sorted(map(str, mine)) != sorted(map(str, value)):
+                    return True
+            elif list(mine) != value:
+                return True
+        elif mine != value:
+            return True
+    return False
 
 
 @handles("table")

@@ -259,7 +259,12 @@ def build_table(
             run_rows.with_columns(series.alias("_series"), pl.lit(0).alias("_depth")), "name"
         )
         offered = ["name", "group", "job_type", "state", "tags", *config, *metric_columns]
-        shown_default = [*default[:1], *[f"{METRIC}{m}" for m in metric_names[:4]], *default[1:]]
+        metrics_shown = [f"{METRIC}{m}" for m in metric_names[:4]]
+        if focus is not None:
+            # a group page is opened to see how its runs differ: those columns come first
+            shown_default = ["name", *differing, *metrics_shown, "state"]
+        else:
+            shown_default = [*default[:1], *metrics_shown, *default[1:]]
     else:
         member_rows = run_rows.join(membership, on="id", how="inner").rename({"series": "_series"})
         expanded_set = set(expanded)

@@ -189,7 +189,8 @@ def test_errors_are_answered_and_shown(widget: Explorer) -> None:
         "id": 7,
         "ok": False,
         "error": (
-            "unknown request kind 'teleport'; valid kinds: data, table, rows, hide, compare, export"
+            "unknown request kind 'teleport'; valid kinds: "
+            "data, table, rows, hide, suggest_key, compare, export"
         ),
     }
     assert buffers == []
@@ -239,3 +240,15 @@ def test_each_panel_reads_a_dataset_of_its_own(widget: Explorer) -> None:
         assert "filter" not in json.dumps(unit.get("transform", []))
     assert "data" not in spec
     assert partition_covers(spec, read(buffers[0]))
+
+
+def test_a_data_request_for_settings_the_kernel_has_not_seen_is_answered_stale(
+    widget: Explorer,
+) -> None:
+    """marimo sends trait updates and messages apart: a request can arrive before the change
+    it is for; the reply says so (the browser asks again) instead of drawing old settings."""
+    widget.group_by = ["config.lr"]
+    reply, buffers = ask(widget, "data", view={"group_by": ["config.seed"]})
+    assert reply["ok"] and reply["stale"] is True and buffers == []
+    reply, buffers = ask(widget, "data", view={"group_by": ["config.lr"], "hidden": []})
+    assert reply["ok"] and "stale" not in reply and len(buffers) == 1
