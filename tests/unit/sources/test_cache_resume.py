@@ -9,6 +9,7 @@ only the bytes or rows that were added.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import warnings
@@ -376,3 +377,115 @@ def test_a_running_run_is_kept_but_its_state_derived_again(
     monkeypatch.setattr(offline, "RUNNING_WITHIN", 0.0)  # the writer went quiet: no file changed
     loaded = load_checked(source, monkeypatch, resumed=True)
     assert loaded.runs["state"].to_list() == ["crashed"]
+
+
+# --- a kept state damaged, deleted while read, or resumed by two processes at once ------------
+
+RESUMABLE_SOURCES = ("mlflow_sqlite", "tensorboard_logs", "wandb_dir")
+
+
+@pytest.fixture(params=RESUMABLE_SOURCES)
+def kept(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A private copy of a source written by its real client (`conftest.py`), loaded cold
+    and after one change, so that its entry keeps a follower's state."""
+    original: Path = request.getfixturevalue(request.param)
+    copy = tmp_path / "source" / original.name
+    if original.is_file():
+        copy.parent.mkdir()
+        shutil.copy(original, copy)
+    else:
+        shutil.copytree(original, copy, symlinks=True)
+    rg.load(copy)
+    _touch(copy)
+    rg.load(copy)
+    assert len(_states()) == 1
+    return copy
+
+
+def _touch(source: Path) -> None:
+    """A change of the files' identity that changes no content (a new mtime)."""
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    os.utime(files[-1], ns=(files[-1].stat().st_atime_ns, files[-1].stat().st_mtime_ns + 10**9))
+
+
+def _states() -> list[Path]:
+    return sorted((cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle"))
+
+
+def _next_load_is_quiet_and_cached(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cache.CacheWarning)
+        load_checked(source, monkeypatch, resumed=True)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_state_is_reported_once_and_rebuilt(
+    kept: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (state,) = _states()
+    data = state.read_bytes()
+    state.unlink()  # files are never rewritten in place: a damaged one is a new file
+    state.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(len(data)))
+    _touch(kept)
+    with pytest.warns(cache.CacheWarning, match="damaged"):
+        loaded = rg.load(kept)
+    assert_identical(loaded, rg.load(kept, cache=False))
+    _next_load_is_quiet_and_cached(kept, monkeypatch)
+
+
+def test_a_state_deleted_while_read_is_a_plain_miss(
+    kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer (or `clear`) removed the state between the manifest and the state:
+    a new follower reads the source, without a warning."""
+    original = cache._checked
+
+    def vanishing(entry: Any, manifest: dict[str, Any], name: str) -> Path:
+        path = original(entry, manifest, name)
+        if name == "follower":
+            path.unlink()
+        return path
+
+    _touch(kept)
+    with monkeypatch.context() as patch:
+        patch.setattr(cache, "_checked", vanishing)
+        _next_load_is_quiet_and_cached(kept, monkeypatch)
+    _next_load_is_quiet_and_cached(kept, monkeypatch)
+    assert len(_states()) == 1
+
+
+_RESUMER = """
+import sys
+import rungroup as rg
+runs = rg.load(sys.argv[1])
+print(len(runs), runs.history.collect().height)
+"""
+
+
+def test_two_processes_resuming_at_once(kept: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two notebooks resume the same state at once, three times over: both load the source
+    whole, and one whole entry is left (one state), which a third load uses."""
+    import subprocess
+    import sys
+
+    fresh = rg.load(kept, cache=False)
+    expected = f"{len(fresh)} {fresh.history.collect().height}"
+    for _ in range(3):
+        _touch(kept)
+        resumers = [
+            subprocess.Popen(
+                [sys.executable, "-W", "error::rungroup.runs.LoadWarning", "-c", _RESUMER, kept],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for resumer in resumers:
+            out, err = resumer.communicate(timeout=300)
+            assert resumer.returncode == 0, err
+            assert out.split("\n")[-2] == expected
+        [entry] = cache.entries()
+        named = cache._current_files(entry.folder)
+        assert len(named) == 3 and all(path.exists() for path in named)
+        _next_load_is_quiet_and_cached(kept, monkeypatch)
