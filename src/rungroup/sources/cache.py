@@ -240,11 +240,11 @@ def _write(
     notes: list[str],
     state: bytes | None = None,
     volatile: bool = False,
-) -> None:
+) -> pl.DataFrame:
     """Write the entry: frames (and a follower's `state`) under a fresh token, then the
-    manifest atomically, then the files of the manifest it replaced. A `volatile` entry
-    (some run is running: its state changes with the clock) is only resumed, never served
-    as it is. Raises `OSError` (the caller degrades)."""
+    manifest atomically, then the files of the manifest it replaced; returns the history
+    written. A `volatile` entry (some run is running: its state changes with the clock) is
+    only resumed, never served as it is. Raises `OSError` (the caller degrades)."""
     entry.folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}-{secrets.token_hex(6)}"
     written: list[Path] = []
@@ -286,6 +286,7 @@ def _write(
     for path in previous - set(written):
         _remove(path)
     _remove_orphans(entry.folder)
+    return history
 
 
 def _current_files(folder: Path) -> set[Path]:
@@ -386,9 +387,14 @@ def load_cached(
     # states), or, when a full read wrote it, the next load keeps a follower.
     state = None if follower is None else resume.dump(fmt, source, follower)
     try:
-        _write(entry, runs, before, notes, state, volatile=running)
+        history = _write(entry, runs, before, notes, state, volatile=running)
     except OSError as error:
         _warn(f"cannot write the cache in {cache_dir()} ({error}); loading without it")
+        return runs
+    if follower is not None:
+        # A follower's history is a query over its points: the frame just written holds the
+        # same rows, collected once (the caller's collect is then free, the points let go).
+        return Runs(runs.runs, history.lazy(), validate=False)
     return runs
 
 
