@@ -154,6 +154,12 @@ def main() -> None:
                 f"{state / 1e6:9.1f}",
                 flush=True,
             )
+            del runs, fresh
+            cache.clear()  # the disk the next source needs
+            if copy.is_dir():
+                shutil.rmtree(copy)
+            else:
+                copy.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
