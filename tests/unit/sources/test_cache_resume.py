@@ -71,6 +71,23 @@ def event_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("events.out.tfevents.*"))
 
 
+def flushed(writer: Any) -> None:
+    """`writer.flush()`, then wait until its event file ends with a whole record (tensorboardX
+    writes from a thread: a load right after `flush()` may see half a record, and warn)."""
+    import time
+
+    from rungroup.sources.tensorboard.follower import complete_length
+
+    writer.flush()
+    deadline = time.monotonic() + 10
+    while True:
+        data = b"".join(p.read_bytes() for p in Path(writer.logdir).glob("events.out.tfevents.*"))
+        if complete_length(data) == len(data):
+            return
+        assert time.monotonic() < deadline, "tensorboardX did not finish its record"
+        time.sleep(0.01)
+
+
 # --- TensorBoard: event files appended to, a new run, a run deleted -------------------------
 
 
@@ -86,7 +103,7 @@ def test_tensorboard_resumes_on_appended_bytes(tmp_path: Path, monkeypatch: pyte
         for step in range(start, stop):
             writers[name].add_scalar("loss", 1.0 / (step + 1), step)
             writers[name].add_scalar("acc", step * 0.01, step)
-        writers[name].flush()
+        flushed(writers[name])
 
     log("a", 0, 30)
     log("b", 0, 20)
@@ -489,3 +506,36 @@ def test_two_processes_resuming_at_once(kept: Path, monkeypatch: pytest.MonkeyPa
         named = cache._current_files(entry.folder)
         assert len(named) == 3 and all(path.exists() for path in named)
         _next_load_is_quiet_and_cached(kept, monkeypatch)
+
+
+def test_a_tensorboard_template_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template's matches are listed again by the follower: a new match is a new run, the
+    appended bytes of the others are all that is read."""
+    from tensorboardX import SummaryWriter
+
+    from rungroup.sources.tensorboard.follower import TensorBoardFollower
+
+    template = str(tmp_path / "{optimiser}" / "seed_{seed}")
+    writers: dict[str, Any] = {}
+
+    def log(run: str, start: int, stop: int) -> None:
+        if run not in writers:
+            writers[run] = SummaryWriter(str(tmp_path / run))
+        writer = writers[run]
+        for step in range(start, stop):
+            writer.add_scalar("loss", 1.0 / (step + 1 + len(run)), step)
+        flushed(writer)
+
+    log("adam/seed_0", 0, 20)
+    load_checked(template, monkeypatch, resumed=False)
+    log("adam/seed_0", 20, 30)
+    load_checked(template, monkeypatch, resumed=True)
+    before = event_bytes(tmp_path)
+    log("adam/seed_0", 30, 40)
+    log("sgd/seed_1", 0, 10)
+    with polls(TensorBoardFollower) as seen:
+        loaded = load_checked(template, monkeypatch, resumed=True)
+    assert seen[-1].bytes_read == event_bytes(tmp_path) - before
+    assert sorted(loaded.runs["config.optimiser"].to_list()) == ["adam", "sgd"]
+    for writer in writers.values():
+        writer.close()
