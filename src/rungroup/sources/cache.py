@@ -239,6 +239,7 @@ def _write(
     stamps: list[list[Any]],
     notes: list[str],
     state: bytes | None = None,
+    prints: dict[str, list[int]] | None = None,
     volatile: bool = False,
 ) -> pl.DataFrame:
     """Write the entry: frames (and a follower's `state`) under a fresh token, then the
@@ -269,7 +270,7 @@ def _write(
             "warnings": notes,
             "volatile": volatile,
             # what tells an append from a rewrite when the follower resumes (`resume.py`)
-            "prints": {} if state is None else resume.prints(_stamps_dict(stamps)),
+            "prints": (prints or {}) if state is not None else {},
             "runs": runs.runs.height,
             "points": history.height,
             "written": time.time(),
@@ -369,6 +370,9 @@ def load_cached(
     except _DamagedError as damage:
         _warn(f"cache entry {entry.folder} is damaged ({damage}); reading {source} again")
         follower = None
+    # What tells an append from a rewrite next time, taken before the files are read: a file
+    # rewritten after this changes its stamp, and the entry is then not written.
+    prints = resume.prints(now) if follower is not None else {}
     polled = _polled(follower, kept, source) if follower is not None else None
     if polled is None:
         follower = None
@@ -387,7 +391,7 @@ def load_cached(
     # states), or, when a full read wrote it, the next load keeps a follower.
     state = None if follower is None else resume.dump(fmt, source, follower)
     try:
-        history = _write(entry, runs, before, notes, state, volatile=running)
+        history = _write(entry, runs, before, notes, state, prints, volatile=running)
     except OSError as error:
         _warn(f"cannot write the cache in {cache_dir()} ({error}); loading without it")
         return runs
