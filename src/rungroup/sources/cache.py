@@ -9,6 +9,13 @@ was read from (path, mtime in ns, size, inode), the size and CRC-32 of both fram
 the `LoadWarning`s the load gave. An entry is used only when the source's files have the same
 identity now and both files match their size and CRC; the warnings are given again.
 
+After the source changed, formats whose follower reads only what changed (W&B, TensorBoard,
+MLflow SQLite: `resume.RESUMABLE`) are not read again in full: the entry also keeps the
+follower's state (``<token>.follower.pickle``, checked like the frames, and the CRC-32 of each
+file's ends in the manifest), and the next load restores it, polls it once and rewrites the
+entry (`resume.py` says when a state is resumed and what it may hold). The first change after
+a full read is read by a new follower, whose state is kept from then on.
+
 Nothing of an entry is trusted before it is checked: a manifest that does not parse, a file
 that is short, long or fails its CRC, or frames that do not read is a `CacheWarning` (once)
 and the source is read again, its entry rewritten. Writers never touch a file a reader may be
@@ -19,7 +26,9 @@ only, full) gives one `CacheWarning` and the load goes on without a cache.
 
 Not cached: formats whose `VERSION` is None (frames, already in memory; rungroup's own store,
 already read compactly at the speed of a cache), tracking servers (no file identity), and a load in
-which some run is `running` (its state depends on the clock, not only on the files).
+which some run is `running` (its state depends on the clock, not only on the files) unless the
+format resumes: its entry is then marked `volatile`, never served as it is, and its follower
+polls again on every load, deriving the states again.
 """
 
 from __future__ import annotations
