@@ -11,10 +11,11 @@ identity now and both files match their size and CRC; the warnings are given aga
 
 After the source changed, formats whose follower reads only what changed (W&B, TensorBoard,
 MLflow SQLite: `resume.RESUMABLE`) are not read again in full: the entry also keeps the
-follower's state (``<token>.follower.pickle``, checked like the frames, and the CRC-32 of each
-file's ends in the manifest), and the next load restores it, polls it once and rewrites the
-entry (`resume.py` says when a state is resumed and what it may hold). The first change after
-a full read is read by a new follower, whose state is kept from then on.
+follower's state (``<token>.follower.pickle``, its frames as ``<token>.follower.<name>.arrow``,
+all checked like the entry's frames; the CRC-32 of each source file's ends in the manifest),
+and the next load restores it, polls it once and rewrites the entry (`resume.py` says when a
+state is resumed and what it may hold). The first change after a full read is read by a new
+follower, whose state is kept from then on.
 
 Nothing of an entry is trusted before it is checked: a manifest that does not parse, a file
 that is short, long or fails its CRC, or frames that do not read is a `CacheWarning` (once)
@@ -208,7 +209,13 @@ def _restored(
         return None
     try:
         data = _checked(entry, manifest, _STATE).read_bytes()
-        return resume.restore(fmt, source, data)
+        # Mapped, as the entry's frames: nothing of the points is copied to restore them.
+        return resume.restore(
+            fmt,
+            source,
+            data,
+            lambda name: pl.read_ipc(_checked(entry, manifest, f"{_STATE}.{name}")),
+        )
     except FileNotFoundError:
         return None
     except _DamagedError:
@@ -247,7 +254,7 @@ def _write(
     runs: Runs,
     stamps: list[list[Any]],
     notes: list[str],
-    state: bytes | None = None,
+    state: tuple[bytes, dict[str, pl.DataFrame]] | None = None,
     prints: dict[str, list[int]] | None = None,
     volatile: bool = False,
 ) -> pl.DataFrame:
@@ -266,7 +273,9 @@ def _write(
             ("history", _frame_bytes(history), "arrow"),
         ]
         if state is not None:
-            parts.append((_STATE, state, "pickle"))
+            pickled, state_frames = state
+            parts.append((_STATE, pickled, "pickle"))
+            parts += [(f"{_STATE}.{k}", _frame_bytes(v), "arrow") for k, v in state_frames.items()]
         for name, data, suffix in parts:
             path = entry.folder / f"{token}.{name}.{suffix}"
             written.append(path)

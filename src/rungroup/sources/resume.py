@@ -6,11 +6,12 @@ went away is dropped). The columnar cache (`cache.py`) keeps such a follower's s
 entry, so that a later load of a source whose files changed restores the follower and polls
 it once: it reads the cache plus only what changed, instead of the whole source again.
 
-A state is the follower's class and its attributes, pickled, without what belongs to one
-process (a database connection) or repeats the frames (the `Runs` it last returned). It is
-restored only through `_Restricted`, which builds nothing but the followers named in
-`RESUMABLE` and the plain values and frames they hold, and only when the files it was taken
-from can have been appended to, not rewritten (`appended_only`).
+A state is the follower's class and its attributes, without what belongs to one process (a
+database connection) or repeats the frames (the `Runs` it last returned): its frames (the
+points it keeps) are written as Arrow IPC files and read back mapped, the rest is pickled. It
+is restored only through `_Restricted`, which builds nothing but the followers named in
+`RESUMABLE` and the plain values they hold, and only when the files it was taken from can
+have been appended to, not rewritten (`appended_only`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import io
 import os
 import pickle
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from rungroup.runs import Runs
 from rungroup.sources.identity import Stamps
@@ -43,7 +47,7 @@ _DROPPED = ("_connection", "_current")
 #: Bump when what a state holds changes; an older state is not restored (a full read is).
 STATE_VERSION = 1
 
-#: What a state may build besides rungroup's own classes: values, paths, frames, arrays.
+#: What a state may build besides rungroup's own classes: values, paths, arrays.
 _ALLOWED = {
     "builtins": {"set", "frozenset", "dict", "list", "tuple", "bytes", "bytearray", "slice"},
     "collections": {"OrderedDict", "defaultdict", "deque"},
@@ -57,8 +61,9 @@ _ALLOWED = {
 
 
 class _Restricted(pickle.Unpickler):
-    """An unpickler that builds only rungroup's source classes, polars frames and plain values
-    (a state is read from a directory other programs could write to: never run what it names)."""
+    """An unpickler that builds only rungroup's source classes and plain values (the frames
+    are Arrow files beside it; a state is read from a directory other programs could write
+    to: never run what it names)."""
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = _ALLOWED.get(module)
@@ -68,10 +73,6 @@ class _Restricted(pickle.Unpickler):
             found = super().find_class(module, name)
             if isinstance(found, type):  # a class (a dataclass of a follower), not a function
                 return found
-        if module.startswith("polars.") and name in ("DataFrame", "Series"):
-            return super().find_class(module, name)
-        if module.startswith("polars.datatypes") and name[:1].isupper():
-            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"a cached follower state may not build {module}.{name}")
 
 
@@ -96,19 +97,22 @@ def follower_for(fmt: str, source: Any, options: dict[str, Any]) -> Any | None:
     return follower if _qualified(type(follower)) == RESUMABLE[fmt] else None
 
 
-def dump(fmt: str, source: Any, follower: Any) -> bytes:
-    """The follower's state (after a poll), as bytes for the cache entry."""
+def dump(fmt: str, source: Any, follower: Any) -> tuple[bytes, dict[str, pl.DataFrame]]:
+    """The follower's state (after a poll): its frames (the points it keeps), to be written
+    as Arrow IPC files beside the pickle and read back mapped, and the rest pickled."""
     if fmt == "wandb":
         _compact_wandb(follower)
     state = {k: v for k, v in vars(follower).items() if k not in _DROPPED}
+    frames = {k: v for k, v in state.items() if isinstance(v, pl.DataFrame)}
     payload = {
         "version": STATE_VERSION,
         "format": fmt,
         "source": os.fspath(source),
         "class": _qualified(type(follower)),
-        "state": state,
+        "state": {k: v for k, v in state.items() if k not in frames},
+        "frames": sorted(frames),
     }
-    return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), frames
 
 
 def _compact_wandb(follower: Any) -> None:
@@ -126,9 +130,10 @@ def _compact_wandb(follower: Any) -> None:
         known.emitted -= cut
 
 
-def restore(fmt: str, source: Any, data: bytes) -> Any | None:
-    """The follower `dump` kept, or None when it was kept for another source text, format or
-    state version. Raises on a state that does not unpickle (the cache calls it damaged)."""
+def restore(fmt: str, source: Any, data: bytes, frame: Callable[[str], pl.DataFrame]) -> Any | None:
+    """The follower `dump` kept (its frames read by `frame(name)`), or None when it was kept
+    for another source text, format or state version. Raises on a state that does not
+    unpickle (the cache calls it damaged)."""
     payload = _Restricted(io.BytesIO(data)).load()
     if (
         not isinstance(payload, dict)
@@ -144,6 +149,8 @@ def restore(fmt: str, source: Any, data: bytes) -> Any | None:
     kind = getattr(__import__(module, fromlist=[name]), name)
     follower = kind.__new__(kind)
     vars(follower).update(payload["state"])
+    for attribute in payload["frames"]:
+        setattr(follower, str(attribute), frame(str(attribute)))
     for attribute in _DROPPED:
         setattr(follower, attribute, None)
     return follower

@@ -67,6 +67,11 @@ def load_checked(source: Any, monkeypatch: pytest.MonkeyPatch, *, resumed: bool)
     return loaded
 
 
+def no_frames(name: str) -> pl.DataFrame:
+    """The frames of a state read back, for a test that only looks at the rest of it."""
+    return pl.DataFrame()
+
+
 def event_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("events.out.tfevents.*"))
 
@@ -264,7 +269,7 @@ def test_a_state_that_names_anything_else_is_refused(
     state = _kept_state(root, monkeypatch)
     evil = pickle.dumps({"version": resume.STATE_VERSION, "run": _Evil()})
     with pytest.raises(pickle.UnpicklingError, match="may not build"):
-        resume.restore("tensorboard", root, evil)
+        resume.restore("tensorboard", root, evil, no_frames)
     _replace_kept(state, evil)
     next(root.rglob("events.out.tfevents.*")).touch()
     with pytest.warns(cache.CacheWarning, match="damaged"):
@@ -301,11 +306,11 @@ def test_a_state_of_another_version_or_source_text_is_not_resumed(
     _kept_state(root, monkeypatch)
     (state,) = (cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle")
     data = state.read_bytes()
-    assert resume.restore("tensorboard", root, data) is not None
-    assert resume.restore("tensorboard", str(root) + "/", data) is None
-    assert resume.restore("wandb", root, data) is None
+    assert resume.restore("tensorboard", root, data, no_frames) is not None
+    assert resume.restore("tensorboard", str(root) + "/", data, no_frames) is None
+    assert resume.restore("wandb", root, data, no_frames) is None
     monkeypatch.setattr(resume, "STATE_VERSION", resume.STATE_VERSION + 1)
-    assert resume.restore("tensorboard", root, data) is None
+    assert resume.restore("tensorboard", root, data, no_frames) is None
     # not resumable: a follower reads the source in full, equal to a cache-less load
     _tensorboard(root, 20)
     with warnings.catch_warnings():
@@ -362,7 +367,7 @@ def test_wandb_resumes_on_appended_records(tmp_path: Path, monkeypatch: pytest.M
         if cut > len(data) // 3:  # the first change was read in full by a new follower
             assert seen[-1].bytes_read <= cut - before + 32768  # a record cut off is re-read
         (state,) = (cache.cache_dir() / cache.LAYOUT).rglob("*.follower.pickle")
-        restored = resume.restore("wandb", source, state.read_bytes())
+        restored = resume.restore("wandb", source, state.read_bytes(), no_frames)
         kept = next(iter(restored._files.values()))
         assert len(kept.reading.run.values) == kept.emitted == 1
     assert loaded.history.select(pl.len()).collect().item() == 3000
@@ -435,11 +440,14 @@ def _next_load_is_quiet_and_cached(source: Path, monkeypatch: pytest.MonkeyPatch
         load_checked(source, monkeypatch, resumed=True)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "points truncated"])
 def test_a_damaged_state_is_reported_once_and_rebuilt(
     kept: Path, damage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (state,) = _states()
+    if damage == "points truncated":  # the follower's points, an Arrow file beside the pickle
+        (state,) = state.parent.glob("*.follower._points.arrow")
+        damage = "truncated"
     data = state.read_bytes()
     state.unlink()  # files are never rewritten in place: a damaged one is a new file
     state.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(len(data)))
@@ -504,7 +512,7 @@ def test_two_processes_resuming_at_once(kept: Path, monkeypatch: pytest.MonkeyPa
             assert out.split("\n")[-2] == expected
         [entry] = cache.entries()
         named = cache._current_files(entry.folder)
-        assert len(named) == 3 and all(path.exists() for path in named)
+        assert len(named) == 5 and all(path.exists() for path in named)  # frames, state
         _next_load_is_quiet_and_cached(kept, monkeypatch)
 
 
