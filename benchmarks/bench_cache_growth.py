@@ -148,7 +148,7 @@ def main() -> None:
             )
             assert runs.runs.equals(fresh.runs), name
             assert collected(runs).equals(collected(fresh)), name
-            state = sum(p.stat().st_size for p in (work / "cache").rglob("*.follower.pickle"))
+            state = sum(p.stat().st_size for p in (work / "cache").rglob("*.follower.*"))
             print(
                 f"{name:14} {cold:7.2f}s {first:10.2f}s {resumed:7.2f}s {full:9.2f}s "
                 f"{state / 1e6:9.1f}",
