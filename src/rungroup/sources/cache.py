@@ -9,6 +9,14 @@ was read from (path, mtime in ns, size, inode), the size and CRC-32 of both fram
 the `LoadWarning`s the load gave. An entry is used only when the source's files have the same
 identity now and both files match their size and CRC; the warnings are given again.
 
+After the source changed, formats whose follower reads only what changed (W&B, TensorBoard,
+MLflow SQLite: `resume.RESUMABLE`) are not read again in full: the entry also keeps the
+follower's state (``<token>.follower.pickle``, its frames as ``<token>.follower.<name>.arrow``,
+all checked like the entry's frames; the CRC-32 of each source file's ends in the manifest),
+and the next load restores it, polls it once and rewrites the entry (`resume.py` says when a
+state is resumed and what it may hold). The first change after a full read is read by a new
+follower, whose state is kept from then on.
+
 Nothing of an entry is trusted before it is checked: a manifest that does not parse, a file
 that is short, long or fails its CRC, or frames that do not read is a `CacheWarning` (once)
 and the source is read again, its entry rewritten. Writers never touch a file a reader may be
@@ -19,7 +27,9 @@ only, full) gives one `CacheWarning` and the load goes on without a cache.
 
 Not cached: formats whose `VERSION` is None (frames, already in memory; rungroup's own store,
 already read compactly at the speed of a cache), tracking servers (no file identity), and a load in
-which some run is `running` (its state depends on the clock, not only on the files).
+which some run is `running` (its state depends on the clock, not only on the files) unless the
+format resumes: its entry is then marked `volatile`, never served as it is, and its follower
+polls again on every load, deriving the states again.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import polars as pl
 
 from rungroup._version import __version__
 from rungroup.runs import LoadWarning, Runs
-from rungroup.sources import identity
+from rungroup.sources import identity, resume
 
 __all__ = ["ENV", "CacheWarning", "cache_dir", "clear", "entries", "load_cached"]
 
@@ -57,6 +67,8 @@ _NOT_KEYED = ("progress", "progress_bar", "workers", "timeout", "deadline")
 #: A writer's leftover files (it died before its manifest) older than this are removed.
 _ORPHAN_AFTER = 3600.0
 _FRAMES = ("runs", "history")
+#: The file of a follower's state (`resume.py`), in entries of formats that resume.
+_STATE = "follower"
 
 
 class CacheWarning(LoadWarning):
@@ -123,6 +135,10 @@ def _stamps_list(stamps: identity.Stamps) -> list[list[Any]]:
     return [[path, *stamp] for path, stamp in sorted(stamps.items())]
 
 
+def _stamps_dict(rows: list[list[Any]]) -> identity.Stamps:
+    return {str(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -130,9 +146,9 @@ class _DamagedError(Exception):
     """An entry that is there but cannot be trusted."""
 
 
-def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | None:
-    """The entry's runs and warnings when it matches the source's files now; None when there
-    is none or it is stale; raises `_DamagedError` when it is there but cannot be trusted."""
+def _manifest(entry: _Entry) -> dict[str, Any] | None:
+    """The entry's manifest, or None when there is none or another version wrote it; raises
+    `_DamagedError` when it is there but cannot be trusted."""
     try:
         raw = (entry.folder / MANIFEST).read_bytes()
     except OSError:
@@ -141,19 +157,35 @@ def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | N
         manifest = json.loads(raw)
         if manifest.get("entry") != entry.description:
             return None  # another version wrote it (or a hash collision): not ours to use
-        if manifest["stamps"] != current:
-            return None  # the source changed since: stale
+        if not isinstance(manifest["stamps"], list) or not isinstance(manifest["files"], dict):
+            raise _DamagedError("manifest without stamps or files")
+        return dict(manifest)
+    except _DamagedError:
+        raise
+    except Exception as error:
+        raise _DamagedError(f"{type(error).__name__}: {error}") from error
+
+
+def _checked(entry: _Entry, manifest: dict[str, Any], name: str) -> Path:
+    """The path of the entry's file `name` once it matches its size and CRC-32 (files are
+    never rewritten in place, so what was checked is what is read)."""
+    described = manifest["files"][name]
+    path = entry.folder / str(described["name"])
+    if path.parent != entry.folder:
+        raise _DamagedError(f"manifest names a file outside the entry: {described['name']}")
+    if _checksum(path) != (described["size"], described["crc32"]):
+        raise _DamagedError(f"{path.name} does not match its size and CRC-32")
+    return path
+
+
+def _read(entry: _Entry, manifest: dict[str, Any]) -> tuple[Runs, list[str]] | None:
+    """The entry's runs and warnings; None when its files went away; raises `_DamagedError`
+    when they are there but cannot be trusted."""
+    try:
         frames: dict[str, pl.DataFrame] = {}
         for name in _FRAMES:
-            described = manifest["files"][name]
-            path = entry.folder / str(described["name"])
-            if path.parent != entry.folder:
-                raise _DamagedError(f"manifest names a file outside the entry: {described['name']}")
-            if _checksum(path) != (described["size"], described["crc32"]):
-                raise _DamagedError(f"{path.name} does not match its size and CRC-32")
-            # Read from the path (Polars maps an uncompressed file rather than copying it);
-            # files are never rewritten in place, so what was checked is what is read.
-            frames[name] = pl.read_ipc(path)
+            # Read from the path (Polars maps an uncompressed file rather than copying it).
+            frames[name] = pl.read_ipc(_checked(entry, manifest, name))
         notes = [str(m) for m in manifest["warnings"]]
     except FileNotFoundError:
         return None  # removed by another writer or `clear` while read: read the source
@@ -162,6 +194,34 @@ def _read(entry: _Entry, current: list[list[Any]]) -> tuple[Runs, list[str]] | N
     except Exception as error:  # any parse or decode failure means the entry is damaged
         raise _DamagedError(f"{type(error).__name__}: {error}") from error
     return Runs(frames["runs"], frames["history"]), notes
+
+
+def _restored(
+    entry: _Entry, manifest: dict[str, Any], fmt: str, source: Any, now: identity.Stamps
+) -> Any | None:
+    """The follower the entry kept, restored, when it can resume on the files as they are
+    now (`resume.appended_only`); None when there is none or it cannot."""
+    if _STATE not in manifest["files"]:
+        return None
+    kept = _stamps_dict(manifest["stamps"])
+    prints = {str(k): [int(x) for x in v] for k, v in dict(manifest.get("prints", {})).items()}
+    if not resume.appended_only(fmt, kept, now, prints):
+        return None
+    try:
+        data = _checked(entry, manifest, _STATE).read_bytes()
+        # Mapped, as the entry's frames: nothing of the points is copied to restore them.
+        return resume.restore(
+            fmt,
+            source,
+            data,
+            lambda name: pl.read_ipc(_checked(entry, manifest, f"{_STATE}.{name}")),
+        )
+    except FileNotFoundError:
+        return None
+    except _DamagedError:
+        raise
+    except Exception as error:
+        raise _DamagedError(f"follower state: {type(error).__name__}: {error}") from error
 
 
 def _checksum(path: Path) -> tuple[int, int]:
@@ -189,18 +249,35 @@ def _write_new(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _write(entry: _Entry, runs: Runs, stamps: list[list[Any]], notes: list[str]) -> None:
-    """Write the entry: frames under a fresh token, then the manifest atomically, then the
-    files of the manifest it replaced. Raises `OSError` (the caller degrades)."""
+def _write(
+    entry: _Entry,
+    runs: Runs,
+    stamps: list[list[Any]],
+    notes: list[str],
+    state: tuple[bytes, dict[str, pl.DataFrame]] | None = None,
+    prints: dict[str, list[int]] | None = None,
+    volatile: bool = False,
+) -> pl.DataFrame:
+    """Write the entry: frames (and a follower's `state`) under a fresh token, then the
+    manifest atomically, then the files of the manifest it replaced; returns the history
+    written. A `volatile` entry (some run is running: its state changes with the clock) is
+    only resumed, never served as it is. Raises `OSError` (the caller degrades)."""
     entry.folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}-{secrets.token_hex(6)}"
     written: list[Path] = []
     try:
         files: dict[str, dict[str, Any]] = {}
         history = runs.history.collect()
-        for name, frame in (("runs", runs.runs), ("history", history)):
-            data = _frame_bytes(frame)
-            path = entry.folder / f"{token}.{name}.arrow"
+        parts: list[tuple[str, bytes, str]] = [
+            ("runs", _frame_bytes(runs.runs), "arrow"),
+            ("history", _frame_bytes(history), "arrow"),
+        ]
+        if state is not None:
+            pickled, state_frames = state
+            parts.append((_STATE, pickled, "pickle"))
+            parts += [(f"{_STATE}.{k}", _frame_bytes(v), "arrow") for k, v in state_frames.items()]
+        for name, data, suffix in parts:
+            path = entry.folder / f"{token}.{name}.{suffix}"
             written.append(path)
             _write_new(path, data)
             files[name] = {"name": path.name, "size": len(data), "crc32": zlib.crc32(data)}
@@ -209,6 +286,9 @@ def _write(entry: _Entry, runs: Runs, stamps: list[list[Any]], notes: list[str])
             "stamps": stamps,
             "files": files,
             "warnings": notes,
+            "volatile": volatile,
+            # what tells an append from a rewrite when the follower resumes (`resume.py`)
+            "prints": (prints or {}) if state is not None else {},
             "runs": runs.runs.height,
             "points": history.height,
             "written": time.time(),
@@ -225,6 +305,7 @@ def _write(entry: _Entry, runs: Runs, stamps: list[list[Any]], notes: list[str])
     for path in previous - set(written):
         _remove(path)
     _remove_orphans(entry.folder)
+    return history
 
 
 def _current_files(folder: Path) -> set[Path]:
@@ -274,7 +355,10 @@ def load_cached(
     fmt: str, version: int, reader: Callable[..., Runs], source: Any, options: dict[str, Any]
 ) -> Runs:
     """`reader(source, **options)`, from the cache when its entry matches the source's files,
-    else read and kept there."""
+    else read and kept there. When the files changed since the entry was written and the
+    format's follower can resume (`resume.py`), only what changed is read: the entry's
+    follower is restored and polled (after the first change, a new follower reads the whole
+    source once and is kept)."""
     entry = _entry(fmt, version, source, options)
     watched = identity.watched(source) if entry is not None else None
     if entry is None or watched is None:
@@ -282,28 +366,77 @@ def load_cached(
     paths = watched()
     if _inside(cache_dir(), paths):
         return reader(source, **options)
-    before = _stamps_list(identity.stamps(paths))
+    now = identity.stamps(paths)
+    before = _stamps_list(now)
+    follower: Any | None = None
+    kept: list[str] = []
     try:
-        found = _read(entry, before)
+        manifest = _manifest(entry)
+        if manifest is not None and manifest["stamps"] == before and not manifest.get("volatile"):
+            found = _read(entry, manifest)
+            if found is not None:
+                runs, notes = found
+                for note in notes:
+                    warnings.warn(note, LoadWarning, stacklevel=3)
+                return runs
+        if manifest is not None and fmt in resume.RESUMABLE:
+            follower = _restored(entry, manifest, fmt, source, now)
+            if follower is not None:
+                kept = [str(m) for m in manifest["warnings"]]
+            else:  # the first change since a full read: a follower reads it all, then resumes
+                follower = resume.follower_for(fmt, source, options)
     except _DamagedError as damage:
         _warn(f"cache entry {entry.folder} is damaged ({damage}); reading {source} again")
-        found = None
-    if found is not None:
-        runs, notes = found
-        for note in notes:
-            warnings.warn(note, LoadWarning, stacklevel=3)
-        return runs
-    with _recorded() as caught:
-        runs = reader(source, **options)
-    notes = [str(n.message) for n in caught if issubclass(n.category, LoadWarning)]
+        follower = None
+    # What tells an append from a rewrite next time, taken before the files are read: a file
+    # rewritten after this changes its stamp, and the entry is then not written.
+    prints = resume.prints(now) if follower is not None else {}
+    polled = _polled(follower, kept, source) if follower is not None else None
+    if polled is None:
+        follower = None
+        with _recorded() as caught:
+            runs = reader(source, **options)
+        notes = [str(n.message) for n in caught if issubclass(n.category, LoadWarning)]
+    else:
+        runs, notes = polled
     after = _stamps_list(identity.stamps(paths))
-    if after != before or "running" in runs.runs["state"].to_list():
-        return runs  # written while read, or a state that changes with the clock
+    if after != before:
+        return runs  # written while read
+    running = "running" in runs.runs["state"].to_list()
+    if running and fmt not in resume.RESUMABLE:
+        return runs  # a state that changes with the clock, and no follower to derive it again
+    # A volatile entry is never served as it is: its follower polls again (re-deriving the
+    # states), or, when a full read wrote it, the next load keeps a follower.
+    state = None if follower is None else resume.dump(fmt, source, follower)
     try:
-        _write(entry, runs, before, notes)
+        history = _write(entry, runs, before, notes, state, prints, volatile=running)
     except OSError as error:
         _warn(f"cannot write the cache in {cache_dir()} ({error}); loading without it")
+        return runs
+    if follower is not None:
+        # A follower's history is a query over its points: the frame just written holds the
+        # same rows, collected once (the caller's collect is then free, the points let go).
+        return Runs(runs.runs, history.lazy(), validate=False)
     return runs
+
+
+def _polled(follower: Any, kept: list[str], source: Any) -> tuple[Runs, list[str]] | None:
+    """The follower's poll and the warnings of the load (those kept in the entry, then the
+    new ones); None when it fails (the source is then read in full, which says why if it is
+    the source's fault)."""
+    for text in kept:  # what a full read would say again about what was read before
+        warnings.warn(text, LoadWarning, stacklevel=4)
+    try:
+        with _recorded() as caught:
+            runs = resume.poll(follower)
+    except Exception as error:
+        _warn(f"cannot resume reading {source} from the cache ({error}); reading it all")
+        return None
+    notes = list(kept)
+    for note in caught:
+        if issubclass(note.category, LoadWarning) and str(note.message) not in notes:
+            notes.append(str(note.message))
+    return runs, notes
 
 
 # --- what `rungroup cache` shows and clears -------------------------------------------------
