@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_sources.py              # 1,000 runs x 1,000 steps x 5
     .venv/bin/python benchmarks/bench_sources.py --runs 50    # smaller, for a smoke run
     .venv/bin/python benchmarks/bench_sources.py --cached-only  # rg.load cold vs cached only
+    .venv/bin/python benchmarks/bench_sources.py --first-reads --only wandb  # issue #14's rates
 
 Fixtures (kept in benchmarks/.data/sources-<runs>/, reused on the next run):
 - MLflow SQLite: the schema is created by mlflow itself; the 1,000 runs and 5 M metric rows
@@ -14,6 +15,12 @@ Fixtures (kept in benchmarks/.data/sources-<runs>/, reused on the next run):
   copied into 1,000 run folders.
 - W&B: one run written by wandb in offline mode, its folder copied 1,000 times.
 - CSV: 1,000 `progress.csv` files written with the csv module.
+- rungroup's own store (for `--first-reads`' ratio): the same values as the records
+  `Run.log` writes, encoded by `store.encode_record`.
+
+`--first-reads`: each format's own reader (`rg.load_wandb` etc., which never use the cache: what a
+first open costs),
+as points per second and as a ratio to the own store's load measured in the same process.
 
 The cached column: `rungroup.load(source)` once with an empty cache (cold: read the source and
 fill the cache, in benchmarks/.data/cache unless RUNGROUP_CACHE_DIR says otherwise), then the
@@ -230,6 +237,63 @@ def make_csv(folder: Path, runs: int, steps: int) -> Path:
     return root
 
 
+def make_store(folder: Path, runs: int, steps: int) -> Path:
+    import array
+    from datetime import datetime, timezone
+
+    from rungroup import store
+
+    root = folder / "store"
+    if root.exists():
+        return root
+    partial = folder / "store.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    names = list(METRICS)
+    for run in range(runs):
+        run_id = f"r{run:05d}"
+        target = store.run_dir(partial, "bench", run_id)
+        target.mkdir(parents=True)
+        step_column = [step for step in range(steps) for _ in names]
+        walls = [1.7e9 + run + step * 0.01 for step in range(steps) for _ in names]
+        codes = [code for _ in range(steps) for code in range(len(names))]
+        values = [value(run, m, step) for step in range(steps) for m in range(len(names))]
+        record = store.encode_record(
+            names,
+            array.array("q", step_column),
+            array.array("d", walls),
+            array.array("I", codes),
+            array.array("d", values),
+            sequence=0,
+        )
+        (target / store.HISTORY_FILE).write_bytes(store.HISTORY_MAGIC + record)
+        created = datetime.fromtimestamp(1.7e9 + run, timezone.utc).isoformat()
+        store.write_json_atomically(
+            target / store.META_FILE,
+            {
+                "config": {"group": f"lr-{run % 4}", "seed": run},
+                "created_at": created,
+                "exit_code": 0,
+                "finished_at": created,
+                "format_version": store.FORMAT_VERSION,
+                "group": None,
+                "heartbeat_at": created,
+                "host": "bench",
+                "id": run_id,
+                "job_type": None,
+                "name": run_id,
+                "pid": 0,
+                "project": "bench",
+                "runtime": steps * 0.01,
+                "state": "finished",
+                "summary": {},
+                "tags": [],
+                "updated_at": created,
+            },
+        )
+    partial.rename(root)
+    return root
+
+
 # --- alternatives ---------------------------------------------------------------------------
 
 
@@ -290,6 +354,25 @@ def pandas_csv_loop(files: list[Path]) -> int:
     return len(pd.concat(frames))
 
 
+FIRST_READS = ("mlflow-sqlite", "mlflow-files", "tensorboard", "wandb", "csv")
+
+
+def first_reads(
+    readers: dict[str, Callable[[], Any]],
+    own_store: Callable[[], Any],
+    chosen: list[str],
+    load: Callable[[Callable[[], Any]], tuple[float, int]],
+    report: Callable[[str, str, float, int, bool], None],
+) -> None:
+    """Issue #14's first-read rates: each reader against the own store, in one process."""
+    own_seconds, own_rows = load(own_store)
+    report("own store", "rungroup.load", own_seconds, own_rows, False)
+    for name in chosen:
+        seconds, rows = load(readers[name])
+        report(name, "first read (no cache)", seconds, rows, False)
+        print(f"{'':18} {'times the own store's time':42} {seconds / own_seconds:9.1f} x", flush=True)
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -302,6 +385,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--cached-only", action="store_true", help="only rungroup.load, cold and cached"
+    )
+    parser.add_argument(
+        "--first-reads",
+        action="store_true",
+        help="only each format's reader (no cache), with its ratio to the own store",
+    )
+    parser.add_argument(
+        "--only",
+        choices=FIRST_READS,
+        action="append",
+        help="with --first-reads: these sources only (repeatable)",
     )
     args = parser.parse_args()
     os.environ.setdefault("RUNGROUP_CACHE_DIR", str(DATA / "cache"))
@@ -357,6 +451,28 @@ def main() -> None:
     wb = make_wandb(folder, args.runs, args.steps)
     csv_root = make_csv(folder, args.runs, args.steps)
     subset_runs = min(args.subset, args.runs)
+    if args.first_reads:
+        own = make_store(folder, args.runs, args.steps)
+        first_reads(
+            {
+                "mlflow-sqlite": lambda: rg.load_mlflow(db, progress_bar=False),
+                "mlflow-files": lambda: rg.load_mlflow(mlruns, progress_bar=False),
+                "tensorboard": lambda: rg.load_tensorboard(
+                    tb / "{group}" / "seed_{seed}", progress_bar=False
+                ),
+                "wandb": lambda: rg.load_wandb(wb, progress_bar=False),
+                "csv": lambda: rg.load_csv(
+                    csv_root / "{group}" / "seed_{seed}" / "progress.csv",
+                    progress_bar=False,
+                ),
+            },
+            lambda: rg.load(own, progress_bar=False),
+            args.only or list(FIRST_READS),
+            load,
+            report,
+        )
+        write_json()
+        return
 
     from rungroup.sources import cache
 
