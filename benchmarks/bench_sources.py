@@ -370,7 +370,8 @@ def first_reads(
     for name in chosen:
         seconds, rows = load(readers[name])
         report(name, "first read (no cache)", seconds, rows, False)
-        print(f"{'':18} {'times the own store's time':42} {seconds / own_seconds:9.1f} x", flush=True)
+        label = "times the own store's time"
+        print(f"{'':18} {label:42} {seconds / own_seconds:9.1f} x", flush=True)
 
 
 # --- main -----------------------------------------------------------------------------------
