@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import yaml
 
 from rungroup.sources.files import (
     MAX_TEXT_BYTES,
+    _check_nodes,
+    _repair,
     read_bytes,
     read_text,
     subfolders,
@@ -18,6 +23,7 @@ from rungroup.sources.files import (
 )
 from rungroup.sources.mlflow.records import (
     FILE_STATES,
+    HISTORY_COLUMNS,
     MAX_MS,
     MIN_MS,
     _Raw,
@@ -29,6 +35,9 @@ from rungroup.sources.runrecords import (
     shown,
     warn,
 )
+
+#: `_parsed`'s frame: `HISTORY_COLUMNS` with the run and key as categories.
+HISTORY_FRAME = HISTORY_COLUMNS | {"run_id": pl.Categorical, "metric": pl.Categorical}
 
 
 def _is_file_store(path: Path) -> bool:
@@ -54,9 +63,31 @@ def _is_file_store(path: Path) -> bool:
 # --- file store -----------------------------------------------------------------------------
 
 
+class _MetaLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """`files._BoundedLoader` on libyaml's parser where PyYAML has it: the pure-Python
+    parser costs about 1 ms a meta.yaml, most of a 1,000-run store's read."""
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_nodes(node)
+        return node
+
+
+def _meta_value(text: str) -> tuple[Any, bool]:
+    """`files.yaml_value` of a meta.yaml, parsed by `_MetaLoader`. The constructor and
+    resolver are PyYAML's own, so the values are the same; text libyaml refuses goes
+    through `yaml_value`, whose error (or value) is then the one given."""
+    try:
+        value = yaml.load(text, Loader=_MetaLoader)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return yaml_value(text)
+    return _repair(value)
+
+
 def _meta(path: Path) -> dict[str, Any]:
     """A meta.yaml (bounded: `files.yaml_value`); raises `OSError` or `ValueError`."""
-    loaded, repaired = yaml_value(read_text(path))
+    loaded, repaired = _meta_value(read_text(path))
     if repaired:
         warn(path, "a lone surrogate (\\udXXX) in a name or text replaced by U+FFFD")
     if not isinstance(loaded, dict):
@@ -66,6 +97,17 @@ def _meta(path: Path) -> dict[str, Any]:
 
 def _key_files(folder: Path) -> dict[str, Path]:
     """`metrics/`, `params/`, `tags/`: one file per key; a key with '/' is a subfolder."""
+    # Fast path: a folder of plain files, as MLflow writes it, is one listing (no stat per
+    # file); anything else (subfolders, links, other kinds) goes through `files.walk`.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        if all(e.is_file(follow_symlinks=False) for e in entries):
+            return {shown(e.name): Path(e.path) for e in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError:
+        pass
     if not folder.is_dir():
         return {}
     return {shown(p.relative_to(folder).as_posix()): p for p in walk(folder, lambda _: True)}
@@ -131,39 +173,77 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
 
 
 def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
-    """Every `metrics/<key>` file: in one parallel scan when all parse, else one by one."""
+    """Every `metrics/<key>` file: their bytes joined and parsed at once (`_parsed`); the
+    files of a part that does not parse are narrowed down by halves, and each file that
+    still fails alone is read by `_metric_file`, which says which line is wrong."""
     if not files:
         return []
+    blobs: list[bytes | None] = []
+    for _, _, path in files:
+        try:
+            blobs.append(read_bytes(path))
+        except OSError:
+            blobs.append(None)  # `_metric_file` reads it again and warns
+    frames: list[pl.DataFrame] = []
+    pending = [(0, len(files))]
+    while pending:
+        first, end = pending.pop()
+        parsed = _parsed(files[first:end], blobs[first:end])
+        if parsed is not None:
+            frames.append(parsed)
+        elif end - first > 1:
+            middle = (first + end) // 2
+            pending += [(middle, end), (first, middle)]  # the first half first: file order
+        else:
+            run_id, key, path = files[first]
+            alone = _metric_file(path, run_id, key)
+            if alone is not None:
+                frames.append(alone.with_columns(pl.col("run_id", "metric").cast(pl.Categorical)))
+    out = [f for f in frames if f.height]
+    return [pl.concat(out, how="vertical_relaxed")] if len(out) > 1 else out
+
+
+def _parsed(files: list[tuple[str, str, Path]], blobs: list[bytes | None]) -> pl.DataFrame | None:
+    """Metric files read as one text, each a block of 'timestamp value step' lines; None
+    unless every line is a point MLflow writes (then `_metric_file` finds the bad ones).
+    Each point's run and key come from the number of lines of its file, as categories: no
+    text per point is made."""
+    counts = []
+    parts = []
+    for blob in blobs:
+        if blob is None:
+            return None
+        if blob and not blob.endswith(b"\n"):
+            blob += b"\n"
+        counts.append(blob.count(b"\n"))
+        parts.append(blob)
+    total = sum(counts)
+    if not total:
+        return pl.DataFrame(schema=HISTORY_FRAME)
     try:
-        stacked = pl.scan_csv(
-            [str(path) for _, _, path in files],
+        table = pl.read_csv(
+            b"".join(parts),
             has_header=False,
             separator=" ",
             new_columns=["timestamp_ms", "value", "step"],
             schema_overrides={"timestamp_ms": pl.Int64, "value": pl.Float64, "step": pl.Int64},
-            include_file_paths="path",
-        ).collect()
-        if (
-            stacked.width == 4
-            and not stacked.select(pl.any_horizontal(pl.all().is_null()).any()).item()
-            and stacked["timestamp_ms"].is_between(MIN_MS, MAX_MS).all()
-        ):
-            names = pl.DataFrame(
-                {
-                    "path": [str(path) for _, _, path in files],
-                    "run_id": [run_id for run_id, _, _ in files],
-                    "metric": [key for _, key, _ in files],
-                }
-            )
-            return [
-                stacked.join(names, on="path", how="left").select(
-                    "run_id", "metric", "step", "timestamp_ms", "value"
-                )
-            ]
-    except (pl.exceptions.PolarsError, OSError, TypeError):  # TypeError: a non-UTF-8 path
-        pass
-    frames = [_metric_file(path, run_id, key) for run_id, key, path in files]
-    return [f for f in frames if f is not None and f.height]
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    # A row per line (no empty or extra lines), three columns, no gaps, times in range.
+    if (
+        table.height != total
+        or table.width != 3
+        or table.select(pl.any_horizontal(pl.all().is_null()).any()).item()
+        or not table["timestamp_ms"].is_between(MIN_MS, MAX_MS).all()
+    ):
+        return None
+    which = pl.Series(np.repeat(np.arange(len(files), dtype=np.uint32), counts))
+    names = pl.DataFrame(
+        {"run_id": [r for r, _, _ in files], "metric": [k for _, k, _ in files]},
+        schema={"run_id": pl.Categorical, "metric": pl.Categorical},
+    )
+    return names[which].hstack(table.select("step", "timestamp_ms", "value"))
 
 
 def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
