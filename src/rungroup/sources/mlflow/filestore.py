@@ -78,8 +78,11 @@ def _meta_value(text: str) -> tuple[Any, bool]:
     """`files.yaml_value` of a meta.yaml, parsed by `_MetaLoader`. The constructor and
     resolver are PyYAML's own, so the values are the same; text libyaml refuses goes
     through `yaml_value`, whose error (or value) is then the one given."""
+    # Without an alias ('*') nothing expands: no node count to check (the nesting depth
+    # is checked by `_repair`).
+    loader = _MetaLoader if "*" in text else getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        value = yaml.load(text, Loader=_MetaLoader)
+        value = yaml.load(text, Loader=loader)
     except (yaml.YAMLError, RecursionError, ValueError):
         return yaml_value(text)
     return _repair(value)
