@@ -154,6 +154,25 @@ def test_a_malformed_line_is_named_and_only_its_file_is_reread(
         assert_identical(runs, load_mlflow(copy))
 
 
+def test_bad_files_everywhere_equal_the_general_path(
+    special_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "mlruns"
+    shutil.copytree(special_files, copy)
+    victims = sorted(copy.glob("*/*/metrics/m03")) + sorted(copy.glob("*/*/metrics/m20"))
+    for victim in victims:  # old MLflow's 'timestamp value' lines, then a torn line
+        victim.write_bytes(b"1700000000000 0.5\n1700000000001 0.25\n17000")
+    with pytest.warns(LoadWarning) as caught:
+        fast = load_mlflow(copy)
+    torn = [str(w.message) for w in caught if "line 3 is not" in str(w.message)]
+    assert len(torn) == len(victims)
+    steps = fast.history.collect().filter(pl.col("metric") == "m03")["step"]
+    assert steps.to_list() == [0, 0] * 3
+    monkeypatch.setattr(filestore, "_parsed", lambda *_: None)
+    with pytest.warns(LoadWarning):
+        assert_identical(fast, load_mlflow(copy))
+
+
 def test_unreadable_and_empty_metric_files(special_files: Path, tmp_path: Path) -> None:
     copy = tmp_path / "mlruns"
     shutil.copytree(special_files, copy)

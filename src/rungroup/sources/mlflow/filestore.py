@@ -176,9 +176,9 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
 
 
 def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
-    """Every `metrics/<key>` file: their bytes joined and parsed at once (`_parsed`); the
-    files of a part that does not parse are narrowed down by halves, and each file that
-    still fails alone is read by `_metric_file`, which says which line is wrong."""
+    """Every `metrics/<key>` file: their bytes joined and parsed at once (`_parsed`); a part
+    that does not parse is narrowed down by halves (`_narrowed`), and each file that still
+    fails alone is read by `_metric_file`, which says which line is wrong."""
     if not files:
         return []
     blobs: list[bytes | None] = []
@@ -187,23 +187,39 @@ def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
             blobs.append(read_bytes(path))
         except OSError:
             blobs.append(None)  # `_metric_file` reads it again and warns
-    frames: list[pl.DataFrame] = []
-    pending = [(0, len(files))]
-    while pending:
-        first, end = pending.pop()
+    frames = [f for f in _narrowed(files, blobs, 0, len(files)) if f.height]
+    return [pl.concat(frames, how="vertical_relaxed")] if len(frames) > 1 else frames
+
+
+def _narrowed(
+    files: list[tuple[str, str, Path]],
+    blobs: list[bytes | None],
+    first: int,
+    end: int,
+    parsed: pl.DataFrame | bool | None = True,
+) -> list[pl.DataFrame]:
+    """The points of `files[first:end]` in file order (`parsed`: their `_parsed` frame when
+    already known, True when not). A part that fails is split in two; when both halves fail
+    too, bad files are everywhere and the part is read file by file (no further halving:
+    the cost stays that of one more parse)."""
+    if parsed is True:
         parsed = _parsed(files[first:end], blobs[first:end])
-        if parsed is not None:
-            frames.append(parsed)
-        elif end - first > 1:
-            middle = (first + end) // 2
-            pending += [(middle, end), (first, middle)]  # the first half first: file order
-        else:
-            run_id, key, path = files[first]
-            alone = _metric_file(path, run_id, key)
-            if alone is not None:
-                frames.append(alone.with_columns(pl.col("run_id", "metric").cast(pl.Categorical)))
-    out = [f for f in frames if f.height]
-    return [pl.concat(out, how="vertical_relaxed")] if len(out) > 1 else out
+    if isinstance(parsed, pl.DataFrame):
+        return [parsed]
+    if end - first > 1:
+        middle = (first + end) // 2
+        left = _parsed(files[first:middle], blobs[first:middle])
+        right = _parsed(files[middle:end], blobs[middle:end])
+        if left is not None or right is not None or end - first == 2:
+            return _narrowed(files, blobs, first, middle, left) + _narrowed(
+                files, blobs, middle, end, right
+            )
+    frames = []
+    for run_id, key, path in files[first:end]:
+        alone = _metric_file(path, run_id, key)
+        if alone is not None:
+            frames.append(alone.with_columns(pl.col("run_id", "metric").cast(pl.Categorical)))
+    return frames
 
 
 def _parsed(files: list[tuple[str, str, Path]], blobs: list[bytes | None]) -> pl.DataFrame | None:
