@@ -18,6 +18,7 @@ plain number, anything the general decoder would warn about in a history row) ma
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from rungroup.sources.runrecords import MAX_SECONDS, MIN_SECONDS, warn
 if TYPE_CHECKING:
     from rungroup.sources.wandb.offline import _Run
 
-__all__ = ["read_run"]
+__all__ = ["read_runs"]
 
 _HEADER = b":W&B"
 _HEADER_SIZE = 7
@@ -81,27 +82,32 @@ class _Items:
     key_length: Ints
     value_start: Ints
     value_length: Ints
-    key_parts: Ints  # the first is `key_start`; history keys have one
+    key_parts: Ints  # `nested_key` parts: `key_length` spans them all, tags included
+    first_key_length: Ints  # the first part's
 
 
-def read_run(data: bytes, path: Path) -> _Run | None:
-    """The `offline._Run` of a whole run file's bytes, or None to decode it the general way
-    (which reports what is wrong with it, if anything)."""
+def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
+    """The `offline._Run` of each whole run file's bytes (read together: numpy's work is
+    done once for all of them), None for a file to decode the general way (which reports
+    what is wrong with it, if anything)."""
     from rungroup.sources.wandb import offline
 
-    if len(data) < _HEADER_SIZE or data[:4] != _HEADER:
-        return None
-    framed = _frame(data)
-    if framed is None:
-        return None
-    payload, record_ends = framed
+    framed = [_frame(d) if len(d) >= _HEADER_SIZE and d[:4] == _HEADER else None for d in datas]
+    which = [i for i, f in enumerate(framed) if f is not None]
+    results: list[_Run | None] = [None] * len(datas)
+    if not which:
+        return results
     try:
-        run, warnings = _decode(payload, record_ends, offline)
-    except _UnsureError:
-        return None
-    for message in warnings:
-        warn(path, message)
-    return run
+        decoded = _decode([f for f in framed if f is not None], offline)
+    except _UnsureError:  # a hash shared by different bytes: too rare to do better
+        return results
+    for i, outcome in zip(which, decoded, strict=True):
+        if outcome is not None:
+            run, warnings = outcome
+            for message in warnings:
+                warn(paths[i], message)
+            results[i] = run
+    return results
 
 
 def _frame(data: bytes) -> tuple[bytes, list[int]] | None:
@@ -168,6 +174,8 @@ def _varint(buf: Bytes, pos: Ints) -> tuple[Ints, Ints, Bools]:
         value |= np.where(going, (byte & 0x7F) << (7 * i), 0)
         after += going
         going &= byte >= 0x80
+        if not going.any():
+            break
     return value, after, ~going
 
 
@@ -176,65 +184,71 @@ def _read_items(
 ) -> tuple[_Items, Bools, Ints, Bools]:
     """The items (field 1: `key` or one `nested_key`, then `value_json`) of the messages at
     `start`..`end`; which messages hold anything else (read no further); and for history
-    `rows` the step of their HistoryStep field (2), where they have one with a step."""
+    `rows` the step of their HistoryStep field (2), where they have one with a step.
+
+    The fields are walked first (the k-th field of every message at once, by its tag and
+    length), then every item is read at once."""
     last = buf.size - 16
     cursor = start.copy()
     odd = np.zeros(start.shape, np.bool_)
     step = np.zeros(start.shape, np.int64)
     has_step = np.zeros(start.shape, np.bool_)
-    found: list[tuple[Ints, ...]] = []
+    walked: list[tuple[Ints, Ints, Ints, Ints]] = []
     active = np.nonzero(cursor < end)[0]
     while active.size:
         at = np.minimum(cursor[active], last)
-        step_field = rows[active] & (buf[at] == 0x12)
+        tag = buf[at]
+        step_field = rows[active] & (tag == 0x12)
         if step_field.any():
             _read_step(buf, active[step_field], cursor, end, odd, step, has_step)
             active = active[cursor[active] < end[active]]
             continue
-        length, content, ok = _varint(buf, np.minimum(at + 1, last))
-        item_end = content + length
-        good = ok & (buf[at] == 0x0A) & (item_end <= end[active]) & (content + 2 <= item_end)
-        content = np.minimum(content, last)
-        key_length = buf[content + 1].astype(np.int64)
-        key_end = np.minimum(content + 2 + key_length, last)
-        good &= ((buf[content] == 0x0A) | (buf[content] == 0x12)) & (key_length < 0x80)
-        # more `nested_key` parts ("_wandb", "runtime"): passed over, the first one named
-        parts = np.ones(active.size, np.int64)
-        for _ in range(8):
-            more = good & (buf[key_end] == 0x12) & (key_end < item_end)
-            if not more.any():
-                break
-            part = buf[key_end + 1].astype(np.int64)
-            good &= ~more | (part < 0x80)
-            key_end = np.where(more, np.minimum(key_end + 2 + part, last), key_end)
-            parts += more
-        good &= (buf[key_end] == 0x82) & (buf[key_end + 1] == 0x01)
-        value_length, value_start, ok = _varint(buf, key_end + 2)
-        good &= ok & (value_start + value_length == item_end)
+        first = buf[at + 1].astype(np.int64)
+        second = buf[at + 2].astype(np.int64)
+        two = first >= 0x80  # lengths of up to two bytes, as `_len_fields` reads them
+        length = np.where(two, (first & 0x7F) | (second << 7), first)
+        header = 2 + two
+        stop = at + header + length
+        good = (tag == 0x0A) & ~(two & (second >= 0x80)) & (stop <= end[active])
         bad = active[~good]
         odd[bad] = True
         cursor[bad] = end[bad]
         kept = active[good]
-        cursor[kept] = item_end[good]
-        found.append(
-            (
-                kept,
-                (content - at)[good],
-                content[good],
-                item_end[good],
-                content[good] + 2,
-                key_length[good],
-                value_start[good],
-                value_length[good],
-                parts[good],
-            )
-        )
+        cursor[kept] = stop[good]
+        walked.append((kept, at[good], header[good], stop[good]))
         active = kept[cursor[kept] < end[kept]]
-    columns = [np.concatenate(column) for column in zip(*found, strict=True)] if found else []
-    if not columns:
-        columns = [np.zeros(0, np.int64) for _ in range(9)]
-    order = np.lexsort((columns[2], columns[0]))  # by message, then position
-    return _Items(*(column[order] for column in columns)), odd, step, has_step
+    if walked:
+        message, at, header, stop = (np.concatenate(c) for c in zip(*walked, strict=True))
+    else:
+        message = at = header = stop = np.zeros(0, np.int64)
+    content = at + header
+    key_length = buf[content + 1].astype(np.int64)
+    good = (content + 2 <= stop) & (key_length < 0x80)
+    good &= (buf[content] == 0x0A) | (buf[content] == 0x12)
+    key_end = np.minimum(content + 2 + key_length, last)
+    # more `nested_key` parts ("_wandb", "runtime"): passed over, the first one named
+    parts = np.ones(message.size, np.int64)
+    for _ in range(8):
+        more = good & (buf[key_end] == 0x12) & (key_end < stop)
+        if not more.any():
+            break
+        part = buf[key_end + 1].astype(np.int64)
+        good &= ~more | (part < 0x80)
+        key_end = np.where(more, np.minimum(key_end + 2 + part, last), key_end)
+        parts += more
+    good &= (buf[key_end] == 0x82) & (buf[key_end + 1] == 0x01)
+    value_length, value_start, ok = _varint(buf, key_end + 2)
+    good &= ok & (value_start + value_length == stop)
+    odd[message[~good]] = True
+    # a key in several parts is kept as the bytes of all of them (its name made once per
+    # distinct key by `_keys`)
+    span = key_end - (content + 2)
+    columns = (message, header, content, stop, content + 2, span, value_start, value_length)
+    kept = [column[good] for column in (*columns, parts, key_length)]
+    # by message, then position: the walk made them position by position, each run of them
+    # in message order, which a stable sort merges
+    order = np.argsort(kept[0], kind="stable")
+    return _Items(*(column[order] for column in kept)), odd, step, has_step
 
 
 def _read_step(
@@ -276,21 +290,34 @@ def _row_hash(matrix: Bytes, length: Ints) -> npt.NDArray[np.uint64]:
     return hashed
 
 
-def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes]]:
-    """Each item's key as an index into the distinct keys (their bytes)."""
+def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bools]:
+    """Each item's key as an index into the distinct keys (their bytes and names), and which
+    items have a zero byte in their key (which the padding would hide)."""
     if items.record.size == 0:
-        return np.zeros(0, np.int64), []
+        return np.zeros(0, np.int64), [], [], np.zeros(0, np.bool_)
     matrix = _gather(buf, items.key_start, items.key_length)
     within = np.arange(matrix.shape[1])[None, :] < items.key_length[:, None]
-    if (matrix[within] == 0).any():
-        raise _UnsureError  # a zero byte in a key: the hash would not tell it from the padding
+    zero = ((matrix == 0) & within).any(axis=1)
     hashed = _row_hash(matrix, items.key_length)
     _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     if not (matrix == matrix[first[inverse]]).all():
         raise _UnsureError  # two keys with one hash
     raw = [bytes(buf[items.key_start[i] : items.key_start[i] + items.key_length[i]]) for i in first]
-    return inverse.astype(np.int64), raw
+    names = [
+        _key_name(span, int(items.first_key_length[i])) for span, i in zip(raw, first, strict=True)
+    ]
+    return inverse.astype(np.int64), raw, names, zero
+
+
+def _key_name(span: bytes, first: int) -> str:
+    """A key's name as the general decoder makes it: its parts joined by '.'."""
+    parts = [span[:first]]
+    at = first
+    while at < len(span):  # `0x12, length, part` (checked by `_read_items`)
+        parts.append(span[at + 2 : at + 2 + span[at + 1]])
+        at += 2 + span[at + 1]
+    return ".".join(part.decode("utf-8", "replace") for part in parts)
 
 
 def _plain_numbers(buf: Bytes, start: Ints, length: Ints) -> tuple[npt.NDArray[np.float64], Bools]:
@@ -311,31 +338,67 @@ def _plain_numbers(buf: Bytes, start: Ints, length: Ints) -> tuple[npt.NDArray[n
     return np.where(plain, number, np.nan), plain
 
 
-def _decode(payload: bytes, record_ends: list[int], general: object) -> tuple[_Run, list[str]]:
+@dataclass
+class _Batch:
+    """The files decoded together: their records joined, and which file each belongs to."""
+
+    payload: bytes
+    buf: Bytes
+    starts: Ints  # each record's bytes in `payload`
+    ends: Ints
+    content: Ints  # a history or summary record's message (after its tag and length)
+    file_of: Ints  # each record's file
+    first: Ints  # each file's first record
+    unsure: Bools  # files to leave to the general decoder
+    summary_odd: Bools  # summary records with items this path does not read (by record)
+
+
+def _decode(
+    framed: list[tuple[bytes, list[int]]], general: object
+) -> list[tuple[_Run, list[str]] | None]:
+    payload = b"".join(p for p, _ in framed)
     buf: Bytes = np.frombuffer(payload + bytes(_PAD), np.uint8)
-    ends = np.asarray(record_ends, np.int64)
+    sizes = np.array([len(p) for p, _ in framed], np.int64)
+    base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    counts = np.array([len(e) for _, e in framed], np.int64)
+    ends = np.concatenate(
+        [np.asarray(e, np.int64) + b for (_, e), b in zip(framed, base, strict=True)]
+    ).astype(np.int64)
     starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    file_of = np.repeat(np.arange(len(framed)), counts)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    unsure = np.zeros(len(framed), np.bool_)
+
     numbered = buf[starts] == 0x08  # `num = 1` first, as wandb writes it
     _, after_num, ok = _varint(buf, starts + 1)
     tag_at = np.where(numbered & ok, after_num, starts)
-    tag = buf[np.minimum(tag_at, buf.size - 1)]
+    # the `_info` field (200: stream id) that wandb may write before the record's payload
+    info = (buf[tag_at] == 0xC2) & (buf[tag_at + 1] == 0x0C)
+    length, after_info, ok = _varint(buf, np.minimum(tag_at + 2, buf.size - 8))
+    tag_at = np.where(info & ok, np.minimum(after_info + length, buf.size - 8), tag_at)
+    tag = buf[tag_at]
     ours = ((tag == _HISTORY_TAG) | (tag == _SUMMARY_TAG)) & (tag_at < ends)
     length, content, ok = _varint(buf, np.minimum(tag_at + 1, buf.size - 8))
-    if not (ok[ours] & (content[ours] + length[ours] == ends[ours])).all():
-        raise _UnsureError  # a history or summary record with more fields after it
+    # a history or summary record with more fields after it
+    unsure[file_of[ours & ~(ok & (content + length == ends))]] = True
+    batch = _Batch(
+        payload, buf, starts, ends, content, file_of, first, unsure, np.zeros(ends.size, np.bool_)
+    )
+
     history = np.nonzero(ours & (tag == _HISTORY_TAG))[0]
     summary = np.nonzero(ours & (tag == _SUMMARY_TAG))[0]
     held = np.concatenate((history, summary))
     rows = np.arange(held.size) < history.size
     items, odd, field_step, has_field_step = _read_items(buf, content[held], ends[held], rows)
-    if odd[: history.size].any():
-        raise _UnsureError  # a history record with a key in several parts, or more
+    # a history record with a key in several parts, or anything else
+    unsure[file_of[history[odd[: history.size]]]] = True
     items.record = held[items.record]
-    key_of, key_bytes = _keys(buf, items)
-    keys = [k.decode("utf-8", "replace") for k in key_bytes]
+    key_of, key_bytes, keys, zero = _keys(buf, items)
+    unsure[file_of[items.record[zero]]] = True
     in_history = np.isin(items.record, history)
-    if (items.key_parts[in_history] > 1).any():
-        raise _UnsureError  # a history key in several parts
+    # "a.b" from `key` and `nested_key` together is not what it seems: the general way
+    several = (items.key_parts > 1) & (buf[items.start] == 0x0A)
+    unsure[file_of[items.record[in_history & several]]] = True
     # only history values are needed as numbers (summary items are compared as bytes)
     values = np.full(items.record.size, np.nan)
     plain = np.zeros(items.record.size, np.bool_)
@@ -345,74 +408,81 @@ def _decode(payload: bytes, record_ends: list[int], general: object) -> tuple[_R
             buf, items.value_start[short], items.value_length[short]
         )
 
-    run: _Run = general._Run()  # type: ignore[attr-defined]
+    runs: list[_Run] = [general._Run() for _ in framed]  # type: ignore[attr-defined]
     given = (field_step[: history.size], has_field_step[: history.size])
     points = _history_points(
-        buf, items, in_history, given, key_of, keys, values, plain, run, general
+        batch, items, history, in_history, given, key_of, keys, values, plain, runs, general
     )
-    summary_odd = np.zeros(ends.size, np.bool_)
-    summary_odd[summary] = odd[history.size :]
+    batch.summary_odd[summary] = odd[history.size :]
     warnings = _apply_in_order(
-        payload, buf, items, history, summary, summary_odd, key_of, key_bytes, keys,
-        content, starts, ends, ours, run, general,
+        batch, items, history, summary, batch.summary_odd, key_of, key_bytes, keys, ours, runs,
+        general,
     )  # fmt: skip
-    run.points = points
-    return run, warnings
+    decoded: list[tuple[_Run, list[str]] | None] = []
+    for index, run in enumerate(runs):
+        if unsure[index]:
+            decoded.append(None)
+            continue
+        run.points = points[index]
+        decoded.append((run, warnings[index]))
+    return decoded
 
 
 def _history_points(
-    buf: Bytes,
+    batch: _Batch,
     items: _Items,
+    history: Ints,
     in_history: Bools,
     given: tuple[Ints, Bools],
     key_of: Ints,
     keys: list[str],
     values: npt.NDArray[np.float64],
     plain: Bools,
-    run: _Run,
+    runs: list[_Run],
     general: object,
-) -> pl.DataFrame:
-    """The history rows as points (metric, step, time, timestamp, value) in the order the
-    general decoder appends them; `run.last_runtime` set. `given`: each history record's
-    step from its HistoryStep field, and whether it has one (it comes before `_step`)."""
+) -> list[pl.DataFrame]:
+    """Each file's history rows as points (metric, step, time, timestamp, value) in the
+    order the general decoder appends them; each run's `last_runtime` set. `given`: each
+    history record's step from its HistoryStep field, and whether it has one (it wins over
+    `_step`). A file whose rows the general decoder would read differently or warn about
+    is marked unsure."""
+    unsure = batch.unsure
+    file_of_row = batch.file_of[history]
     where = np.nonzero(in_history)[0]
     key = key_of[where]
     value = values[where]
     is_plain = plain[where]
+    row_of = np.searchsorted(history, items.record[where])
     names = (_STEP, _RUNTIME, _TIMESTAMP)
     code = {name: keys.index(name) if name in keys else -1 for name in names}
     is_step, is_runtime, is_stamp = (key == code[name] for name in names)
     special = is_step | is_runtime | is_stamp
-    if not is_plain[special].all():
-        raise _UnsureError  # a _step, _runtime or _timestamp that is not a plain number
-    rows, row_of = np.unique(items.record[where], return_inverse=True)
-    row_of = row_of.reshape(-1)
-    if rows.size != given[0].size:
-        raise _UnsureError  # a history record without items
+    # a _step, _runtime or _timestamp that is not a plain number
+    unsure[file_of_row[row_of[special & ~is_plain]]] = True
 
-    step = np.full(rows.size, np.nan)
+    step = np.full(history.size, np.nan)
     at = np.nonzero(is_step)[0][::-1]  # the first _step of a row counts: written last
     step[row_of[at]] = value[at]
     step = np.where(given[1], given[0].astype(np.float64), step)
-    if not (np.abs(step) < _MAX_EXACT).all():  # NaN too: a row without a usable step
-        raise _UnsureError
-    steps = np.trunc(step).astype(np.int64)
+    usable = np.abs(step) < _MAX_EXACT  # NaN is not: a row without a step
+    unsure[file_of_row[~usable]] = True
+    steps = np.trunc(np.where(usable, step, 0.0)).astype(np.int64)
 
-    if not np.isfinite(value[is_runtime]).all():
-        raise _UnsureError  # the general decoder warns about it
-    runtime = np.full(rows.size, np.nan)
+    # the general decoder warns about a _runtime that is not finite
+    unsure[file_of_row[row_of[is_runtime & ~np.isfinite(value)]]] = True
+    runtime = np.full(history.size, np.nan)
     at = np.nonzero(is_runtime)[0]  # the last one of a row counts
     runtime[row_of[at]] = value[at]
-    has_runtime = np.zeros(rows.size, np.bool_)
+    has_runtime = np.zeros(history.size, np.bool_)
     has_runtime[row_of[at]] = True
 
-    logged = value[is_stamp]
-    if not ((logged >= MIN_SECONDS) & (logged <= MAX_SECONDS)).all():
-        raise _UnsureError  # not a time: the general decoder warns about it
-    stamp = np.zeros(rows.size)
+    # ... and about a _timestamp that is not a time
+    not_time = is_stamp & ~((value >= MIN_SECONDS) & (value <= MAX_SECONDS))
+    unsure[file_of_row[row_of[not_time]]] = True
+    stamp = np.zeros(history.size)
     at = np.nonzero(is_stamp)[0]
-    stamp[row_of[at]] = value[at]
-    has_stamp = np.zeros(rows.size, np.bool_)
+    stamp[row_of[at]] = np.where(not_time[at], 0.0, value[at])
+    has_stamp = np.zeros(history.size, np.bool_)
     has_stamp[row_of[at]] = True
     stamps = np.rint(stamp * 1e6).astype(np.int64)
 
@@ -428,13 +498,16 @@ def _history_points(
     )
     others = metric[~is_plain[metric]]
     if others.size:
-        frame = pl.concat(
-            [frame, _decoded_points(buf, items, where, others, key_of, keys, general)]
-        ).sort("order", "part")
+        extra = _decoded_points(batch, items, where, others, key_of, keys, general)
+        frame = pl.concat([frame, extra]).sort("order", "part")
     row = row_of[frame["order"].to_numpy()]
-    if has_runtime.any():
-        run.last_runtime = float(runtime[np.nonzero(has_runtime)[0][-1]])
-    return pl.DataFrame(
+    timed = np.nonzero(has_runtime)[0]
+    if timed.size:
+        # the last row with a _runtime in each file
+        files, last = np.unique(file_of_row[timed][::-1], return_index=True)
+        for file, at_row in zip(files.tolist(), timed[::-1][last].tolist(), strict=True):
+            runs[file].last_runtime = float(runtime[at_row])
+    points = pl.DataFrame(
         {
             "metric": pl.Series(keys, dtype=pl.String).gather(frame["key"]),
             "step": steps[row],
@@ -443,10 +516,12 @@ def _history_points(
             "value": frame["value"],
         }
     )
+    bounds = np.searchsorted(file_of_row[row], np.arange(len(runs) + 1))
+    return [points.slice(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]
 
 
 def _decoded_points(
-    buf: Bytes,
+    batch: _Batch,
     items: _Items,
     where: Ints,
     others: Ints,
@@ -463,12 +538,13 @@ def _decoded_points(
     value: list[float] = []
     for position in others.tolist():
         item = int(where[position])
+        file = int(batch.file_of[items.record[item]])
+        if batch.unsure[file]:
+            continue
         start = int(items.value_start[item])
-        raw = bytes(buf[start : start + int(items.value_length[item])]).decode("utf-8", "replace")
+        raw = bytes(batch.buf[start : start + int(items.value_length[item])])
         problems: list[str] = []
-        decoded = general._json(raw, problems)  # type: ignore[attr-defined]
-        if problems:
-            raise _UnsureError  # warned about by the general decoder
+        decoded = general._json(raw.decode("utf-8", "replace"), problems)  # type: ignore[attr-defined]
         name = keys[int(key_of[item])]
         found: list[tuple[str, float]] = []
         try:
@@ -476,8 +552,11 @@ def _decoded_points(
                 found.append((name, float(decoded)))
             else:
                 general._numbers(name, decoded, found)  # type: ignore[attr-defined]
-        except OverflowError as error:
-            raise _UnsureError from error
+        except OverflowError:
+            problems.append("overflow")
+        if problems:  # the general decoder warns about it
+            batch.unsure[file] = True
+            continue
         for sub, (metric, number) in enumerate(found):
             if metric not in keys:
                 keys.append(metric)
@@ -492,8 +571,7 @@ def _decoded_points(
 
 
 def _apply_in_order(
-    payload: bytes,
-    buf: Bytes,
+    batch: _Batch,
     items: _Items,
     history: Ints,
     summary: Ints,
@@ -501,73 +579,86 @@ def _apply_in_order(
     key_of: Ints,
     key_bytes: list[bytes],
     keys: list[str],
-    content: Ints,
-    starts: Ints,
-    ends: Ints,
     ours: Bools,
-    run: _Run,
+    runs: list[_Run],
     general: object,
-) -> list[str]:
-    """Apply the summary records and the other records (run, config, exit, preempting) in
-    the order the general decoder does: a summary record when the history row after it is
-    read (it is compared with that row), any other record where it is. Returns the warnings
-    the general decoder gives for them."""
-    following = np.searchsorted(history, summary)
-    next_row = np.where(
-        following < history.size, history[np.minimum(following, max(history.size - 1, 0))], -1
-    ) if history.size else np.full(summary.size, -1, np.int64)  # fmt: skip
-    auto = _repeats_next_row(buf, items, history, summary, summary_odd, next_row, key_of, key_bytes)
+) -> list[list[str]]:
+    """Apply the summary records and the other records (run, config, exit, preempting) of
+    each file in the order the general decoder does: a summary record when the history row
+    after it is read (it is compared with that row), any other record where it is. Returns
+    each file's warnings from the general decoder's functions."""
+    file_of = batch.file_of
+    following = np.minimum(np.searchsorted(history, summary), max(history.size - 1, 0))
+    next_row = np.full(summary.size, -1, np.int64)
+    if history.size:
+        found = (history[following] > summary) & (file_of[history[following]] == file_of[summary])
+        next_row = np.where(found, history[following], -1)
+    auto = _repeats_next_row(
+        batch, items, history, summary, summary_odd, next_row, key_of, key_bytes
+    )
     others = np.nonzero(~ours)[0]
     at_end = np.iinfo(np.int64).max
-    where = np.concatenate((np.where(next_row >= 0, next_row, at_end), others))
     record = np.concatenate((summary, others))
-    is_summary = np.concatenate((np.ones(summary.size, np.bool_), np.zeros(others.size, np.bool_)))
-    index_in_summary = np.concatenate((np.arange(summary.size), np.full(others.size, -1)))
-    order = np.lexsort((record, where))
-    is_auto = np.zeros(order.size, np.bool_)
-    is_auto[: summary.size] = auto
-    in_order_auto = is_auto[order]
-    record_items: dict[int, list[int]] = {}
-    warnings: list[str] = []
+    where = np.concatenate((np.where(next_row >= 0, next_row, at_end), others))
+    order = np.lexsort((record, where, file_of[record]))
+    is_auto = np.concatenate((auto, np.zeros(others.size, np.bool_)))[order]
+    slot = np.concatenate((np.arange(summary.size), np.full(others.size, -1)))[order]
+    record = record[order]
+    bounds = np.searchsorted(file_of[record], np.arange(len(runs) + 1))
+    summary_items = np.nonzero(np.isin(items.record, summary))[0]
+    item_bounds = np.searchsorted(items.record[summary_items], summary)
+    item_ends = np.append(item_bounds[1:], summary_items.size)
+    own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)
 
-    def drop_repeated(position: int) -> None:
+    def drop_repeated(run: _Run, s: int) -> None:
         """An auto summary record: its own keys follow the history, not the summary."""
-        index = int(record[position])
-        if not record_items:
-            for i in np.nonzero(np.isin(items.record, summary))[0].tolist():
-                record_items.setdefault(int(items.record[i]), []).append(i)
-        for i in record_items.get(index, []):
-            if not key_bytes[key_of[i]].startswith(b"_"):
+        for i in summary_items[item_bounds[s] : item_ends[s]].tolist():
+            if own[key_of[i]]:
                 run.summary.pop(keys[key_of[i]], None)
 
-    done = 0  # events before this place in `order` are applied
-    for at in [*np.nonzero(~in_order_auto)[0].tolist(), order.size]:
-        if run.summary:  # dropping keys from an empty summary changes nothing: skipped
-            for skipped in range(done, at):
-                drop_repeated(int(order[skipped]))
-        done = at + 1
-        if at == order.size:
-            break
-        position = int(order[at])
-        index = int(record[position])
-        a, b = int(content[index]), int(ends[index])
-        if not is_summary[position]:
-            warnings += _apply_other(payload[int(starts[index]) : b], index, run, general)
+    warnings: list[list[str]] = []
+    for file, run in enumerate(runs):
+        warnings.append([])
+        if batch.unsure[file]:
             continue
-        s = int(index_in_summary[position])
+        lo, hi = int(bounds[file]), int(bounds[file + 1])
         try:
-            if summary_odd[index]:
-                row = _row_items(payload, items, int(next_row[s]))
-                if general._auto_summary(payload, a, b, row, run):  # type: ignore[attr-defined]
-                    continue
-            general._items(payload, a, b, run.summary)  # type: ignore[attr-defined]
-        except (ValueError, OverflowError, IndexError, struct.error) as error:
-            raise _UnsureError from error  # the general decoder warns about it
+            done = lo  # events before this place in `order` are applied
+            for at in [*(lo + np.nonzero(~is_auto[lo:hi])[0]).tolist(), hi]:
+                if run.summary:  # dropping keys from an empty summary changes nothing
+                    for skipped in range(done, at):
+                        drop_repeated(run, int(slot[skipped]))
+                done = at + 1
+                if at == hi:
+                    break
+                index = int(record[at])
+                if slot[at] < 0:
+                    warnings[file] += _apply_other(batch, index, run, general)
+                else:
+                    _apply_summary(batch, items, index, int(next_row[slot[at]]), run, general)
+        except _UnsureError:
+            batch.unsure[file] = True
     return warnings
 
 
+def _apply_summary(
+    batch: _Batch, items: _Items, index: int, next_row: int, run: _Run, general: object
+) -> None:
+    """A summary record that does not only repeat its row: as the general decoder applies it
+    (records with odd items are compared with the row by `_auto_summary` itself)."""
+    a, b = int(batch.content[index]), int(batch.ends[index])
+    try:
+        if batch.summary_odd[index]:
+            row = _row_items(batch.payload, items, next_row)
+            if general._auto_summary(batch.payload, a, b, row, run):  # type: ignore[attr-defined]
+                return
+        general._items(batch.payload, a, b, run.summary)  # type: ignore[attr-defined]
+    except (ValueError, OverflowError, IndexError, struct.error) as error:
+        raise _UnsureError from error  # the general decoder warns about it
+
+
 def _repeats_next_row(
-    buf: Bytes,
+    batch: _Batch,
     items: _Items,
     history: Ints,
     summary: Ints,
@@ -587,44 +678,53 @@ def _repeats_next_row(
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)[key_of[s_items]]
     matched = np.zeros(s_items.size, np.bool_)
     h_items = np.nonzero(np.isin(items.record, history))[0]
+    # an own key in several parts: `_auto_summary` names it by its first part
+    batch.summary_odd[items.record[s_items[own & (items.key_parts[s_items] > 1)]]] = True
     check = np.nonzero(own & (target >= 0))[0]
     if check.size and h_items.size:
-        matched[check] = _same_items(buf, items, s_items[check], h_items, target[check])
+        matched[check], unclear = _same_items(
+            batch.buf, items, key_of, s_items[check], h_items, target[check]
+        )
+        # left to `_auto_summary` itself
+        batch.summary_odd[items.record[s_items[check[unclear]]]] = True
     count = np.bincount(slot, minlength=summary.size)
     missing = np.bincount(slot, weights=(own & ~matched).astype(np.float64), minlength=summary.size)
     # `_len_fields` reads item lengths of at most two bytes; a longer one it leaves to
     # `_auto_summary`, which then answers False
     long_header = np.zeros(summary.size, np.bool_)
     np.logical_or.at(long_header, slot, items.header[s_items] > 3)
-    auto: Bools = (count > 0) & (missing == 0) & ~summary_odd[summary] & ~long_header
+    auto: Bools = (count > 0) & (missing == 0) & ~batch.summary_odd[summary] & ~long_header
     return auto
 
 
-def _same_items(buf: Bytes, items: _Items, s_items: Ints, h_items: Ints, target: Ints) -> Bools:
-    """Whether each summary item's content bytes equal those of an item of history record
-    `target` (hashes compared first, then the bytes of every match)."""
+def _same_items(
+    buf: Bytes, items: _Items, key_of: Ints, s_items: Ints, h_items: Ints, target: Ints
+) -> tuple[Bools, Bools]:
+    """Whether each summary item's content bytes equal those of the item with its key in
+    history record `target` (the same key bytes, key tag, length and value bytes make the
+    same content), and where that is not clear (a key twice in the row, a long value)."""
+    keys = int(key_of.max()) + 1 if key_of.size else 1
+    h_pair = items.record[h_items] * keys + key_of[h_items]
+    order = np.argsort(h_pair, kind="stable")
+    pairs = h_pair[order]
+    twice = pairs[1:][pairs[1:] == pairs[:-1]]
+    s_pair = target * keys + key_of[s_items]
+    at = np.minimum(np.searchsorted(pairs, s_pair), max(pairs.size - 1, 0))
+    found = pairs[at] == s_pair
+    match = h_items[order[at]]
     length = items.end - items.start
-    if int(length[s_items].max()) > _MAX_ITEM or int(length[h_items].max()) > _MAX_ITEM:
-        raise _UnsureError
-    hashed_h = _row_hash(_gather(buf, items.start[h_items], length[h_items]), length[h_items])
-    hashed_s = _row_hash(_gather(buf, items.start[s_items], length[s_items]), length[s_items])
-    with np.errstate(over="ignore"):
-        h_key = hashed_h ^ (items.record[h_items].astype(np.uint64) * _MIX)
-        s_key = hashed_s ^ (target.astype(np.uint64) * _MIX)
-    sort = np.argsort(h_key, kind="stable")
-    sorted_keys = h_key[sort]
-    at = np.minimum(np.searchsorted(sorted_keys, s_key), sorted_keys.size - 1)
-    found = sorted_keys[at] == s_key
-    match = h_items[sort[at]]
-    same = (items.record[match] == target) & (length[match] == length[s_items])
-    left = _gather(buf, items.start[s_items], length[s_items])
-    right = _gather(buf, items.start[match], length[match])
-    width = min(left.shape[1], right.shape[1])
-    same &= (left[:, :width] == right[:, :width]).all(axis=1)
-    if (found & ~same).any():
-        raise _UnsureError  # two different items with one hash
-    result: Bools = found
-    return result
+    unclear = found & (np.isin(s_pair, twice) | (items.value_length[s_items] > _MAX_ITEM))
+    same = found & ~unclear & (items.key_parts[s_items] == 1)
+    same &= buf[items.start[s_items]] == buf[items.start[match]]  # `key` or `nested_key`
+    same &= (length[s_items] == length[match]) & (
+        items.value_length[s_items] == items.value_length[match]
+    )
+    check = np.nonzero(same)[0]
+    if check.size:
+        left = _gather(buf, items.value_start[s_items[check]], items.value_length[s_items[check]])
+        right = _gather(buf, items.value_start[match[check]], items.value_length[match[check]])
+        same[check] = (left == right).all(axis=1)
+    return same, unclear
 
 
 def _row_items(payload: bytes, items: _Items, record: int) -> set[bytes]:
@@ -635,9 +735,12 @@ def _row_items(payload: bytes, items: _Items, record: int) -> set[bytes]:
     return {payload[int(items.start[i]) : int(items.end[i])] for i in at.tolist()}
 
 
-def _apply_other(record: bytes, index: int, run: _Run, general: object) -> list[str]:
+def _apply_other(batch: _Batch, index: int, run: _Run, general: object) -> list[str]:
     """One record that is neither history nor summary, as `offline.apply_records` applies
-    it; its warnings."""
+    it; its warnings (numbered as the general decoder numbers records: from the file's
+    first)."""
+    record = batch.payload[int(batch.starts[index]) : int(batch.ends[index])]
+    number_in_file = index - int(batch.first[batch.file_of[index]])
     warnings: list[str] = []
     try:
         for number, wire, x, y in spans(record):
@@ -647,8 +750,8 @@ def _apply_other(record: bytes, index: int, run: _Run, general: object) -> list[
                 raise _UnsureError  # history or summary after another field: not ours
             general.apply_field(record, number, x, y, run)  # type: ignore[attr-defined]
     except (ValueError, OverflowError, IndexError, struct.error) as error:
-        warnings.append(f"record {index} is not a readable W&B record ({error}); skipped")
+        warnings.append(f"record {number_in_file} is not a readable W&B record ({error}); skipped")
     if run.problems:
-        warnings.append(f"record {index}: {'; '.join(dict.fromkeys(run.problems))}")
+        warnings.append(f"record {number_in_file}: {'; '.join(dict.fromkeys(run.problems))}")
         run.problems.clear()
     return warnings
