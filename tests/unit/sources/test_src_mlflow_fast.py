@@ -1,10 +1,10 @@
 """MLflow's fast first reads (issue #14) equal the general readers they short-cut.
 
 Stores are written by the real `mlflow` client with NaN, +-inf, duplicate steps and many
-metrics. The file store's one-text parse is compared with `_metric_file` read file by file
-(what a part that fails to parse falls back to); the SQLite store's ADBC read in rowid spans
-with the standard library reader. Each test also checks that the fast path was the one taken,
-so a fast path that silently fell back would fail here.
+metrics. The file store's one-text parse (`_joined`, narrowed down by halves around a bad
+file) is compared with the files read one by one (`_metric_file`); the SQLite store's ADBC
+read in rowid ranges with the standard library reader. Each test also checks that the fast
+path was the one taken, so a fast path that silently fell back would fail here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-import yaml
 
 from rungroup.runs import LoadWarning, Runs
 from rungroup.sources import files
@@ -122,7 +121,14 @@ def test_file_store_one_text_parse_equals_file_by_file(
     assert history.filter(pl.col("metric") == "m00", pl.col("step") == 3).height == 3 * 3
     assert history["metric"].n_unique() == len(KEYS) + 1
 
-    monkeypatch.setattr(filestore, "_parsed", lambda *_: None)
+    monkeypatch.setattr(filestore, "_joined", lambda *_: None)
+    assert_identical(fast, load_mlflow(special_files))  # the parallel scan
+    assert one_by_one == []
+
+    def no_scan(*_: Any, **__: Any) -> Any:
+        raise pl.exceptions.ComputeError("scan refused by the test")
+
+    monkeypatch.setattr(pl, "scan_csv", no_scan)
     slow = load_mlflow(special_files)
     assert len(one_by_one) == 3 * (len(KEYS) + 1)
     assert_identical(fast, slow)
@@ -149,7 +155,7 @@ def test_a_malformed_line_is_named_and_only_its_file_is_reread(
     history = runs.history.collect()
     # The bad line is skipped, the good line after it and every other run's points are kept.
     assert history.filter(pl.col("metric") == "m07").height == 3 * 40 + 1
-    monkeypatch.setattr(filestore, "_parsed", lambda *_: None)
+    monkeypatch.setattr(filestore, "_joined", lambda *_: None)
     with pytest.warns(LoadWarning):
         assert_identical(runs, load_mlflow(copy))
 
@@ -168,7 +174,7 @@ def test_bad_files_everywhere_equal_the_general_path(
     assert len(torn) == len(victims)
     steps = fast.history.collect().filter(pl.col("metric") == "m03")["step"]
     assert steps.to_list() == [0, 0] * 3
-    monkeypatch.setattr(filestore, "_parsed", lambda *_: None)
+    monkeypatch.setattr(filestore, "_joined", lambda *_: None)
     with pytest.warns(LoadWarning):
         assert_identical(fast, load_mlflow(copy))
 
@@ -187,34 +193,6 @@ def test_unreadable_and_empty_metric_files(special_files: Path, tmp_path: Path) 
     per_key = history.filter(pl.col("run_id") == first).group_by("metric").len()
     counts = dict(zip(per_key["metric"], per_key["len"], strict=True))
     assert "m01" not in counts and counts["m02"] == 40
-
-
-def test_meta_yaml_fast_loader_equals_yaml_value(special_files: Path) -> None:
-    metas = sorted(special_files.glob("**/meta.yaml"))
-    assert len(metas) == 5  # the Default and "fast" experiments, three runs
-    for meta in metas:
-        text = meta.read_text()
-        assert filestore._meta_value(text) == files.yaml_value(text)
-    tricky = [
-        "a: &x [1, 2]\nb: *x\n",  # an alias: checked, and expanded as PyYAML does
-        "name: '\\ud800'\n",
-        'name: "\\ud800x"\n',
-        "start_time: 1700000000000\nend_time: null\nstatus: 3\nexperiment_id: '0'\n",
-        "x: 1e3\ny: .inf\nz: 0x1F\nw: 2001-12-14\nv: yes\n",
-    ]
-    for text in tricky:
-        assert filestore._meta_value(text) == files.yaml_value(text)
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n"
-        for p, n in zip("abcdefgh", "bcdefghi", strict=False)
-    )
-    for bad in (bomb, "run_id: [unclosed\n", "[" * 5000):
-        with pytest.raises(ValueError) as fast_error:
-            filestore._meta_value(bad)
-        with pytest.raises(ValueError) as general_error:
-            files.yaml_value(bad)
-        assert str(fast_error.value) == str(general_error.value)
-    assert yaml.__with_libyaml__  # the fast loader is libyaml's here (a PyYAML wheel)
 
 
 def test_key_folder_listing_equals_walk(tmp_path: Path) -> None:
@@ -243,17 +221,16 @@ def test_key_folder_listing_equals_walk(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
 @pytest.mark.parametrize("split", [True, False])
-def test_sqlite_adbc_spans_equal_the_standard_library(
+def test_sqlite_adbc_ranges_equal_the_standard_library(
     special_sqlite: Path, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
     if split:  # the fixture is small: split it as a large table would be
         monkeypatch.setattr(sqlite, "SPLIT_ROWS", 0)
-        with sqlite._connect(special_sqlite) as connection:
-            spans = sqlite._rowid_spans(connection)
-        assert spans is not None and len(spans) == min(2, os.cpu_count() or 1)
+    fetches = _counting(monkeypatch, sqlite, "_fetch")
     general = _counting(monkeypatch, sqlite, "_sqlite_history")
     fast = load_mlflow(special_sqlite)
     assert general == []  # ADBC read it
+    assert len(fetches) == (min(4, os.cpu_count() or 1) if split else 1)
     history = fast.history.collect()
     special = history.filter(pl.col("metric") == "special", pl.col("run_id") == fast.runs["id"][0])
     # The SQL store writes inf as DBL_MAX, so DBL_MAX itself reads back as inf.
@@ -268,7 +245,7 @@ def test_sqlite_adbc_spans_equal_the_standard_library(
 
 
 @pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
-def test_sqlite_bad_rows_are_named_and_spans_still_used(
+def test_sqlite_bad_rows_are_named_and_ranges_still_used(
     special_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copy = tmp_path / "mlflow.db"
@@ -285,7 +262,7 @@ def test_sqlite_bad_rows_are_named_and_spans_still_used(
     general = _counting(monkeypatch, sqlite, "_sqlite_history")
     with pytest.warns(LoadWarning, match=rf"table metrics, row {rowid}: value 'oops'"):
         fast = load_mlflow(copy)
-    assert general == []  # the filtered query, still through ADBC in spans
+    assert general == []  # the filtered query, still through ADBC in rowid ranges
     monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
     with pytest.warns(LoadWarning, match=rf"table metrics, row {rowid}"):
         slow = load_mlflow(copy)

@@ -9,12 +9,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 
 from rungroup.sources.files import (
     MAX_TEXT_BYTES,
-    _check_nodes,
-    _repair,
     read_bytes,
     read_text,
     subfolders,
@@ -23,7 +20,6 @@ from rungroup.sources.files import (
 )
 from rungroup.sources.mlflow.records import (
     FILE_STATES,
-    HISTORY_COLUMNS,
     MAX_MS,
     MIN_MS,
     _Raw,
@@ -35,9 +31,6 @@ from rungroup.sources.runrecords import (
     shown,
     warn,
 )
-
-#: `_parsed`'s frame: `HISTORY_COLUMNS` with the run and key as categories.
-HISTORY_FRAME = HISTORY_COLUMNS | {"run_id": pl.Categorical, "metric": pl.Categorical}
 
 
 def _is_file_store(path: Path) -> bool:
@@ -63,34 +56,9 @@ def _is_file_store(path: Path) -> bool:
 # --- file store -----------------------------------------------------------------------------
 
 
-class _MetaLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """`files._BoundedLoader` on libyaml's parser where PyYAML has it: the pure-Python
-    parser costs about 1 ms a meta.yaml, most of a 1,000-run store's read."""
-
-    def get_single_node(self) -> Any:
-        node = super().get_single_node()
-        if node is not None:
-            _check_nodes(node)
-        return node
-
-
-def _meta_value(text: str) -> tuple[Any, bool]:
-    """`files.yaml_value` of a meta.yaml, parsed by `_MetaLoader`. The constructor and
-    resolver are PyYAML's own, so the values are the same; text libyaml refuses goes
-    through `yaml_value`, whose error (or value) is then the one given."""
-    # Without an alias ('*') nothing expands: no node count to check (the nesting depth
-    # is checked by `_repair`).
-    loader = _MetaLoader if "*" in text else getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        value = yaml.load(text, Loader=loader)
-    except (yaml.YAMLError, RecursionError, ValueError):
-        return yaml_value(text)
-    return _repair(value)
-
-
 def _meta(path: Path) -> dict[str, Any]:
     """A meta.yaml (bounded: `files.yaml_value`); raises `OSError` or `ValueError`."""
-    loaded, repaired = _meta_value(read_text(path))
+    loaded, repaired = yaml_value(read_text(path))
     if repaired:
         warn(path, "a lone surrogate (\\udXXX) in a name or text replaced by U+FFFD")
     if not isinstance(loaded, dict):
@@ -101,7 +69,8 @@ def _meta(path: Path) -> dict[str, Any]:
 def _key_files(folder: Path) -> dict[str, Path]:
     """`metrics/`, `params/`, `tags/`: one file per key; a key with '/' is a subfolder."""
     # Fast path: a folder of plain files, as MLflow writes it, is one listing (no stat per
-    # file); anything else (subfolders, links, other kinds) goes through `files.walk`.
+    # file; 3,000 folders in a 1,000-run store); anything else (subfolders, links, other
+    # kinds of file, an unreadable folder) goes through `files.walk`, which says what it skips.
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -176,93 +145,119 @@ def _read_file_store(root: Path, include_deleted: bool, progress_bar: bool | Non
 
 
 def _metric_files(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
-    """Every `metrics/<key>` file: their bytes joined and parsed at once (`_parsed`); a part
-    that does not parse is narrowed down by halves (`_narrowed`), and each file that still
-    fails alone is read by `_metric_file`, which says which line is wrong."""
+    """Every `metrics/<key>` file: read as one text when all are plain lines of three
+    numbers (`_joined`); else the files are narrowed down by halves (`_narrowed`), and the
+    parts that are not plain lines go through `_scanned`. Run ids and keys are categories."""
     if not files:
         return []
-    blobs: list[bytes | None] = []
-    for _, _, path in files:
-        try:
-            blobs.append(read_bytes(path))
-        except OSError:
-            blobs.append(None)  # `_metric_file` reads it again and warns
-    frames = [f for f in _narrowed(files, blobs, 0, len(files)) if f.height]
-    return [pl.concat(frames, how="vertical_relaxed")] if len(frames) > 1 else frames
+    frames = [
+        f.with_columns(pl.col("run_id", "metric").cast(pl.Categorical))
+        for f in _narrowed(files, _joined(files))
+        if f.height
+    ]
+    return [pl.concat(frames)] if len(frames) > 1 else frames
 
 
 def _narrowed(
-    files: list[tuple[str, str, Path]],
-    blobs: list[bytes | None],
-    first: int,
-    end: int,
-    parsed: pl.DataFrame | bool | None = True,
+    files: list[tuple[str, str, Path]], joined: pl.DataFrame | None
 ) -> list[pl.DataFrame]:
-    """The points of `files[first:end]` in file order (`parsed`: their `_parsed` frame when
-    already known, True when not). A part that fails is split in two; when both halves fail
-    too, bad files are everywhere and the part is read file by file (no further halving:
-    the cost stays that of one more parse)."""
-    if parsed is True:
-        parsed = _parsed(files[first:end], blobs[first:end])
-    if isinstance(parsed, pl.DataFrame):
-        return [parsed]
-    if end - first > 1:
-        middle = (first + end) // 2
-        left = _parsed(files[first:middle], blobs[first:middle])
-        right = _parsed(files[middle:end], blobs[middle:end])
-        if left is not None or right is not None or end - first == 2:
-            return _narrowed(files, blobs, first, middle, left) + _narrowed(
-                files, blobs, middle, end, right
-            )
-    frames = []
-    for run_id, key, path in files[first:end]:
-        alone = _metric_file(path, run_id, key)
-        if alone is not None:
-            frames.append(alone.with_columns(pl.col("run_id", "metric").cast(pl.Categorical)))
-    return frames
+    """The points of `files` in file order, `joined` being their `_joined` frame. When it is
+    None (a file that is not plain lines: a torn or damaged line, an old two-field file),
+    each half is tried alone, so that one bad file costs a few more parses, not a read of
+    every file one by one; when both halves fail, bad files are everywhere and the part is
+    read as it was before (`_scanned`)."""
+    if joined is not None:
+        return [joined]
+    if len(files) < 2:
+        return _scanned(files)
+    middle = len(files) // 2
+    left, right = _joined(files[:middle]), _joined(files[middle:])
+    if left is None and right is None and len(files) > 2:
+        return _scanned(files)
+    return _narrowed(files[:middle], left) + _narrowed(files[middle:], right)
 
 
-def _parsed(files: list[tuple[str, str, Path]], blobs: list[bytes | None]) -> pl.DataFrame | None:
-    """Metric files read as one text, each a block of 'timestamp value step' lines; None
-    unless every line is a point MLflow writes (then `_metric_file` finds the bad ones).
-    Each point's run and key come from the number of lines of its file, as categories: no
-    text per point is made."""
-    counts = []
-    parts = []
-    for blob in blobs:
-        if blob is None:
-            return None
-        if blob and not blob.endswith(b"\n"):
-            blob += b"\n"
-        counts.append(blob.count(b"\n"))
-        parts.append(blob)
-    total = sum(counts)
-    if not total:
-        return pl.DataFrame(schema=HISTORY_FRAME)
+def _scanned(files: list[tuple[str, str, Path]]) -> list[pl.DataFrame]:
+    """Metric files in one parallel scan when all parse, else one by one."""
+    if not files:
+        return []
     try:
-        table = pl.read_csv(
-            b"".join(parts),
+        stacked = pl.scan_csv(
+            [str(path) for _, _, path in files],
             has_header=False,
             separator=" ",
             new_columns=["timestamp_ms", "value", "step"],
             schema_overrides={"timestamp_ms": pl.Int64, "value": pl.Float64, "step": pl.Int64},
+            include_file_paths="path",
+        ).collect()
+        if (
+            stacked.width == 4
+            and not stacked.select(pl.any_horizontal(pl.all().is_null()).any()).item()
+            and stacked["timestamp_ms"].is_between(MIN_MS, MAX_MS).all()
+        ):
+            names = pl.DataFrame(
+                {
+                    "path": [str(path) for _, _, path in files],
+                    "run_id": [run_id for run_id, _, _ in files],
+                    "metric": [key for _, key, _ in files],
+                }
+            )
+            return [
+                stacked.join(names, on="path", how="left").select(
+                    "run_id", "metric", "step", "timestamp_ms", "value"
+                )
+            ]
+    except (pl.exceptions.PolarsError, OSError, TypeError):  # TypeError: a non-UTF-8 path
+        pass
+    frames = [_metric_file(path, run_id, key) for run_id, key, path in files]
+    return [f for f in frames if f is not None and f.height]
+
+
+def _joined(files: list[tuple[str, str, Path]]) -> pl.DataFrame | None:
+    """The metric files' lines parsed as one text (a scan of thousands of small files costs
+    more in opening them than in parsing), each line's run and metric known by counting the
+    lines of each file; None when a file is not plain 'timestamp value step' lines (no blank
+    line, three numbers a line: a blank line would make the counts disagree with the rows)
+    or cannot be read."""
+    blobs: list[bytes] = []
+    lines: list[int] = []
+    for _, _, path in files:
+        try:
+            data = read_bytes(path)
+        except OSError:
+            return None
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        blobs.append(data)
+        lines.append(data.count(b"\n"))
+    text = b"".join(blobs)
+    if not text:
+        return None
+    try:
+        table = pl.read_csv(
+            text,
+            has_header=False,
+            separator=" ",
+            new_columns=["timestamp_ms", "value", "step"],
+            schema={"timestamp_ms": pl.Int64, "value": pl.Float64, "step": pl.Int64},
         )
     except pl.exceptions.PolarsError:
         return None
-    # A row per line (no empty or extra lines), three columns, no gaps, times in range.
     if (
-        table.height != total
-        or table.width != 3
+        table.height != sum(lines)
         or table.select(pl.any_horizontal(pl.all().is_null()).any()).item()
         or not table["timestamp_ms"].is_between(MIN_MS, MAX_MS).all()
     ):
         return None
-    which = pl.Series(np.repeat(np.arange(len(files), dtype=np.uint32), counts))
-    names = pl.DataFrame(
-        {"run_id": [r for r, _, _ in files], "metric": [k for _, k, _ in files]},
-        schema={"run_id": pl.Categorical, "metric": pl.Categorical},
+    owner = np.repeat(np.arange(len(files)), lines)
+    # Categories gathered: no text made per point (the load makes them categories anyway).
+    return table.select(
+        pl.Series("run_id", [run_id for run_id, _, _ in files], pl.Categorical).gather(owner),
+        pl.Series("metric", [key for _, key, _ in files], pl.Categorical).gather(owner),
+        "step",
+        "timestamp_ms",
+        "value",
     )
-    return names[which].hstack(table.select("step", "timestamp_ms", "value"))
 
 
 def _metric_file(path: Path, run_id: str, key: str) -> pl.DataFrame | None:
