@@ -268,3 +268,30 @@ def test_sqlite_bad_rows_are_named_and_ranges_still_used(
         slow = load_mlflow(copy)
     assert_identical(fast, slow)
     assert fast.history.collect().height == load_mlflow(special_sqlite).history.collect().height
+
+
+@pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
+def test_sqlite_a_rowid_range_without_rows_keeps_the_fast_path(
+    special_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(special_sqlite, copy)
+    with sqlite3.connect(copy) as connection:
+        run_id, key, high = connection.execute(
+            "SELECT run_uuid, key, (SELECT max(rowid) FROM metrics) FROM metrics LIMIT 1"
+        ).fetchone()
+        # a point far past the others: the ranges between them hold no rows
+        connection.execute(
+            "INSERT INTO metrics (rowid, key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES (?, ?, 0.5, 1700000000000, ?, 5000, 0)",
+            (high * 100, key, run_id),
+        )
+    monkeypatch.setattr(sqlite, "SPLIT_ROWS", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    fetches = _counting(monkeypatch, sqlite, "_fetch")
+    general = _counting(monkeypatch, sqlite, "_sqlite_history")
+    fast = load_mlflow(copy)
+    assert len(fetches) == 4 and general == []
+    assert fast.history.collect().filter(pl.col("step") == 5000).height == 1
+    monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
+    assert_identical(fast, load_mlflow(copy))

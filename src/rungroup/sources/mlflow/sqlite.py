@@ -253,7 +253,9 @@ def _adbc_history(path: Path, query: str, *, checked: bool = False) -> pl.DataFr
         frames = [pl.from_arrow(arrow) for arrow in parts]
         if not all(isinstance(frame, pl.DataFrame) for frame in frames):
             return None
-        table = pl.concat([frame for frame in frames if isinstance(frame, pl.DataFrame)])
+        kept = [frame for frame in frames if isinstance(frame, pl.DataFrame)]
+        # A range with no rows (a gap in the rowids) has no types the driver could infer
+        table = pl.concat([frame for frame in kept if frame.height] or kept)
     except Exception:  # any driver trouble: the standard library reads it instead
         return None
     if not isinstance(table, pl.DataFrame) or table.width != 6:
