@@ -15,12 +15,15 @@ import math
 import os
 import stat
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rungroup.runs import Runs
+from rungroup.sources.csv.stacked import Stacked, read_stacked
 from rungroup.sources.files import (
     MAX_NESTING,
     NotReadableError,
@@ -351,6 +354,138 @@ def _checked(
     return table
 
 
+def _warn_duplicates(path: Path, columns: list[str]) -> None:
+    for column in columns:
+        original = column.rpartition("_duplicated_")[0]
+        if original and original in columns:
+            warn(path, f"column {original!r} appears twice in the header; one is {column!r}")
+
+
+def _columns(
+    table: pl.DataFrame,
+    step: str | None,
+    time: str | None,
+    timestamp: str | None,
+    metrics: list[str] | None,
+) -> tuple[str | None, str | None, str | None, list[str]]:
+    """(step, time and timestamp columns, metric columns) of a table, options first."""
+    numeric = [c for c, d in table.schema.items() if d.is_numeric() and c != _LINE]
+    step_col = step if step in table.columns else detect_column(numeric, STEP_COLUMNS)
+    rest = [c for c in numeric if c != step_col]
+    time_col = time if time in table.columns else detect_column(rest, TIME_COLUMNS)
+    rest = [c for c in rest if c != time_col]
+    stamp_col = timestamp if timestamp in table.columns else detect_column(rest, TIMESTAMP_COLUMNS)
+    rest = [c for c in rest if c != stamp_col]
+    chosen = [m for m in metrics if m in table.columns] if metrics is not None else rest
+    return step_col, time_col, stamp_col, chosen
+
+
+class _Bulk:
+    """What `load_csv` finds per file, found for every file of a stacked table at once.
+
+    A file whose step, time or timestamp needs a warning is not `clean`: it goes through the
+    per-file checks (on its rows of the table) so that the warning names its line.
+    """
+
+    def __init__(
+        self,
+        stacked: Stacked,
+        step: str | None,
+        time: str | None,
+        timestamp: str | None,
+        metrics: list[str] | None,
+    ) -> None:
+        self.stacked = stacked
+        frame = stacked.frame
+        self.step_col, time_col, stamp_col, chosen = _columns(frame, step, time, timestamp, metrics)
+        self.shape = (self.step_col, time_col, stamp_col, tuple(chosen))
+        self.columns = list(dict.fromkeys(c for c in (*self.shape[:3], *chosen) if c))
+        count = len(stacked.paths)
+        counts = np.diff(stacked.starts)
+        # A file with a header and no rows is read the general way, as before.
+        self.position = {p: i for i, p in enumerate(stacked.paths) if counts[i] > 0}
+        self.run_ids: list[str] = [""] * count
+        self.clean = [True] * count
+        self.sparse = [False] * count
+        self.created_at: list[datetime | None] = [None] * count
+        self.runtime: list[float | None] = [None] * count
+        files: pl.Series | None = None
+        bad_rows: pl.Series | None = None
+        for column, low, high in (
+            (self.step_col, -MAX_STEP, MAX_STEP),
+            (time_col, -sys.float_info.max, sys.float_info.max),
+            (stamp_col, MIN_SECONDS, MAX_SECONDS),
+        ):
+            if column is not None:
+                bad = _outside(frame[column], low, high)
+                if bad is not None:
+                    bad_rows = bad if bad_rows is None else bad_rows | bad
+        if bad_rows is not None:
+            files = stacked.file_index()
+            for position in files.filter(bad_rows).unique().to_list():
+                self.clean[position] = False
+        if frame.width and frame.null_count().sum_horizontal().item():
+            files = stacked.file_index() if files is None else files
+            with_nulls = files.filter(
+                frame.select(pl.any_horizontal(pl.all().is_null())).to_series()
+            )
+            for position in with_nulls.unique().to_list():
+                self.sparse[position] = True
+        for column, reduce, target in (
+            (stamp_col, "min", "created_at"),
+            (time_col, "max", "runtime"),
+        ):
+            if column is None:
+                continue
+            files = stacked.file_index() if files is None else files
+            per_file = (
+                pl.DataFrame({"file": files, "value": frame[column]})
+                .group_by("file")
+                .agg(getattr(pl.col("value"), reduce)())
+            )
+            found = getattr(self, target)
+            for position, value in per_file.iter_rows():
+                if value is not None:
+                    found[position] = utc_from_seconds(value) if target == "created_at" else value
+
+    def pieces(self, positions: list[int]) -> list[pl.DataFrame]:
+        """The rows of files (positions in order) as tables of the run and the columns, one
+        slice of the stacked table for each run of neighbouring files."""
+        out = []
+        begin = 0
+        while begin < len(positions):
+            end = begin + 1
+            while end < len(positions) and positions[end] == positions[end - 1] + 1:
+                end += 1
+            first, last = positions[begin], positions[end - 1]
+            starts = self.stacked.starts
+            counts = np.diff(starts[first : last + 2])
+            runs = pl.Series(_RUN, self.run_ids[first : last + 1], pl.String).gather(
+                np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+            )
+            rows = self.stacked.frame.slice(int(starts[first]), int(counts.sum()))
+            out.append(rows.select(self.columns).insert_column(0, runs))
+            begin = end
+        return out
+
+
+def _pieces(tables: list[pl.DataFrame | int], bulk: _Bulk | None) -> list[pl.DataFrame]:
+    """Frames in order, the positions of stacked files replaced by slices of the table."""
+    out: list[pl.DataFrame] = []
+    positions: list[int] = []
+    for table in tables:
+        if isinstance(table, int):
+            positions.append(table)
+            continue
+        if positions and bulk is not None:
+            out.extend(bulk.pieces(positions))
+            positions = []
+        out.append(table)
+    if positions and bulk is not None:
+        out.extend(bulk.pieces(positions))
+    return out
+
+
 def load_csv(
     source: str | Path,
     *,
@@ -378,18 +513,29 @@ def load_csv(
     root, files = _find_files(source)
     ids = _run_ids(root, [f for f, _ in files])
     records: list[RunRecord] = []
-    same_shape: dict[tuple[Any, ...], list[pl.DataFrame]] = {}
-    read = _read_many([f for f, _ in files if f.suffix.lower() == ".csv" and shown(f) == str(f)])
+    # Per shape, the tables to turn long together: a frame, or the position of a file whose
+    # rows are taken from the stacked table in one piece with its neighbours.
+    same_shape: dict[tuple[Any, ...], list[pl.DataFrame | int]] = {}
+    candidates = [f for f, _ in files if f.suffix.lower() == ".csv" and shown(f) == str(f)]
+    stacked = read_stacked(candidates)
+    read = {} if stacked is not None else _read_many(candidates)
+    bulk = _Bulk(stacked, step, time, timestamp, metrics) if stacked is not None else None
     for (path, fields), run_id in progress(
         zip(files, ids, strict=True), total=len(files), desc="csv", enabled=progress_bar
     ):
-        try:
-            table = read.pop(str(path), None)
-            if table is None:
-                table = _read_table(path)
-        except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as error:
-            warn(path, f"not read ({type(error).__name__}: {error})")
-            continue
+        position = bulk.position.get(str(path)) if bulk is not None else None
+        table: pl.DataFrame | None = None
+        if position is not None and bulk is not None and not bulk.clean[position]:
+            table = bulk.stacked.rows(position)  # checked (and warned about) one by one
+            position = None
+        elif position is None:
+            try:
+                table = read.pop(str(path), None)
+                if table is None:
+                    table = _read_table(path)
+            except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as error:
+                warn(path, f"not read ({type(error).__name__}: {error})")
+                continue
         record = RunRecord(id=run_id, source=f"csv:{shown(path)}", project=project)
         if config_files:
             record.config.update(_config_beside(path))
@@ -398,20 +544,21 @@ def load_csv(
             value = format_option(option, {**record.config, **fields})
             if value is not None:
                 setattr(record, attribute, value)
-        for column in table.columns:
-            original = column.rpartition("_duplicated_")[0]
-            if original and original in table.columns:
-                warn(path, f"column {original!r} appears twice in the header; one is {column!r}")
-        numeric = [c for c, d in table.schema.items() if d.is_numeric() and c != _LINE]
-        step_col = step if step in table.columns else detect_column(numeric, STEP_COLUMNS)
-        rest = [c for c in numeric if c != step_col]
-        time_col = time if time in table.columns else detect_column(rest, TIME_COLUMNS)
-        rest = [c for c in rest if c != time_col]
-        stamp_col = (
-            timestamp if timestamp in table.columns else detect_column(rest, TIMESTAMP_COLUMNS)
-        )
-        rest = [c for c in rest if c != stamp_col]
-        chosen = [m for m in metrics if m in table.columns] if metrics is not None else rest
+        if position is not None and bulk is not None:
+            # A file of the stacked table: its columns, checks and times were found for all
+            # files at once.
+            _warn_duplicates(path, bulk.stacked.frame.columns)
+            if step is not None and step not in bulk.stacked.frame.columns:
+                warn(path, f"no step column {step!r}; points numbered in row order")
+            record.created_at = bulk.created_at[position]
+            record.runtime = bulk.runtime[position]
+            records.append(record)
+            bulk.run_ids[position] = run_id
+            same_shape.setdefault((*bulk.shape, bulk.sparse[position]), []).append(position)
+            continue
+        assert table is not None
+        _warn_duplicates(path, table.columns)
+        step_col, time_col, stamp_col, chosen = _columns(table, step, time, timestamp, metrics)
         if step is not None and step not in table.columns:
             warn(path, f"no step column {step!r}; points numbered in row order")
         table = _checked(table, path, step_col, time_col, stamp_col)
@@ -436,7 +583,7 @@ def load_csv(
     chunks: list[pl.DataFrame] = []
     for (step_col, time_col, stamp_col, chosen, sparse), tables in same_shape.items():
         long = wide_to_long(
-            pl.concat(tables, how="vertical_relaxed"),
+            pl.concat(_pieces(tables, bulk), how="vertical_relaxed"),
             run=_RUN,
             step=step_col,
             time=time_col,
