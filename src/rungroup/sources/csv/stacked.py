@@ -134,15 +134,16 @@ def read_stacked(paths: list[Path]) -> Stacked | None:
     # lone carriage return: either makes line counts differ from row counts.
     if buffer.find(b'"') >= 0:
         return None
-    if buffer.find(b"\r") >= 0 and buffer.count(b"\r") != buffer.count(b"\r\n"):
+    codes = np.frombuffer(buffer, dtype=np.uint8)
+    returns = np.flatnonzero(codes == 0x0D)
+    if returns.size and (returns[-1] + 1 == codes.size or (codes[returns + 1] != 0x0A).any()):
         return None
     # Without quotes and lone CRs every line break ends exactly one row (a blank line is a
     # row of nulls), so a file's rows are its line breaks; nothing can make Polars see more
     # rows than line breaks, so equal totals prove every file's count.
-    bounds = [len(header), *ends]
-    starts = np.zeros(len(paths) + 1, dtype=np.int64)
-    for index in range(len(paths)):
-        starts[index + 1] = starts[index] + buffer.count(b"\n", bounds[index], bounds[index + 1])
+    breaks = np.flatnonzero(codes == 0x0A)
+    before = np.searchsorted(breaks, np.array([len(header), *ends], dtype=np.int64))
+    starts = (before - before[0]).astype(np.int64)
     try:
         names = pl.read_csv(header, n_rows=0).columns
         frame = pl.read_csv(

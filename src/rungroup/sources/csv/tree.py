@@ -273,11 +273,28 @@ def _flat(row: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, An
     return out
 
 
-def _config_beside(path: Path) -> dict[str, Any]:
+def _names_in(folder: Path, listed: dict[Path, frozenset[str] | None]) -> frozenset[str] | None:
+    """The names in a folder, listed once per load (None when it cannot be listed)."""
+    if folder not in listed:
+        try:
+            with os.scandir(folder) as entries:
+                listed[folder] = frozenset(entry.name for entry in entries)
+        except OSError:
+            listed[folder] = None  # searchable but not readable: each name is tried
+    return listed[folder]
+
+
+def _config_beside(
+    path: Path, listed: dict[Path, frozenset[str] | None] | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {}
+    # One listing of the folder instead of a look-up of every config file name in it.
+    names = _names_in(path.parent, {} if listed is None else listed)
     for name in CONFIG_FILES:
+        if names is not None and name not in names:
+            continue
         candidate = path.parent / name
-        if not os.path.lexists(candidate):
+        if names is None and not os.path.lexists(candidate):
             continue
         try:
             text = read_text(candidate)
@@ -520,6 +537,7 @@ def load_csv(
     stacked = read_stacked(candidates)
     read = {} if stacked is not None else _read_many(candidates)
     bulk = _Bulk(stacked, step, time, timestamp, metrics) if stacked is not None else None
+    listed: dict[Path, frozenset[str] | None] = {}
     for (path, fields), run_id in progress(
         zip(files, ids, strict=True), total=len(files), desc="csv", enabled=progress_bar
     ):
@@ -538,7 +556,7 @@ def load_csv(
                 continue
         record = RunRecord(id=run_id, source=f"csv:{shown(path)}", project=project)
         if config_files:
-            record.config.update(_config_beside(path))
+            record.config.update(_config_beside(path, listed))
         apply_fields(record, fields)
         for attribute, option in (("group", group), ("job_type", job_type), ("name", name)):
             value = format_option(option, {**record.config, **fields})
