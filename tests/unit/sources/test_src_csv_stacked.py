@@ -251,3 +251,25 @@ def test_random_trees_equal(
             (root / f"r{index}").mkdir()
             (root / f"r{index}" / "log.csv").write_text(text, newline="")
         _assert_same(root)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["x", "y"],  # no step column: points numbered per run
+        ["step", "x", "timestamp"],  # times from the timestamps
+        ["global_step", "wall_time", "x"],  # other step and time names
+        ["step"],  # no metric
+    ],
+)
+def test_column_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: list[str]) -> None:
+    for run in range(3):
+        rows = [header, *([i * (run + 1) + c * 0.5 for c in range(len(header))] for i in range(6))]
+        if "timestamp" in header:
+            for row in rows[1:]:
+                row[header.index("timestamp")] = 1.7e9 + float(row[0]) + run
+        _write(tmp_path / f"r{run}" / "log.csv", rows)
+    used = _spy(monkeypatch)
+    _assert_same(tmp_path)
+    _assert_same(tmp_path, metrics=["x"])
+    assert all(used)

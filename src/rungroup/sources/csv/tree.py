@@ -41,6 +41,7 @@ from rungroup.sources.frames.convert import (
     wide_to_long,
 )
 from rungroup.sources.runrecords import (
+    CHUNK_SCHEMA,
     MAX_SECONDS,
     MAX_STEP,
     MIN_SECONDS,
@@ -477,7 +478,7 @@ class _Bulk:
             first, last = positions[begin], positions[end - 1]
             starts = self.stacked.starts
             counts = np.diff(starts[first : last + 2])
-            runs = pl.Series(_RUN, self.run_ids[first : last + 1], pl.String).gather(
+            runs = pl.Series(_RUN, self.run_ids[first : last + 1], pl.Categorical).gather(
                 np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
             )
             rows = self.stacked.frame.slice(int(starts[first]), int(counts.sum()))
@@ -501,6 +502,78 @@ def _pieces(tables: list[pl.DataFrame | int], bulk: _Bulk | None) -> list[pl.Dat
     if positions and bulk is not None:
         out.extend(bulk.pieces(positions))
     return out
+
+
+#: `CHUNK_SCHEMA` with the run and metric names categorical, as `assemble` makes them.
+_CATEGORICAL_CHUNK: dict[str, pl.DataType] = {
+    **CHUNK_SCHEMA,
+    "run_id": pl.Categorical(),
+    "metric": pl.Categorical(),
+}
+
+
+def _long(
+    frame: pl.DataFrame,
+    step: str | None,
+    time: str | None,
+    timestamp: str | None,
+    metrics: list[str],
+) -> pl.DataFrame:
+    """`wide_to_long(frame, run=_RUN, ...)` with a categorical run column and the run and
+    metric names kept categorical: the same rows in the same order (one metric after the
+    other, nulls dropped), without making and hashing a string for every point (a third of
+    a stacked read's time). The tests hold it equal to `wide_to_long`."""
+    if step is None:
+        step_expr = pl.int_range(pl.len(), dtype=pl.Int64).over("run_id")
+    else:
+        step_expr = pl.col(step).cast(pl.Float64, strict=False).round().cast(pl.Int64)
+    time_expr = (
+        pl.col(time).cast(pl.Float64, strict=False)
+        if time is not None
+        else pl.lit(None, pl.Float64)
+    )
+    stamp_expr = pl.lit(None, pl.Datetime("us", "UTC"))
+    if timestamp is not None:
+        dtype = frame.schema[timestamp]
+        if dtype.is_numeric():
+            stamp = (pl.col(timestamp).cast(pl.Float64) * 1e6).round().cast(pl.Int64)
+            stamp_expr = stamp.cast(pl.Datetime("us", "UTC"))
+        elif isinstance(dtype, pl.Datetime):
+            return _categorical(
+                wide_to_long(
+                    frame, run=_RUN, step=step, time=time, timestamp=timestamp, metrics=metrics
+                )
+            )
+    base = frame.select(
+        pl.col(_RUN).alias("run_id"),
+        *[pl.col(m).cast(pl.Float64, strict=False).alias(f"m:{m}") for m in metrics],
+        time_expr.alias("time"),
+        stamp_expr.alias("timestamp"),
+    )
+    if step is None:
+        base = base.with_columns(step_expr.alias("step"))
+    else:
+        base = base.with_columns(frame.select(step_expr.alias("step")).to_series())
+        base = base.filter(pl.col("step").is_not_null())
+    if time is None and timestamp is not None:
+        first = pl.col("timestamp").min().over("run_id")
+        base = base.with_columns(
+            ((pl.col("timestamp") - first).dt.total_microseconds() / 1e6).alias("time")
+        )
+    if not metrics:
+        return pl.DataFrame(schema=_CATEGORICAL_CHUNK)
+    index = base.select("run_id", "step", "time", "timestamp")
+    parts = []
+    for metric in metrics:
+        values = base[f"m:{metric}"]
+        names = pl.Series("metric", [metric], pl.Categorical)
+        part = index.with_columns(names.gather(pl.zeros(base.height, pl.UInt32, eager=True)))
+        parts.append(part.with_columns(values.alias("value")).filter(values.is_not_null()))
+    return pl.concat(parts, rechunk=True).select(list(_CATEGORICAL_CHUNK))
+
+
+def _categorical(chunk: pl.DataFrame) -> pl.DataFrame:
+    return chunk.with_columns(pl.col("run_id", "metric").cast(pl.Categorical))
 
 
 def load_csv(
@@ -600,14 +673,27 @@ def load_csv(
         )
     chunks: list[pl.DataFrame] = []
     for (step_col, time_col, stamp_col, chosen, sparse), tables in same_shape.items():
-        long = wide_to_long(
-            pl.concat(_pieces(tables, bulk), how="vertical_relaxed"),
-            run=_RUN,
-            step=step_col,
-            time=time_col,
-            timestamp=stamp_col,
-            metrics=list(chosen),
-        )
+        if bulk is None:
+            long = wide_to_long(
+                pl.concat(_pieces(tables, bulk), how="vertical_relaxed"),
+                run=_RUN,
+                step=step_col,
+                time=time_col,
+                timestamp=stamp_col,
+                metrics=list(chosen),
+            )
+        else:
+            # All chunks categorical (assemble makes them so; a concat needs one type).
+            pieces = [
+                p.with_columns(pl.col(_RUN).cast(pl.Categorical)) for p in _pieces(tables, bulk)
+            ]
+            long = _long(
+                pl.concat(pieces, how="vertical_relaxed"),
+                step_col,
+                time_col,
+                stamp_col,
+                list(chosen),
+            )
         if sparse:
             # Lightning's sparse rows repeat `epoch` on every row: identical points carry
             # nothing.
