@@ -199,16 +199,15 @@ def test_a_file_growing_while_read_goes_the_general_way(
 ) -> None:
     for name in ("a", "b"):
         _write(tmp_path / name / "log.csv", [["step", "x"], [0, 1], [1, 2]])
-    real_open = stacked_module._open_regular
+    real_read = stacked_module._read_file
 
-    def grown(path: str) -> tuple[int, int] | None:
-        found = real_open(path)
-        if found is not None and Path(path).parent.name == "b":
-            with Path(path).open("a") as handle:  # a writer appends after the size was taken
+    def grown(path: str, size: int, head: bytearray, body: memoryview) -> int | None:
+        if Path(path).parent.name == "b":
+            with Path(path).open("a") as handle:  # a writer appends after the sizes were taken
                 handle.write("2,3\n")
-        return found
+        return real_read(path, size, head, body)
 
-    monkeypatch.setattr(stacked_module, "_open_regular", grown)
+    monkeypatch.setattr(stacked_module, "_read_file", grown)
     assert read_stacked([tmp_path / "a" / "log.csv", tmp_path / "b" / "log.csv"]) is None
 
 
@@ -273,3 +272,23 @@ def test_column_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header:
     _assert_same(tmp_path)
     _assert_same(tmp_path, metrics=["x"])
     assert all(used)
+
+
+def test_more_files_than_descriptors(tmp_path: Path) -> None:
+    """One file is open at a time: a tree larger than the process's open-file limit is
+    still read stacked."""
+    import resource
+
+    paths = []
+    for run in range(300):
+        path = tmp_path / f"r{run:03d}" / "log.csv"
+        _write(path, [["step", "x"], [0, run], [1, run + 0.5]])
+        paths.append(path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(128, hard), hard))
+    try:
+        found = read_stacked(paths)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert found is not None
+    assert found.rows(299)["x"].to_list() == [299.0, 299.5]

@@ -44,82 +44,81 @@ class Stacked:
         return pl.Series(np.repeat(np.arange(len(self.paths), dtype=np.uint32), counts))
 
 
-def _open_regular(path: str) -> tuple[int, int] | None:
-    """(descriptor, size) of a regular file, or None (a FIFO is opened without blocking)."""
+def _read_file(path: str, size: int, head: bytearray, body: memoryview) -> int | None:
+    """Read a regular file of `size` bytes (its first `len(head)` bytes into `head`, the rest
+    into `body`); the body's length, or None when it is not a regular file of that size (a
+    FIFO is opened without blocking and never read) or changed while read."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
     try:
         status = os.fstat(descriptor)
-    except OSError:
-        os.close(descriptor)
-        return None
-    if not stat.S_ISREG(status.st_mode):
-        os.close(descriptor)
-        return None
-    return descriptor, status.st_size
-
-
-def _read_into(descriptor: int, view: memoryview) -> bool:
-    """Fill `view` from the file; False when the file ended first (it shrank)."""
-    done = 0
-    while done < len(view):
-        got = os.readv(descriptor, [view[done:]])
-        if got == 0:
-            return False
-        done += got
-    return True
-
-
-def _buffer(paths: list[Path]) -> tuple[bytearray, list[int], bytes] | None:
-    """(bodies of all files one after the other, each ending in a line break; the end of
-    each body in it; the shared header line), or None when a file is not plain or the
-    headers differ."""
-    opened: list[tuple[int, int]] = []
-    try:
-        for path in paths:
-            found = _open_regular(str(path))
-            if found is None:
+        if not stat.S_ISREG(status.st_mode) or status.st_size != size or size < len(head):
+            return None
+        length = size - len(head)
+        done = os.readv(descriptor, [head, body[:length]])
+        while done < size:  # a short read (rare for regular files): go on into the body
+            if done < len(head):
                 return None
-            opened.append(found)
-        # One extra byte a file: a last line without its line break gets one.
-        buffer = bytearray(sum(size for _, size in opened) + len(opened))
-        view = memoryview(buffer)
+            got = os.readv(descriptor, [body[done - len(head) : length]])
+            if got == 0:
+                return None  # shrank
+            done += got
+        if os.read(descriptor, 1):
+            return None  # grew while read
+        return length
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def _buffer(paths: list[Path]) -> tuple[io.BytesIO, list[int], bytes] | None:
+    """(the first file, then the bodies of the others, each ending in a line break; the end
+    of each file's rows in it; the shared header line), or None when a file is not plain or
+    the headers differ. One file is open at a time."""
+    try:
+        sizes = [path.stat().st_size for path in paths]
+    except OSError:
+        return None
+    if not sizes[0]:
+        return None
+    with paths[0].open("rb") as first:
+        header = first.readline()
+    if not header.endswith(b"\n") or not header.strip():
+        return None
+    # A buffer the BytesIO owns (read_csv then takes it without a copy); one extra byte a
+    # file: a last line without its line break gets one.
+    buffer = io.BytesIO()
+    buffer.seek(sum(sizes) + len(sizes) - 1)
+    buffer.write(b"\0")
+    view = buffer.getbuffer()
+    try:
         ends: list[int] = []
-        header = b""
         used = 0
-        for index, (descriptor, size) in enumerate(opened):
+        head = bytearray(len(header))
+        for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
             if index == 0:
-                if size == 0 or not _read_into(descriptor, view[:size]):
+                length = _read_file(str(path), size, bytearray(), view)
+                start = len(header)
+                if length is None or bytes(view[:start]) != header:
                     return None
-                cut = buffer.find(b"\n", 0, size)
-                if cut < 0 or not buffer[:cut].strip():
-                    return None
-                header = bytes(buffer[: cut + 1])
-                used = size
             else:
-                if size < len(header):
+                start = used
+                length = _read_file(str(path), size, head, view[used:])
+                if length is None or head != header:
                     return None
-                head = os.read(descriptor, len(header))
-                if head != header:
-                    return None
-                length = size - len(header)
-                if not _read_into(descriptor, view[used : used + length]):
-                    return None
-                used += length
-            if os.read(descriptor, 1):
-                return None  # grew while read: read it the general way
-            if used and buffer[used - 1] != 0x0A and used > (ends[-1] if ends else len(header)):
-                buffer[used] = 0x0A
+            used += length
+            if used > start and view[used - 1] != 0x0A:
+                view[used] = 0x0A
                 used += 1
             ends.append(used)
-        view.release()
-        del buffer[used:]
-        return buffer, ends, header
     finally:
-        for descriptor, _ in opened:
-            os.close(descriptor)
+        view.release()
+    buffer.truncate(used)
+    buffer.seek(0)
+    return buffer, ends, header
 
 
 def read_stacked(paths: list[Path]) -> Stacked | None:
@@ -132,22 +131,27 @@ def read_stacked(paths: list[Path]) -> Stacked | None:
     buffer, ends, header = read
     # A quote may hold a line break (a row spanning lines), and Polars may end a line at a
     # lone carriage return: either makes line counts differ from row counts.
-    if buffer.find(b'"') >= 0:
-        return None
-    codes = np.frombuffer(buffer, dtype=np.uint8)
-    returns = np.flatnonzero(codes == 0x0D)
-    if returns.size and (returns[-1] + 1 == codes.size or (codes[returns + 1] != 0x0A).any()):
-        return None
-    # Without quotes and lone CRs every line break ends exactly one row (a blank line is a
-    # row of nulls), so a file's rows are its line breaks; nothing can make Polars see more
-    # rows than line breaks, so equal totals prove every file's count.
-    breaks = np.flatnonzero(codes == 0x0A)
-    before = np.searchsorted(breaks, np.array([len(header), *ends], dtype=np.int64))
-    starts = (before - before[0]).astype(np.int64)
+    view = buffer.getbuffer()
+    try:
+        codes = np.frombuffer(view, dtype=np.uint8)
+        if codes.size and (codes == 0x22).any():
+            return None
+        returns = np.flatnonzero(codes == 0x0D)
+        if returns.size and (returns[-1] + 1 == codes.size or (codes[returns + 1] != 0x0A).any()):
+            return None
+        # Without quotes and lone CRs every line break ends exactly one row (a blank line is
+        # a row of nulls), so a file's rows are its line breaks; nothing can make Polars see
+        # more rows than line breaks, so equal totals prove every file's count.
+        breaks = np.flatnonzero(codes == 0x0A)
+        before = np.searchsorted(breaks, np.array([len(header), *ends], dtype=np.int64))
+        starts = (before - before[0]).astype(np.int64)
+        del codes, returns, breaks
+    finally:
+        view.release()
     try:
         names = pl.read_csv(header, n_rows=0).columns
         frame = pl.read_csv(
-            io.BytesIO(buffer),
+            buffer,
             infer_schema=False,
             schema_overrides=dict.fromkeys(names, pl.Float64),
             raise_if_empty=False,
