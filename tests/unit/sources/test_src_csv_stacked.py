@@ -263,7 +263,8 @@ def test_random_trees_equal(
 )
 def test_column_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: list[str]) -> None:
     for run in range(3):
-        rows = [header, *([i * (run + 1) + c * 0.5 for c in range(len(header))] for i in range(6))]
+        rows: list[list[Any]] = [header]
+        rows += [[i * (run + 1) + c * 0.5 for c in range(len(header))] for i in range(6)]
         if "timestamp" in header:
             for row in rows[1:]:
                 row[header.index("timestamp")] = 1.7e9 + float(row[0]) + run
