@@ -293,3 +293,13 @@ def test_more_files_than_descriptors(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert found is not None
     assert found.rows(299)["x"].to_list() == [299.0, 299.5]
+
+
+@pytest.mark.parametrize("batch", [1, 5_000, 9_000])
+def test_batches_of_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """A tree parsed a few files at a time (one file a batch at the least) is the same."""
+    source = _tree(tmp_path)
+    monkeypatch.setattr(stacked_module, "BATCH_BYTES", batch)
+    used = _spy(monkeypatch)
+    _assert_same(source)
+    assert used == [True]
