@@ -568,8 +568,9 @@ def _long(
         values = base[f"m:{metric}"]
         names = pl.Series("metric", [metric], pl.Categorical)
         part = index.with_columns(names.gather(pl.zeros(base.height, pl.UInt32, eager=True)))
-        parts.append(part.with_columns(values.alias("value")).filter(values.is_not_null()))
-    return pl.concat(parts, rechunk=True).select(list(_CATEGORICAL_CHUNK))
+        part = part.with_columns(values.alias("value"))
+        parts.append(part.filter(values.is_not_null()) if values.null_count() else part)
+    return pl.concat(parts, rechunk=False).select(list(_CATEGORICAL_CHUNK))
 
 
 def _categorical(chunk: pl.DataFrame) -> pl.DataFrame:
