@@ -167,6 +167,17 @@ def test_bad_steps_and_times_warn_per_file(tmp_path: Path, monkeypatch: pytest.M
     assert history.filter(pl.col("run_id") == "r1").height == 4
 
 
+@pytest.mark.parametrize("header", [b'"step","x"\n', b"step,x\rstep\n", b"step,x\r\r\n"])
+def test_unprovable_headers(tmp_path: Path, header: bytes) -> None:
+    paths = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.csv").write_bytes(header + b"0,1\n")
+        paths.append(tmp_path / name / "log.csv")
+    assert read_stacked(paths) is None
+    _assert_same(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("second", "why"),
     [

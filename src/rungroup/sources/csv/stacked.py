@@ -85,8 +85,10 @@ def _buffer(paths: list[Path], sizes: list[int]) -> tuple[io.BytesIO, list[int],
         return None
     with paths[0].open("rb") as first:
         header = first.readline()
-    if not header.endswith(b"\n") or not header.strip():
+    if not header.endswith(b"\n") or not header.strip() or b'"' in header:
         return None
+    if b"\r" in header.removesuffix(b"\n").removesuffix(b"\r"):
+        return None  # a lone carriage return in the header
     # A buffer the BytesIO owns (read_csv then takes it without a copy); one extra byte a
     # file: a last line without its line break gets one.
     buffer = io.BytesIO()
@@ -161,22 +163,25 @@ def _parse(paths: list[Path], sizes: list[int]) -> tuple[pl.DataFrame, np.ndarra
         return None
     buffer, ends, header = read
     # A quote may hold a line break (a row spanning lines), and Polars may end a line at a
-    # lone carriage return: either makes line counts differ from row counts.
+    # lone carriage return: either makes line counts differ from row counts. Without them
+    # every line break ends exactly one row (a blank line is a row of nulls), so a file's
+    # rows are its line breaks; nothing can make Polars see more rows than line breaks, so
+    # equal totals prove every file's count. Looked at file by file: small temporaries that
+    # stay in the CPU's cache (one pass over the whole text costs 3 to 10 times more).
+    bounds = [len(header), *ends]
+    counts = np.zeros(len(ends), dtype=np.int64)
     view = buffer.getbuffer()
     try:
         codes = np.frombuffer(view, dtype=np.uint8)
-        if codes.size and (codes == 0x22).any():
-            return None
-        returns = np.flatnonzero(codes == 0x0D)
-        if returns.size and (returns[-1] + 1 == codes.size or (codes[returns + 1] != 0x0A).any()):
-            return None
-        # Without quotes and lone CRs every line break ends exactly one row (a blank line is
-        # a row of nulls), so a file's rows are its line breaks; nothing can make Polars see
-        # more rows than line breaks, so equal totals prove every file's count.
-        breaks = np.flatnonzero(codes == 0x0A)
-        before = np.searchsorted(breaks, np.array([len(header), *ends], dtype=np.int64))
-        counts = np.diff(before).astype(np.int64)
-        del codes, returns, breaks
+        for index in range(len(ends)):
+            part = codes[bounds[index] : bounds[index + 1]]
+            if (part == 0x22).any():
+                return None
+            returns = np.flatnonzero(part == 0x0D)
+            if returns.size and (returns[-1] + 1 == part.size or (part[returns + 1] != 0x0A).any()):
+                return None
+            counts[index] = np.count_nonzero(part == 0x0A)
+        del codes, part, returns
     finally:
         view.release()
     try:
