@@ -137,11 +137,12 @@ def test_odd_but_plain_files_stay_stacked(tmp_path: Path, monkeypatch: pytest.Mo
     assert b["step"].to_list() == [0, 2] and b["value"].to_list() == [3.0, 4.0]
 
 
-def test_duplicate_header_names(tmp_path: Path) -> None:
+def test_duplicate_and_empty_header_names(tmp_path: Path) -> None:
     for run in range(3):
-        _write(tmp_path / f"r{run}" / "log.csv", [["step", "x", "x"], [0, 1, 2], [1, 3, 4]])
+        rows = [["step", "x", "x", ""], [0, 1, 2, 5], [1, 3, 4, 6]]
+        _write(tmp_path / f"r{run}" / "log.csv", rows)
     _, history = _assert_same(tmp_path)
-    assert sorted(history["metric"].unique().to_list()) == ["x", "x_duplicated_0"]
+    assert sorted(history["metric"].unique().to_list()) == ["", "x", "x_duplicated_0"]
 
 
 def test_bad_steps_and_times_warn_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

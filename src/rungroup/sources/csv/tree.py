@@ -417,7 +417,7 @@ class _Bulk:
         frame = stacked.frame
         self.step_col, time_col, stamp_col, chosen = _columns(frame, step, time, timestamp, metrics)
         self.shape = (self.step_col, time_col, stamp_col, tuple(chosen))
-        self.columns = list(dict.fromkeys(c for c in (*self.shape[:3], *chosen) if c))
+        self.columns = list(dict.fromkeys(c for c in (*self.shape[:3], *chosen) if c is not None))
         count = len(stacked.paths)
         counts = np.diff(stacked.starts)
         # A file with a header and no rows is read the general way, as before.
