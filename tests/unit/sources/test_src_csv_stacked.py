@@ -190,6 +190,7 @@ def test_unprovable_headers(tmp_path: Path, header: bytes) -> None:
         (b"step,x\n0,-0\n1,2\n", "a negative zero"),
         (b"step,x\n0,1,2\n", "a ragged row"),
         (b"", "an empty file"),
+        (b"step,x", "a header without its line break"),
         (b"step,x\n0,\xff\n", "bytes that are not UTF-8"),
         (b"step , x\n0, 1\n", "another header with spaces"),
     ],
@@ -228,6 +229,7 @@ def test_a_fifo_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     os.mkfifo(tmp_path / "b" / "log.csv")
     assert read_stacked([tmp_path / "a" / "log.csv", tmp_path / "b" / "log.csv"]) is None
+    assert read_stacked([tmp_path / "b" / "log.csv", tmp_path / "a" / "log.csv"]) is None
 
 
 _CELLS = st.one_of(

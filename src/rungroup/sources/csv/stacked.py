@@ -83,12 +83,6 @@ def _buffer(paths: list[Path], sizes: list[int]) -> tuple[io.BytesIO, list[int],
     the headers differ. One file is open at a time."""
     if not sizes[0]:
         return None
-    with paths[0].open("rb") as first:
-        header = first.readline()
-    if not header.endswith(b"\n") or not header.strip() or b'"' in header:
-        return None
-    if b"\r" in header.removesuffix(b"\n").removesuffix(b"\r"):
-        return None  # a lone carriage return in the header
     # A buffer the BytesIO owns (read_csv then takes it without a copy); one extra byte a
     # file: a last line without its line break gets one.
     buffer = io.BytesIO()
@@ -96,21 +90,27 @@ def _buffer(paths: list[Path], sizes: list[int]) -> tuple[io.BytesIO, list[int],
     buffer.write(b"\0")
     view = buffer.getbuffer()
     try:
-        ends: list[int] = []
-        used = 0
+        # The first file whole: its first line is the header every other file must start with.
+        used = _read_file(str(paths[0]), sizes[0], bytearray(), view)
+        if used is None:
+            return None
+        first, newline, _ = bytes(view[: min(used, 1 << 20)]).partition(b"\n")
+        header = first + newline
+        if not newline or not header.strip() or b'"' in header:
+            return None  # no line break in the first MiB, a blank header, a quoted name
+        if b"\r" in header.removesuffix(b"\n").removesuffix(b"\r"):
+            return None  # a lone carriage return in the header
         head = bytearray(len(header))
+        ends: list[int] = []
         for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
             if index == 0:
-                length = _read_file(str(path), size, bytearray(), view)
                 start = len(header)
-                if length is None or bytes(view[:start]) != header:
-                    return None
             else:
                 start = used
                 length = _read_file(str(path), size, head, view[used:])
                 if length is None or head != header:
                     return None
-            used += length
+                used += length
             if used > start and view[used - 1] != 0x0A:
                 view[used] = 0x0A
                 used += 1
