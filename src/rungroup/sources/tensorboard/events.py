@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import stat
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rungroup.runs import Runs
+from rungroup.runs import LoadWarning, Runs
 from rungroup.sources.castagnoli import frames_intact, masked_crc32c_many
 from rungroup.sources.files import MAX_NESTING, read_bytes, walk
 from rungroup.sources.protoreader import (
@@ -232,8 +233,7 @@ def _stored(
     buf: np.ndarray[Any, np.dtype[np.uint8]], at: np.ndarray[Any, Any], width: int, dtype: Any
 ) -> Any:
     """Little-endian unsigned integers of `width` bytes at each offset."""
-    index = at[:, None] + np.arange(width)[None, :]
-    return np.ascontiguousarray(buf[index]).view(f"<u{width}")[:, 0].astype(dtype)
+    return _words(buf, f"<u{width}")[at].astype(dtype)
 
 
 def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
@@ -359,8 +359,78 @@ def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
                     into.state = HPARAMS_STATUS.get(ea, into.state)
 
 
-def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None:
-    decode_events(read_bytes(path), path, prefix, into, check_crc, {})
+#: (the run's points, event file, metric prefix, the file's bytes) waiting to be decoded.
+_Pending = tuple[_Scalars, Path, str, bytes]
+
+#: Event files are decoded together up to this many bytes: numpy's cost per call, paid once
+#: per file otherwise, is most of the time for files of a few thousand scalars.
+_BATCH_BYTES = 16 << 20
+
+
+def _decode_files(batch: list[_Pending], check_crc: bool) -> None:
+    """Decode the files of `batch`, in order, into their runs' points."""
+    if len(batch) > 1 and _decode_together(batch, check_crc):
+        return
+    for scalars, path, prefix, data in batch:
+        decode_events(data, path, prefix, scalars, check_crc, {})
+
+
+def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
+    """Frame, check and decode the files of `batch` as one buffer, giving each run what
+    `decode_events` gives it file by file; False (and nothing done) when anything is
+    unusual: damage, a truncated file, wall times that are not times. The per-file path then
+    says what and where."""
+    big = b"".join(item[3] for item in batch)
+    buf = np.frombuffer(big, dtype=np.uint8)
+    sizes = np.asarray([len(item[3]) for item in batch], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LoadWarning)
+        try:
+            heads = _frame_heads(big, buf, batch[0][1])
+        except LoadWarning:
+            return False
+    # Every file must start at a frame: then each file's frames are the ones its own walk
+    # finds, and none runs over into the next file.
+    opening = bounds[:-1][sizes > 0]
+    found = np.searchsorted(heads, opening)
+    if len(heads) == 0 or (found >= len(heads)).any() or (heads[found] != opening).any():
+        return False
+    lengths = _stored(buf, heads, 8, np.uint64).astype(np.int64)
+    if check_crc and not frames_intact(buf, heads, lengths):
+        return False  # a damaged record, or no C CRC-32C: checked file by file
+    starts = heads + 12
+    records = (starts, starts + lengths)
+    fast = _Scalars()
+    untimed: list[tuple[int, float]] = []
+    done = _simple_values(big, records, "", fast, untimed)
+    if untimed:
+        return False
+    owner = np.searchsorted(bounds, starts, side="right") - 1
+    first_record = np.searchsorted(owner, np.arange(len(batch) + 1))
+    simple_rows = np.concatenate([[0], np.cumsum(np.bincount(owner[done], minlength=len(batch)))])
+    rest = np.flatnonzero(~done)
+    rest_cuts = np.searchsorted(owner[rest], np.arange(len(batch) + 1))
+    block = fast.blocks[0] if fast.blocks else None
+    for number, (scalars, path, prefix, _) in enumerate(batch):
+        low, high = int(simple_rows[number]), int(simple_rows[number + 1])
+        if block is not None and high > low:
+            part = block.slice(low, high - low)
+            if prefix:
+                part = part.with_columns((pl.lit(prefix) + pl.col("metric")).alias("metric"))
+            scalars.blocks.append(part)
+        _decode_rest(
+            big,
+            path,
+            prefix,
+            scalars,
+            {},
+            records,
+            rest[rest_cuts[number] : rest_cuts[number + 1]],
+            int(first_record[number]),
+            [],
+        )
+    return True
 
 
 def decode_events(
@@ -378,6 +448,24 @@ def decode_events(
     records = _frame_records(data, path, check_crc)
     untimed: list[tuple[int, float]] = []  # (record, wall_time) of wall times that are not
     done = _simple_values(data, records, prefix, into, untimed)
+    _decode_rest(data, path, prefix, into, plugins, records, np.flatnonzero(~done), 0, untimed)
+
+
+def _decode_rest(
+    data: bytes,
+    path: Path,
+    prefix: str,
+    into: _Scalars,
+    plugins: dict[str, str],
+    records: Records,
+    rest: np.ndarray[Any, Any],
+    base: int,
+    untimed: list[tuple[int, float]],
+) -> None:
+    """Decode the records numbered `rest` (those `_simple_values` did not take) with the
+    general protobuf walk, then update the run's first and last wall times from all its
+    points. `base` is the number of the file's first record in `records` (several files
+    decoded together): warnings number the records within the file."""
     tags: list[str] = []
     steps: list[int] = []
     walls: list[float] = []
@@ -385,7 +473,7 @@ def decode_events(
     first = into.first_wall
     last = into.last_wall
     starts, ends = records
-    for index in np.flatnonzero(~done).tolist():
+    for index in rest.tolist():
         start, end = int(starts[index]), int(ends[index])
         try:
             wall = None
@@ -442,12 +530,12 @@ def decode_events(
                 values.append(value)
         except (ValueError, OverflowError, IndexError, struct.error) as error:
             # DecodeError and UnicodeDecodeError are ValueErrors
-            warn(path, f"record {index} is not a readable event ({error}); skipped")
+            warn(path, f"record {index - base} is not a readable event ({error}); skipped")
     if untimed:
         index, wall = min(untimed)
         warn(
             path,
-            f"record {index}: wall_time {wall!r} is not a time; the points of "
+            f"record {index - base}: wall_time {wall!r} is not a time; the points of "
             f"{len(untimed)} record(s) have no time or timestamp",
         )
     if tags:
@@ -494,64 +582,119 @@ def _simple_values(
     done = np.zeros(count, dtype=np.bool_)
     if count == 0:
         return done
-    size = len(data)
-    buf = np.frombuffer(data, dtype=np.uint8)
+    buf = np.frombuffer(data, dtype=np.uint8)  # every probe below stays inside its record
     length = end - start
-    ok = (length >= 22) & (length < 128)
-    at = np.where(ok, start, 0)
-
-    def byte(offset: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        picked: np.ndarray[Any, Any] = buf[np.minimum(offset, size - 1)].astype(np.int64)
-        return picked
-
-    ok &= (byte(at) == _WALL_KEY) & (byte(at + 9) == _STEP_KEY)
-    # step: a varint of up to 4 bytes (steps below 2**28)
-    step = np.zeros(count, dtype=np.int64)
-    width = np.zeros(count, dtype=np.int64)
-    going = ok.copy()
-    for k in range(4):
-        b = byte(at + 10 + k)
-        step |= np.where(going, (b & 0x7F) << (7 * k), 0)
-        width += going
-        going &= b >= 0x80
-    ok &= ~going
+    index = np.flatnonzero((length >= 22) & (length < 128))
+    at, end = start[index], end[index]
+    keep = (buf[at] == _WALL_KEY) & (buf[at + 9] == _STEP_KEY)
+    index, at, end = index[keep], at[keep], end[keep]
+    # step: a varint of up to 4 bytes (steps below 2**28), read as one little-endian word
+    word = _words(buf, "<u4")[at + 10].astype(np.int64)
+    more = word & 0x80808080  # each byte's continuation bit
+    width = 1 + (more & 0x80 > 0)
+    width += (width == 2) & (more & 0x8000 > 0)
+    width += (width == 3) & (more & 0x800000 > 0)
+    going = (width == 4) & (more & 0x80000000 > 0)  # a fifth byte: not this layout
+    payload = word & ~more & (np.int64(1) << (8 * width)) - 1
+    step = (
+        (payload & 0x7F)
+        | (payload >> 1 & 0x3F80)
+        | (payload >> 2 & 0x1FC000)
+        | (payload >> 3 & 0xFE00000)
+    )
     pos = at + 10 + width
-    tag_len = byte(pos + 5)
-    ok &= (byte(pos) == _SUMMARY_KEY) & (byte(pos + 1) == end - pos - 2)
-    ok &= (byte(pos + 2) == _VALUE_KEY) & (byte(pos + 3) == end - pos - 4)
-    ok &= (byte(pos + 4) == _TAG_KEY) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
-    ok &= byte(pos + 6 + tag_len) == _SIMPLE_VALUE_KEY
-    index = np.flatnonzero(ok)
-    if len(index) == 0:
+    tag_len = buf[pos + 5].astype(np.int64)
+    keep = ~going & (buf[pos] == _SUMMARY_KEY) & (buf[pos + 1] == end - pos - 2)
+    keep &= (buf[pos + 2] == _VALUE_KEY) & (buf[pos + 3] == end - pos - 4)
+    keep &= (buf[pos + 4] == _TAG_KEY) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
+    keep &= buf[np.where(keep, pos + 6 + tag_len, 0)] == _SIMPLE_VALUE_KEY
+    if not keep.any():
         return done
+    index, at, end, pos, tag_len, step = (
+        index[keep],
+        at[keep],
+        end[keep],
+        pos[keep],
+        tag_len[keep],
+        step[keep],
+    )
     done[index] = True
-    s_at, s_end, s_pos, s_len = at[index], end[index], pos[index], tag_len[index]
-    walls = buf[s_at[:, None] + 1 + np.arange(8)].copy().view("<f8")[:, 0]
+    walls = _words(buf, "<f8")[at + 1]
     wrong = ~((walls >= MIN_SECONDS) & (walls <= MAX_SECONDS))  # NaN too
     if wrong.any():
         untimed.extend(zip(index[wrong].tolist(), walls[wrong].tolist(), strict=True))
         walls = np.where(wrong, np.nan, walls)
-    values = buf[s_end[:, None] - 4 + np.arange(4)].copy().view("<f4")[:, 0]
-    widest = int(s_len.max())
-    columns = np.arange(max(widest, 1))
-    inside = columns[None, :] < s_len[:, None]
-    tag_bytes = np.where(inside, buf[np.where(inside, s_pos[:, None] + 6 + columns, 0)], 0)
-    keys = np.ascontiguousarray(tag_bytes.astype(np.uint8)).view(
-        np.dtype((np.void, tag_bytes.shape[1]))
-    )[:, 0]
-    unique, inverse = np.unique(keys, return_inverse=True)
-    names = [prefix + bytes(u).rstrip(b"\x00").decode("utf-8", "replace") for u in unique]
+    values = _words(buf, "<f4")[end - 4]
+    names, codes = _tags(buf, pos + 6, tag_len)
     into.blocks.append(
         pl.DataFrame(
             {
-                "metric": pl.Series(names, dtype=pl.String).gather(inverse.ravel()),
-                "step": step[index],
-                "wall": walls,
+                "metric": pl.Series([prefix + name for name in names], dtype=pl.String).gather(
+                    codes
+                ),
+                "step": step,
+                "wall": walls.astype(np.float64),
                 "value": values.astype(np.float64),
             }
         )
     )
     return done
+
+
+def _words(buf: np.ndarray[Any, np.dtype[np.uint8]], dtype: str) -> np.ndarray[Any, Any]:
+    """A view of `buf` as the value of type `dtype` starting at every byte offset."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray((max(len(buf) - size + 1, 0),), dtype=dtype, buffer=buf, strides=(1,))
+
+
+def _tags(
+    buf: np.ndarray[Any, np.dtype[np.uint8]],
+    at: np.ndarray[Any, np.dtype[np.int64]],
+    length: np.ndarray[Any, np.dtype[np.int64]],
+) -> tuple[list[str], np.ndarray[Any, Any]]:
+    """(distinct tags, each record's index into them) of the tags at `at` of `length` bytes.
+
+    Each tag is read as 8-byte words (bytes past its end zeroed) folded into a 64-bit key;
+    keys go to 4096 buckets by their top bits, and when every bucket holds one key and every
+    record's words equal those of its bucket's first record (no collision), the buckets are
+    the groups: no sort. Otherwise the tags are grouped exactly by their bytes."""
+    words = _words(buf, "<u8")
+    top = len(words) - 1
+    lanes = []
+    key = length.astype(np.uint64)
+    for k in range(-(-max(int(length.max()), 1) // 8)):
+        left = np.clip(length - 8 * k, 0, 8).astype(np.uint64)
+        mask = np.where(left == 8, ~np.uint64(0), (np.uint64(1) << (left * np.uint64(8))) - 1)
+        lane = words[np.minimum(at + 8 * k, top)] & mask
+        lanes.append(lane)
+        key = (key ^ lane) * np.uint64(0x9E3779B97F4A7C15)
+    bucket = (key >> np.uint64(52)).astype(np.int64)
+    first = np.zeros(4096, dtype=np.int64)
+    rows = np.arange(len(at))
+    first[bucket[::-1]] = rows[::-1]  # the first record of each bucket
+    leader = first[bucket]
+    same = length == length[leader]
+    for lane in lanes:
+        same &= lane == lane[leader]
+    if same.all():
+        used = np.zeros(4096, dtype=np.int64)
+        used[bucket] = 1
+        number = np.cumsum(used) - 1
+        codes = number[bucket]
+        leaders = first[np.flatnonzero(used)]
+    else:  # a collision: group the bytes themselves
+        stacked = np.ascontiguousarray(np.stack([length.astype(np.uint64), *lanes], axis=1))
+        keys = stacked.view(np.dtype((np.void, stacked.shape[1] * 8)))[:, 0]
+        _, leaders, codes = np.unique(keys, return_index=True, return_inverse=True)
+        codes = codes.ravel()
+    # as the reader always named them (trailing NULs dropped)
+    names = [
+        bytes(buf[int(at[row]) : int(at[row] + length[row])])
+        .rstrip(b"\x00")
+        .decode("utf-8", "replace")
+        for row in leaders.tolist()
+    ]
+    return names, codes
 
 
 def _run_folders(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]], bool]:
@@ -706,16 +849,25 @@ def load_tensorboard(
     """
     root, templated, run_files = find_run_files(source)
     parsed: dict[Path, tuple[dict[str, Any], _Scalars]] = {}
+    batch: list[_Pending] = []
+    size = 0
     for folder, fields, files in progress(
         run_files, total=len(run_files), desc="tensorboard", enabled=progress_bar
     ):
         scalars = _Scalars()
         for path, prefix in files:
             try:
-                _read_file(path, prefix, scalars, check_crc)
+                data = read_bytes(path)
             except OSError as error:
                 warn(path, f"not read ({error})")
+                continue
+            batch.append((scalars, path, prefix, data))
+            size += len(data)
         parsed[folder] = (fields, scalars)
+        if size >= _BATCH_BYTES:
+            _decode_files(batch, check_crc)
+            batch, size = [], 0
+    _decode_files(batch, check_crc)
 
     merge_hparams_folders(parsed, root, templated)
     options = {
@@ -726,12 +878,25 @@ def load_tensorboard(
         "hparams": hparams,
     }
     records: list[RunRecord] = []
-    chunks: list[pl.DataFrame] = []
+    blocks: list[pl.DataFrame] = []
+    owners: list[str] = []
+    firsts: list[float] = []
+    heights: list[int] = []
     for folder, (fields, scalars) in parsed.items():
         record = run_record(folder, fields, scalars, root, options)
         records.append(record)
-        points = pl.concat(scalars.blocks) if scalars.blocks else None
-        if points is not None and points.height:
-            first = scalars.first_wall if scalars.first_wall is not None else 0.0
-            chunks.append(timed_points(points, record.id, first))
-    return assemble(records, chunks)
+        height = sum(block.height for block in scalars.blocks)
+        if height:
+            blocks += scalars.blocks
+            owners.append(record.id)
+            firsts.append(scalars.first_wall if scalars.first_wall is not None else 0.0)
+            heights.append(height)
+    if not blocks:
+        return assemble(records, [])
+    # One select for all runs (not one per run): each point's run and its run's first time.
+    spread = np.repeat(np.arange(len(owners)), heights)
+    points = pl.concat(blocks).with_columns(
+        pl.Series("run_id", owners, dtype=pl.String).gather(spread),
+        pl.Series("first", firsts, dtype=pl.Float64).gather(spread),
+    )
+    return assemble(records, [timed_points(points, pl.col("run_id"), pl.col("first"))])
