@@ -644,7 +644,10 @@ def _simple_values(
 def _words(buf: np.ndarray[Any, np.dtype[np.uint8]], dtype: str) -> np.ndarray[Any, Any]:
     """A view of `buf` as the value of type `dtype` starting at every byte offset."""
     size = np.dtype(dtype).itemsize
-    return np.ndarray((max(len(buf) - size + 1, 0),), dtype=dtype, buffer=buf, strides=(1,))
+    view: np.ndarray[Any, Any] = np.ndarray(
+        (max(len(buf) - size + 1, 0),), dtype=dtype, buffer=buf, strides=(1,)
+    )
+    return view
 
 
 def _tags(
