@@ -166,9 +166,8 @@ def frames_intact(
     for index in np.flatnonzero(long).tolist():
         constants[index] = _crc0_of_zeros(int(lengths[index]))
     data_want = _unmask(words[at + 12 + lengths]) ^ constants
-    for where, value in ((at + 8, length_want), (at + 12 + lengths, data_want)):
-        for k in range(4):
-            work[where + k] = (value >> np.uint32(8 * k)).astype(np.uint8)
+    words[at + 8] = length_want  # (writes through the view into `work`)
+    words[at + 12 + lengths] = data_want
     remainder: int = _extend(0xFFFFFFFF, work) ^ 0xFFFFFFFF
     return remainder == 0
 

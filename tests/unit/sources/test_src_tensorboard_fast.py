@@ -165,7 +165,7 @@ def test_clean_files_take_the_fast_path(logs: Path) -> None:
     assert frames_intact(buf, heads, lengths) is True
     starts = heads + 12
     done = events._simple_values(data, (starts, starts + lengths), "", events._Scalars(), [])
-    # all but the file_version event, step 0's (no step field) and the 5-byte steps'
+    # all but the file_version event, step 0's (no step field) and the 5-byte steps
     assert int((~done).sum()) == 1 + 2 * len(TAGS)
 
 

@@ -595,7 +595,8 @@ def _simple_values(
     """Decode, all at once in numpy, the records laid out as tensorboardX and torch write one
     `simple_value` scalar: ``09 <wall:8> 10 <step:varint> 2a <n> 0a <n> 0a <n> <tag> 15
     <value:4>`` with one-byte lengths. Returns which records were decoded; the others go
-    through the general decoder."""
+    through the general decoder (step 0's too, written without a step field: the reader
+    has always put their points after the others of their file)."""
     start, end = records
     count = len(start)
     done = np.zeros(count, dtype=np.bool_)
