@@ -20,7 +20,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -213,14 +213,10 @@ def _candidate_frames(
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     at = np.flatnonzero(buf[12 : size - 4] == _FIRST_KEY)
-    zero = (buf[at + 3] | buf[at + 4] | buf[at + 5] | buf[at + 6] | buf[at + 7]) == 0
-    at = at[zero]
-    length = (
-        buf[at].astype(np.int64)
-        | buf[at + 1].astype(np.int64) << 8
-        | buf[at + 2].astype(np.int64) << 16
-    )
-    after = at + 16 + length
+    word = _words(buf, "<u8")[at]
+    short = word < 1 << 24  # records up to 16 MiB; longer ones are walked in Python
+    at = at[short]
+    after = at + 16 + word[short].astype(np.int64)
     whole = after <= size
     at, after = at[whole], after[whole]
     # a stretch goes on while a frame ends where the next candidate starts
@@ -421,18 +417,10 @@ def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
         holding = np.flatnonzero(np.diff(simple_rows) > 0)  # files with such rows
         lowest[holding] = np.minimum.reduceat(walls, simple_rows[holding])
         highest[holding] = np.maximum.reduceat(walls, simple_rows[holding])
-    for number, (scalars, path, prefix, _) in enumerate(batch):
-        low, high = int(simple_rows[number]), int(simple_rows[number + 1])
-        if block is not None and high > low:
-            part = block.slice(low, high - low)
-            if prefix:
-                part = part.with_columns((pl.lit(prefix) + pl.col("metric")).alias("metric"))
-            scalars.blocks.append(part)
-            first, last = float(lowest[number]), float(highest[number])
-            if scalars.first_wall is None or first < scalars.first_wall:
-                scalars.first_wall = first
-            if scalars.last_wall is None or last > scalars.last_wall:
-                scalars.last_wall = last
+    # The other records file by file (their points gathered into one frame), then each
+    # file's blocks in the order `decode_events` gives them: its simple scalars, the others.
+    general = _Rows([], [], [], [])
+    counts = [
         _decode_rest(
             big,
             path,
@@ -444,7 +432,27 @@ def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
             int(first_record[number]),
             [],
             len(scalars.blocks),
+            general,
         )
+        for number, (scalars, path, prefix, _) in enumerate(batch)
+    ]
+    others = general.frame() if general.tags else None
+    taken = 0
+    for number, (scalars, _, prefix, _) in enumerate(batch):
+        low, high = int(simple_rows[number]), int(simple_rows[number + 1])
+        if block is not None and high > low:
+            part = block.slice(low, high - low)
+            if prefix:
+                part = part.with_columns((pl.lit(prefix) + pl.col("metric")).alias("metric"))
+            scalars.blocks.append(part)
+            first, last = float(lowest[number]), float(highest[number])
+            if scalars.first_wall is None or first < scalars.first_wall:
+                scalars.first_wall = first
+            if scalars.last_wall is None or last > scalars.last_wall:
+                scalars.last_wall = last
+        if others is not None and counts[number]:
+            scalars.blocks.append(others.slice(taken, counts[number]))
+            taken += counts[number]
     return True
 
 
@@ -479,16 +487,16 @@ def _decode_rest(
     base: int,
     untimed: list[tuple[int, float]],
     fresh: int,
-) -> None:
+    rows: _Rows | None = None,
+) -> int:
     """Decode the records numbered `rest` (those `_simple_values` did not take) with the
     general protobuf walk, then update the run's first and last wall times from its blocks
     from number `fresh` on (the earlier ones are counted already). `base` is the number of
     the file's first record in `records` (several files decoded together): warnings number
-    the records within the file."""
-    tags: list[str] = []
-    steps: list[int] = []
-    walls: list[float] = []
-    values: list[float] = []
+    the records within the file. The points go to a new block of `into`, or are added to
+    `rows` (the columns of several files' blocks, built at once); returns their number."""
+    tags, steps, walls, values = rows if rows is not None else _Rows([], [], [], [])
+    had = len(tags)
     first = into.first_wall
     last = into.last_wall
     starts, ends = records
@@ -557,18 +565,8 @@ def _decode_rest(
             f"record {index - base}: wall_time {wall!r} is not a time; the points of "
             f"{len(untimed)} record(s) have no time or timestamp",
         )
-    if tags:
-        into.blocks.append(
-            pl.DataFrame(
-                {"metric": tags, "step": steps, "wall": walls, "value": values},
-                schema={
-                    "metric": pl.String,
-                    "step": pl.Int64,
-                    "wall": pl.Float64,
-                    "value": pl.Float64,
-                },
-            )
-        )
+    if tags and rows is None:
+        into.blocks.append(_Rows(tags, steps, walls, values).frame())
     for block in into.blocks[fresh:]:
         if block.height:
             low, high = block["wall"].min(), block["wall"].max()
@@ -578,6 +576,22 @@ def _decode_rest(
                 last = high if last is None or high > last else last
     into.first_wall = first
     into.last_wall = last
+    return len(tags) - had
+
+
+class _Rows(NamedTuple):
+    """Points in columns, as the general walk finds them."""
+
+    tags: list[str]
+    steps: list[int]
+    walls: list[float]
+    values: list[float]
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"metric": self.tags, "step": self.steps, "wall": self.walls, "value": self.values},
+            schema={"metric": pl.String, "step": pl.Int64, "wall": pl.Float64, "value": pl.Float64},
+        )
 
 
 #: The key bytes (field number << 3 | wire type) of the layout `_simple_values` decodes.
