@@ -401,7 +401,9 @@ def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
     records = (starts, starts + lengths)
     fast = _Scalars()
     untimed: list[tuple[int, float]] = []
-    done = _simple_values(big, records, "", fast, untimed)
+    # Categorical from the start: built from the few distinct tags, and what `assemble`
+    # makes of the metric column anyway (5 M strings cost more to make and to cast).
+    done = _simple_values(big, records, "", fast, untimed, categorical=True)
     if untimed:
         return False
     owner = np.searchsorted(bounds, starts, side="right") - 1
@@ -436,14 +438,18 @@ def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
         )
         for number, (scalars, path, prefix, _) in enumerate(batch)
     ]
-    others = general.frame() if general.tags else None
+    others = general.frame(categorical=True) if general.tags else None
     taken = 0
     for number, (scalars, _, prefix, _) in enumerate(batch):
         low, high = int(simple_rows[number]), int(simple_rows[number + 1])
         if block is not None and high > low:
             part = block.slice(low, high - low)
             if prefix:
-                part = part.with_columns((pl.lit(prefix) + pl.col("metric")).alias("metric"))
+                part = part.with_columns(
+                    (pl.lit(prefix) + pl.col("metric").cast(pl.String))
+                    .cast(pl.Categorical)
+                    .alias("metric")
+                )
             scalars.blocks.append(part)
             first, last = float(lowest[number]), float(highest[number])
             if scalars.first_wall is None or first < scalars.first_wall:
@@ -587,10 +593,11 @@ class _Rows(NamedTuple):
     walls: list[float]
     values: list[float]
 
-    def frame(self) -> pl.DataFrame:
+    def frame(self, categorical: bool = False) -> pl.DataFrame:
+        metric = pl.Categorical() if categorical else pl.String()
         return pl.DataFrame(
             {"metric": self.tags, "step": self.steps, "wall": self.walls, "value": self.values},
-            schema={"metric": pl.String, "step": pl.Int64, "wall": pl.Float64, "value": pl.Float64},
+            schema={"metric": metric, "step": pl.Int64, "wall": pl.Float64, "value": pl.Float64},
         )
 
 
@@ -604,7 +611,12 @@ _SIMPLE_VALUE_KEY = Value.SIMPLE_VALUE << 3 | FIXED32
 
 
 def _simple_values(
-    data: bytes, records: Records, prefix: str, into: _Scalars, untimed: list[tuple[int, float]]
+    data: bytes,
+    records: Records,
+    prefix: str,
+    into: _Scalars,
+    untimed: list[tuple[int, float]],
+    categorical: bool = False,
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Decode, all at once in numpy, the records laid out as tensorboardX and torch write one
     `simple_value` scalar: ``09 <wall:8> 10 <step:varint> 2a <n> 0a <n> 0a <n> <tag> 15
@@ -665,9 +677,10 @@ def _simple_values(
     into.blocks.append(
         pl.DataFrame(
             {
-                "metric": pl.Series([prefix + name for name in names], dtype=pl.String).gather(
-                    codes
-                ),
+                "metric": pl.Series(
+                    [prefix + name for name in names],
+                    dtype=pl.Categorical() if categorical else pl.String(),
+                ).gather(codes),
                 "step": step,
                 "wall": walls.astype(np.float64),
                 "value": values.astype(np.float64),
@@ -938,9 +951,13 @@ def load_tensorboard(
     if not blocks:
         return assemble(records, [])
     # One select for all runs (not one per run): each point's run and its run's first time.
+    # Run and metric names categorical already, as `assemble` makes them (blocks decoded
+    # file by file have metric names as strings).
     spread = np.repeat(np.arange(len(owners)), heights)
-    points = pl.concat(blocks).with_columns(
-        pl.Series("run_id", owners, dtype=pl.String).gather(spread),
+    points = pl.concat(
+        [b.with_columns(pl.col("metric").cast(pl.Categorical)) for b in blocks]
+    ).with_columns(
+        pl.Series("run_id", owners, dtype=pl.Categorical).gather(spread),
         pl.Series("first", firsts, dtype=pl.Float64).gather(spread),
     )
     return assemble(records, [timed_points(points, pl.col("run_id"), pl.col("first"))])
