@@ -2,7 +2,9 @@
 // object on the widget's root element (`element.rungroupProbe`, see docs/widget.md), instead of
 // attributes scattered over the DOM. Nothing in the widget reads it back. After each update
 // of it the root element gets a `rungroup-probe` event, so a benchmark can wait for one
-// without polling.
+// without polling. What it says of the drawn chart (`SceneFacts`) is read from the chart when
+// asked, not after every repaint: walking every drawn point and measuring the panels would
+// hold back each user's frame for the tests' sake.
 
 export interface Probe {
   /** Data requests sent (a `data` and a `table` request each). */
@@ -47,6 +49,11 @@ export interface Probe {
   hoverAt?: (fx: number, fy: number) => Promise<number>;
 }
 
+/** The probe's fields read from the chart as drawn at the moment they are read. */
+export type SceneFacts = Pick<Probe, "viewRows" | "viewLineSum" | "lines" | "bands" | "misplaced" | "strokes" | "dashed" | "panels">;
+
+const SCENE_FIELDS: (keyof SceneFacts)[] = ["viewRows", "viewLineSum", "lines", "bands", "misplaced", "strokes", "dashed", "panels"];
+
 const PROBE_PROPERTY = "rungroupProbe";
 const PROBE_EVENT = "rungroup-probe";
 
@@ -55,8 +62,9 @@ export function announce(root: HTMLElement): void {
   root.dispatchEvent(new Event(PROBE_EVENT));
 }
 
-/** A fresh probe, set on `root` as `root.rungroupProbe`. */
-export function attachProbe(root: HTMLElement): Probe {
+/** A fresh probe, set on `root` as `root.rungroupProbe`; `scene` is asked for its chart
+ * fields when one of them is read. */
+export function attachProbe(root: HTMLElement, scene: () => SceneFacts): Probe {
   const probe: Probe = {
     requests: 0,
     charts: 0,
@@ -82,6 +90,10 @@ export function attachProbe(root: HTMLElement): Probe {
     dashed: 0,
     panels: [],
   };
+  for (const field of SCENE_FIELDS) {
+    // enumerable, so that a test's page.evaluate serialises it like the others
+    Object.defineProperty(probe, field, { get: () => scene()[field], enumerable: true });
+  }
   Object.defineProperty(root, PROBE_PROPERTY, { value: probe, enumerable: false });
   return probe;
 }

@@ -133,15 +133,11 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       const counts = { runs: tableReply.runs, groups: tableReply.groups, points: reply.chart_rows, group: tableReply.group_label };
       parts.status.textContent = statusText(counts, model.get("grouping"), model.get("live"));
 
-      const held = chart.rows();
-      const drawn = chart.counts();
       const kernel = reply.timings ?? {};
       Object.assign(probe, {
         revision: model.get("revision"),
         total: tableReply.table.total,
         points: reply.chart_rows,
-        viewRows: held.rows,
-        viewLineSum: held.lineSum,
         bytes: channel.bytesReceived - before,
         timings: { ...reply.timings, ...tableReply.timings },
         paintMs: Math.round(drawnAt - received),
@@ -154,10 +150,6 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
           table_wait_ms: Math.round(tableReceived - drawnAt),
           table_ms: Math.round(performance.now() - tableReceived),
         },
-        lines: drawn.lines,
-        bands: drawn.bands,
-        ...chart.drawnStyle(),
-        misplaced: drawn.misplaced,
       });
       probe.renders++;
     } catch (error) {

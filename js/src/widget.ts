@@ -28,7 +28,11 @@ const CONTROL_TRAITS = ["info", "live", "refresh_interval", "followable"];
 function render({ model, el }: RenderProps<Model>): () => void {
   const set = (changes: Partial<Model>) => setTraits(model, changes);
   const root = h("div", { class: "rungroup-explorer" });
-  const probe = attachProbe(root);
+  const chart = new ChartPanel(root);
+  const probe = attachProbe(root, () => {
+    const held = chart.rows();
+    return { viewRows: held.rows, viewLineSum: held.lineSum, ...chart.counts(), ...chart.drawnStyle() };
+  });
   const channel = new Channel(model);
   const errors = errorBox(model);
   const fail = (error: unknown) => {
@@ -37,7 +41,6 @@ function render({ model, el }: RenderProps<Model>): () => void {
   };
   const focus = { label: null as string | null };
 
-  const chart = new ChartPanel(root);
   const hover = (series: string | null) => {
     chart.highlight(series);
     table.highlight(series);

@@ -97,7 +97,12 @@ def test_a_writer_killed_with_sigkill_keeps_every_flushed_step_and_shows_crashed
     time.sleep(1.5)  # let a few partial flushes of the endless loop happen
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    runs = rg.load(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = rg.load(tmp_path)
+    # the kill may land inside a write: that record is torn, said once and skipped
+    assert all("the last record is torn" in str(w.message) for w in caught), caught
+    assert len(caught) <= 1
     assert runs.runs["state"].to_list() == ["crashed"]
     steps = runs.history.collect()["step"].to_list()
     assert steps[:1000] == list(range(1000))

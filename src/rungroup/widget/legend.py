@@ -70,7 +70,8 @@ def legend(
     """The legend of a chart whose series are `order` (its drawing order): `visible` is the
     grouping of the runs drawn, `everyone` the same grouping with hidden runs included."""
     counts = dict(visible.members.group_by("_s").len().iter_rows())
-    totals = _counts_by_label(everyone)
+    # nothing hidden: the same grouping, counted once
+    totals = {} if everyone is visible else _counts_by_label(everyone)
     keys = _shown_keys(visible, view) if view.grouping else []
     entries: list[dict[str, Any]] = []
     by_label = {row["series"]: row for row in visible.series.iter_rows(named=True)}
@@ -118,6 +119,15 @@ def _parts(by: list[str]) -> pl.Expr:
     return (full.cast(pl.Int8) * FULL + thin.cast(pl.Int8) * THIN).alias("rg_part")
 
 
+def _with_parts(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """`frame` with ``rg_part``; when no series has fewer runs anywhere (the usual case) every
+    row is FULL, known from one window maximum instead of the neighbours' shifted windows."""
+    reduced = frame.select((pl.col("n") < pl.col("n").max().over(by)).any()).item()
+    if not reduced:
+        return frame.with_columns(pl.lit(FULL, dtype=pl.Int8).alias("rg_part"))
+    return frame.with_columns(_parts(by))
+
+
 def styled(drawn: pl.DataFrame, colours: Mapping[str, str], *, group_page: bool) -> pl.DataFrame:
     """`drawn` with ``rg_colour`` and ``rg_part`` (see the module docs)."""
     labels = drawn["series"].cast(pl.String).unique(maintain_order=True).to_list()
@@ -133,9 +143,9 @@ def styled(drawn: pl.DataFrame, colours: Mapping[str, str], *, group_page: bool)
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, dtype=pl.Int8).alias("rg_part"))
     if not group_page:
-        return frame.with_columns(_parts(["series", "metric"]))
+        return _with_parts(frame, ["series", "metric"])
     runs = frame.filter(pl.col("layer") == "run")
-    group = frame.filter(pl.col("layer") != "run").with_columns(_parts(["series", "metric"]))
+    group = _with_parts(frame.filter(pl.col("layer") != "run"), ["series", "metric"])
     names = runs["run"].unique(maintain_order=True).to_list()
     base = known[labels[0]] if labels else colour_at(0)
     run_colours = dict(zip(names, shades(base, len(names)), strict=True))

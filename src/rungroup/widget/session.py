@@ -239,7 +239,7 @@ class Session:
         focus_label: str | None,
     ) -> dict[str, Any]:
         visible = workspace.grouping(view)
-        everyone = workspace.grouping(view, hidden=False)
+        everyone = workspace.grouping(view, hidden=False) if view.hidden else visible
         if focus_label is None:
             order = drawn["series"].cast(pl.String).unique(maintain_order=True).to_list()
             return legends.legend(visible, everyone, view, colours, order, drawn)
