@@ -955,7 +955,12 @@ def load_tensorboard(
     # file by file have metric names as strings).
     spread = np.repeat(np.arange(len(owners)), heights)
     points = pl.concat(
-        [b.with_columns(pl.col("metric").cast(pl.Categorical)) for b in blocks]
+        [
+            b.with_columns(pl.col("metric").cast(pl.Categorical))
+            if b.schema["metric"] == pl.String
+            else b
+            for b in blocks
+        ]
     ).with_columns(
         pl.Series("run_id", owners, dtype=pl.Categorical).gather(spread),
         pl.Series("first", firsts, dtype=pl.Float64).gather(spread),
