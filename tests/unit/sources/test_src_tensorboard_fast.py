@@ -144,6 +144,29 @@ def test_fast_read_equals_general_path(logs: Path, check_crc: bool) -> None:
     assert runs.filter(pl.col("id") == "b")["config.opt"].to_list() == ["adam"]
 
 
+@pytest.mark.parametrize("batch", [1, 30_000])
+def test_batches_of_any_size(logs: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """A run's files split over batches (or one file a batch) read the same."""
+    whole = _load(logs / "runs")
+    monkeypatch.setattr(events, "_BATCH_BYTES", batch)
+    _same(_load(logs / "runs"), whole)
+
+
+def test_without_the_c_crc(logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No google-crc32c: the per-record numpy check, same result, damage still found."""
+    whole = _load(logs / "runs")
+    monkeypatch.setattr(castagnoli, "_extend", None)
+    _same(_load(logs / "runs"), whole)
+    root = tmp_path / "runs"
+    shutil.copytree(logs / "runs", root)
+    path = sorted((root / "a").glob("events.out.tfevents.*"))[0]
+    data = bytearray(path.read_bytes())
+    data[_record_offsets(path)[40] + 20] ^= 1
+    path.write_bytes(bytes(data))
+    said = _load(root)[2]
+    assert said == [f"{path}: record 40: data checksum mismatch; record skipped"]
+
+
 def test_fast_read_with_subfolder_prefixes(logs: Path) -> None:
     source = logs / "runs" / "{name}"
     fast = _load(source)
