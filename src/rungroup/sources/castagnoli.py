@@ -9,6 +9,7 @@ length are stacked and advanced one byte position per numpy step.
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any
 
 import numpy as np
@@ -105,9 +106,9 @@ def _crc_matrix(
 # The whole-file check below needs a CRC-32C that runs at memory speed over a buffer in one
 # call; google-crc32c (Google's C implementation, SSE4.2/ARMv8 instructions) does, its
 # pure-Python fallback would not, so that one counts as absent.
+# (imported by name: a checkout whose environment predates the dependency still type-checks)
 try:
-    import google_crc32c as _google_crc32c
-
+    _google_crc32c = importlib.import_module("google_crc32c")
     _extend: Any = _google_crc32c.extend if _google_crc32c.implementation == "c" else None
 except ImportError:  # pragma: no cover - a core dependency; kept for broken installs
     _extend = None
