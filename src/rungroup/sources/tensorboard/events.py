@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import stat
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from rungroup.runs import Runs
-from rungroup.sources.castagnoli import masked_crc32c_many
+from rungroup.runs import LoadWarning, Runs
+from rungroup.sources.castagnoli import frames_intact, masked_crc32c_many
 from rungroup.sources.files import MAX_NESTING, read_bytes, walk
 from rungroup.sources.protoreader import (
     FIXED32,
@@ -130,34 +131,18 @@ Records = tuple["np.ndarray[Any, np.dtype[np.int64]]", "np.ndarray[Any, np.dtype
 def _frame_records(data: bytes, path: Path, check_crc: bool) -> Records:
     """(starts, ends) of the records' data, verified; a truncated or corrupt length field
     ends the file there, a record whose data fails its checksum is left out."""
-    starts: list[int] = []
-    pos = 0
-    size = len(data)
-    unpack = _LENGTH.unpack_from
-    while pos + 12 <= size:
-        end = pos + 12 + unpack(data, pos)[0]
-        if end + 4 > size:
-            warn(
-                path,
-                f"record {len(starts)} is truncated (file still being written?); read up to it",
-            )
-            break
-        starts.append(pos + 12)
-        pos = end + 4
-    else:
-        if pos != size:
-            warn(path, f"record {len(starts)} is truncated; read up to it")
-    start_arr = np.asarray(starts, dtype=np.int64)
     buf = np.frombuffer(data, dtype=np.uint8)
-    if len(starts) == 0:
+    heads = _frame_heads(data, buf, path)
+    start_arr = heads + 12
+    if len(heads) == 0:
         return start_arr, start_arr.copy()
-    lengths = _stored(buf, start_arr - 12, 8, np.uint64).astype(np.int64)
+    lengths = _stored(buf, heads, 8, np.uint64).astype(np.int64)
     end_arr = start_arr + lengths
-    if not check_crc:
+    if not check_crc or frames_intact(buf, heads, lengths):
         return start_arr, end_arr
+    count = len(heads)
     stored_len = _stored(buf, start_arr - 4, 4, np.uint32)
-    length_ok = masked_crc32c_many(buf, start_arr - 12, np.full(len(starts), 8)) == stored_len
-    count = len(starts)
+    length_ok = masked_crc32c_many(buf, heads, np.full(count, 8)) == stored_len
     if not length_ok.all():
         count = int(np.argmin(length_ok))
         warn(path, f"record {count}: length checksum mismatch (corrupt file); read up to it")
@@ -171,12 +156,80 @@ def _frame_records(data: bytes, path: Path, check_crc: bool) -> Records:
     return start_arr[:count][data_ok], end_arr[:count][data_ok]
 
 
+#: The first data byte of an event as every writer lays it out: wall_time's key.
+_FIRST_KEY = 0x09
+
+
+def _frame_heads(
+    data: bytes, buf: np.ndarray[Any, np.dtype[np.uint8]], path: Path
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Offsets of the frames of the whole records from the file's start, walking the length
+    fields (``uint64 length, uint32 crc, data, uint32 crc``); a truncated tail is warned
+    about and left out.
+
+    The walk is sequential, but most of it needs no Python step: offsets that look like a
+    frame (the length's five high bytes zero, wall_time's key after the header) are found in
+    one numpy pass, and a stretch of them where each frame ends exactly where the next
+    candidate starts is taken at once: starting from a real frame, each of them is the next
+    real frame. Where that breaks (a record of another layout, a candidate inside a record's
+    bytes) one frame is walked in Python as before and the stretches resume."""
+    size = len(data)
+    heads: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    count = 0
+    candidates, after, stretch_end = _candidate_frames(buf)
+    number = len(candidates)
+    unpack = _LENGTH.unpack_from
+    pos = 0
+    while pos + 12 <= size:
+        k = int(np.searchsorted(candidates, pos)) if number else 0
+        if k < number and candidates[k] == pos:
+            last = int(stretch_end[k])
+            heads.append(candidates[k : last + 1])
+            count += last + 1 - k
+            pos = int(after[last])
+            continue
+        end = pos + 12 + unpack(data, pos)[0]
+        if end + 4 > size:
+            warn(path, f"record {count} is truncated (file still being written?); read up to it")
+            break
+        heads.append(np.asarray([pos], dtype=np.int64))
+        count += 1
+        pos = end + 4
+    else:
+        if pos != size:
+            warn(path, f"record {count} is truncated; read up to it")
+    if not heads:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate(heads) if len(heads) > 1 else heads[0]
+
+
+def _candidate_frames(
+    buf: np.ndarray[Any, np.dtype[np.uint8]],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(candidate frame offsets, the offset after each candidate's frame, the index of the
+    last candidate of the stretch each one starts), whole frames only."""
+    size = len(buf)
+    if size < 17:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    at = np.flatnonzero(buf[12 : size - 4] == _FIRST_KEY)
+    word = _words(buf, "<u8")[at]
+    short = word < 1 << 24  # records up to 16 MiB; longer ones are walked in Python
+    at = at[short]
+    after = at + 16 + word[short].astype(np.int64)
+    whole = after <= size
+    at, after = at[whole], after[whole]
+    # a stretch goes on while a frame ends where the next candidate starts
+    breaks = np.flatnonzero(np.append(after[:-1] != at[1:], True))
+    stretch_end = breaks[np.searchsorted(breaks, np.arange(len(at)))]
+    return at, after, stretch_end
+
+
 def _stored(
     buf: np.ndarray[Any, np.dtype[np.uint8]], at: np.ndarray[Any, Any], width: int, dtype: Any
 ) -> Any:
     """Little-endian unsigned integers of `width` bytes at each offset."""
-    index = at[:, None] + np.arange(width)[None, :]
-    return np.ascontiguousarray(buf[index]).view(f"<u{width}")[:, 0].astype(dtype)
+    return _words(buf, f"<u{width}")[at].astype(dtype)
 
 
 def _tensor_scalar(data: bytes, a: int, b: int) -> float | None:
@@ -302,8 +355,111 @@ def _hparams(data: bytes, a: int, b: int, into: _Scalars) -> None:
                     into.state = HPARAMS_STATUS.get(ea, into.state)
 
 
-def _read_file(path: Path, prefix: str, into: _Scalars, check_crc: bool) -> None:
-    decode_events(read_bytes(path), path, prefix, into, check_crc, {})
+#: (the run's points, event file, metric prefix, the file's bytes) waiting to be decoded.
+_Pending = tuple[_Scalars, Path, str, bytes]
+
+#: Event files are decoded together up to this many bytes: numpy's cost per call, paid once
+#: per file otherwise, is most of the time for files of a few thousand scalars. Larger
+#: batches lose more to the CPU cache than they save (CPU time for 400 files of 5,000
+#: scalars: 0.38 s at 4 MiB, 0.42 s at 1 MiB, 0.70 s at 16 MiB).
+_BATCH_BYTES = 4 << 20
+
+
+def _decode_files(batch: list[_Pending], check_crc: bool) -> None:
+    """Decode the files of `batch`, in order, into their runs' points."""
+    if len(batch) > 1 and _decode_together(batch, check_crc):
+        return
+    for scalars, path, prefix, data in batch:
+        decode_events(data, path, prefix, scalars, check_crc, {})
+
+
+def _decode_together(batch: list[_Pending], check_crc: bool) -> bool:
+    """Frame, check and decode the files of `batch` as one buffer, giving each run what
+    `decode_events` gives it file by file; False (and nothing done) when anything is
+    unusual: damage, a truncated file, wall times that are not times. The per-file path then
+    says what and where."""
+    big = b"".join(item[3] for item in batch)
+    buf = np.frombuffer(big, dtype=np.uint8)
+    sizes = np.asarray([len(item[3]) for item in batch], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LoadWarning)
+        try:
+            heads = _frame_heads(big, buf, batch[0][1])
+        except LoadWarning:
+            return False
+    # Every file must start at a frame: then each file's frames are the ones its own walk
+    # finds, and none runs over into the next file.
+    opening = bounds[:-1][sizes > 0]
+    found = np.searchsorted(heads, opening)
+    if len(heads) == 0 or (found >= len(heads)).any() or (heads[found] != opening).any():
+        return False
+    lengths = _stored(buf, heads, 8, np.uint64).astype(np.int64)
+    if check_crc and not frames_intact(buf, heads, lengths):
+        return False  # a damaged record, or no C CRC-32C: checked file by file
+    starts = heads + 12
+    records = (starts, starts + lengths)
+    fast = _Scalars()
+    untimed: list[tuple[int, float]] = []
+    # Categorical from the start: built from the few distinct tags, and what `assemble`
+    # makes of the metric column anyway (5 M strings cost more to make and to cast).
+    done = _simple_values(big, records, "", fast, untimed, categorical=True)
+    if untimed:
+        return False
+    owner = np.searchsorted(bounds, starts, side="right") - 1
+    first_record = np.searchsorted(owner, np.arange(len(batch) + 1))
+    simple_rows = np.concatenate([[0], np.cumsum(np.bincount(owner[done], minlength=len(batch)))])
+    rest = np.flatnonzero(~done)
+    rest_cuts = np.searchsorted(owner[rest], np.arange(len(batch) + 1))
+    block = fast.blocks[0] if fast.blocks else None
+    if block is not None:  # each file's first and last wall time (all of them are times)
+        walls = block["wall"].to_numpy()
+        lowest = np.zeros(len(batch))
+        highest = np.zeros(len(batch))
+        holding = np.flatnonzero(np.diff(simple_rows) > 0)  # files with such rows
+        lowest[holding] = np.minimum.reduceat(walls, simple_rows[holding])
+        highest[holding] = np.maximum.reduceat(walls, simple_rows[holding])
+    # The other records file by file (their points gathered into one frame), then each
+    # file's blocks in the order `decode_events` gives them: its simple scalars, the others.
+    general = _Rows([], [], [], [])
+    counts = [
+        _decode_rest(
+            big,
+            path,
+            prefix,
+            scalars,
+            {},
+            records,
+            rest[rest_cuts[number] : rest_cuts[number + 1]],
+            int(first_record[number]),
+            [],
+            len(scalars.blocks),
+            general,
+        )
+        for number, (scalars, path, prefix, _) in enumerate(batch)
+    ]
+    others = general.frame(categorical=True) if general.tags else None
+    taken = 0
+    for number, (scalars, _, prefix, _) in enumerate(batch):
+        low, high = int(simple_rows[number]), int(simple_rows[number + 1])
+        if block is not None and high > low:
+            part = block.slice(low, high - low)
+            if prefix:
+                part = part.with_columns(
+                    (pl.lit(prefix) + pl.col("metric").cast(pl.String))
+                    .cast(pl.Categorical)
+                    .alias("metric")
+                )
+            scalars.blocks.append(part)
+            first, last = float(lowest[number]), float(highest[number])
+            if scalars.first_wall is None or first < scalars.first_wall:
+                scalars.first_wall = first
+            if scalars.last_wall is None or last > scalars.last_wall:
+                scalars.last_wall = last
+        if others is not None and counts[number]:
+            scalars.blocks.append(others.slice(taken, counts[number]))
+            taken += counts[number]
+    return True
 
 
 def decode_events(
@@ -320,15 +476,37 @@ def decode_events(
     the earlier records of the same file."""
     records = _frame_records(data, path, check_crc)
     untimed: list[tuple[int, float]] = []  # (record, wall_time) of wall times that are not
+    fresh = len(into.blocks)
     done = _simple_values(data, records, prefix, into, untimed)
-    tags: list[str] = []
-    steps: list[int] = []
-    walls: list[float] = []
-    values: list[float] = []
+    rest = np.flatnonzero(~done)
+    _decode_rest(data, path, prefix, into, plugins, records, rest, 0, untimed, fresh)
+
+
+def _decode_rest(
+    data: bytes,
+    path: Path,
+    prefix: str,
+    into: _Scalars,
+    plugins: dict[str, str],
+    records: Records,
+    rest: np.ndarray[Any, Any],
+    base: int,
+    untimed: list[tuple[int, float]],
+    fresh: int,
+    rows: _Rows | None = None,
+) -> int:
+    """Decode the records numbered `rest` (those `_simple_values` did not take) with the
+    general protobuf walk, then update the run's first and last wall times from its blocks
+    from number `fresh` on (the earlier ones are counted already). `base` is the number of
+    the file's first record in `records` (several files decoded together): warnings number
+    the records within the file. The points go to a new block of `into`, or are added to
+    `rows` (the columns of several files' blocks, built at once); returns their number."""
+    tags, steps, walls, values = rows if rows is not None else _Rows([], [], [], [])
+    had = len(tags)
     first = into.first_wall
     last = into.last_wall
     starts, ends = records
-    for index in np.flatnonzero(~done).tolist():
+    for index in rest.tolist():
         start, end = int(starts[index]), int(ends[index])
         try:
             wall = None
@@ -385,27 +563,17 @@ def decode_events(
                 values.append(value)
         except (ValueError, OverflowError, IndexError, struct.error) as error:
             # DecodeError and UnicodeDecodeError are ValueErrors
-            warn(path, f"record {index} is not a readable event ({error}); skipped")
+            warn(path, f"record {index - base} is not a readable event ({error}); skipped")
     if untimed:
         index, wall = min(untimed)
         warn(
             path,
-            f"record {index}: wall_time {wall!r} is not a time; the points of "
+            f"record {index - base}: wall_time {wall!r} is not a time; the points of "
             f"{len(untimed)} record(s) have no time or timestamp",
         )
-    if tags:
-        into.blocks.append(
-            pl.DataFrame(
-                {"metric": tags, "step": steps, "wall": walls, "value": values},
-                schema={
-                    "metric": pl.String,
-                    "step": pl.Int64,
-                    "wall": pl.Float64,
-                    "value": pl.Float64,
-                },
-            )
-        )
-    for block in into.blocks:
+    if tags and rows is None:
+        into.blocks.append(_Rows(tags, steps, walls, values).frame())
+    for block in into.blocks[fresh:]:
         if block.height:
             low, high = block["wall"].min(), block["wall"].max()
             if isinstance(low, float) and low == low:
@@ -414,6 +582,23 @@ def decode_events(
                 last = high if last is None or high > last else last
     into.first_wall = first
     into.last_wall = last
+    return len(tags) - had
+
+
+class _Rows(NamedTuple):
+    """Points in columns, as the general walk finds them."""
+
+    tags: list[str]
+    steps: list[int]
+    walls: list[float]
+    values: list[float]
+
+    def frame(self, categorical: bool = False) -> pl.DataFrame:
+        metric = pl.Categorical() if categorical else pl.String()
+        return pl.DataFrame(
+            {"metric": self.tags, "step": self.steps, "wall": self.walls, "value": self.values},
+            schema={"metric": metric, "step": pl.Int64, "wall": pl.Float64, "value": pl.Float64},
+        )
 
 
 #: The key bytes (field number << 3 | wire type) of the layout `_simple_values` decodes.
@@ -426,75 +611,147 @@ _SIMPLE_VALUE_KEY = Value.SIMPLE_VALUE << 3 | FIXED32
 
 
 def _simple_values(
-    data: bytes, records: Records, prefix: str, into: _Scalars, untimed: list[tuple[int, float]]
+    data: bytes,
+    records: Records,
+    prefix: str,
+    into: _Scalars,
+    untimed: list[tuple[int, float]],
+    categorical: bool = False,
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Decode, all at once in numpy, the records laid out as tensorboardX and torch write one
     `simple_value` scalar: ``09 <wall:8> 10 <step:varint> 2a <n> 0a <n> 0a <n> <tag> 15
     <value:4>`` with one-byte lengths. Returns which records were decoded; the others go
-    through the general decoder."""
+    through the general decoder (step 0's too, written without a step field: the reader
+    has always put their points after the others of their file)."""
     start, end = records
     count = len(start)
     done = np.zeros(count, dtype=np.bool_)
     if count == 0:
         return done
-    size = len(data)
-    buf = np.frombuffer(data, dtype=np.uint8)
+    buf = np.frombuffer(data, dtype=np.uint8)  # every probe below stays inside its record
     length = end - start
-    ok = (length >= 22) & (length < 128)
-    at = np.where(ok, start, 0)
-
-    def byte(offset: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        picked: np.ndarray[Any, Any] = buf[np.minimum(offset, size - 1)].astype(np.int64)
-        return picked
-
-    ok &= (byte(at) == _WALL_KEY) & (byte(at + 9) == _STEP_KEY)
-    # step: a varint of up to 4 bytes (steps below 2**28)
-    step = np.zeros(count, dtype=np.int64)
-    width = np.zeros(count, dtype=np.int64)
-    going = ok.copy()
-    for k in range(4):
-        b = byte(at + 10 + k)
-        step |= np.where(going, (b & 0x7F) << (7 * k), 0)
-        width += going
-        going &= b >= 0x80
-    ok &= ~going
+    index = np.flatnonzero((length >= 22) & (length < 128))
+    at, end = start[index], end[index]
+    keep = (buf[at] == _WALL_KEY) & (buf[at + 9] == _STEP_KEY)
+    if not keep.all():  # (copies saved when every record has the layout)
+        index, at, end = index[keep], at[keep], end[keep]
+    # step: a varint of up to 4 bytes (steps below 2**28), read as one little-endian word
+    word = _words(buf, "<u4")[at + 10].astype(np.int64)
+    more = word & 0x80808080  # each byte's continuation bit
+    width = 1 + (more & 0x80 > 0)
+    width += (width == 2) & (more & 0x8000 > 0)
+    width += (width == 3) & (more & 0x800000 > 0)
+    going = (width == 4) & (more & 0x80000000 > 0)  # a fifth byte: not this layout
+    payload = word & ~more & (np.int64(1) << (8 * width)) - 1
+    step = (
+        (payload & 0x7F)
+        | (payload >> 1 & 0x3F80)
+        | (payload >> 2 & 0x1FC000)
+        | (payload >> 3 & 0xFE00000)
+    )
     pos = at + 10 + width
-    tag_len = byte(pos + 5)
-    ok &= (byte(pos) == _SUMMARY_KEY) & (byte(pos + 1) == end - pos - 2)
-    ok &= (byte(pos + 2) == _VALUE_KEY) & (byte(pos + 3) == end - pos - 4)
-    ok &= (byte(pos + 4) == _TAG_KEY) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
-    ok &= byte(pos + 6 + tag_len) == _SIMPLE_VALUE_KEY
-    index = np.flatnonzero(ok)
-    if len(index) == 0:
+    tag_len = buf[pos + 5].astype(np.int64)
+    keep = ~going & (buf[pos] == _SUMMARY_KEY) & (buf[pos + 1] == end - pos - 2)
+    keep &= (buf[pos + 2] == _VALUE_KEY) & (buf[pos + 3] == end - pos - 4)
+    keep &= (buf[pos + 4] == _TAG_KEY) & (tag_len < 0x80) & (pos + 6 + tag_len + 5 == end)
+    keep &= buf[np.where(keep, pos + 6 + tag_len, 0)] == _SIMPLE_VALUE_KEY
+    if not keep.any():
         return done
+    if not keep.all():
+        index, at, end, pos, tag_len, step = (
+            index[keep],
+            at[keep],
+            end[keep],
+            pos[keep],
+            tag_len[keep],
+            step[keep],
+        )
     done[index] = True
-    s_at, s_end, s_pos, s_len = at[index], end[index], pos[index], tag_len[index]
-    walls = buf[s_at[:, None] + 1 + np.arange(8)].copy().view("<f8")[:, 0]
+    walls = _words(buf, "<f8")[at + 1]
     wrong = ~((walls >= MIN_SECONDS) & (walls <= MAX_SECONDS))  # NaN too
     if wrong.any():
         untimed.extend(zip(index[wrong].tolist(), walls[wrong].tolist(), strict=True))
         walls = np.where(wrong, np.nan, walls)
-    values = buf[s_end[:, None] - 4 + np.arange(4)].copy().view("<f4")[:, 0]
-    widest = int(s_len.max())
-    columns = np.arange(max(widest, 1))
-    inside = columns[None, :] < s_len[:, None]
-    tag_bytes = np.where(inside, buf[np.where(inside, s_pos[:, None] + 6 + columns, 0)], 0)
-    keys = np.ascontiguousarray(tag_bytes.astype(np.uint8)).view(
-        np.dtype((np.void, tag_bytes.shape[1]))
-    )[:, 0]
-    unique, inverse = np.unique(keys, return_inverse=True)
-    names = [prefix + bytes(u).rstrip(b"\x00").decode("utf-8", "replace") for u in unique]
+    values = _words(buf, "<f4")[end - 4]
+    names, codes = _tags(buf, pos + 6, tag_len)
     into.blocks.append(
         pl.DataFrame(
             {
-                "metric": pl.Series(names, dtype=pl.String).gather(inverse.ravel()),
-                "step": step[index],
-                "wall": walls,
+                "metric": pl.Series(
+                    [prefix + name for name in names],
+                    dtype=pl.Categorical() if categorical else pl.String(),
+                ).gather(codes),
+                "step": step,
+                "wall": walls.astype(np.float64),
                 "value": values.astype(np.float64),
             }
         )
     )
     return done
+
+
+def _words(buf: np.ndarray[Any, np.dtype[np.uint8]], dtype: str) -> np.ndarray[Any, Any]:
+    """A view of `buf` as the value of type `dtype` starting at every byte offset."""
+    size = np.dtype(dtype).itemsize
+    view: np.ndarray[Any, Any] = np.ndarray(
+        (max(len(buf) - size + 1, 0),), dtype=dtype, buffer=buf, strides=(1,)
+    )
+    return view
+
+
+#: The masks keeping the low 0, 1, ..., 8 bytes of a word.
+_LOW_BYTES = np.asarray([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
+
+
+def _tags(
+    buf: np.ndarray[Any, np.dtype[np.uint8]],
+    at: np.ndarray[Any, np.dtype[np.int64]],
+    length: np.ndarray[Any, np.dtype[np.int64]],
+) -> tuple[list[str], np.ndarray[Any, Any]]:
+    """(distinct tags, each record's index into them) of the tags at `at` of `length` bytes.
+
+    Each tag is read as 8-byte words (bytes past its end zeroed) folded into a 64-bit key;
+    keys go to 4096 buckets by their top bits, and when every bucket holds one key and every
+    record's words equal those of its bucket's first record (no collision), the buckets are
+    the groups: no sort. Otherwise the tags are grouped exactly by their bytes."""
+    words = _words(buf, "<u8")
+    top = len(words) - 1
+    lanes = []
+    key = length.astype(np.uint64)
+    for k in range(-(-max(int(length.max()), 1) // 8)):
+        where = at + 8 * k
+        if int(where[-1]) > top:  # (records in file order: only the last can reach the end)
+            where = np.minimum(where, top)
+        lane = words[where] & _LOW_BYTES[np.clip(length - 8 * k, 0, 8)]
+        lanes.append(lane)
+        key = (key ^ lane) * np.uint64(0x9E3779B97F4A7C15)
+    bucket = (key >> np.uint64(52)).astype(np.int64)
+    first = np.zeros(4096, dtype=np.int64)
+    rows = np.arange(len(at))
+    first[bucket[::-1]] = rows[::-1]  # the first record of each bucket
+    leader = first[bucket]
+    same = length == length[leader]
+    for lane in lanes:
+        same &= lane == lane[leader]
+    if same.all():
+        used = np.zeros(4096, dtype=np.int64)
+        used[bucket] = 1
+        number = np.cumsum(used) - 1
+        codes = number[bucket]
+        leaders = first[np.flatnonzero(used)]
+    else:  # a collision: group the bytes themselves
+        stacked = np.ascontiguousarray(np.stack([length.astype(np.uint64), *lanes], axis=1))
+        keys = stacked.view(np.dtype((np.void, stacked.shape[1] * 8)))[:, 0]
+        _, leaders, codes = np.unique(keys, return_index=True, return_inverse=True)
+        codes = codes.ravel()
+    # as the reader always named them (trailing NULs dropped)
+    names = [
+        bytes(buf[int(at[row]) : int(at[row] + length[row])])
+        .rstrip(b"\x00")
+        .decode("utf-8", "replace")
+        for row in leaders.tolist()
+    ]
+    return names, codes
 
 
 def _run_folders(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]], bool]:
@@ -649,16 +906,25 @@ def load_tensorboard(
     """
     root, templated, run_files = find_run_files(source)
     parsed: dict[Path, tuple[dict[str, Any], _Scalars]] = {}
+    batch: list[_Pending] = []
+    size = 0
     for folder, fields, files in progress(
         run_files, total=len(run_files), desc="tensorboard", enabled=progress_bar
     ):
         scalars = _Scalars()
         for path, prefix in files:
             try:
-                _read_file(path, prefix, scalars, check_crc)
+                data = read_bytes(path)
             except OSError as error:
                 warn(path, f"not read ({error})")
+                continue
+            batch.append((scalars, path, prefix, data))
+            size += len(data)
         parsed[folder] = (fields, scalars)
+        if size >= _BATCH_BYTES:
+            _decode_files(batch, check_crc)
+            batch, size = [], 0
+    _decode_files(batch, check_crc)
 
     merge_hparams_folders(parsed, root, templated)
     options = {
@@ -669,12 +935,34 @@ def load_tensorboard(
         "hparams": hparams,
     }
     records: list[RunRecord] = []
-    chunks: list[pl.DataFrame] = []
+    blocks: list[pl.DataFrame] = []
+    owners: list[str] = []
+    firsts: list[float] = []
+    heights: list[int] = []
     for folder, (fields, scalars) in parsed.items():
         record = run_record(folder, fields, scalars, root, options)
         records.append(record)
-        points = pl.concat(scalars.blocks) if scalars.blocks else None
-        if points is not None and points.height:
-            first = scalars.first_wall if scalars.first_wall is not None else 0.0
-            chunks.append(timed_points(points, record.id, first))
-    return assemble(records, chunks)
+        height = sum(block.height for block in scalars.blocks)
+        if height:
+            blocks += scalars.blocks
+            owners.append(record.id)
+            firsts.append(scalars.first_wall if scalars.first_wall is not None else 0.0)
+            heights.append(height)
+    if not blocks:
+        return assemble(records, [])
+    # One select for all runs (not one per run): each point's run and its run's first time.
+    # Run and metric names categorical already, as `assemble` makes them (blocks decoded
+    # file by file have metric names as strings).
+    spread = np.repeat(np.arange(len(owners)), heights)
+    points = pl.concat(
+        [
+            b.with_columns(pl.col("metric").cast(pl.Categorical))
+            if b.schema["metric"] == pl.String
+            else b
+            for b in blocks
+        ]
+    ).with_columns(
+        pl.Series("run_id", owners, dtype=pl.Categorical).gather(spread),
+        pl.Series("first", firsts, dtype=pl.Float64).gather(spread),
+    )
+    return assemble(records, [timed_points(points, pl.col("run_id"), pl.col("first"))])
