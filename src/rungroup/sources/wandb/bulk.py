@@ -415,7 +415,7 @@ def _decode(
     )
     batch.summary_odd[summary] = odd[history.size :]
     warnings = _apply_in_order(
-        batch, items, history, summary, batch.summary_odd, key_of, key_bytes, keys, ours, runs,
+        batch, items, history, summary, key_of, key_bytes, keys, ours, runs,
         general,
     )  # fmt: skip
     decoded: list[tuple[_Run, list[str]] | None] = []
@@ -575,7 +575,6 @@ def _apply_in_order(
     items: _Items,
     history: Ints,
     summary: Ints,
-    summary_odd: Bools,
     key_of: Ints,
     key_bytes: list[bytes],
     keys: list[str],
@@ -593,9 +592,7 @@ def _apply_in_order(
     if history.size:
         found = (history[following] > summary) & (file_of[history[following]] == file_of[summary])
         next_row = np.where(found, history[following], -1)
-    auto = _repeats_next_row(
-        batch, items, history, summary, summary_odd, next_row, key_of, key_bytes
-    )
+    auto = _repeats_next_row(batch, items, history, summary, next_row, key_of, key_bytes)
     others = np.nonzero(~ours)[0]
     at_end = np.iinfo(np.int64).max
     record = np.concatenate((summary, others))
@@ -662,7 +659,6 @@ def _repeats_next_row(
     items: _Items,
     history: Ints,
     summary: Ints,
-    summary_odd: Bools,
     next_row: Ints,
     key_of: Ints,
     key_bytes: list[bytes],
