@@ -249,23 +249,82 @@ def _adbc_history(path: Path, query: str, *, checked: bool = False) -> pl.DataFr
         return None
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
-        parts = _in_parts(dbapi, uri, query)  # checked as UTF-8 there (`_fetch`)
-        frames = [pl.from_arrow(arrow) for arrow in parts]
-        if not all(isinstance(frame, pl.DataFrame) for frame in frames):
-            return None
-        kept = [frame for frame in frames if isinstance(frame, pl.DataFrame)]
-        # A range with no rows (a gap in the rowids) has no types the driver could infer
-        table = pl.concat([frame for frame in kept if frame.height] or kept)
+        parts = _in_parts(dbapi, uri, query, checked)  # each finished in its thread (`_fetch`)
     except Exception:  # any driver trouble: the standard library reads it instead
         return None
-    if not isinstance(table, pl.DataFrame) or table.width != 6:
+    if any(part is None for part in parts):
         return None
-    table.columns = ["run_id", "metric", "step", "timestamp_ms", "value", "is_nan"]
-    if checked and not _all_good(table):
+    # A range with no rows (a gap in the rowids) has no types the driver could infer
+    kept = [part for part in parts if part is not None and part.height]
+    if not kept:
+        return None  # no rows at all: the standard library reader says so at no cost
+    return pl.concat(kept) if len(kept) > 1 else kept[0]
+
+
+#: Below this many rows the metrics table is read in one query (threads would cost more).
+SPLIT_ROWS = 100_000
+#: Rows of each Arrow batch the driver returns (`_fetch`).
+BATCH_ROWS = 1 << 18
+BATCH_ROWS_OPTION = "adbc.sqlite.query.batch_rows"
+
+
+def _in_parts(dbapi: Any, uri: str, query: str, checked: bool) -> list[pl.DataFrame | None]:
+    """The finished frames of `query` (`_fetch`), fetched by ranges of rowid on a connection
+    each, in threads (the driver and Polars let go of the GIL: two cores fetch 5 M rows in
+    half the time), in rowid order as one scan returns them."""
+    with dbapi.connect(uri) as connection, connection.cursor() as cursor:
+        # one aggregate each: SQLite answers a lone min() or max() from the rowid b-tree
+        cursor.execute("SELECT (SELECT min(rowid) FROM metrics), (SELECT max(rowid) FROM metrics)")
+        low, high = cursor.fetchone()
+    workers = max(1, min(4, os.cpu_count() or 1))
+    if low is None or high - low < SPLIT_ROWS or workers == 1:
+        return [_fetch(dbapi, uri, query, (), checked)]
+    joiner = " AND " if " WHERE " in query else " WHERE "
+    ranged = f"{query}{joiner}rowid BETWEEN ? AND ?"
+    bounds = [low + (high - low + 1) * i // workers for i in range(workers + 1)]
+    ranges = [(bounds[i], bounds[i + 1] - 1) for i in range(workers)]
+    ranges[-1] = (ranges[-1][0], high)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda span: _fetch(dbapi, uri, ranged, span, checked), ranges))
+
+
+def _fetch(
+    dbapi: Any, uri: str, query: str, parameters: tuple[int, ...], checked: bool
+) -> pl.DataFrame | None:
+    """One range's rows as a finished history frame (`_finish_history`), all of it done in
+    the fetching thread: Arrow and Polars let go of the GIL, so the two ranges' conversions
+    run side by side instead of one after the other once both are fetched. None when the
+    range cannot be taken as it is (see `_adbc_history`); an empty frame for no rows.
+
+    The run ids and keys (the first two columns) are dictionary-encoded by Arrow: categories
+    built from the dictionary cost less than Polars casting 5 M strings."""
+    import pyarrow as pa  # type: ignore[import-untyped]  # adbc-driver-manager's dependency
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    with dbapi.connect(uri) as connection, connection.cursor() as cursor:
+        # Batches of 1,024 rows (the driver's default) make a 5 M row table of 4,900 chunks,
+        # and Arrow's checks, its dictionaries and Polars' conversion pay per chunk: 0.5 s of
+        # CPU more than with 20 chunks; the fetch itself costs the same.
+        cursor.adbc_statement.set_options(**{BATCH_ROWS_OPTION: str(BATCH_ROWS)})
+        cursor.execute(query, parameters or None)
+        table = cursor.fetch_arrow_table()
+    if not table.num_rows:
+        return pl.DataFrame()
+    # ADBC hands SQLite's text over unchecked; invalid UTF-8 would crash Polars later
+    table.validate(full=True)
+    for i in range(min(2, table.num_columns)):
+        field = table.schema.field(i)
+        if pa.types.is_string(field.type):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame) or frame.width != 6:
+        return None
+    frame.columns = ["run_id", "metric", "step", "timestamp_ms", "value", "is_nan"]
+    if checked and not _all_good(frame):
         return None
     try:
         return _finish_history(
-            table.with_columns(
+            frame.with_columns(
                 pl.col("run_id", "metric").cast(pl.Categorical),
                 pl.col("step", "timestamp_ms").cast(pl.Int64),
                 pl.col("value").cast(pl.Float64),
@@ -274,49 +333,6 @@ def _adbc_history(path: Path, query: str, *, checked: bool = False) -> pl.DataFr
         )
     except pl.exceptions.PolarsError:
         return None
-
-
-#: Below this many rows the metrics table is read in one query (threads would cost more).
-SPLIT_ROWS = 100_000
-
-
-def _in_parts(dbapi: Any, uri: str, query: str) -> list[Any]:
-    """The Arrow tables of `query`, fetched by ranges of rowid on a connection each, in
-    threads (the driver lets go of the GIL: two cores fetch 5 M rows in half the time), in
-    rowid order as one scan returns them."""
-    with dbapi.connect(uri) as connection, connection.cursor() as cursor:
-        # one aggregate each: SQLite answers a lone min() or max() from the rowid b-tree
-        cursor.execute("SELECT (SELECT min(rowid) FROM metrics), (SELECT max(rowid) FROM metrics)")
-        low, high = cursor.fetchone()
-    workers = max(1, min(4, os.cpu_count() or 1))
-    if low is None or high - low < SPLIT_ROWS or workers == 1:
-        return [_fetch(dbapi, uri, query, ())]
-    joiner = " AND " if " WHERE " in query else " WHERE "
-    ranged = f"{query}{joiner}rowid BETWEEN ? AND ?"
-    bounds = [low + (high - low + 1) * i // workers for i in range(workers + 1)]
-    ranges = [(bounds[i], bounds[i + 1] - 1) for i in range(workers)]
-    ranges[-1] = (ranges[-1][0], high)
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda span: _fetch(dbapi, uri, ranged, span), ranges))
-
-
-def _fetch(dbapi: Any, uri: str, query: str, parameters: tuple[int, ...]) -> Any:
-    """One range's Arrow table, its text checked and its run ids and keys (the first two
-    columns) dictionary-encoded: categories built here, in the fetching thread (Arrow lets
-    go of the GIL), cost less than Polars casting 5 M strings afterwards."""
-    import pyarrow as pa  # type: ignore[import-untyped]  # adbc-driver-manager's dependency
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
-
-    with dbapi.connect(uri) as connection, connection.cursor() as cursor:
-        cursor.execute(query, parameters or None)
-        table = cursor.fetch_arrow_table()
-    # ADBC hands SQLite's text over unchecked; invalid UTF-8 would crash Polars later
-    table.validate(full=True)
-    for i in range(min(2, table.num_columns)):
-        field = table.schema.field(i)
-        if pa.types.is_string(field.type):
-            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
-    return table
 
 
 def _all_good(table: pl.DataFrame) -> bool:
