@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import polars as pl
 
 from rungroup.runs import (
@@ -366,30 +367,84 @@ def last_values(history: pl.DataFrame) -> pl.DataFrame:
     """Per run: the last logged value of every metric (by step, then logged order)."""
     if history.height == 0:
         return pl.DataFrame({"id": []}, schema={"id": pl.String})
-    # Linear, no sort of the rows. A series whose last logged point is at its largest step
-    # (nearly all: steps only grow) ends with the value wanted; Polars finds `last` and
-    # `max` per group at about 7 ns a row, where a filter inside each group cost 40 ns.
-    ends = history.group_by("run_id", "metric").agg(
-        pl.col("value").last(),
-        (pl.col("step").last() == pl.col("step").max()).fill_null(False).alias("at_end"),
-    )
-    if not ends["at_end"].all():
-        # The others (a step logged after a larger one, or null steps): the value at the
-        # largest step, the last logged of those, over those series' rows only.
-        others = ends.filter(~pl.col("at_end")).select("run_id", "metric")
-        redone = (
-            history.join(others, on=["run_id", "metric"], how="semi", maintain_order="left")
-            .group_by("run_id", "metric")
-            .agg(pl.col("value").filter(pl.col("step") == pl.col("step").max()).last())
-        )
-        ends = pl.concat([ends.filter(pl.col("at_end")).drop("at_end"), redone])
-    last = ends.select("run_id", "metric", "value").with_columns(
-        pl.col("run_id", "metric").cast(pl.String)
-    )
+    last = _last_rows(history)
+    if last is None:
+        last = _last_by_group(history)
+    last = last.with_columns(pl.col("run_id", "metric").cast(pl.String))
     wide = last.pivot(on="metric", index="run_id", values="value", sort_columns=True)
     return wide.rename(
         {c: f"{SUMMARY_PREFIX}{c}" for c in wide.columns if c != "run_id"} | {"run_id": "id"}
     )
+
+
+def _last_rows(history: pl.DataFrame) -> pl.DataFrame | None:
+    """`last_values`' long rows (run_id, metric, value) found in numpy, or None when the
+    history does not fit this way (names not categorical, nulls, too many series).
+
+    Each series is a slot of an array indexed by its run's and metric's codes; two
+    `maximum.at` passes find each slot's largest step, then the last row at that step.
+    About 10 ns a row on one core, where Polars grouping by two keys cost 25 to 60 ns on
+    two (5 M rows: 0.04 s against 0.13 to 0.3 s of CPU)."""
+    names = history.select("run_id", "metric")
+    if not all(isinstance(t, pl.Categorical) for t in names.dtypes):
+        return None
+    if history.select(
+        pl.any_horizontal(pl.col("run_id", "metric", "step").null_count() > 0)
+    ).item():
+        return None
+    n = history.height
+    limit = 4 * n + 65_536  # slots per row beyond which they would not pay
+    run_codes = history["run_id"].to_physical().to_numpy()
+    metric_codes = history["metric"].to_physical().to_numpy()
+    run_count, metric_count = int(run_codes.max()) + 1, int(metric_codes.max()) + 1
+    if run_count * metric_count > limit:
+        # Polars' codes number every name of the process: renumber the ones used here
+        run_codes, run_count = _dense(run_codes, limit)
+        metric_codes, metric_count = _dense(metric_codes, limit)
+        if run_count * metric_count > limit:
+            return None
+    slot = run_codes.astype(np.int64) * metric_count + metric_codes
+    steps = history["step"].to_numpy()
+    largest = np.full(run_count * metric_count, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(largest, slot, steps)
+    at_largest = np.flatnonzero(steps == largest[slot])
+    row = np.full(run_count * metric_count, -1, dtype=np.int64)
+    np.maximum.at(row, slot[at_largest], at_largest)
+    rows = pl.Series(row[row >= 0])
+    return history.select(pl.col("run_id", "metric", "value").gather(rows))
+
+
+def _dense(codes: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+    """Codes renumbered 0..k-1 in code order, and k (`limit` + 1 when the codes are too
+    spread out to index)."""
+    if int(codes.max()) >= limit:
+        return codes, limit + 1
+    present = np.zeros(int(codes.max()) + 1, dtype=bool)
+    present[codes] = True
+    number = np.cumsum(present, dtype=np.int64) - 1
+    return number[codes], int(number[-1]) + 1
+
+
+def _last_by_group(history: pl.DataFrame) -> pl.DataFrame:
+    """`last_values`' long rows by Polars' group-by (any name type, null steps)."""
+    # A series whose last logged point is at its largest step (nearly all: steps only
+    # grow) ends with the value wanted; `last` and `max` per group are cheap, a filter
+    # inside each group is not.
+    ends = history.group_by("run_id", "metric").agg(
+        pl.col("value").last(),
+        (pl.col("step").last() == pl.col("step").max()).fill_null(False).alias("at_end"),
+    )
+    if ends["at_end"].all():
+        return ends.drop("at_end")
+    # The others (a step logged after a larger one, or null steps): the value at the
+    # largest step, the last logged of those, over those series' rows only.
+    others = ends.filter(~pl.col("at_end")).select("run_id", "metric")
+    redone = (
+        history.join(others, on=["run_id", "metric"], how="semi", maintain_order="left")
+        .group_by("run_id", "metric")
+        .agg(pl.col("value").filter(pl.col("step") == pl.col("step").max()).last())
+    )
+    return pl.concat([ends.filter(pl.col("at_end")).drop("at_end"), redone])
 
 
 def assemble(

@@ -1,7 +1,8 @@
 """`runrecords.last_values`: each run's summary of a metric is the value at its largest step,
 the last logged of those; checked against a pandas stable sort on random histories (steps
-repeated, logged out of order, NaN values, null steps) and on the common in-order case that
-takes the fast path alone."""
+repeated, logged out of order, NaN values, null steps), through both ways of finding them:
+numpy slots for categorical names (what `assemble` passes) and Polars' group-by for the rest
+(text names, null steps, names too spread out to index)."""
 
 from __future__ import annotations
 
@@ -14,22 +15,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rungroup.sources import runrecords
 from rungroup.sources.runrecords import last_values
 
+Rows = list[tuple[int, int, int | None, float]]
 
-def _history(rows: list[tuple[int, int, int | None, float]]) -> pl.DataFrame:
+
+def _history(rows: Rows, names: type[pl.DataType] = pl.Categorical) -> pl.DataFrame:
     run, metric, step, value = zip(*rows, strict=True) if rows else ((), (), (), ())
     return pl.DataFrame(
         {
-            "run_id": pl.Series([f"r{r}" for r in run], dtype=pl.Categorical),
-            "metric": pl.Series([f"m{m}" for m in metric], dtype=pl.Categorical),
+            "run_id": pl.Series([f"r{r}" for r in run], dtype=names),
+            "metric": pl.Series([f"m{m}" for m in metric], dtype=names),
             "step": pl.Series(step, dtype=pl.Int64),
             "value": pl.Series(value, dtype=pl.Float64),
         }
     )
 
 
-def _reference(rows: list[tuple[int, int, int | None, float]]) -> dict[tuple[str, str], float]:
+def _reference(rows: Rows) -> dict[tuple[str, str], float]:
     """pandas: rows with a step, stably sorted by step within each series; the last row."""
     frame = pd.DataFrame(rows, columns=["run", "metric", "step", "value"])
     frame = frame[frame["step"].notna()]
@@ -65,19 +69,67 @@ rows_strategy = st.lists(
 )
 
 
+@pytest.fixture
+def numpy_path(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Which way each `last_values` call took (True: numpy slots)."""
+    taken: list[bool] = []
+    slots, groups = runrecords._last_rows, runrecords._last_by_group
+
+    def by_slots(history: pl.DataFrame) -> pl.DataFrame | None:
+        found = slots(history)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(runrecords, "_last_rows", by_slots)
+    monkeypatch.setattr(runrecords, "_last_by_group", groups)
+    return taken
+
+
 @settings(max_examples=300, deadline=None)
-@given(rows_strategy)
+@given(rows_strategy, st.sampled_from([pl.Categorical, pl.String]))
 def test_last_value_at_the_largest_step_equals_a_stable_sort(
-    rows: list[tuple[int, int, int | None, float]],
+    rows: Rows, names: type[pl.DataType]
 ) -> None:
-    got = _got(last_values(_history(rows)))
+    got = _got(last_values(_history(rows, names)))
     # A series whose steps are all null has no value (the filter finds no row), as before
     assert _same(got, _reference(rows))
 
 
+def test_categorical_names_take_numpy_slots_and_nulls_do_not(numpy_path: list[bool]) -> None:
+    rows: Rows = [
+        (r, m, s, float(r * 100 + s)) for r in range(3) for s in (2, 0, 2) for m in (0, 1)
+    ]
+    assert _same(_got(last_values(_history(rows))), _reference(rows))
+    assert _same(_got(last_values(_history(rows, pl.String))), _reference(rows))
+    with_null: Rows = [*rows, (0, 0, None, 1.5)]
+    assert _same(_got(last_values(_history(with_null))), _reference(with_null))
+    assert numpy_path == [True, False, False]
+
+
+def test_names_numbered_far_apart_are_renumbered(numpy_path: list[bool]) -> None:
+    # Polars numbers every categorical name alive in the process: make this history's large
+    elsewhere = pl.Series([f"elsewhere-{i}" for i in range(150_000)], dtype=pl.Categorical)
+    rng = np.random.default_rng(5)
+    rows: Rows = [
+        (int(r), int(m), int(s), float(v))
+        for r, m, s, v in zip(
+            rng.integers(0, 400, 30_000),
+            rng.integers(0, 30, 30_000),
+            rng.integers(0, 50, 30_000),
+            rng.normal(size=30_000),
+            strict=True,
+        )
+    ]
+    history = _history(rows)
+    assert history["run_id"].to_physical().min() >= 150_000  # type: ignore[operator]
+    assert _same(_got(last_values(history)), _reference(rows))
+    assert numpy_path == [True]
+    assert elsewhere.len() == 150_000  # alive until here
+
+
 def test_in_order_histories_and_a_late_smaller_step() -> None:
     rng = np.random.default_rng(3)
-    rows: list[tuple[int, int, int | None, float]] = [
+    rows: Rows = [
         (r, m, s, float(rng.normal())) for r in range(50) for s in range(40) for m in range(4)
     ]
     # run 7's m1 logs step 5 again after step 39: the summary stays the value at step 39
@@ -95,8 +147,6 @@ def test_in_order_histories_and_a_late_smaller_step() -> None:
 
 @pytest.mark.parametrize("steps", [[None, None], [2, None], [None, 2]])
 def test_null_steps(steps: list[int | None]) -> None:
-    rows: list[tuple[int, int, int | None, float]] = [
-        (0, 0, s, float(i)) for i, s in enumerate(steps)
-    ]
+    rows: Rows = [(0, 0, s, float(i)) for i, s in enumerate(steps)]
     rows.append((1, 0, 1, 5.0))
     assert _same(_got(last_values(_history(rows))), _reference(rows))
