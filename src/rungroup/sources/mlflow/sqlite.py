@@ -58,8 +58,9 @@ def _has_mlflow_tables(path: Path) -> bool:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    # Read-only, and immutable when no other process holds the file: nothing is written,
-    # not even a journal, into the user's folder.
+    # Read-only: nothing is written into the database, not even a journal. (A database in
+    # WAL mode gets its -wal and -shm files back if MLflow left none, as with any reader:
+    # `immutable=1` would avoid them but reads torn pages if MLflow checkpoints meanwhile.)
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     return sqlite3.connect(uri, uri=True)
 
