@@ -166,6 +166,14 @@ def test_screenshots_light_and_dark(lab: Any, width: int) -> None:
         page.locator(WIDGET).scroll_into_view_if_needed()
         page.mouse.move(0, 0)
         page.locator(WIDGET).screenshot(path=str(LOOK / f"{name}-{width}.png"))
+        # a group's row hovered: its series drawn over the others, washed back in the theme
+        page.hover(f"{WIDGET} .rg-tr.rg-group >> nth=1")
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel).rungroupProbe.emphasised > 0", arg=WIDGET
+        )
+        # the page as it is (an element screenshot would scroll it from under the pointer)
+        page.screenshot(path=str(LOOK / f"hover-{name}-{width}.png"))
+        page.mouse.move(0, 0)
     before = renders(page)
     set_theme(page, "JupyterLab Light")
     page.wait_for_timeout(800)
