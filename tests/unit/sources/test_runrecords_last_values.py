@@ -7,6 +7,7 @@ numpy slots for categorical names (what `assemble` passes) and Polars' group-by 
 from __future__ import annotations
 
 import math
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -21,26 +22,28 @@ from rungroup.sources.runrecords import last_values
 Rows = list[tuple[int, int, int | None, float]]
 
 
-def _history(rows: Rows, names: type[pl.DataType] = pl.Categorical) -> pl.DataFrame:
+def _history(
+    rows: Rows, names: type[pl.DataType] = pl.Categorical, prefix: str = ""
+) -> pl.DataFrame:
     run, metric, step, value = zip(*rows, strict=True) if rows else ((), (), (), ())
     return pl.DataFrame(
         {
-            "run_id": pl.Series([f"r{r}" for r in run], dtype=names),
-            "metric": pl.Series([f"m{m}" for m in metric], dtype=names),
+            "run_id": pl.Series([f"{prefix}r{r}" for r in run], dtype=names),
+            "metric": pl.Series([f"{prefix}m{m}" for m in metric], dtype=names),
             "step": pl.Series(step, dtype=pl.Int64),
             "value": pl.Series(value, dtype=pl.Float64),
         }
     )
 
 
-def _reference(rows: Rows) -> dict[tuple[str, str], float]:
+def _reference(rows: Rows, prefix: str = "") -> dict[tuple[str, str], float]:
     """pandas: rows with a step, stably sorted by step within each series; the last row."""
     frame = pd.DataFrame(rows, columns=["run", "metric", "step", "value"])
     frame = frame[frame["step"].notna()]
     frame = frame.sort_values("step", kind="stable")
     last = frame.groupby(["run", "metric"], sort=False).tail(1)
     columns = zip(last["run"], last["metric"], last["value"], strict=True)
-    return {(f"r{r}", f"m{m}"): v for r, m, v in columns}
+    return {(f"{prefix}r{r}", f"{prefix}m{m}"): v for r, m, v in columns}
 
 
 def _got(wide: pl.DataFrame) -> dict[tuple[str, str], float]:
@@ -120,9 +123,10 @@ def test_names_numbered_far_apart_are_renumbered(numpy_path: list[bool]) -> None
             strict=True,
         )
     ]
-    history = _history(rows)
+    prefix = f"far-{uuid.uuid4().hex}-"  # names new to the process, numbered after those
+    history = _history(rows, prefix=prefix)
     assert history["run_id"].to_physical().min() >= 150_000  # type: ignore[operator]
-    assert _same(_got(last_values(history)), _reference(rows))
+    assert _same(_got(last_values(history)), _reference(rows, prefix))
     assert numpy_path == [True]
     assert elsewhere.len() == 150_000  # alive until here
 
