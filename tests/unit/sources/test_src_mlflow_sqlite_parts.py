@@ -264,3 +264,14 @@ def test_wal_rows_of_a_writer_still_open_are_read_and_nothing_is_written(
         assert _digests(folder) == files  # the database and its WAL unchanged, no file added
     finally:
         writer.close()
+
+
+def test_a_driver_without_the_batch_option_keeps_the_fast_path(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = load_mlflow(store)
+    monkeypatch.setattr(sqlite, "BATCH_ROWS_OPTION", "adbc.sqlite.query.no_such_option")
+    monkeypatch.setattr(sqlite, "SPLIT_ROWS", 0)
+    general = _calls(monkeypatch, "_sqlite_history")
+    _identical(load_mlflow(store), expected)
+    assert general == []

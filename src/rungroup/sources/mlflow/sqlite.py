@@ -4,6 +4,7 @@ run or metric) and without the `mlflow` package.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import urllib.parse
@@ -306,7 +307,8 @@ def _fetch(
         # Batches of 1,024 rows (the driver's default) make a 5 M row table of 4,900 chunks,
         # and Arrow's checks, its dictionaries and Polars' conversion pay per chunk: 0.5 s of
         # CPU more than with 20 chunks; the fetch itself costs the same.
-        cursor.adbc_statement.set_options(**{BATCH_ROWS_OPTION: str(BATCH_ROWS)})
+        with contextlib.suppress(Exception):  # a driver without it: its own batches
+            cursor.adbc_statement.set_options(**{BATCH_ROWS_OPTION: str(BATCH_ROWS)})
         cursor.execute(query, parameters or None)
         table = cursor.fetch_arrow_table()
     if not table.num_rows:
