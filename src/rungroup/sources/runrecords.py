@@ -297,14 +297,18 @@ class Template:
 
     def paths(self) -> list[Path]:
         """Every existing path below `root` that matches (sorted, so loading is stable)."""
+        return [path for path, _ in self.matches()]
+
+    def matches(self) -> list[tuple[Path, dict[str, int | float | str]]]:
+        """`paths()` with the fields of each (`match`), each path matched once."""
         if not self.glob:
-            return [self.root] if self.root.exists() else []
+            return [(self.root, self.match(".") or {})] if self.root.exists() else []
         found = []
         for path in self.root.glob(self.glob):
-            relative = path.relative_to(self.root).as_posix()
-            if self.match(relative) is not None:
-                found.append(path)
-        return sorted(found)
+            fields = self.match(path.relative_to(self.root).as_posix())
+            if fields is not None:
+                found.append((path, fields))
+        return sorted(found, key=lambda pair: pair[0])
 
 
 def _glob_to_regex(literal: str) -> str:

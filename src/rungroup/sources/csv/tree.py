@@ -86,8 +86,7 @@ def _find_files(source: str | Path) -> tuple[Path, list[tuple[Path, dict[str, An
         raise FileNotFoundError(f"no such file or folder: {text}")
     template = Template.parse(text)
     found: list[tuple[Path, dict[str, Any]]] = []
-    for path in template.paths():
-        fields = template.match(path.relative_to(template.root).as_posix()) or {}
+    for path, fields in template.matches():
         if path.is_dir():
             for data in walk_names(path, DATA_SUFFIXES):
                 if data.parent == path:
