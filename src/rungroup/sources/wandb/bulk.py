@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,20 +30,13 @@ import polars as pl
 
 from rungroup.sources.protoreader import spans
 from rungroup.sources.runrecords import MAX_SECONDS, MIN_SECONDS, warn
+from rungroup.sources.wandb.framing import Framed, frame
 
 if TYPE_CHECKING:
     from rungroup.sources.wandb.offline import _Run
 
 __all__ = ["read_runs"]
 
-_HEADER = b":W&B"
-_HEADER_SIZE = 7
-_BLOCK = 32768
-_RECORD_HEADER = 7
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_FRAME = struct.Struct("<IHB")
-#: zlib's CRC-32 of each type byte, where a record's checksum starts
-_TYPE_CRC = [zlib.crc32(bytes([kind])) for kind in range(256)]
 #: zero bytes after the records, so that reads a little past a record's end stay in bounds
 _PAD = 1024
 #: Record fields history = 2 and summary = 3 (length-delimited: tags 0x12, 0x1A)
@@ -92,7 +84,7 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
     what is wrong with it, if anything)."""
     from rungroup.sources.wandb import offline
 
-    framed = [_frame(d) if len(d) >= _HEADER_SIZE and d[:4] == _HEADER else None for d in datas]
+    framed = [frame(d) for d in datas]
     which = [i for i, f in enumerate(framed) if f is not None]
     results: list[_Run | None] = [None] * len(datas)
     if not which:
@@ -108,59 +100,6 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
                 warn(paths[i], message)
             results[i] = run
     return results
-
-
-def _frame(data: bytes) -> tuple[bytes, list[int]] | None:
-    """The file's records joined, and where each ends; None unless every record is whole,
-    in order and matches its checksum."""
-    size = len(data)
-    view = memoryview(data)
-    parts: list[memoryview] = []
-    ends: list[int] = []
-    total = 0
-    inside = False  # between a FIRST fragment and its LAST
-    pos = _HEADER_SIZE
-    unpack = _FRAME.unpack_from
-    crc = zlib.crc32
-    type_crc = _TYPE_CRC
-    while pos < size:
-        left = _BLOCK - pos % _BLOCK
-        if left < _RECORD_HEADER:
-            pos += left  # padding
-            continue
-        if pos + _RECORD_HEADER > size:
-            return None
-        checksum, length, kind = unpack(data, pos)
-        start = pos + _RECORD_HEADER
-        end = start + length
-        if kind == 0 and length == 0 and checksum == 0:
-            if inside:
-                return None
-            pos += left  # the zero-filled rest of a block
-            continue
-        if end > pos + left or end > size:
-            return None
-        chunk = view[start:end]
-        if crc(chunk, type_crc[kind]) != checksum:
-            return None
-        pos = end
-        if kind in (_FULL, _FIRST):
-            if inside:
-                return None
-            inside = kind == _FIRST
-        elif kind in (_MIDDLE, _LAST):
-            if not inside:
-                return None
-            inside = kind == _MIDDLE
-        else:
-            return None
-        parts.append(chunk)
-        total += length
-        if not inside:
-            ends.append(total)
-    if inside:
-        return None
-    return b"".join(parts), ends
 
 
 def _varint(buf: Bytes, pos: Ints) -> tuple[Ints, Ints, Bools]:
@@ -183,44 +122,29 @@ def _read_items(
     buf: Bytes, start: Ints, end: Ints, rows: Bools
 ) -> tuple[_Items, Bools, Ints, Bools]:
     """The items (field 1: `key` or one `nested_key`, then `value_json`) of the messages at
-    `start`..`end`; which messages hold anything else (read no further); and for history
-    `rows` the step of their HistoryStep field (2), where they have one with a step.
+    `start`..`end` (in increasing position); which messages hold anything else (read no
+    further); and for history `rows` the step of their HistoryStep field (2), where they
+    have one with a step.
 
-    The fields are walked first (the k-th field of every message at once, by its tag and
-    length), then every item is read at once."""
+    The fields are found first (`_walk_common`, and `_walk_fields` for the messages it
+    leaves), then every item is read at once."""
     last = buf.size - 16
-    cursor = start.copy()
     odd = np.zeros(start.shape, np.bool_)
     step = np.zeros(start.shape, np.int64)
     has_step = np.zeros(start.shape, np.bool_)
-    walked: list[tuple[Ints, Ints, Ints, Ints]] = []
-    active = np.nonzero(cursor < end)[0]
-    while active.size:
-        at = np.minimum(cursor[active], last)
-        tag = buf[at]
-        step_field = rows[active] & (tag == 0x12)
-        if step_field.any():
-            _read_step(buf, active[step_field], cursor, end, odd, step, has_step)
-            active = active[cursor[active] < end[active]]
-            continue
-        first = buf[at + 1].astype(np.int64)
-        second = buf[at + 2].astype(np.int64)
-        two = first >= 0x80  # lengths of up to two bytes, as `_len_fields` reads them
-        length = np.where(two, (first & 0x7F) | (second << 7), first)
-        header = 2 + two
-        stop = at + header + length
-        good = (tag == 0x0A) & ~(two & (second >= 0x80)) & (stop <= end[active])
-        bad = active[~good]
-        odd[bad] = True
-        cursor[bad] = end[bad]
-        kept = active[good]
-        cursor[kept] = stop[good]
-        walked.append((kept, at[good], header[good], stop[good]))
-        active = kept[cursor[kept] < end[kept]]
-    if walked:
-        message, at, header, stop = (np.concatenate(c) for c in zip(*walked, strict=True))
-    else:
-        message = at = header = stop = np.zeros(0, np.int64)
+    message, at, stop, left = _walk_common(buf, start, end, rows, odd, step, has_step)
+    header = np.full(at.size, 2, np.int64)
+    if left.size:
+        step[left] = 0  # read again by the general walk
+        has_step[left] = False
+        walked = _walk_fields(buf, start, end, rows, left, odd, step, has_step)
+        message, at, header, stop = (
+            np.concatenate((mine, theirs))
+            for mine, theirs in zip((message, at, header, stop), walked, strict=True)
+        )
+        # by message, then position
+        order = np.lexsort((at, message))
+        message, at, header, stop = message[order], at[order], header[order], stop[order]
     content = at + header
     key_length = buf[content + 1].astype(np.int64)
     good = (content + 2 <= stop) & (key_length < 0x80)
@@ -244,11 +168,114 @@ def _read_items(
     # distinct key by `_keys`)
     span = key_end - (content + 2)
     columns = (message, header, content, stop, content + 2, span, value_start, value_length)
-    kept = [column[good] for column in (*columns, parts, key_length)]
-    # by message, then position: the walk made them position by position, each run of them
-    # in message order, which a stable sort merges
-    order = np.argsort(kept[0], kind="stable")
-    return _Items(*(column[order] for column in kept)), odd, step, has_step
+    everything = (*columns, parts, key_length)
+    kept = everything if good.all() else tuple(column[good] for column in everything)
+    return _Items(*kept), odd, step, has_step
+
+
+def _walk_common(
+    buf: Bytes, start: Ints, end: Ints, rows: Bools, odd: Bools, step: Ints, has_step: Bools
+) -> tuple[Ints, Ints, Ints, Ints]:
+    """The fields of the messages laid out as wandb writes them: items (tag 0x0A) with
+    lengths below 128, and in a history row perhaps a HistoryStep field last. Returns the
+    items found (message, offset, end), in increasing position, and the messages left to
+    `_walk_fields`.
+
+    Every 0x0A byte inside a message is a candidate item; one whose length does not lead
+    to another candidate, and is not at the message's start, lies inside an item and is
+    dropped. Where the candidates left do not tile a message exactly (from its start, each
+    item ending where the next begins, the last at its end or at its step field) the
+    message is left to the general walk: nothing is taken on trust."""
+    none = np.zeros(0, np.int64)
+    if start.size == 0:
+        return none, none, none, none
+    lo, hi = int(start[0]), int(end.max())
+    at = np.flatnonzero(buf[lo:hi] == 0x0A) + lo
+    message = np.searchsorted(start, at, side="right") - 1
+    inside = at < end[message]  # (every candidate is at or after the first start)
+    at, message = at[inside], message[inside]
+    length = buf[at + 1]
+    stop = at + 2 + length
+    # the real item before a candidate is at most a few candidates back: any between lie
+    # inside it (a length or key of 10 is a 0x0A byte)
+    kept = at == start[message]
+    for back in range(1, 4):
+        kept[back:] |= stop[:-back] == at[back:]
+    at, message, stop, length = at[kept], message[kept], stop[kept], length[kept]
+    count = at.size
+    same_next = message[:-1] == message[1:]
+    broken = np.zeros(start.size, np.bool_)
+    broken[message[:-1][same_next & (stop[:-1] != at[1:])]] = True
+    broken[message[length >= 0x80]] = True  # a longer length takes two bytes
+    opens = np.ones(count, np.bool_)
+    opens[1:] = ~same_next
+    closes = np.ones(count, np.bool_)
+    closes[:-1] = ~same_next
+    broken[message[opens & (at != start[message])]] = True
+    # the end of each message's items: its end, or its HistoryStep field
+    tail = np.array(start)
+    tail[message[closes]] = stop[closes]
+    has_items = np.zeros(start.size, np.bool_)
+    has_items[message] = True
+    broken |= ~has_items & (start < end)
+    stepped = np.flatnonzero(
+        ~broken & (tail < end) & rows & (buf[np.minimum(tail, buf.size - 1)] == 0x12)
+    )
+    if stepped.size:
+        cursor = tail.copy()
+        _read_step(buf, stepped, cursor, end, odd, step, has_step)
+        tail[stepped] = np.where(odd[stepped], end[stepped] + 1, cursor[stepped])
+        odd[stepped] = False  # the general walk reads it again
+    broken |= tail != end
+    if broken.any():
+        mine = ~broken[message]
+        at, message, stop = at[mine], message[mine], stop[mine]
+    return message, at, stop, np.flatnonzero(broken)
+
+
+def _walk_fields(
+    buf: Bytes,
+    start: Ints,
+    end: Ints,
+    rows: Bools,
+    which: Ints,
+    odd: Bools,
+    step: Ints,
+    has_step: Bools,
+) -> tuple[Ints, Ints, Ints, Ints]:
+    """The items (message, offset, header length, end) of messages `which`, walked field
+    by field: the k-th field of every message at once, by its tag and length."""
+    last = buf.size - 16
+    cursor = start.copy()
+    walked: list[tuple[Ints, Ints, Ints, Ints]] = []
+    active = which[cursor[which] < end[which]]
+    while active.size:
+        at = np.minimum(cursor[active], last)
+        tag = buf[at]
+        step_field = rows[active] & (tag == 0x12)
+        if step_field.any():
+            _read_step(buf, active[step_field], cursor, end, odd, step, has_step)
+            active = active[cursor[active] < end[active]]
+            continue
+        first = buf[at + 1].astype(np.int64)
+        second = buf[at + 2].astype(np.int64)
+        two = first >= 0x80  # lengths of up to two bytes, as `_len_fields` reads them
+        length = np.where(two, (first & 0x7F) | (second << 7), first)
+        header = 2 + two
+        stop = at + header + length
+        good = (tag == 0x0A) & ~(two & (second >= 0x80)) & (stop <= end[active])
+        bad = active[~good]
+        odd[bad] = True
+        cursor[bad] = end[bad]
+        kept = active[good]
+        cursor[kept] = stop[good]
+        walked.append((kept, at[good], header[good], stop[good]))
+        active = kept[cursor[kept] < end[kept]]
+    if not walked:
+        none = np.zeros(0, np.int64)
+        return none, none, none, none
+    message, at, header, stop = (np.concatenate(c) for c in zip(*walked, strict=True))
+    return message, at, header, stop
 
 
 def _read_step(
@@ -353,18 +380,14 @@ class _Batch:
     summary_odd: Bools  # summary records with items this path does not read (by record)
 
 
-def _decode(
-    framed: list[tuple[bytes, list[int]]], general: object
-) -> list[tuple[_Run, list[str]] | None]:
-    payload = b"".join(p for p, _ in framed)
+def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]] | None]:
+    payload = b"".join(piece for piece, _, _ in framed)
     buf: Bytes = np.frombuffer(payload + bytes(_PAD), np.uint8)
-    sizes = np.array([len(p) for p, _ in framed], np.int64)
+    sizes = np.array([len(piece) for piece, _, _ in framed], np.int64)
     base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    counts = np.array([len(e) for _, e in framed], np.int64)
-    ends = np.concatenate(
-        [np.asarray(e, np.int64) + b for (_, e), b in zip(framed, base, strict=True)]
-    ).astype(np.int64)
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    counts = np.array([s.size for _, s, _ in framed], np.int64)
+    starts = np.concatenate([s + b for (_, s, _), b in zip(framed, base, strict=True)])
+    ends = np.concatenate([e + b for (_, _, e), b in zip(framed, base, strict=True)])
     file_of = np.repeat(np.arange(len(framed)), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     unsure = np.zeros(len(framed), np.bool_)
@@ -387,11 +410,11 @@ def _decode(
 
     history = np.nonzero(ours & (tag == _HISTORY_TAG))[0]
     summary = np.nonzero(ours & (tag == _SUMMARY_TAG))[0]
-    held = np.concatenate((history, summary))
-    rows = np.arange(held.size) < history.size
+    held = np.nonzero(ours)[0]  # in increasing position, as `_read_items` needs
+    rows = tag[held] == _HISTORY_TAG
     items, odd, field_step, has_field_step = _read_items(buf, content[held], ends[held], rows)
     # a history record with a key in several parts, or anything else
-    unsure[file_of[history[odd[: history.size]]]] = True
+    unsure[file_of[history[odd[rows]]]] = True
     items.record = held[items.record]
     key_of, key_bytes, keys, zero = _keys(buf, items)
     unsure[file_of[items.record[zero]]] = True
@@ -409,11 +432,11 @@ def _decode(
         )
 
     runs: list[_Run] = [general._Run() for _ in framed]  # type: ignore[attr-defined]
-    given = (field_step[: history.size], has_field_step[: history.size])
+    given = (field_step[rows], has_field_step[rows])
     points = _history_points(
         batch, items, history, in_history, given, key_of, keys, values, plain, runs, general
     )
-    batch.summary_odd[summary] = odd[history.size :]
+    batch.summary_odd[summary] = odd[~rows]
     warnings = _apply_in_order(
         batch, items, history, summary, key_of, key_bytes, keys, ours, runs,
         general,
