@@ -30,12 +30,12 @@ import polars as pl
 
 from rungroup.sources.protoreader import spans
 from rungroup.sources.runrecords import MAX_SECONDS, MIN_SECONDS, warn
-from rungroup.sources.wandb.framing import Framed, frame
+from rungroup.sources.wandb.framing import Framed, _words, frame
 
 if TYPE_CHECKING:
     from rungroup.sources.wandb.offline import _Run
 
-__all__ = ["read_runs"]
+__all__ = ["decode_runs", "read_runs"]
 
 #: zero bytes after the records, so that reads a little past a record's end stay in bounds
 _PAD = 1024
@@ -82,11 +82,26 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
     """The `offline._Run` of each whole run file's bytes (read together: numpy's work is
     done once for all of them), None for a file to decode the general way (which reports
     what is wrong with it, if anything)."""
+    results: list[_Run | None] = []
+    for path, outcome in zip(paths, decode_runs(datas), strict=True):
+        if outcome is None:
+            results.append(None)
+            continue
+        run, warnings = outcome
+        for message in warnings:
+            warn(path, message)
+        results.append(run)
+    return results
+
+
+def decode_runs(datas: list[bytes]) -> list[tuple[_Run, list[str]] | None]:
+    """`read_runs` without the warnings said: each run with the warnings its file makes
+    (for a worker process to hand back)."""
     from rungroup.sources.wandb import offline
 
     framed = [frame(d) for d in datas]
     which = [i for i, f in enumerate(framed) if f is not None]
-    results: list[_Run | None] = [None] * len(datas)
+    results: list[tuple[_Run, list[str]] | None] = [None] * len(datas)
     if not which:
         return results
     try:
@@ -94,11 +109,7 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
     except _UnsureError:  # a hash shared by different bytes: too rare to do better
         return results
     for i, outcome in zip(which, decoded, strict=True):
-        if outcome is not None:
-            run, warnings = outcome
-            for message in warnings:
-                warn(paths[i], message)
-            results[i] = run
+        results[i] = outcome
     return results
 
 
@@ -306,35 +317,63 @@ def _gather(buf: Bytes, start: Ints, length: Ints) -> Bytes:
     return matrix
 
 
-def _row_hash(matrix: Bytes, length: Ints) -> npt.NDArray[np.uint64]:
-    """A 64-bit hash of each row's bytes and length (equal rows, equal hashes)."""
-    words = np.ascontiguousarray(matrix).view(np.uint64)
-    hashed = length.astype(np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(words.shape[1]):
-            hashed = (hashed ^ words[:, column]) * _MIX
-            hashed ^= hashed >> np.uint64(29)
-    return hashed
+#: the low k bytes of a little-endian word, for k = 0 ... 8
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
+#: distinct values found one at a time before sorting the rest (`_distinct`)
+_PEEL = 64
 
 
 def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bools]:
     """Each item's key as an index into the distinct keys (their bytes and names), and which
-    items have a zero byte in their key (which the padding would hide)."""
+    items have a zero byte in their key.
+
+    A key is read as the 8-byte words that cover it (the bytes past its end cleared), and
+    hashed; the distinct hashes are found, and every key is checked word by word against the
+    first key with its hash."""
     if items.record.size == 0:
         return np.zeros(0, np.int64), [], [], np.zeros(0, np.bool_)
-    matrix = _gather(buf, items.key_start, items.key_length)
-    within = np.arange(matrix.shape[1])[None, :] < items.key_length[:, None]
-    zero = ((matrix == 0) & within).any(axis=1)
-    hashed = _row_hash(matrix, items.key_length)
-    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if not (matrix == matrix[first[inverse]]).all():
-        raise _UnsureError  # two keys with one hash
-    raw = [bytes(buf[items.key_start[i] : items.key_start[i] + items.key_length[i]]) for i in first]
+    start, length = items.key_start, items.key_length
+    words = _words(buf, "<u8")
+    hashed = length.astype(np.uint64)
+    columns = []
+    with np.errstate(over="ignore"):
+        for offset in range(0, max(int(length.max()), 1), 8):
+            low = _LOW_BYTES[np.clip(length - offset, 0, 8)]
+            column = words[np.minimum(start + offset, words.size - 1)] & low
+            columns.append(column)
+            hashed = (hashed ^ column) * _MIX
+            hashed ^= hashed >> np.uint64(29)
+    codes, first = _distinct(hashed)
+    for column in columns:
+        if not (column == column[first][codes]).all():
+            raise _UnsureError  # two keys with one hash
+    raw = [bytes(buf[start[i] : start[i] + length[i]]) for i in first.tolist()]
     names = [
-        _key_name(span, int(items.first_key_length[i])) for span, i in zip(raw, first, strict=True)
+        _key_name(span, int(items.first_key_length[i]))
+        for span, i in zip(raw, first.tolist(), strict=True)
     ]
-    return inverse.astype(np.int64), raw, names, zero
+    zero = np.array([b"\0" in span for span in raw], np.bool_)[codes]
+    return codes, raw, names, zero
+
+
+def _distinct(values: npt.NDArray[np.uint64]) -> tuple[Ints, Ints]:
+    """(each value's index among the distinct values, the first position of each distinct
+    value). A handful of keys stand for thousands of items: they are taken one at a time
+    (a pass each over the items left) rather than sorted."""
+    codes = np.zeros(values.size, np.int64)
+    first: list[int] = []
+    index = np.arange(values.size)
+    rest = values
+    while rest.size and len(first) < _PEEL:
+        same = rest == rest[0]
+        codes[index[same]] = len(first)
+        first.append(int(index[0]))
+        index, rest = index[~same], rest[~same]
+    if rest.size:
+        _, at, inverse = np.unique(rest, return_index=True, return_inverse=True)
+        codes[index] = len(first) + inverse.reshape(-1)
+        first.extend(index[at].tolist())
+    return codes, np.asarray(first, np.int64)
 
 
 def _key_name(span: bytes, first: int) -> str:

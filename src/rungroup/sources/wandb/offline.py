@@ -507,22 +507,26 @@ def settled(reading: Reading, path: Path) -> _Run:
     return run
 
 
-#: run files decoded together by `bulk` (numpy's fixed cost shared; memory bounded)
-BATCH = 64
-
-
 def _read_runs(files: list[Path]) -> Iterator[tuple[Path, _Run | None]]:
-    """Each file's run, decoded in bulk where it can be, else the general way."""
-    for at in range(0, len(files), BATCH):
-        batch = files[at : at + BATCH]
-        datas: list[bytes] = []
-        for path in batch:
-            try:
-                datas.append(read_bytes(path))
-            except OSError:
-                datas.append(b"")  # the general way says so
-        for path, fast in zip(batch, bulk.read_runs(datas, batch), strict=True):
-            yield path, fast if fast is not None else _read_run(path)
+    """Each file's run, decoded in bulk where it can be, else the general way; big folders
+    by this process and a worker process together (`parallel.py`)."""
+    from rungroup.sources.wandb import parallel
+
+    return parallel.read_runs(files, _read_batch, _read_run)
+
+
+def _read_batch(batch: list[Path]) -> list[tuple[Path, _Run | None]]:
+    """The runs of a few files decoded together (numpy's fixed costs shared)."""
+    datas: list[bytes] = []
+    for path in batch:
+        try:
+            datas.append(read_bytes(path))
+        except OSError:
+            datas.append(b"")  # the general way says so
+    return [
+        (path, fast if fast is not None else _read_run(path))
+        for path, fast in zip(batch, bulk.read_runs(datas, batch), strict=True)
+    ]
 
 
 def _read_run(path: Path) -> _Run | None:
