@@ -47,6 +47,13 @@ run = wandb.init(project="bulk", name="long", dir=root)
 for step in range(2500):
     run.log({{"m0": step * 0.5, "m1": -step, "m2": step / 7, "m3": 1 / (step + 1)}})
 run.finish()
+run = wandb.init(project="bulk", name="odd", dir=root, config={{"big": "y" * 70000}})
+for step in range(300):
+    row = {{"m": step / 3, "line" + chr(10) + "break": step, "deep": {{"a": {{"b": step}}}}}}
+    if step % 7 == 0:
+        row["note"] = "x" * 300
+    run.log(row)
+run.finish()
 """
 
 
@@ -118,6 +125,32 @@ def test_steps_given_to_log_are_the_steps(wandb_runs: Path) -> None:
     # wandb makes one row of the two logs at step 9, and of the two at step 21
     assert history.filter(pl.col("metric") == "m")["step"].to_list() == [0, 5, 9, 20, 21]
     assert stepped["state"][0] == "failed"
+
+
+def test_messages_laid_out_otherwise_are_walked_field_by_field(
+    wandb_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items of 128 bytes or more, a key holding a 0x0A byte, a record of 70 KB in three
+    fragments: the messages the candidate walk cannot tile go to the field walk, the same
+    runs come out."""
+    walked: list[int] = []
+    original = bulk._walk_fields
+
+    def spy(buf: Any, start: Any, end: Any, rows: Any, which: Any, *rest: Any) -> Any:
+        walked.append(int(which.size))
+        return original(buf, start, end, rows, which, *rest)
+
+    monkeypatch.setattr(bulk, "_walk_fields", spy)
+    assert all(_decoded_in_bulk(wandb_runs))
+    assert 0 < sum(walked) < 1000  # some messages, not most
+    runs = _assert_same(wandb_runs)
+    odd = runs.runs.filter(pl.col("name") == "odd")
+    assert odd["config.big"][0] == "y" * 70000
+    history = runs.history.collect().filter(pl.col("run_id") == odd["id"][0])
+    assert history.filter(pl.col("metric") == "line\nbreak")["value"].to_list() == list(
+        map(float, range(300))
+    )
+    assert history.filter(pl.col("metric") == "deep.a.b").height == 300
 
 
 def test_a_long_run_across_many_blocks(wandb_runs: Path) -> None:

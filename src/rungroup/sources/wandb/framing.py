@@ -109,7 +109,7 @@ def frame_in_python(data: bytes) -> Framed | None:
     if inside:
         return None
     end_array = np.asarray(ends, np.int64)
-    starts = np.concatenate(([0], end_array[:-1])).astype(np.int64)
+    starts = np.concatenate(([0], end_array)).astype(np.int64)[:-1]
     return b"".join(parts), starts, end_array
 
 
