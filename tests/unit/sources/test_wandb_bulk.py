@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rungroup as rg
@@ -232,10 +232,11 @@ def _fix_checksum(data: bytearray, inside: int) -> None:
     raise AssertionError("no record holds that byte")
 
 
-NUMBERISH = st.text(alphabet="0123456789-+.eENaIinfty_ ", min_size=1, max_size=24)
+NUMBERISH = st.text(alphabet="0123456789-+.eENaIinfty_ \0", min_size=1, max_size=24)
 
 
 @settings(max_examples=400, deadline=None)
+@example(["1\0", "-0", "-0.0", "-0e0", "-0E1", "0", "\x001"])
 @given(st.lists(st.one_of(NUMBERISH, st.floats().map(repr), st.integers().map(str)), min_size=1))
 def test_values_read_in_bulk_are_the_general_decoders_floats(raws: list[str]) -> None:
     """What the bulk path reads as a number is the float the general decoder makes of the

@@ -159,21 +159,28 @@ def _read_items(
     content = at + header
     key_length = buf[content + 1].astype(np.int64)
     good = (content + 2 <= stop) & (key_length < 0x80)
-    good &= (buf[content] == 0x0A) | (buf[content] == 0x12)
+    key_tag = buf[content]
+    good &= (key_tag == 0x0A) | (key_tag == 0x12)
     key_end = np.minimum(content + 2 + key_length, last)
     # more `nested_key` parts ("_wandb", "runtime"): passed over, the first one named
     parts = np.ones(message.size, np.int64)
     for _ in range(8):
-        more = good & (buf[key_end] == 0x12) & (key_end < stop)
-        if not more.any():
+        more = np.flatnonzero(good & (buf[key_end] == 0x12) & (key_end < stop))
+        if not more.size:
             break
-        part = buf[key_end + 1].astype(np.int64)
-        good &= ~more | (part < 0x80)
-        key_end = np.where(more, np.minimum(key_end + 2 + part, last), key_end)
-        parts += more
+        part = buf[key_end[more] + 1].astype(np.int64)
+        good[more[part >= 0x80]] = False
+        key_end[more] = np.minimum(key_end[more] + 2 + part, last)
+        parts[more] += 1
     good &= (buf[key_end] == 0x82) & (buf[key_end + 1] == 0x01)
-    value_length, value_start, ok = _varint(buf, key_end + 2)
-    good &= ok & (value_start + value_length == stop)
+    # the value's length: one byte below 128, as nearly always, else a varint
+    value_length = buf[key_end + 2].astype(np.int64)
+    value_start = key_end + 3
+    longer = np.flatnonzero(value_length >= 0x80)
+    if longer.size:
+        value_length[longer], value_start[longer], ok = _varint(buf, key_end[longer] + 2)
+        good[longer[~ok]] = False
+    good &= value_start + value_length == stop
     odd[message[~good]] = True
     # a key in several parts is kept as the bytes of all of them (its name made once per
     # distinct key by `_keys`)
@@ -307,16 +314,6 @@ def _read_step(
     cursor[which] = np.where(good, at + 2 + length, end[which])
 
 
-def _gather(buf: Bytes, start: Ints, length: Ints) -> Bytes:
-    """The bytes at each of `start` (`length` of them) as the rows of a zero-padded matrix
-    whose width is a multiple of 8."""
-    width = max(-(-int(length.max()) // 8) * 8 if length.size else 8, 8)
-    windows = np.lib.stride_tricks.sliding_window_view(buf, width)
-    matrix: Bytes = windows[np.minimum(start, windows.shape[0] - 1)]
-    matrix[np.arange(width)[None, :] >= length[:, None]] = 0
-    return matrix
-
-
 #: the low k bytes of a little-endian word, for k = 0 ... 8
 _LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
 #: distinct values found one at a time before sorting the rest (`_distinct`)
@@ -390,18 +387,51 @@ def _plain_numbers(buf: Bytes, start: Ints, length: Ints) -> tuple[npt.NDArray[n
     """The values that are plain JSON numbers, as the general decoder reads them
     (`offline._json`, then float: one without '.', 'e' or 'E' goes through Python's int, so
     `-0` is 0), and which are."""
-    matrix = _gather(buf, start, length)
-    rows = matrix.view(f"S{matrix.shape[1]}").ravel()
+    width = max(-(-int(length.max()) // 8) * 8 if length.size else 8, 8)
+    rows = _word_matrix(buf, start, length, width).view(f"S{width}").ravel()
     text = pl.Series(rows).cast(pl.String, strict=False)
     frame = pl.DataFrame({"text": text}).select(
         plain=pl.col("text").str.contains(_NUMBER).fill_null(False),
         number=pl.col("text").cast(pl.Float64, strict=False).fill_null(np.nan),
     )
-    plain = frame["plain"].to_numpy()
-    number = frame["number"].to_numpy()
-    integer = ~((matrix == ord(".")) | (matrix == ord("e")) | (matrix == ord("E"))).any(axis=1)
-    number = np.where(integer, number + 0.0, number)
-    return np.where(plain, number, np.nan), plain
+    plain = frame["plain"].to_numpy().copy()
+    # a value ending in a zero byte is not a number (the rows lose trailing zero bytes)
+    plain &= buf[np.maximum(start + length - 1, 0)] != 0
+    number = np.where(plain, frame["number"].to_numpy(), np.nan)
+    for i in np.flatnonzero((number == 0) & np.signbit(number)).tolist():
+        raw = bytes(buf[start[i] : start[i] + length[i]])
+        if b"." not in raw and b"e" not in raw and b"E" not in raw:
+            number[i] = 0.0  # Python's int: no negative zero
+    return number, plain
+
+
+def _word_matrix(buf: Bytes, start: Ints, length: Ints, width: int) -> npt.NDArray[np.uint64]:
+    """The bytes at each of `start` (`length` of them, at most `width`, a multiple of 8)
+    as the rows of a matrix of little-endian words, the bytes past each end zero."""
+    words = _words(buf, "<u8")
+    out = np.empty((start.size, width // 8), np.uint64)
+    for column, offset in enumerate(range(0, width, 8)):
+        low = _LOW_BYTES[np.clip(length - offset, 0, 8)]
+        out[:, column] = words[np.minimum(start + offset, words.size - 1)] & low
+    return out
+
+
+def _same_bytes(buf: Bytes, a: Ints, b: Ints, length: Ints) -> Bools:
+    """Whether the `length` bytes at each of `a` equal those at `b`, 8 at a time."""
+    words = _words(buf, "<u8")
+    last = words.size - 1
+    same = np.ones(a.size, np.bool_)
+    which = np.arange(a.size)
+    offset = 0
+    while which.size:
+        low = _LOW_BYTES[np.clip(length[which] - offset, 0, 8)]
+        left = words[np.minimum(a[which] + offset, last)]
+        right = words[np.minimum(b[which] + offset, last)]
+        same[which] &= ((left ^ right) & low) == 0
+        offset += 8
+        if offset >= 24:  # the few long ones go on alone
+            which = which[length[which] > offset]
+    return same
 
 
 @dataclass
@@ -779,9 +809,12 @@ def _same_items(
     )
     check = np.nonzero(same)[0]
     if check.size:
-        left = _gather(buf, items.value_start[s_items[check]], items.value_length[s_items[check]])
-        right = _gather(buf, items.value_start[match[check]], items.value_length[match[check]])
-        same[check] = (left == right).all(axis=1)
+        same[check] = _same_bytes(
+            buf,
+            items.value_start[s_items[check]],
+            items.value_start[match[check]],
+            items.value_length[s_items[check]],
+        )
     return same, unclear
 
 
