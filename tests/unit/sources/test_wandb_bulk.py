@@ -252,3 +252,58 @@ def test_values_read_in_bulk_are_the_general_decoders_floats(raws: list[str]) ->
         expected: Any = offline._json(raw)
         assert type(expected) in (int, float), raw
         assert np.float64(float(expected)).view(np.uint64) == np.float64(value).view(np.uint64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 39), max_size=3000),
+)
+def test_distinct_values_are_told_apart_as_numpy_does(table: list[int], picks: list[int]) -> None:
+    """`_distinct`: a few values repeated (as keys are) or thousands of distinct ones."""
+    values = np.array([table[p % len(table)] for p in picks] + table, np.uint64)
+    if len(picks) % 2:  # many distinct values: more than one look-up sample
+        values = np.concatenate((values, np.arange(3000, dtype=np.uint64) * 7919))
+    codes, first = bulk._distinct(values)
+    assert (values[first][codes] == values).all()  # each value's code names its value
+    assert np.unique(values).size == first.size == np.unique(values[first]).size
+    for code, at in enumerate(first.tolist()):
+        assert codes[at] == code and not (values[:at] == values[at]).any()  # first seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_items_found_by_table_and_by_sorting_agree(data: st.DataObject) -> None:
+    """`_find_pairs`: a summary item's key in its history row, through a table of rows by
+    keys or through sorted pairs."""
+    keys = data.draw(st.integers(1, 6))
+    records = sorted(data.draw(st.lists(st.integers(0, 30), max_size=60)))
+    record = np.array(records + [40 + i for i in range(20)], np.int64)
+    key_of = np.array(
+        data.draw(st.lists(st.integers(0, keys - 1), min_size=record.size, max_size=record.size)),
+        np.int64,
+    )
+    h_items = np.arange(len(records), dtype=np.int64)
+    s_items = np.arange(len(records), record.size, dtype=np.int64)
+    target = np.array(data.draw(st.lists(st.integers(0, 32), min_size=20, max_size=20)), np.int64)
+    by_sorting = bulk._pairs_by_sorting(record, key_of, keys, h_items, s_items, target)
+    rows = record[h_items]
+    first = np.ones(rows.size, np.bool_)
+    first[1:] = rows[1:] != rows[:-1]
+    if rows.size:
+        by_table = bulk._pairs_by_table(rows, first, key_of, keys, h_items, s_items, target)
+    else:
+        by_table = by_sorting
+    found = by_sorting[0]
+    assert (by_table[0] == found).all() and (by_table[2] == by_sorting[2]).all()
+    once = found & ~by_sorting[2]
+    assert (by_table[1][once] == by_sorting[1][once]).all()
+    for i in range(20):  # against a plain search
+        hits = [
+            h
+            for h in h_items.tolist()
+            if record[h] == target[i] and key_of[h] == key_of[s_items[i]]
+        ]
+        assert found[i] == bool(hits) and by_sorting[2][i] == (len(hits) > 1)
+        if len(hits) == 1:
+            assert by_table[1][i] == hits[0]

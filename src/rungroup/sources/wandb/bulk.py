@@ -316,8 +316,8 @@ def _read_step(
 
 #: the low k bytes of a little-endian word, for k = 0 ... 8
 _LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
-#: distinct values found one at a time before sorting the rest (`_distinct`)
-_PEEL = 64
+#: values whose distinct ones the others are looked up among (`_distinct`)
+_SAMPLE = 1024
 
 
 def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bools]:
@@ -355,21 +355,23 @@ def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bool
 
 def _distinct(values: npt.NDArray[np.uint64]) -> tuple[Ints, Ints]:
     """(each value's index among the distinct values, the first position of each distinct
-    value). A handful of keys stand for thousands of items: they are taken one at a time
-    (a pass each over the items left) rather than sorted."""
+    value). A handful of keys stand for thousands of items: the distinct values among the
+    first few are found, and every value is looked up among them (a binary search in a
+    short list, cheaper than sorting them all); values not met yet go round again."""
     codes = np.zeros(values.size, np.int64)
     first: list[int] = []
     index = np.arange(values.size)
     rest = values
-    while rest.size and len(first) < _PEEL:
-        same = rest == rest[0]
-        codes[index[same]] = len(first)
-        first.append(int(index[0]))
-        index, rest = index[~same], rest[~same]
-    if rest.size:
-        _, at, inverse = np.unique(rest, return_index=True, return_inverse=True)
-        codes[index] = len(first) + inverse.reshape(-1)
+    while rest.size:
+        found, at = np.unique(rest[:_SAMPLE], return_index=True)
+        position = np.minimum(np.searchsorted(found, rest), found.size - 1)
+        hit = found[position] == rest
+        if 2 * int(np.count_nonzero(hit)) < rest.size:  # many keys: sorting pays
+            found, at, inverse = np.unique(rest, return_index=True, return_inverse=True)
+            position, hit = inverse.reshape(-1), np.ones(rest.size, np.bool_)
+        codes[index[hit]] = len(first) + position[hit]
         first.extend(index[at].tolist())
+        index, rest = index[~hit], rest[~hit]
     return codes, np.asarray(first, np.int64)
 
 
@@ -792,16 +794,9 @@ def _same_items(
     history record `target` (the same key bytes, key tag, length and value bytes make the
     same content), and where that is not clear (a key twice in the row, a long value)."""
     keys = int(key_of.max()) + 1 if key_of.size else 1
-    h_pair = items.record[h_items] * keys + key_of[h_items]
-    order = np.argsort(h_pair, kind="stable")
-    pairs = h_pair[order]
-    twice = pairs[1:][pairs[1:] == pairs[:-1]]
-    s_pair = target * keys + key_of[s_items]
-    at = np.minimum(np.searchsorted(pairs, s_pair), max(pairs.size - 1, 0))
-    found = pairs[at] == s_pair
-    match = h_items[order[at]]
+    found, match, twice = _find_pairs(items.record, key_of, keys, h_items, s_items, target)
     length = items.end - items.start
-    unclear = found & (np.isin(s_pair, twice) | (items.value_length[s_items] > _MAX_ITEM))
+    unclear = found & (twice | (items.value_length[s_items] > _MAX_ITEM))
     same = found & ~unclear & (items.key_parts[s_items] == 1)
     same &= buf[items.start[s_items]] == buf[items.start[match]]  # `key` or `nested_key`
     same &= (length[s_items] == length[match]) & (
@@ -816,6 +811,55 @@ def _same_items(
             items.value_length[s_items[check]],
         )
     return same, unclear
+
+
+def _find_pairs(
+    record: Ints, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """For each summary item, whether history record `target` has an item with its key,
+    such an item, and whether it has more than one (a table of rows by keys when
+    that is small: a few keys for thousands of rows, as usual; else sorted pairs)."""
+    rows = record[h_items]
+    if rows.size and (rows[1:] >= rows[:-1]).all():
+        first = np.ones(rows.size, np.bool_)
+        first[1:] = rows[1:] != rows[:-1]
+        if first.sum() * keys <= 4 * (h_items.size + s_items.size) + 4096:
+            return _pairs_by_table(rows, first, key_of, keys, h_items, s_items, target)
+    return _pairs_by_sorting(record, key_of, keys, h_items, s_items, target)
+
+
+def _pairs_by_table(
+    rows: Ints, first: Bools, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """`_find_pairs` for history items in record order (`rows`, `first` of each record)."""
+    distinct = rows[first]
+    row_of = np.cumsum(first) - 1
+    flat = row_of * keys + key_of[h_items]
+    table = np.full(distinct.size * keys, -1, np.int64)
+    table[flat] = h_items  # (which item of a key twice in a row: unclear, either way)
+    counts = np.bincount(flat, minlength=distinct.size * keys)
+    at = np.minimum(np.searchsorted(distinct, target), distinct.size - 1)
+    s_flat = np.where(distinct[at] == target, at * keys + key_of[s_items], -1)
+    match = np.where(s_flat >= 0, table[s_flat], -1)
+    found = match >= 0
+    return found, np.maximum(match, 0), found & (counts[s_flat] > 1)
+
+
+def _pairs_by_sorting(
+    record: Ints, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """`_find_pairs` for any history items, by their sorted (record, key) pairs."""
+    if h_items.size == 0:
+        none = np.zeros(s_items.size, np.bool_)
+        return none, np.zeros(s_items.size, np.int64), none
+    h_pair = record[h_items] * keys + key_of[h_items]
+    order = np.argsort(h_pair, kind="stable")
+    pairs = h_pair[order]
+    s_pair = target * keys + key_of[s_items]
+    at = np.minimum(np.searchsorted(pairs, s_pair), pairs.size - 1)
+    found = pairs[at] == s_pair
+    twice = found & np.isin(s_pair, pairs[1:][pairs[1:] == pairs[:-1]])
+    return found, h_items[order[at]], twice
 
 
 def _row_items(payload: bytes, items: _Items, record: int) -> set[bytes]:
