@@ -179,6 +179,19 @@ def test_the_worker_is_ended_when_the_reader_stops_early(
     started[0].wait(timeout=10)
 
 
+def test_more_cores_more_workers(
+    folder: Path,
+    started: list[subprocess.Popen[bytes]],
+    received: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "_cores", lambda: 3)
+    together = _load(folder)
+    assert len(started) == 2 and received
+    assert all(worker.returncode == 0 for worker in started)
+    _assert_same(together, _alone_load(folder, monkeypatch))
+
+
 def test_small_folders_start_no_worker(
     folder: Path, started: list[subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

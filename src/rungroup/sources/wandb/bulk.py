@@ -335,7 +335,7 @@ def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bool
     columns = []
     with np.errstate(over="ignore"):
         for offset in range(0, max(int(length.max()), 1), 8):
-            low = _LOW_BYTES[np.clip(length - offset, 0, 8)]
+            low = _LOW_BYTES[np.maximum(np.minimum(length - offset, 8), 0)]
             column = words[np.minimum(start + offset, words.size - 1)] & low
             columns.append(column)
             hashed = (hashed ^ column) * _MIX
@@ -413,7 +413,7 @@ def _word_matrix(buf: Bytes, start: Ints, length: Ints, width: int) -> npt.NDArr
     words = _words(buf, "<u8")
     out = np.empty((start.size, width // 8), np.uint64)
     for column, offset in enumerate(range(0, width, 8)):
-        low = _LOW_BYTES[np.clip(length - offset, 0, 8)]
+        low = _LOW_BYTES[np.maximum(np.minimum(length - offset, 8), 0)]
         out[:, column] = words[np.minimum(start + offset, words.size - 1)] & low
     return out
 
@@ -426,7 +426,7 @@ def _same_bytes(buf: Bytes, a: Ints, b: Ints, length: Ints) -> Bools:
     which = np.arange(a.size)
     offset = 0
     while which.size:
-        low = _LOW_BYTES[np.clip(length[which] - offset, 0, 8)]
+        low = _LOW_BYTES[np.maximum(np.minimum(length[which] - offset, 8), 0)]
         left = words[np.minimum(a[which] + offset, last)]
         right = words[np.minimum(b[which] + offset, last)]
         same[which] &= ((left ^ right) & low) == 0
@@ -449,6 +449,8 @@ class _Batch:
     first: Ints  # each file's first record
     unsure: Bools  # files to leave to the general decoder
     summary_odd: Bools  # summary records with items this path does not read (by record)
+    is_history: Bools  # by record
+    is_summary: Bools
 
 
 def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]] | None]:
@@ -475,12 +477,15 @@ def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]
     length, content, ok = _varint(buf, np.minimum(tag_at + 1, buf.size - 8))
     # a history or summary record with more fields after it
     unsure[file_of[ours & ~(ok & (content + length == ends))]] = True
+    is_history = ours & (tag == _HISTORY_TAG)
+    is_summary = ours & (tag == _SUMMARY_TAG)
+    odd_summary = np.zeros(ends.size, np.bool_)
     batch = _Batch(
-        payload, buf, starts, ends, content, file_of, first, unsure, np.zeros(ends.size, np.bool_)
-    )
-
-    history = np.nonzero(ours & (tag == _HISTORY_TAG))[0]
-    summary = np.nonzero(ours & (tag == _SUMMARY_TAG))[0]
+        payload, buf, starts, ends, content, file_of, first, unsure, odd_summary, is_history,
+        is_summary,
+    )  # fmt: skip
+    history = np.nonzero(is_history)[0]
+    summary = np.nonzero(is_summary)[0]
     held = np.nonzero(ours)[0]  # in increasing position, as `_read_items` needs
     rows = tag[held] == _HISTORY_TAG
     items, odd, field_step, has_field_step = _read_items(buf, content[held], ends[held], rows)
@@ -489,7 +494,7 @@ def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]
     items.record = held[items.record]
     key_of, key_bytes, keys, zero = _keys(buf, items)
     unsure[file_of[items.record[zero]]] = True
-    in_history = np.isin(items.record, history)
+    in_history = batch.is_history[items.record]
     # "a.b" from `key` and `nested_key` together is not what it seems: the general way
     several = (items.key_parts > 1) & (buf[items.start] == 0x0A)
     unsure[file_of[items.record[in_history & several]]] = True
@@ -696,7 +701,7 @@ def _apply_in_order(
     slot = np.concatenate((np.arange(summary.size), np.full(others.size, -1)))[order]
     record = record[order]
     bounds = np.searchsorted(file_of[record], np.arange(len(runs) + 1))
-    summary_items = np.nonzero(np.isin(items.record, summary))[0]
+    summary_items = np.nonzero(batch.is_summary[items.record])[0]
     item_bounds = np.searchsorted(items.record[summary_items], summary)
     item_ends = np.append(item_bounds[1:], summary_items.size)
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)
@@ -761,13 +766,13 @@ def _repeats_next_row(
     `offline._auto_summary` decides: every item not of a `_` key has the bytes of an item
     of that row. Records it decides otherwise (odd items, long lengths) are marked False
     here and decided by `_auto_summary` itself."""
-    in_summary = np.isin(items.record, summary)
+    in_summary = batch.is_summary[items.record]
     s_items = np.nonzero(in_summary)[0]
     slot = np.searchsorted(summary, items.record[s_items])
     target = next_row[slot]
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)[key_of[s_items]]
     matched = np.zeros(s_items.size, np.bool_)
-    h_items = np.nonzero(np.isin(items.record, history))[0]
+    h_items = np.nonzero(batch.is_history[items.record])[0]
     # an own key in several parts: `_auto_summary` names it by its first part
     batch.summary_odd[items.record[s_items[own & (items.key_parts[s_items] > 1)]]] = True
     check = np.nonzero(own & (target >= 0))[0]

@@ -1,19 +1,19 @@
-"""Big W&B folders decoded by this process and one worker process together.
+"""Big W&B folders decoded by this process and worker processes together.
 
 Decoding in bulk is numpy and Polars called from Python: threads share one interpreter lock
-and gain nothing. A second process does, but multiprocessing's spawn and forkserver import
-the user's `__main__` again (a script without a main guard runs twice; a notebook's cells
-are not importable), and fork is unsafe once Polars' threads run. So the worker is a fresh
+and gain nothing. Other processes do, but multiprocessing's spawn and forkserver import the
+user's `__main__` again (a script without a main guard runs twice; a notebook's cells are
+not importable), and fork is unsafe once Polars' threads run. So a worker is a fresh
 interpreter started as ``python -m rungroup.sources.wandb.worker`` (`worker.py`), with this
 rungroup first on its path, which imports nothing of the user's.
 
-The files are cut into batches; this process decodes them from the front, the worker from
-the back (a thread here hands it one batch at a time and keeps one more waiting), until they
-meet: however busy either core is, neither waits for the other. A worker that cannot start,
-fails or dies leaves its batches to this process, which decodes them as it would without
-one; a file the worker cannot decode in bulk is decoded here the general way (which reports
-what is wrong with it). The worker only starts for folders big enough to repay its start
-(about half a second) and on machines with more than one core for this process.
+The files are cut into batches; this process decodes them from the front, the workers from
+the back (a thread here hands each one batch at a time and keeps one more waiting), until
+they meet: however busy the cores are, no one waits for another. A worker that cannot start,
+fails or dies leaves its batches to this process, which decodes them as it would alone; a
+file a worker cannot decode in bulk is decoded here the general way (which reports what is
+wrong with it). Workers start only for folders big enough to repay their start (about half
+a second), one for each core this process may use besides its own (at most `MAX_WORKERS`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from rungroup.sources.runrecords import warn
 if TYPE_CHECKING:
     from rungroup.sources.wandb.offline import _Run
 
-__all__ = ["MIN_BYTES", "read_runs"]
+__all__ = ["MAX_WORKERS", "MIN_BYTES", "read_runs", "worker_command"]
 
 #: files read together (by this process or the worker)
 BATCH = 16
-#: folders smaller than this are decoded here alone: the worker's start would not pay
+#: folders smaller than this are decoded here alone: a worker's start would not pay
 MIN_BYTES = 96 << 20
+#: workers at most (each holds its own numpy and Polars, about 150 MB)
+MAX_WORKERS = 4
 
 Batch = list[Path]
 Decoded = list[tuple[Path, "_Run | None"]]
@@ -52,41 +54,49 @@ def read_runs(
     `decode_here` decodes a batch in this process (in bulk where it can), `decode_general`
     one file the general way."""
     batches = [files[at : at + BATCH] for at in range(0, len(files), BATCH)]
-    worker = _start_worker() if len(batches) > 1 and _worth_a_worker(files) else None
-    if worker is None:
+    wanted = min(_workers_wanted(files), len(batches) - 1)
+    workers = [w for w in (_start_worker() for _ in range(wanted)) if w is not None]
+    if not workers:
         for batch in batches:
             yield from decode_here(batch)
         return
     share = _Share(len(batches))
-    feeder = _Feeder(worker, batches, share)
-    thread = threading.Thread(target=feeder.run, name="rungroup-wandb-worker", daemon=True)
-    thread.start()
+    feeders = [_Feeder(worker, batches, share) for worker in workers]
+    threads = [
+        threading.Thread(target=feeder.run, name="rungroup-wandb-worker", daemon=True)
+        for feeder in feeders
+    ]
+    for thread in threads:
+        thread.start()
     try:
         while (index := share.take_front()) is not None:
             yield from decode_here(batches[index])
-        thread.join()
+        for thread in threads:
+            thread.join()
+        replies = {i: reply for feeder in feeders for i, reply in feeder.replies.items()}
         for index in range(share.front, len(batches)):
-            reply = feeder.replies.get(index)
-            if reply is None:  # the worker failed before it answered
+            reply = replies.get(index)
+            if reply is None:  # its worker failed before it answered
                 yield from decode_here(batches[index])
             else:
                 yield from _received(batches[index], reply, decode_general)
     finally:
-        feeder.stop()
-        thread.join()
+        for feeder in feeders:
+            feeder.stop()
+        for thread in threads:
+            thread.join()
 
 
-def _worth_a_worker(files: list[Path]) -> bool:
+def _workers_wanted(files: list[Path]) -> int:
+    """Workers worth starting: one a core besides this process's (up to `MAX_WORKERS`),
+    none for a folder smaller than `MIN_BYTES`."""
     # an interpreter embedded in another program (sys.executable is that program) has none
     # to start
     if not Path(sys.executable or "").name.lower().startswith(("python", "pypy")):
-        return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+        return 0
+    cores = _cores()
     if cores < 2:
-        return False
+        return 0
     total = 0
     for path in files:
         try:
@@ -94,8 +104,16 @@ def _worth_a_worker(files: list[Path]) -> bool:
         except OSError:
             continue
         if total >= MIN_BYTES:
-            return True
-    return False
+            return min(cores - 1, MAX_WORKERS)
+    return 0
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def worker_command() -> list[str]:
