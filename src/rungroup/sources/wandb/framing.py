@@ -20,6 +20,7 @@ damaged; the general decoder then reports it.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import struct
 import zlib
@@ -159,8 +160,10 @@ def _chunk_heads(data: bytes, buf: Bytes) -> Ints | None:
     end, a header cut short)."""
     size = len(data)
     candidates, after, stretch_end = _candidates(buf)
-    count = candidates.size
+    listed = candidates.tolist()  # searched from Python: a list is cheaper than numpy
+    count = len(listed)
     heads: list[Ints] = []
+    walked: list[int] = []  # chunks walked in Python since the last stretch
     unpack = _CHUNK.unpack_from
     pos = HEADER_SIZE
     while pos < size:
@@ -168,9 +171,12 @@ def _chunk_heads(data: bytes, buf: Bytes) -> Ints | None:
         if left < CHUNK_HEADER:
             pos += left  # padding
             continue
-        k = int(np.searchsorted(candidates, pos)) if count else 0
-        if k < count and candidates[k] == pos:
+        k = bisect.bisect_left(listed, pos)
+        if k < count and listed[k] == pos:
             last = int(stretch_end[k])
+            if walked:
+                heads.append(np.asarray(walked, np.int64))
+                walked = []
             heads.append(candidates[k : last + 1])
             pos = int(after[last])
             continue
@@ -180,8 +186,10 @@ def _chunk_heads(data: bytes, buf: Bytes) -> Ints | None:
         end = pos + CHUNK_HEADER + length
         if kind == 0 or end > pos + left or end > size:
             return None
-        heads.append(np.asarray([pos], np.int64))
+        walked.append(pos)
         pos = end
+    if walked:
+        heads.append(np.asarray(walked, np.int64))
     if not heads:
         return np.zeros(0, np.int64)
     return np.concatenate(heads) if len(heads) > 1 else heads[0]

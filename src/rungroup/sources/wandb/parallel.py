@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_WORKERS", "MIN_BYTES", "read_runs", "worker_command"]
 
 #: files read together (by this process or the worker)
-BATCH = 16
+BATCH = 8
 #: folders smaller than this are decoded here alone: a worker's start would not pay
 MIN_BYTES = 96 << 20
 #: workers at most (each holds its own numpy and Polars, about 150 MB)
