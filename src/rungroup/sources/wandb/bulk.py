@@ -551,7 +551,7 @@ def _history_points(
     key = key_of[where]
     value = values[where]
     is_plain = plain[where]
-    row_of = np.searchsorted(history, items.record[where])
+    row_of = _positions(history, batch.ends.size)[items.record[where]]
     names = (_STEP, _RUNTIME, _TIMESTAMP)
     code = {name: keys.index(name) if name in keys else -1 for name in names}
     is_step, is_runtime, is_stamp = (key == code[name] for name in names)
@@ -768,7 +768,7 @@ def _repeats_next_row(
     here and decided by `_auto_summary` itself."""
     in_summary = batch.is_summary[items.record]
     s_items = np.nonzero(in_summary)[0]
-    slot = np.searchsorted(summary, items.record[s_items])
+    slot = _positions(summary, batch.ends.size)[items.record[s_items]]
     target = next_row[slot]
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)[key_of[s_items]]
     matched = np.zeros(s_items.size, np.bool_)
@@ -786,8 +786,8 @@ def _repeats_next_row(
     missing = np.bincount(slot, weights=(own & ~matched).astype(np.float64), minlength=summary.size)
     # `_len_fields` reads item lengths of at most two bytes; a longer one it leaves to
     # `_auto_summary`, which then answers False
-    long_header = np.zeros(summary.size, np.bool_)
-    np.logical_or.at(long_header, slot, items.header[s_items] > 3)
+    long = (items.header[s_items] > 3).astype(np.float64)
+    long_header = np.bincount(slot, weights=long, minlength=summary.size) > 0
     auto: Bools = (count > 0) & (missing == 0) & ~batch.summary_odd[summary] & ~long_header
     return auto
 
@@ -865,6 +865,14 @@ def _pairs_by_sorting(
     found = pairs[at] == s_pair
     twice = found & np.isin(s_pair, pairs[1:][pairs[1:] == pairs[:-1]])
     return found, h_items[order[at]], twice
+
+
+def _positions(records: Ints, count: int) -> Ints:
+    """Each of `count` records' position in the sorted `records` (-1 if not there): a
+    look-up for many items, cheaper than a binary search each."""
+    position = np.full(count, -1, np.int64)
+    position[records] = np.arange(records.size)
+    return position
 
 
 def _row_items(payload: bytes, items: _Items, record: int) -> set[bytes]:
