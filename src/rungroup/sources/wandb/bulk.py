@@ -390,15 +390,20 @@ def _plain_numbers(buf: Bytes, start: Ints, length: Ints) -> tuple[npt.NDArray[n
     (`offline._json`, then float: one without '.', 'e' or 'E' goes through Python's int, so
     `-0` is 0), and which are."""
     width = max(-(-int(length.max()) // 8) * 8 if length.size else 8, 8)
-    rows = _word_matrix(buf, start, length, width).view(f"S{width}").ravel()
-    text = pl.Series(rows).cast(pl.String, strict=False)
-    frame = pl.DataFrame({"text": text}).select(
-        plain=pl.col("text").str.contains(_NUMBER).fill_null(False),
-        number=pl.col("text").cast(pl.Float64, strict=False).fill_null(np.nan),
+    matrix = _word_matrix(buf, start, length, width).view(np.uint8).reshape(-1, width)
+    # the rows as a list of bytes each, cut to their lengths: binary values as Polars makes
+    # them from numpy's bytes (which is eight times slower)
+    rows = pl.Series(matrix).cast(pl.List(pl.UInt8))
+    frame = (
+        pl.DataFrame({"row": rows, "length": length})
+        .select(text=pl.col("row").list.head(pl.col("length")).cast(pl.Binary))
+        .select(text=pl.col("text").cast(pl.String, strict=False))
+        .select(
+            plain=pl.col("text").str.contains(_NUMBER).fill_null(False),
+            number=pl.col("text").cast(pl.Float64, strict=False).fill_null(np.nan),
+        )
     )
     plain = frame["plain"].to_numpy().copy()
-    # a value ending in a zero byte is not a number (the rows lose trailing zero bytes)
-    plain &= buf[np.maximum(start + length - 1, 0)] != 0
     number = np.where(plain, frame["number"].to_numpy(), np.nan)
     for i in np.flatnonzero((number == 0) & np.signbit(number)).tolist():
         raw = bytes(buf[start[i] : start[i] + length[i]])

@@ -128,6 +128,8 @@ def _start_worker() -> subprocess.Popen[bytes] | None:
     here = str(Path(rungroup.__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    # the cores are shared out by processes: Polars' own threads would only contend
+    env.setdefault("POLARS_MAX_THREADS", "1")
     try:
         return subprocess.Popen(
             worker_command(),
