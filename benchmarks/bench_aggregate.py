@@ -8,7 +8,9 @@
    points=1500)`: median wall time over cold calls (after one warm-up; `aggregate()` keeps
    nothing between calls), and the peak memory of a cold call above what the process held
    before it, next to the size of the input history. Also the warm case a widget meets: the
-   same runs regrouped (by `config.seed`, then `group`) through one `engine.Workspace`.
+   same runs regrouped (by `config.seed`, then `group`) through one `engine.Workspace`, and
+   runs hidden one more at a time in it, as the widget's eye does (`--widget-only`: these two
+   warm cases alone).
 2. The same computation hand-written in pandas (from a pandas frame already in memory):
    bin the steps, mean per (run, bin), then mean, std and count per (group, bin).
 3. seaborn.lineplot(x="step", y="value", hue="group", errorbar="sd") on a 1 M point subset
@@ -112,6 +114,22 @@ def time_regroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
             gc.collect()
             began = time.perf_counter()
             workspace.aggregate(**{**fields, "group_by": groupings[i % 2]})
+            timings.append(time.perf_counter() - began)
+    return timings
+
+
+def time_hide(runs: Any, repeats: int, **fields: Any) -> list[float]:
+    """Warm calls, as a widget hiding runs makes them: one more run hidden each time."""
+    from rungroup.engine import Workspace
+
+    ids = list(runs.ids)
+    with Workspace(runs) as workspace:
+        workspace.aggregate(**fields)
+        timings = []
+        for i in range(repeats):
+            gc.collect()
+            began = time.perf_counter()
+            workspace.aggregate(**fields, hidden=frozenset(ids[: i + 1]))
             timings.append(time.perf_counter() - began)
     return timings
 
@@ -243,6 +261,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--widget-only", action="store_true", help="only the warm regroup and hide cases"
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--smoothing", choices=list(SMOOTHINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,8 +276,17 @@ def main() -> None:
     points = runs * steps
 
     made = runs_object(runs, steps)
+    if args.widget_only:
+        regroup, hide = time_regroup(made, repeats, **FIELDS), time_hide(made, repeats, **FIELDS)
+        print(
+            f"{points / 1e6:g} M points, median of {repeats}: regrouped "
+            f"{statistics.median(regroup):.3f} s, one more run hidden "
+            f"{statistics.median(hide):.3f} s ({', '.join(f'{t:.3f}' for t in hide)})"
+        )
+        return
     ours = time_rungroup(made, repeats, **FIELDS)
     regroup = time_regroup(made, repeats, **FIELDS)
+    hide = time_hide(made, repeats, **FIELDS)
     smoothed = {
         label: time_rungroup(
             made, max(3, repeats // 2), **FIELDS, smoothing=kind, smoothing_param=param
@@ -286,6 +316,7 @@ def main() -> None:
             med(ours),
         ),
         ("the same, regrouped (matrices kept from the call before)", med(regroup)),
+        ("the same, one more run hidden (matrices kept with none hidden)", med(hide)),
         ("pandas groupby, mean/std/count only", med(pandas_times)),
         ("pandas groupby, the same statistics as aggregate() but IQM", med(pandas_all_times)),
         (f"rungroup.aggregate, {subset_label}, exact", med(ours_subset)),

@@ -38,6 +38,8 @@ export interface Probe {
   /** The series hovered ("" for none) and the series listed in the crosshair's tooltip. */
   hover: string;
   tips: number;
+  /** Points of the hovered series drawn over the others (0 when none is). */
+  emphasised: number;
   /** Each series' drawn line colour, and the panels' boxes in page coordinates. */
   strokes: Record<string, string>;
   /** Dashed stretches drawn (where a series has fewer runs than its most). */
@@ -85,6 +87,7 @@ export function attachProbe(root: HTMLElement, scene: () => SceneFacts): Probe {
     paintMs: 0,
     phases: {},
     hover: "",
+    emphasised: 0,
     tips: 0,
     strokes: {},
     dashed: 0,

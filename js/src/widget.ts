@@ -45,6 +45,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     chart.highlight(series);
     table.highlight(series);
     probe.hover = series ?? "";
+    probe.emphasised = chart.emphasised;
     probe.tips = chart.tips();
   };
   const table: RunsTable = new RunsTable({

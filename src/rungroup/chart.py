@@ -13,10 +13,10 @@ series is one run, whose band has collapsed onto its line, so only lines are dra
   ``chart(frame).save("a.png")``.
 - `widget_spec(frame, view)` is the Explorer's spec, built for the browser that feeds it
   Arrow rows (docs/widget.md, "Charts"): one dataset per panel (and per layer of a group
-  page) listed in ``usermeta.rungroup.datasets``, a tooltip dataset per panel filled with the
-  hovered series' rows, the ``rg_hover`` parameter and the dimming it drives, the colour order
-  as a data field (``rg_order``) and fixed view names, so that the spec depends on the
-  chart's shape and not on which runs form which series. On a group page each panel also
+  page) listed in ``usermeta.rungroup.datasets``, the parameters the browser sets (isolated
+  series, band opacity), the colour order as a data field (``rg_order``) and fixed view
+  names, so that the spec depends on the chart's shape and not on which runs form which
+  series. On a group page each panel also
   draws the group's runs as thin lines under the group's line and band.
 
 Both are built by the same panel code with Altair and turned into a dict once; nothing edits
@@ -44,8 +44,6 @@ DATA_NAME = "rungroup"
 CHART_COLUMNS = ("series", "metric", "x", "line", "lower", "upper", "n")
 BAND_OPACITY = 0.2
 
-#: The widget spec's parameter naming the hovered series (or run), set by the browser.
-HOVER_PARAM = "rg_hover"
 #: Data field holding each series' place in the colour order (see `rungroup.widget.payload`).
 ORDER_FIELD = "rg_order"
 #: Datasets of the widget spec: one per panel and layer.
@@ -71,9 +69,6 @@ THIN_PART = 2
 BAND_PARAM = "rg_band"
 
 _X_TITLES = {"step": "step", "time": "time (s)", "timestamp": "time"}
-#: Hover dimming: a series that is not hovered keeps this share of its opacity.
-_DIMMED = 0.15
-_NOT_HOVERED = f"{HOVER_PARAM} !== null && datum.series !== {HOVER_PARAM}"
 _NOT_ISOLATED = f"{ISOLATED_PARAM} !== null && indexof({ISOLATED_PARAM}, datum.series) < 0"
 #: The share of the band's opacity where a series has fewer runs than its most.
 _THIN_BAND = 0.35
@@ -289,21 +284,15 @@ class WidgetSpec:
 
 
 def _opacity(level: float | str, rest: float | str) -> dict[str, Any]:
-    """Dimmed while another series is hovered, `rest` for a series left out by the legend's
-    isolation, else `level` (a number, or an expression of the browser's parameters)."""
+    """`rest` for a series left out by the legend's isolation, else `level` (a number, or an
+    expression of the browser's parameters). A hovered series is brought forward by the
+    browser over the drawn chart (js/src/chart/emphasis.ts), not by the spec: a parameter
+    here would have Vega encode and paint every item of every panel again on each hover."""
 
-    def value(v: float | str, share: float = 1.0) -> Any:
-        if isinstance(v, str):
-            return {"expr": v if share == 1.0 else f"({v}) * {share}"}
-        return round(v * share, 3)
+    def value(v: float | str) -> Any:
+        return {"expr": v} if isinstance(v, str) else v
 
-    return {
-        "condition": [
-            {"test": _NOT_HOVERED, "value": value(level, _DIMMED)},
-            {"test": _NOT_ISOLATED, "value": value(rest)},
-        ],
-        "value": value(level),
-    }
+    return {"condition": [{"test": _NOT_ISOLATED, "value": value(rest)}], "value": value(level)}
 
 
 class _Datasets:
@@ -326,17 +315,6 @@ def _named(name: str) -> alt.Chart:
     return alt.Chart(data)
 
 
-#: A group page's run lines: a hovered run (its table row or its line) comes forward, the
-#: other series dim.
-_RUNS_OPACITY = {
-    "condition": [
-        {"test": f"{HOVER_PARAM} !== null && datum.run === {HOVER_PARAM}", "value": 1.0},
-        {"test": _NOT_HOVERED, "value": 0.1},
-    ],
-    "value": 0.4,
-}
-
-
 def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.Chart:
     """A group page's thin run lines, one per run, in the group's colour."""
     y = alt.Y("line:Q", title=y_title(metric, axes.view), scale=axes.y_scale)
@@ -352,7 +330,6 @@ def _runs_layer(axes: _Axes, metric: str, base: alt.Chart, number: int) -> alt.C
             y=y,
             color=axes.path_colour,
             detail="run:N",
-            opacity=_RUNS_OPACITY,
             tooltip=tooltip,
         )
         .properties(name=f"{RUNS_UNIT}_{number}")
@@ -526,7 +503,6 @@ def widget_spec(
         *panels,
         columns=columns,
         params=[
-            alt.VariableParameter(name=HOVER_PARAM, value=None),
             alt.VariableParameter(name=ISOLATED_PARAM, value=None),
             alt.VariableParameter(name=BAND_PARAM, value=BAND_OPACITY),
         ],

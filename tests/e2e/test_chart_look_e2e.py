@@ -166,6 +166,14 @@ def test_screenshots_light_and_dark(lab: Any, width: int) -> None:
         page.locator(WIDGET).scroll_into_view_if_needed()
         page.mouse.move(0, 0)
         page.locator(WIDGET).screenshot(path=str(LOOK / f"{name}-{width}.png"))
+        # a group's row hovered: its series drawn over the others, washed back in the theme
+        page.hover(f"{WIDGET} .rg-tr.rg-group >> nth=1")
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel).rungroupProbe.emphasised > 0", arg=WIDGET
+        )
+        # the page as it is (an element screenshot would scroll it from under the pointer)
+        page.screenshot(path=str(LOOK / f"hover-{name}-{width}.png"))
+        page.mouse.move(0, 0)
     before = renders(page)
     set_theme(page, "JupyterLab Light")
     page.wait_for_timeout(800)
@@ -226,7 +234,7 @@ def test_panels_fill_the_widget_and_nothing_sticks_out(lab: Any, width: int) -> 
     page.locator(WIDGET).scroll_into_view_if_needed()
     widget = page.locator(WIDGET).bounding_box()
     chart = page.locator(f"{WIDGET} .rg-chart").bounding_box()
-    canvas = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    canvas = page.locator(f"{WIDGET} .rg-chart canvas.marks").bounding_box()
     legend = page.locator(f"{WIDGET} .rg-legend").bounding_box()
     assert widget and chart and canvas and legend
     right = widget["x"] + widget["width"]
@@ -234,7 +242,7 @@ def test_panels_fill_the_widget_and_nothing_sticks_out(lab: Any, width: int) -> 
     assert legend["x"] + legend["width"] <= right + 1, "the legend extends past the widget"
     panels = page.evaluate(
         "(sel) => { const el = document.querySelector(sel);"
-        " const box = el.querySelector('.rg-chart canvas').getBoundingClientRect();"
+        " const box = el.querySelector('.rg-chart canvas.marks').getBoundingClientRect();"
         " return box.width; }",
         WIDGET,
     )
@@ -249,7 +257,7 @@ def test_dragging_the_handle_sets_the_panels_height(lab: Any) -> None:
     page, _ = lab
     page.locator(f"{WIDGET} .rg-chart-resize").scroll_into_view_if_needed()
     first = probe(page)["panels"]
-    before = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    before = page.locator(f"{WIDGET} .rg-chart canvas.marks").bounding_box()
     handle = page.locator(f"{WIDGET} .rg-chart-resize").bounding_box()
     assert before and handle and first
     x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
@@ -258,7 +266,7 @@ def test_dragging_the_handle_sets_the_panels_height(lab: Any) -> None:
     page.mouse.move(x, y + 60, steps=5)
     page.mouse.up()
     page.wait_for_timeout(400)
-    after = page.locator(f"{WIDGET} .rg-chart canvas").bounding_box()
+    after = page.locator(f"{WIDGET} .rg-chart canvas.marks").bounding_box()
     assert after and after["height"] > before["height"] + 60  # every row of panels grew
 
 

@@ -332,6 +332,7 @@ def test_the_group_page_shows_its_runs_under_its_line(quickstart: Any) -> None:
         "([sel, s]) => document.querySelector(sel).rungroupProbe.hover === s",
         arg=[WIDGET, run_label],
     )
+    assert probe(page)["emphasised"] > 0, "the hovered run's thin line is drawn over the others"
     page.locator(WIDGET).screenshot(path=str(ARTIFACTS / "explorer-group-page.png"))
     page.mouse.move(0, 0)
     act(page, lambda: page.click(f"{WIDGET} .rg-back"))
@@ -340,21 +341,29 @@ def test_the_group_page_shows_its_runs_under_its_line(quickstart: Any) -> None:
 
 
 def test_hovering_a_table_row_emphasises_its_series(quickstart: Any) -> None:
-    page, _ = quickstart
+    page, kernel = quickstart
     page.hover(f"{WIDGET} .rg-tr.rg-group >> nth=0")
     hovered = page.locator(f"{WIDGET} .rg-tr.rg-group").first.get_attribute("data-series")
     page.wait_for_function(
         "(sel) => document.querySelector(sel).classList.contains('rg-highlight')",
         arg=f"{WIDGET} .rg-tr.rg-group",
     )
-    # the chart's hover signal names its series (its line and band stay opaque)
+    # the chart brings its series forward: drawn again over the others, which are washed back
     page.wait_for_function(
         "([sel, s]) => document.querySelector(sel).rungroupProbe.hover === s",
         arg=[WIDGET, hovered],
     )
+    state = probe(page)
+    drawn = kernel.eval(f"explorer.aggregated.filter(pl.col('series') == {hovered!r}).height")
+    assert 0 < state["emphasised"] <= drawn, "the hovered series' line is drawn over the view"
+    assert page.is_visible(f"{WIDGET} canvas.rg-emphasis")
     # the crosshair's tooltip is the chart's own: hovering the table lists nothing
-    assert probe(page)["tips"] == 0
+    assert state["tips"] == 0
     page.mouse.move(0, 0)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).rungroupProbe.emphasised === 0", arg=WIDGET
+    )
+    assert page.is_hidden(f"{WIDGET} canvas.rg-emphasis")
 
 
 def download(page: Any, kind: str, name: str) -> Any:

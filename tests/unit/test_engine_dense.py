@@ -221,30 +221,30 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
     regrouped = workspace.aggregate(grouping=False, points=10, band="minmax")
     assert len(reads) == 1  # regrouping reuses the matrices
     workspace.aggregate(group_by=("group",), points=10, hidden=frozenset({"r0"}))
-    assert len(reads) == 2  # other runs shown: read again
+    assert len(reads) == 1  # a run hidden: the others' rows of the kept matrices
     workspace.aggregate(group_by=("group",), align="bucket", points=10)
     workspace.aggregate(grouping=False, align="bucket", points=10)
     workspace.aggregate(group_by=("group",), align="bucket", points=12)
-    assert len(reads) == 2 and len(derivations) == 2  # bins made from the matrices as read
+    assert len(reads) == 1 and len(derivations) == 2  # bins made from the matrices as read
     smoothed = {"smoothing": "gaussian", "smoothing_param": 2.0}
     workspace.aggregate(group_by=("group",), points=10, **smoothed)
     workspace.aggregate(grouping=False, points=10, **smoothed)
     workspace.aggregate(group_by=("group",), points=10, smooth_order="after", **smoothed)
-    assert len(reads) == 2 and len(derivations) == 3  # runs smoothed once; after: not at all
+    assert len(reads) == 1 and len(derivations) == 3  # runs smoothed once; after: not at all
     workspace.aggregate(points=10, smoothing="gaussian", smoothing_param=3.0)
-    assert len(reads) == 2 and len(derivations) == 4  # another smoothing: smoothed again
+    assert len(reads) == 1 and len(derivations) == 4  # another smoothing: smoothed again
     assert first.height and regrouped.height
     assert_same_frames(rg.aggregate(runs, group_by=("group",), points=10), first)
-    assert len(reads) == 3  # aggregate() keeps nothing: its own matrices
+    assert len(reads) == 2  # aggregate() keeps nothing: its own matrices
     rg.aggregate(runs, group_by=("group",), points=10)
-    assert len(reads) == 4
+    assert len(reads) == 3
     twice = Workspace(
         Runs(runs.runs, pl.concat([runs.history.collect(), runs.history.collect().head(1)]))
     )
     twice.aggregate(points=10)
     twice.aggregate(grouping=False, points=10)
     twice.aggregate(align="bucket", points=10)
-    assert len(reads) == 5  # a history that does not fit is not tried again
+    assert len(reads) == 4  # a history that does not fit is not tried again
     workspace.close()
     assert len(workspace._matrices) == 0
 
@@ -292,3 +292,85 @@ def test_blocks_reduced_in_threads_give_the_same_frames(runs: Runs, view: dict[s
         both_paths(runs, **view)
     finally:
         dense._PARALLEL_CELLS = threshold
+
+
+def _prepared_equal(got: dense.Prepared, expected: dense.Prepared) -> None:
+    assert np.array_equal(got.run_codes, expected.run_codes)
+    assert np.array_equal(got.metric_codes, expected.metric_codes)
+    for a, b in zip(got.matrices, expected.matrices, strict=True):
+        assert np.array_equal(a.x, b.x)
+        assert np.array_equal(a.values, b.values, equal_nan=True)
+        # None stands for "no value dropped" and "every cell logged"
+        shape = a.values.shape
+        for field, full in (
+            ("dropped", np.zeros(shape, dtype=np.int64)),
+            ("present", np.ones(shape, dtype=bool)),
+        ):
+            left, right = getattr(a, field), getattr(b, field)
+            assert np.array_equal(full if left is None else left, full if right is None else right)
+        assert a.contiguous == b.contiguous
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), VIEWS, st.data())
+def test_hiding_runs_cuts_the_kept_matrices_as_prepare_makes_them(
+    runs: Runs, view: dict[str, Any], data: st.DataObject
+) -> None:
+    """A widget hiding runs: the matrices kept for every run give the others' rows (and only
+    the grid steps they logged), equal to `prepare` reading the history for them alone; and
+    the aggregate equals the general path's."""
+    hidden = frozenset(data.draw(st.sets(st.sampled_from(runs.ids), max_size=len(runs.ids) - 1)))
+    shown = rg.View(**view)
+    matrices = dense.Matrices(runs)
+    every = matrices.prepared(shown, group_runs(runs, shown), list(runs.metrics))
+    with_hidden = shown.replace(hidden=hidden)
+    grouping = group_runs(runs, with_hidden)
+    found = matrices.prepared(with_hidden, grouping, list(runs.metrics))
+    expected = dense.prepare(runs, grouping, list(runs.metrics), None)
+    if found is None or expected is None:
+        assert found is None or every is not None
+        return
+    bins = with_hidden.points if with_hidden.align == "bucket" else None
+    _prepared_equal(found[0], dense._derived(expected, bins, None))
+    event("cut from the kept matrices" if every is not None else "read")
+    with Workspace(runs) as workspace:
+        workspace.aggregate(shown)
+        got = workspace.aggregate(with_hidden)
+    with general_path():
+        assert_same_frames(got, rg.aggregate(runs, **view, hidden=hidden))
+
+
+def test_hiding_runs_of_a_grid_reads_no_history_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _grid_runs("run-metric-step", ragged=True)
+    view = rg.View(points=10, align="bucket")
+    matrices = dense.Matrices(runs)
+    assert matrices.prepared(view, group_runs(runs, view), ["acc", "loss"]) is not None
+
+    def unread(*args: Any) -> None:
+        raise AssertionError("the history was read again")
+
+    monkeypatch.setattr(dense, "prepare", unread)
+    for hidden in ({"r0"}, {"r0", "r1"}, {"r3"}, {"r1", "r2", "r3"}):
+        with_hidden = view.replace(hidden=frozenset(hidden))
+        found = matrices.prepared(with_hidden, group_runs(runs, with_hidden), ["acc", "loss"])
+        assert found is not None
+        assert found[0].matrices[0].values.shape[0] == 4 - len(hidden)
+    # r3 stopped at step 11: with the others hidden the grid is its 12 steps, bucketed anew
+    only_r3 = view.replace(hidden=frozenset({"r0", "r1", "r2"}))
+    found = matrices.prepared(only_r3, group_runs(runs, only_r3), ["acc", "loss"])
+    assert found is not None and found[0].matrices[0].x.max() < 12
+
+
+def test_several_hidden_runs_keep_a_regular_history_on_the_fast_read() -> None:
+    """Hidden runs are blocks of the history with no row: two or more of them do not send a
+    history in run blocks to the cell-by-cell read."""
+    runs = _grid_runs("run-metric-step")
+    view = rg.View(points=10, hidden=frozenset({"r0", "r2"}))
+    grouping = group_runs(runs, view)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dense, "_scattered", lambda points: pytest.fail("read cell by cell"))
+        made = dense.prepare(runs, grouping, ["acc", "loss"], None)
+    assert made is not None and made.matrices[0].values.shape == (2, 30)
+    assert sorted(made.others.tolist()) == sorted(
+        dense.categorical_codes(runs.history.collect_schema()["run_id"], ["r0", "r2"]).tolist()
+    )

@@ -3,12 +3,12 @@
 // changes; otherwise the existing view gets new data.
 import embed, { type Result, vega } from "vega-embed";
 import { h } from "../dom";
-import { Crosshair, type Tracks, tracksOf } from "./crosshair";
+import { Crosshair, panelsOf, type Tracks, tracksOf } from "./crosshair";
+import { Emphasis } from "./emphasis";
 import { Legend, type LegendData } from "./legend";
 import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } from "./partition";
 import { bandOpacity, themeBackground, themeConfig } from "./theme";
 
-const HOVER_SIGNAL = "rg_hover";
 /** The narrowest a panel may be (its plot area, axes and titles, px); as many columns as fit. */
 export const MIN_PANEL = 320;
 /** What a panel's axes, titles and the gap to the next take beside its plot area (px). */
@@ -40,6 +40,7 @@ export class ChartPanel {
   private readonly notice: HTMLDivElement;
   private readonly handle: HTMLDivElement;
   private readonly crosshair: Crosshair;
+  private readonly emphasis: Emphasis;
   private result: Result | null = null;
   specKey: string | null = null;
   private hoverListeners: ((series: string | null) => void)[] = [];
@@ -77,19 +78,22 @@ export class ChartPanel {
       this.resizing = setTimeout(() => this.fit(), 80);
     });
     this.observer.observe(this.el);
-    this.crosshair = new Crosshair(this.canvasHost, {
+    const shared = {
       view: () => this.view,
       metrics: () => [...new Set(this.datasets.map((d) => String(d.where.metric)))],
-      tracks: () => {
-        if (this.tracks === null) {
-          this.tracks = tracksOf(this.datasets.map((d) => ({ metric: String(d.where.metric), rows: this.held.get(d.name) ?? [] })));
-        }
-        return this.tracks;
-      },
-      legend: () => this.legendData,
+      tracks: () => this.currentTracks(),
       isolated: () => this.legend.isolation,
-      hover: (key) => this.emit(key),
-    });
+    };
+    this.crosshair = new Crosshair(this.canvasHost, { ...shared, legend: () => this.legendData, hover: (key) => this.emit(key) });
+    this.emphasis = new Emphasis(this.canvasHost, { ...shared, background: () => themeBackground(this.root), bandOpacity });
+  }
+
+  /** The drawn rows by panel and series (made when first needed after a data change). */
+  private currentTracks(): Tracks {
+    if (this.tracks === null) {
+      this.tracks = tracksOf(this.datasets.map((d) => ({ metric: String(d.where.metric), rows: this.held.get(d.name) ?? [] })));
+    }
+    return this.tracks;
   }
 
   private legendData: LegendData = { title: "", entries: [] };
@@ -140,7 +144,10 @@ export class ChartPanel {
       // panels of one size share these signals (Vega-Lite's concat of equal panels)
       view.signal("childWidth", this.size.width);
       view.signal("childHeight", this.size.height);
-      void view.resize().runAsync();
+      void view
+        .resize()
+        .runAsync()
+        .then(() => this.emphasis.redraw());
     } catch {
       // panels of their own sizes: embed again
       this.invalidate();
@@ -183,7 +190,7 @@ export class ChartPanel {
     if (!view) return;
     try {
       view.signal(name, value);
-      void view.runAsync();
+      void view.runAsync().then(() => this.emphasis.redraw());
     } catch {
       // a spec without this parameter
     }
@@ -240,9 +247,11 @@ export class ChartPanel {
       // array itself is Vega's own)
       this.held = new Map(datasets.map((d) => [d.name, [...(view.data(d.name) as Row[])]]));
       this.crosshair.attach();
+      this.emphasis.attach();
       this.legend.set(legend);
       view.signal(BAND_SIGNAL, bandOpacity());
       await view.runAsync();
+      this.emphasis.redraw();
       return;
     }
     const view = this.result.view;
@@ -250,6 +259,7 @@ export class ChartPanel {
     for (const [name, next] of parts) this.update(name, columns, next);
     this.legend.set(legend);
     await view.runAsync();
+    this.emphasis.redraw();
   }
 
   /** Give dataset `name` the rows `next` (indexes into `columns`), in place: the tuples Vega
@@ -380,7 +390,7 @@ export class ChartPanel {
     let dashed = 0;
     const panels: { x: number; y: number; width: number; height: number }[] = [];
     const view = this.view;
-    const canvas = this.canvasHost.querySelector("canvas");
+    const canvas = this.canvasHost.querySelector<HTMLCanvasElement>("canvas:not(.rg-emphasis)");
     if (!view || !canvas) return { strokes, dashed, panels };
     type Node = {
       marktype?: string;
@@ -411,17 +421,18 @@ export class ChartPanel {
     visit(root);
     const box = canvas.getBoundingClientRect();
     const [ox, oy] = view.origin();
-    for (const mark of root.items?.[0]?.items ?? []) {
-      const cell = mark.items?.[0];
-      if (!/^concat_\d+_group$/.test(mark.name ?? "") || !cell) continue;
-      panels.push({ x: box.left + ox + (cell.x ?? 0), y: box.top + oy + (cell.y ?? 0), width: cell.width ?? 0, height: cell.height ?? 0 });
-    }
+    for (const { x0, y0, width, height } of panelsOf(view)) panels.push({ x: box.left + ox + x0, y: box.top + oy + y0, width, height });
     return { strokes, dashed, panels };
   }
 
-  /** Emphasise one series (or none) through the signal the Python side added to the spec. */
+  /** Bring one series (or run) forward, or none. */
   highlight(series: string | null): void {
-    this.setSignal(HOVER_SIGNAL, series);
+    this.emphasis.show(series);
+  }
+
+  /** Points of the hovered series drawn over the others (0: none is). */
+  get emphasised(): number {
+    return this.emphasis.drawn;
   }
 
   /** The colour of a series (its group's stable colour, as the legend and lines have it). */

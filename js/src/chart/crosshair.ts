@@ -48,7 +48,7 @@ export function formatValue(value: unknown): string {
   return significant.format(value);
 }
 
-function xNumber(value: unknown): number {
+export function xNumber(value: unknown): number {
   if (value instanceof Date) return value.getTime();
   return typeof value === "number" ? value : Number(value);
 }
@@ -155,7 +155,7 @@ export class Crosshair {
     this.pending = null;
     const view = this.host.view();
     if (!event || !view) return;
-    const canvas = this.el.querySelector("canvas");
+    const canvas = this.el.querySelector<HTMLCanvasElement>("canvas:not(.rg-emphasis)");
     if (!canvas) return this.hide();
     const box = canvas.getBoundingClientRect();
     const [ox, oy] = view.origin();
@@ -250,23 +250,32 @@ export class Crosshair {
   }
 
   /** The panel (a concat cell) under a point of the root group's coordinates. */
-  private panelAt(view: View, px: number, py: number): { index: number; x0: number; y0: number; width: number; height: number } | null {
-    const root = (view.scenegraph() as unknown as { root: SceneMark }).root;
-    const top = root.items?.[0];
-    for (const mark of top?.items ?? []) {
-      const match = /^concat_(\d+)_group$/.exec(mark.name ?? "");
-      const cell = mark.items?.[0];
-      if (!match || !cell) continue;
-      const x0 = cell.x ?? 0;
-      const y0 = cell.y ?? 0;
-      const width = cell.width ?? 0;
-      const height = cell.height ?? 0;
-      if (px >= x0 && px <= x0 + width && py >= y0 && py <= y0 + height) {
-        return { index: Number(match[1]), x0, y0, width, height };
-      }
-    }
-    return null;
+  private panelAt(view: View, px: number, py: number): Panel | null {
+    return panelsOf(view).find(({ x0, y0, width, height }) => px >= x0 && px <= x0 + width && py >= y0 && py <= y0 + height) ?? null;
   }
+}
+
+/** A panel of the view: its number in the spec and its plot area in the root group's
+ * coordinates. */
+export interface Panel {
+  index: number;
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+}
+
+/** The view's panels (its concat cells), from the scenegraph. */
+export function panelsOf(view: View): Panel[] {
+  const root = (view.scenegraph() as unknown as { root: SceneMark }).root;
+  const panels: Panel[] = [];
+  for (const mark of root.items?.[0]?.items ?? []) {
+    const match = /^concat_(\d+)_group$/.exec(mark.name ?? "");
+    const cell = mark.items?.[0];
+    if (!match || !cell) continue;
+    panels.push({ index: Number(match[1]), x0: cell.x ?? 0, y0: cell.y ?? 0, width: cell.width ?? 0, height: cell.height ?? 0 });
+  }
+  return panels;
 }
 
 /** Whether the point `i` of `xs` is at `x` or within half its neighbours' spacing of it. */

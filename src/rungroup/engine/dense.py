@@ -115,7 +115,8 @@ def _smooths_runs(view: View) -> bool:
 class Matrices:
     """The matrices prepared from one `Runs` (its `Workspace` owns them): the last few
     (x, metrics, hidden) combinations as read, what was made of them (per smoothing and bins),
-    and the column slices of each."""
+    and the column slices of each. Hidden runs' combinations are cut from the one with none
+    hidden when it is kept (`_rows_of`): a widget hiding a run does not read the history."""
 
     #: Combinations kept.
     SIZE = 6
@@ -142,6 +143,18 @@ class Matrices:
         runs = self.runs
         read = (view.x, tuple(metrics), view.hidden)
         base = (*read, None, None)
+        bins = view.points if view.align == "bucket" else None
+        smoothing = view if _smooths_runs(view) else None
+        made_of = (bins, None if smoothing is None else (view.smoothing, view.smoothing_param))
+        # Hiding runs: the other runs' rows of the matrices made with none hidden, when those
+        # are kept, instead of the history read again (and, when hiding left every grid step
+        # some run's, of their smoothed or bucketed matrices too: the same bins)
+        unhidden: tuple[Any, ...] = (view.x, tuple(metrics), frozenset())
+        every = self._touched((*unhidden, None, None)) if view.hidden else None
+        if base not in self._kept and every is not None:
+            rows = _rows_of(every, runs, grouping)
+            if rows is not None:
+                self._keep(base, rows)
         if base in self._kept:
             self._kept.move_to_end(base)
             made = self._kept[base]
@@ -154,20 +167,31 @@ class Matrices:
             made = prepare(runs, grouping, metrics, None)
             # kept even when None: a history that does not fit is not read again on the next call
             self._keep(base, made)
-        bins = view.points if view.align == "bucket" else None
-        smoothing = view if _smooths_runs(view) else None
         if made is None:
             return None
         if bins is None and smoothing is None:
             return made, self._slices.setdefault(base, OrderedDict())
-        key = (*read, bins, None if smoothing is None else (view.smoothing, view.smoothing_param))
+        key = (*read, *made_of)
         hit = self._kept.get(key)
         if isinstance(hit, Prepared):
             self._kept.move_to_end(key)
             return hit, self._slices.setdefault(key, OrderedDict())
-        derived = _derived(made, bins, smoothing)
+        derived = None
+        every_derived = self._touched((*unhidden, *made_of)) if every is not None else None
+        if every is not None and every_derived is not None and _same_grids(made, every):
+            derived = _rows_of(every_derived, runs, grouping)
+        if derived is None:
+            derived = _derived(made, bins, smoothing)
         self._keep(key, derived)
         return derived, self._slices.setdefault(key, OrderedDict())
+
+    def _touched(self, key: tuple[Any, ...]) -> Prepared | None:
+        """The matrices kept under `key`, marked as just used; None if none are."""
+        made = self._kept.get(key)
+        if not isinstance(made, Prepared):
+            return None
+        self._kept.move_to_end(key)
+        return made
 
     def _keep(self, key: tuple[Any, ...], made: Prepared | _Pending | None) -> None:
         self._kept[key] = made
@@ -246,6 +270,46 @@ def prepare(
     return _derived(Prepared(tuple(matrices), run_codes, metric_codes, others), bins, smoothing)
 
 
+def _rows_of(every: Prepared, runs: Runs, grouping: Grouping) -> Prepared | None:
+    """The matrices `prepare` makes for the runs of `grouping`, cut from `every`'s (made for
+    a superset of them: the runs with none hidden): their rows, and only the grid steps they
+    logged. None where `prepare` is needed (a run of `grouping` without a row there, a metric
+    none of them logged)."""
+    run_codes = categorical_codes(
+        runs.history.collect_schema()["run_id"], grouping.runs[RUN_KEY].to_list()
+    )
+    if run_codes is None:
+        return None
+    rows = code_positions(run_codes, every.run_codes)
+    if rows.size == 0 or bool((rows < 0).any()):
+        return None
+    matrices = []
+    for matrix in every.matrices:
+        x, values, dropped, present = matrix.x, matrix.values[rows], matrix.dropped, matrix.present
+        dropped = None if dropped is None else dropped[rows]
+        if present is not None:
+            present = present[rows]
+            logged = present.any(axis=0)
+            if not bool(logged.all()):
+                x, values, present = x[logged], values[:, logged], present[:, logged]
+                dropped = None if dropped is None else dropped[:, logged]
+            if bool(present.all()):
+                present = None
+        if x.size == 0:
+            return None
+        if dropped is not None and not bool(dropped.any()):
+            dropped = None
+        matrices.append(MetricMatrix(x, values, dropped, present, _contiguous(present)))
+    left_out = np.setdiff1d(every.run_codes, run_codes)
+    others = np.union1d(every.others, left_out).astype(every.others.dtype, copy=False)
+    return Prepared(tuple(matrices), run_codes, every.metric_codes, others)
+
+
+def _same_grids(made: Prepared, every: Prepared) -> bool:
+    """Whether `made` (rows of `every`) kept every grid step of every metric."""
+    return all(a.x.size == b.x.size for a, b in zip(made.matrices, every.matrices, strict=True))
+
+
 def _derived(made: Prepared, bins: int | None, smoothing: View | None) -> Prepared:
     """`made` with each run smoothed as `smoothing` says, then bucketed into `bins`."""
     if smoothing is None and bins is None:
@@ -286,13 +350,14 @@ def _regular(points: _Points) -> tuple[list[MetricMatrix], np.ndarray] | None:
     if not np.array_equal(changes, np.arange(1, blocks, dtype=changes.dtype) * width):
         return None
     block_runs = code_positions(rc[::width], run_codes)
-    if np.unique(block_runs).size != blocks:
+    wanted = block_runs >= 0
+    # each selected run one block; the runs not selected (hidden) may be any number of blocks
+    if np.unique(block_runs[wanted]).size != int(wanted.sum()):
         return None
     if mc is not None and not bool((mc.reshape(blocks, width) == mc[:width]).all()):
         return None
     if not bool((step.reshape(blocks, width) == step[:width]).all()):
         return None
-    wanted = block_runs >= 0
     if int(wanted.sum()) != n_runs:  # a selected run that logged none of the metrics
         return None
     table = v.reshape(blocks, width)

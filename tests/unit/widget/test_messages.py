@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from widget_helpers import XSS, ask, data_names, make_runs, partition_covers, read, units
 
-from rungroup.chart import HOVER_PARAM, ORDER_FIELD, PART_PREFIX
+from rungroup.chart import BAND_PARAM, ISOLATED_PARAM, ORDER_FIELD, PART_PREFIX
 from rungroup.runs import Runs
 from rungroup.widget import Explorer
 from rungroup.widget import session as session_module
@@ -220,10 +220,12 @@ def test_bytes_per_update_do_not_grow_with_steps() -> None:
     assert len(large_buffers[0]) <= len(small_buffers[0]) * 1.05
 
 
-def test_hover_signal_and_emphasis_are_in_the_spec(widget: Explorer) -> None:
+def test_hovering_needs_nothing_of_the_spec(widget: Explorer) -> None:
+    """The hovered series is drawn over the view by the browser: no parameter of the spec
+    names it, so a hover never makes Vega encode and paint every mark again."""
     spec = widget.spec
-    assert {"name": HOVER_PARAM, "value": None} in spec["params"]
-    assert HOVER_PARAM in json.dumps(spec)
+    assert [p["name"] for p in spec["params"]] == [ISOLATED_PARAM, BAND_PARAM]
+    assert "rg_hover" not in json.dumps(spec)
 
 
 def test_each_panel_reads_a_dataset_of_its_own(widget: Explorer) -> None:
