@@ -459,8 +459,8 @@ class _Batch:
 
 
 def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]] | None]:
-    payload = b"".join(piece for piece, _, _ in framed)
-    buf: Bytes = np.frombuffer(payload + bytes(_PAD), np.uint8)
+    payload = b"".join([*(piece for piece, _, _ in framed), bytes(_PAD)])
+    buf: Bytes = np.frombuffer(payload, np.uint8)
     sizes = np.array([len(piece) for piece, _, _ in framed], np.int64)
     base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     counts = np.array([s.size for _, s, _ in framed], np.int64)

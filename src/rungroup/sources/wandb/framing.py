@@ -47,7 +47,7 @@ Bytes = npt.NDArray[np.uint8]
 #: A file's records: `(piece, starts, ends)`, each record `piece[starts[i]:ends[i]]`, in the
 #: file's order and in increasing position. `piece` is the file's bytes (records read where
 #: they lie, those in fragments joined in place), or all the records joined.
-Framed = tuple[bytes, Ints, Ints]
+Framed = tuple[bytes | bytearray, Ints, Ints]
 
 
 def frame(data: bytes) -> Framed | None:
@@ -151,7 +151,7 @@ def _frame_in_numpy(data: bytes) -> Framed | None:
             piece[at - (b - a) : at] = piece[a:b]  # (the right side is a copy)
             at -= b - a
         record_starts[n] = at
-    return bytes(piece), record_starts, record_ends
+    return piece, record_starts, record_ends
 
 
 def _chunk_heads(data: bytes, buf: Bytes) -> Ints | None:
