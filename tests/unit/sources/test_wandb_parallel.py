@@ -141,8 +141,9 @@ def test_a_damaged_file_the_worker_meets_is_reported_here_by_name(
         "while pickle.load(sys.stdin.buffer) is not None:\n"
         "    pickle.dump(('error', 'ValueError: broken'), sys.stdout.buffer)\n"
         "    sys.stdout.buffer.flush()",
+        "import sys, time; sys.stdin.buffer.read(1); time.sleep(600)",
     ],
-    ids=["exits", "garbage", "error"],
+    ids=["exits", "garbage", "error", "hangs"],
 )
 def test_a_worker_that_fails_leaves_its_files_to_this_process(
     folder: Path,
@@ -152,6 +153,7 @@ def test_a_worker_that_fails_leaves_its_files_to_this_process(
     behaviour: str,
 ) -> None:
     monkeypatch.setattr(parallel, "worker_command", lambda: [sys.executable, "-c", behaviour])
+    monkeypatch.setattr(parallel, "PATIENCE", 1.0)
     together = _load(folder)
     assert len(started) == 1 and not received
     assert started[0].poll() is not None  # not left running

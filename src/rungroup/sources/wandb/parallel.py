@@ -23,6 +23,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ BATCH = 8
 MIN_BYTES = 96 << 20
 #: workers at most (each holds its own numpy and Polars, about 150 MB)
 MAX_WORKERS = 4
+#: seconds a worker may take beyond 20 times this process's time for its batches
+PATIENCE = 30.0
 
 Batch = list[Path]
 Decoded = list[tuple[Path, "_Run | None"]]
@@ -69,10 +72,19 @@ def read_runs(
     for thread in threads:
         thread.start()
     try:
+        began, done = time.perf_counter(), 0
         while (index := share.take_front()) is not None:
             yield from decode_here(batches[index])
-        for thread in threads:
-            thread.join()
+            done += 1
+        # a worker that hangs is ended once it takes far longer than this process did for
+        # as many batches (its batches are then decoded here)
+        each = (time.perf_counter() - began) / max(done, 1)
+        deadline = time.perf_counter() + PATIENCE + 20 * each * (len(batches) - share.front)
+        for feeder, thread in zip(feeders, threads, strict=True):
+            thread.join(max(deadline - time.perf_counter(), 0.0))
+            if thread.is_alive():
+                feeder.stop()
+                thread.join()
         replies = {i: reply for feeder in feeders for i, reply in feeder.replies.items()}
         for index in range(share.front, len(batches)):
             reply = replies.get(index)
