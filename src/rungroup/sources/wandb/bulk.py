@@ -3,11 +3,14 @@
 wandb writes every `log` as three records: a summary record repeating the row, the
 HistoryRecord itself (one item per key: `key` or one `nested_key`, and `value_json`), and a
 summary of its own `_runtime`. Decoded record by record (`offline.apply_records`) that is a
-Python object per record, item and value. Here a file is framed once (the only loop over all
-records in Python), and the items of all its history and summary records are read in
-lockstep with numpy: the k-th item of every record at once. The values are parsed by Polars
-(correctly rounded, as Python's `float` is), and whether a summary record only repeats the
-history row after it (`offline._auto_summary`) is decided by comparing item bytes in bulk.
+Python object per record, item and value. Here the files of a batch are framed in numpy
+(`framing.py`), and the items of all their history and summary records are found at once:
+every 0x0A byte in a message is a candidate item, and the candidates that tile a message
+exactly are its items (a message they do not tile is walked field by field, the k-th field
+of every such message at once). Keys are told apart by hashing their 8-byte words, the
+values parsed by Polars (correctly rounded, as Python's `float` is), and whether a summary
+record only repeats the history row after it (`offline._auto_summary`) is decided by
+comparing item bytes in bulk.
 
 The result is the `_Run` the general decoder makes, bit for bit. Whatever this path cannot
 prove it reads the same way (a damaged or truncated record, fragments out of order, a step
