@@ -16,7 +16,7 @@ The result is the `_Run` the general decoder makes, bit for bit. Whatever this p
 prove it reads the same way (a damaged or truncated record, fragments out of order, a step
 field, a history key in several parts, a `_step`, `_runtime` or `_timestamp` that is not a
 plain number, anything the general decoder would warn about in a history row) makes
-`read_run` return None, and the file is read the general way, which reports it.
+`read_runs` give None for the file, which is then read the general way (which reports it).
 """
 
 from __future__ import annotations
