@@ -101,37 +101,32 @@ def time_rungroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
     return timings
 
 
-def time_regroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
-    """Warm calls, as a widget makes them: the same runs in one workspace, the grouping changed
-    each time."""
+def time_warm(runs: Any, repeats: int, change: Any, **fields: Any) -> list[float]:
+    """Warm calls, as a widget makes them: the same runs in one workspace, after a first
+    call with `fields`, each call with `fields` changed by `change(i)`."""
     from rungroup.engine import Workspace
 
-    groupings = [("config.seed",), ("group",)]
     with Workspace(runs) as workspace:
         workspace.aggregate(**fields)
         timings = []
         for i in range(repeats):
             gc.collect()
             began = time.perf_counter()
-            workspace.aggregate(**{**fields, "group_by": groupings[i % 2]})
+            workspace.aggregate(**{**fields, **change(i)})
             timings.append(time.perf_counter() - began)
     return timings
+
+
+def time_regroup(runs: Any, repeats: int, **fields: Any) -> list[float]:
+    """The grouping changed at each call."""
+    groupings = [("config.seed",), ("group",)]
+    return time_warm(runs, repeats, lambda i: {"group_by": groupings[i % 2]}, **fields)
 
 
 def time_hide(runs: Any, repeats: int, **fields: Any) -> list[float]:
-    """Warm calls, as a widget hiding runs makes them: one more run hidden each time."""
-    from rungroup.engine import Workspace
-
+    """One more run hidden at each call, as the widget's eye does."""
     ids = list(runs.ids)
-    with Workspace(runs) as workspace:
-        workspace.aggregate(**fields)
-        timings = []
-        for i in range(repeats):
-            gc.collect()
-            began = time.perf_counter()
-            workspace.aggregate(**fields, hidden=frozenset(ids[: i + 1]))
-            timings.append(time.perf_counter() - began)
-    return timings
+    return time_warm(runs, repeats, lambda i: {"hidden": frozenset(ids[: i + 1])}, **fields)
 
 
 def pandas_bucketed(frame: Any, groups: Any, points: int) -> Any:

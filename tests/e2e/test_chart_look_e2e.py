@@ -125,6 +125,16 @@ def test_the_legend_names_the_key_counts_runs_and_isolation_can_be_undone(lab: A
     first.click()
     assert first.get_attribute("aria-pressed") == "true"
     assert page.locator(f"{WIDGET} .rg-legend-out").count() == len(labels) - 1
+    # hovering a series the isolation leaves out brings nothing forward (nothing washed back);
+    # the isolated one is drawn over the others
+    emphasised = f"document.querySelector('{WIDGET}').rungroupProbe.emphasised"
+    rows = page.locator(f"{WIDGET} .rg-tr.rg-group")
+    rows.nth(1).hover()
+    page.wait_for_function(f"() => document.querySelector('{WIDGET}').rungroupProbe.hover !== ''")
+    assert page.evaluate(emphasised) == 0 and page.is_hidden(f"{WIDGET} canvas.rg-emphasis")
+    rows.nth(0).hover()
+    page.wait_for_function(f"() => {emphasised} > 0")
+    page.mouse.move(0, 0)
     page.click(f"{WIDGET} .rg-legend-all")
     assert page.locator(f"{WIDGET} .rg-legend-out").count() == 0
     assert page.locator(f"{WIDGET} .rg-legend-all").count() == 0

@@ -67,6 +67,14 @@ export class Emphasis {
       this.canvas.hidden = true;
       return;
     }
+    const tracks = this.host.tracks();
+    const shown = (track: { key: string; series: string }) =>
+      track.key === key && (isolated === null || isolated.includes(track.series));
+    // a series the legend's isolation leaves out (or one not drawn) washes nothing back
+    if (![...tracks.values()].some((panel) => panel.some(shown))) {
+      this.canvas.hidden = true;
+      return;
+    }
     // the same place and size as Vega's canvas, at the screen's pixel density
     const box = under.getBoundingClientRect();
     const host = this.el.getBoundingClientRect();
@@ -85,7 +93,6 @@ export class Emphasis {
     context.clearRect(0, 0, box.width, box.height);
     const [ox, oy] = view.origin();
     const metrics = this.host.metrics();
-    const tracks = this.host.tracks();
     for (const panel of panelsOf(view)) {
       let x: Scale;
       let y: Scale;
@@ -105,8 +112,7 @@ export class Emphasis {
       context.fillRect(0, 0, panel.width, panel.height);
       context.globalAlpha = 1;
       for (const track of tracks.get(metrics[panel.index]) ?? []) {
-        if (track.key !== key || (isolated !== null && !isolated.includes(track.series))) continue;
-        this.drawn += this.paint(context, track.rows, x, y);
+        if (shown(track)) this.drawn += this.paint(context, track.rows, x, y);
       }
       context.restore();
     }

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rungroup as rg
@@ -46,6 +46,13 @@ run.finish(exit_code=2)
 run = wandb.init(project="bulk", name="long", dir=root)
 for step in range(2500):
     run.log({{"m0": step * 0.5, "m1": -step, "m2": step / 7, "m3": 1 / (step + 1)}})
+run.finish()
+run = wandb.init(project="bulk", name="odd", dir=root, config={{"big": "y" * 70000}})
+for step in range(300):
+    row = {{"m": step / 3, "line" + chr(10) + "break": step, "deep": {{"a": {{"b": step}}}}}}
+    if step % 7 == 0:
+        row["note"] = "x" * 300
+    run.log(row)
 run.finish()
 """
 
@@ -118,6 +125,32 @@ def test_steps_given_to_log_are_the_steps(wandb_runs: Path) -> None:
     # wandb makes one row of the two logs at step 9, and of the two at step 21
     assert history.filter(pl.col("metric") == "m")["step"].to_list() == [0, 5, 9, 20, 21]
     assert stepped["state"][0] == "failed"
+
+
+def test_messages_laid_out_otherwise_are_walked_field_by_field(
+    wandb_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items of 128 bytes or more, a key holding a 0x0A byte, a record of 70 KB in three
+    fragments: the messages the candidate walk cannot tile go to the field walk, the same
+    runs come out."""
+    walked: list[int] = []
+    original = bulk._walk_fields
+
+    def spy(buf: Any, start: Any, end: Any, rows: Any, which: Any, *rest: Any) -> Any:
+        walked.append(int(which.size))
+        return original(buf, start, end, rows, which, *rest)
+
+    monkeypatch.setattr(bulk, "_walk_fields", spy)
+    assert all(_decoded_in_bulk(wandb_runs))
+    assert 0 < sum(walked) < 1000  # some messages, not most
+    runs = _assert_same(wandb_runs)
+    odd = runs.runs.filter(pl.col("name") == "odd")
+    assert odd["config.big"][0] == "y" * 70000
+    history = runs.history.collect().filter(pl.col("run_id") == odd["id"][0])
+    assert history.filter(pl.col("metric") == "line\nbreak")["value"].to_list() == list(
+        map(float, range(300))
+    )
+    assert history.filter(pl.col("metric") == "deep.a.b").height == 300
 
 
 def test_a_long_run_across_many_blocks(wandb_runs: Path) -> None:
@@ -199,10 +232,11 @@ def _fix_checksum(data: bytearray, inside: int) -> None:
     raise AssertionError("no record holds that byte")
 
 
-NUMBERISH = st.text(alphabet="0123456789-+.eENaIinfty_ ", min_size=1, max_size=24)
+NUMBERISH = st.text(alphabet="0123456789-+.eENaIinfty_ \0", min_size=1, max_size=24)
 
 
 @settings(max_examples=400, deadline=None)
+@example(["1\0", "-0", "-0.0", "-0e0", "-0E1", "0", "\x001"])
 @given(st.lists(st.one_of(NUMBERISH, st.floats().map(repr), st.integers().map(str)), min_size=1))
 def test_values_read_in_bulk_are_the_general_decoders_floats(raws: list[str]) -> None:
     """What the bulk path reads as a number is the float the general decoder makes of the
@@ -218,3 +252,58 @@ def test_values_read_in_bulk_are_the_general_decoders_floats(raws: list[str]) ->
         expected: Any = offline._json(raw)
         assert type(expected) in (int, float), raw
         assert np.float64(float(expected)).view(np.uint64) == np.float64(value).view(np.uint64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 39), max_size=3000),
+)
+def test_distinct_values_are_told_apart_as_numpy_does(table: list[int], picks: list[int]) -> None:
+    """`_distinct`: a few values repeated (as keys are) or thousands of distinct ones."""
+    values = np.array([table[p % len(table)] for p in picks] + table, np.uint64)
+    if len(picks) % 2:  # many distinct values: more than one look-up sample
+        values = np.concatenate((values, np.arange(3000, dtype=np.uint64) * 7919))
+    codes, first = bulk._distinct(values)
+    assert (values[first][codes] == values).all()  # each value's code names its value
+    assert np.unique(values).size == first.size == np.unique(values[first]).size
+    for code, at in enumerate(first.tolist()):
+        assert codes[at] == code and not (values[:at] == values[at]).any()  # first seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_items_found_by_table_and_by_sorting_agree(data: st.DataObject) -> None:
+    """`_find_pairs`: a summary item's key in its history row, through a table of rows by
+    keys or through sorted pairs."""
+    keys = data.draw(st.integers(1, 6))
+    records = sorted(data.draw(st.lists(st.integers(0, 30), max_size=60)))
+    record = np.array(records + [40 + i for i in range(20)], np.int64)
+    key_of = np.array(
+        data.draw(st.lists(st.integers(0, keys - 1), min_size=record.size, max_size=record.size)),
+        np.int64,
+    )
+    h_items = np.arange(len(records), dtype=np.int64)
+    s_items = np.arange(len(records), record.size, dtype=np.int64)
+    target = np.array(data.draw(st.lists(st.integers(0, 32), min_size=20, max_size=20)), np.int64)
+    by_sorting = bulk._pairs_by_sorting(record, key_of, keys, h_items, s_items, target)
+    rows = record[h_items]
+    first = np.ones(rows.size, np.bool_)
+    first[1:] = rows[1:] != rows[:-1]
+    if rows.size:
+        by_table = bulk._pairs_by_table(rows, first, key_of, keys, h_items, s_items, target)
+    else:
+        by_table = by_sorting
+    found = by_sorting[0]
+    assert (by_table[0] == found).all() and (by_table[2] == by_sorting[2]).all()
+    once = found & ~by_sorting[2]
+    assert (by_table[1][once] == by_sorting[1][once]).all()
+    for i in range(20):  # against a plain search
+        hits = [
+            h
+            for h in h_items.tolist()
+            if record[h] == target[i] and key_of[h] == key_of[s_items[i]]
+        ]
+        assert found[i] == bool(hits) and by_sorting[2][i] == (len(hits) > 1)
+        if len(hits) == 1:
+            assert by_table[1][i] == hits[0]

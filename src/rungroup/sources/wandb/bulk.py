@@ -3,24 +3,26 @@
 wandb writes every `log` as three records: a summary record repeating the row, the
 HistoryRecord itself (one item per key: `key` or one `nested_key`, and `value_json`), and a
 summary of its own `_runtime`. Decoded record by record (`offline.apply_records`) that is a
-Python object per record, item and value. Here a file is framed once (the only loop over all
-records in Python), and the items of all its history and summary records are read in
-lockstep with numpy: the k-th item of every record at once. The values are parsed by Polars
-(correctly rounded, as Python's `float` is), and whether a summary record only repeats the
-history row after it (`offline._auto_summary`) is decided by comparing item bytes in bulk.
+Python object per record, item and value. Here the files of a batch are framed in numpy
+(`framing.py`), and the items of all their history and summary records are found at once:
+every 0x0A byte in a message is a candidate item, and the candidates that tile a message
+exactly are its items (a message they do not tile is walked field by field, the k-th field
+of every such message at once). Keys are told apart by hashing their 8-byte words, the
+values parsed by Polars (correctly rounded, as Python's `float` is), and whether a summary
+record only repeats the history row after it (`offline._auto_summary`) is decided by
+comparing item bytes in bulk.
 
 The result is the `_Run` the general decoder makes, bit for bit. Whatever this path cannot
 prove it reads the same way (a damaged or truncated record, fragments out of order, a step
 field, a history key in several parts, a `_step`, `_runtime` or `_timestamp` that is not a
 plain number, anything the general decoder would warn about in a history row) makes
-`read_run` return None, and the file is read the general way, which reports it.
+`read_runs` give None for the file, which is then read the general way (which reports it).
 """
 
 from __future__ import annotations
 
 import itertools
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,20 +33,13 @@ import polars as pl
 
 from rungroup.sources.protoreader import spans
 from rungroup.sources.runrecords import MAX_SECONDS, MIN_SECONDS, warn
+from rungroup.sources.wandb.framing import Framed, _words, frame
 
 if TYPE_CHECKING:
     from rungroup.sources.wandb.offline import _Run
 
-__all__ = ["read_runs"]
+__all__ = ["decode_runs", "read_runs"]
 
-_HEADER = b":W&B"
-_HEADER_SIZE = 7
-_BLOCK = 32768
-_RECORD_HEADER = 7
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_FRAME = struct.Struct("<IHB")
-#: zlib's CRC-32 of each type byte, where a record's checksum starts
-_TYPE_CRC = [zlib.crc32(bytes([kind])) for kind in range(256)]
 #: zero bytes after the records, so that reads a little past a record's end stay in bounds
 _PAD = 1024
 #: Record fields history = 2 and summary = 3 (length-delimited: tags 0x12, 0x1A)
@@ -90,11 +85,26 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
     """The `offline._Run` of each whole run file's bytes (read together: numpy's work is
     done once for all of them), None for a file to decode the general way (which reports
     what is wrong with it, if anything)."""
+    results: list[_Run | None] = []
+    for path, outcome in zip(paths, decode_runs(datas), strict=True):
+        if outcome is None:
+            results.append(None)
+            continue
+        run, warnings = outcome
+        for message in warnings:
+            warn(path, message)
+        results.append(run)
+    return results
+
+
+def decode_runs(datas: list[bytes]) -> list[tuple[_Run, list[str]] | None]:
+    """`read_runs` without the warnings said: each run with the warnings its file makes
+    (for a worker process to hand back)."""
     from rungroup.sources.wandb import offline
 
-    framed = [_frame(d) if len(d) >= _HEADER_SIZE and d[:4] == _HEADER else None for d in datas]
+    framed = [frame(d) for d in datas]
     which = [i for i, f in enumerate(framed) if f is not None]
-    results: list[_Run | None] = [None] * len(datas)
+    results: list[tuple[_Run, list[str]] | None] = [None] * len(datas)
     if not which:
         return results
     try:
@@ -102,65 +112,8 @@ def read_runs(datas: list[bytes], paths: list[Path]) -> list[_Run | None]:
     except _UnsureError:  # a hash shared by different bytes: too rare to do better
         return results
     for i, outcome in zip(which, decoded, strict=True):
-        if outcome is not None:
-            run, warnings = outcome
-            for message in warnings:
-                warn(paths[i], message)
-            results[i] = run
+        results[i] = outcome
     return results
-
-
-def _frame(data: bytes) -> tuple[bytes, list[int]] | None:
-    """The file's records joined, and where each ends; None unless every record is whole,
-    in order and matches its checksum."""
-    size = len(data)
-    view = memoryview(data)
-    parts: list[memoryview] = []
-    ends: list[int] = []
-    total = 0
-    inside = False  # between a FIRST fragment and its LAST
-    pos = _HEADER_SIZE
-    unpack = _FRAME.unpack_from
-    crc = zlib.crc32
-    type_crc = _TYPE_CRC
-    while pos < size:
-        left = _BLOCK - pos % _BLOCK
-        if left < _RECORD_HEADER:
-            pos += left  # padding
-            continue
-        if pos + _RECORD_HEADER > size:
-            return None
-        checksum, length, kind = unpack(data, pos)
-        start = pos + _RECORD_HEADER
-        end = start + length
-        if kind == 0 and length == 0 and checksum == 0:
-            if inside:
-                return None
-            pos += left  # the zero-filled rest of a block
-            continue
-        if end > pos + left or end > size:
-            return None
-        chunk = view[start:end]
-        if crc(chunk, type_crc[kind]) != checksum:
-            return None
-        pos = end
-        if kind in (_FULL, _FIRST):
-            if inside:
-                return None
-            inside = kind == _FIRST
-        elif kind in (_MIDDLE, _LAST):
-            if not inside:
-                return None
-            inside = kind == _MIDDLE
-        else:
-            return None
-        parts.append(chunk)
-        total += length
-        if not inside:
-            ends.append(total)
-    if inside:
-        return None
-    return b"".join(parts), ends
 
 
 def _varint(buf: Bytes, pos: Ints) -> tuple[Ints, Ints, Bools]:
@@ -183,18 +136,140 @@ def _read_items(
     buf: Bytes, start: Ints, end: Ints, rows: Bools
 ) -> tuple[_Items, Bools, Ints, Bools]:
     """The items (field 1: `key` or one `nested_key`, then `value_json`) of the messages at
-    `start`..`end`; which messages hold anything else (read no further); and for history
-    `rows` the step of their HistoryStep field (2), where they have one with a step.
+    `start`..`end` (in increasing position); which messages hold anything else (read no
+    further); and for history `rows` the step of their HistoryStep field (2), where they
+    have one with a step.
 
-    The fields are walked first (the k-th field of every message at once, by its tag and
-    length), then every item is read at once."""
+    The fields are found first (`_walk_common`, and `_walk_fields` for the messages it
+    leaves), then every item is read at once."""
     last = buf.size - 16
-    cursor = start.copy()
     odd = np.zeros(start.shape, np.bool_)
     step = np.zeros(start.shape, np.int64)
     has_step = np.zeros(start.shape, np.bool_)
+    message, at, stop, left = _walk_common(buf, start, end, rows, odd, step, has_step)
+    header = np.full(at.size, 2, np.int64)
+    if left.size:
+        step[left] = 0  # read again by the general walk
+        has_step[left] = False
+        walked = _walk_fields(buf, start, end, rows, left, odd, step, has_step)
+        message, at, header, stop = (
+            np.concatenate((mine, theirs))
+            for mine, theirs in zip((message, at, header, stop), walked, strict=True)
+        )
+        # by message, then position
+        order = np.lexsort((at, message))
+        message, at, header, stop = message[order], at[order], header[order], stop[order]
+    content = at + header
+    key_length = buf[content + 1].astype(np.int64)
+    good = (content + 2 <= stop) & (key_length < 0x80)
+    key_tag = buf[content]
+    good &= (key_tag == 0x0A) | (key_tag == 0x12)
+    key_end = np.minimum(content + 2 + key_length, last)
+    # more `nested_key` parts ("_wandb", "runtime"): passed over, the first one named
+    parts = np.ones(message.size, np.int64)
+    for _ in range(8):
+        more = np.flatnonzero(good & (buf[key_end] == 0x12) & (key_end < stop))
+        if not more.size:
+            break
+        part = buf[key_end[more] + 1].astype(np.int64)
+        good[more[part >= 0x80]] = False
+        key_end[more] = np.minimum(key_end[more] + 2 + part, last)
+        parts[more] += 1
+    good &= (buf[key_end] == 0x82) & (buf[key_end + 1] == 0x01)
+    # the value's length: one byte below 128, as nearly always, else a varint
+    value_length = buf[key_end + 2].astype(np.int64)
+    value_start = key_end + 3
+    longer = np.flatnonzero(value_length >= 0x80)
+    if longer.size:
+        value_length[longer], value_start[longer], ok = _varint(buf, key_end[longer] + 2)
+        good[longer[~ok]] = False
+    good &= value_start + value_length == stop
+    odd[message[~good]] = True
+    # a key in several parts is kept as the bytes of all of them (its name made once per
+    # distinct key by `_keys`)
+    span = key_end - (content + 2)
+    columns = (message, header, content, stop, content + 2, span, value_start, value_length)
+    everything = (*columns, parts, key_length)
+    kept = everything if good.all() else tuple(column[good] for column in everything)
+    return _Items(*kept), odd, step, has_step
+
+
+def _walk_common(
+    buf: Bytes, start: Ints, end: Ints, rows: Bools, odd: Bools, step: Ints, has_step: Bools
+) -> tuple[Ints, Ints, Ints, Ints]:
+    """The fields of the messages laid out as wandb writes them: items (tag 0x0A) with
+    lengths below 128, and in a history row perhaps a HistoryStep field last. Returns the
+    items found (message, offset, end), in increasing position, and the messages left to
+    `_walk_fields`.
+
+    Every 0x0A byte inside a message is a candidate item; one whose length does not lead
+    to another candidate, and is not at the message's start, lies inside an item and is
+    dropped. Where the candidates left do not tile a message exactly (from its start, each
+    item ending where the next begins, the last at its end or at its step field) the
+    message is left to the general walk: nothing is taken on trust."""
+    none = np.zeros(0, np.int64)
+    if start.size == 0:
+        return none, none, none, none
+    lo, hi = int(start[0]), int(end.max())
+    at = np.flatnonzero(buf[lo:hi] == 0x0A) + lo
+    message = np.searchsorted(start, at, side="right") - 1
+    inside = at < end[message]  # (every candidate is at or after the first start)
+    at, message = at[inside], message[inside]
+    length = buf[at + 1]
+    stop = at + 2 + length
+    # the real item before a candidate is at most a few candidates back: any between lie
+    # inside it (a length or key of 10 is a 0x0A byte)
+    kept = at == start[message]
+    for back in range(1, 4):
+        kept[back:] |= stop[:-back] == at[back:]
+    at, message, stop, length = at[kept], message[kept], stop[kept], length[kept]
+    count = at.size
+    same_next = message[:-1] == message[1:]
+    broken = np.zeros(start.size, np.bool_)
+    broken[message[:-1][same_next & (stop[:-1] != at[1:])]] = True
+    broken[message[length >= 0x80]] = True  # a longer length takes two bytes
+    opens = np.ones(count, np.bool_)
+    opens[1:] = ~same_next
+    closes = np.ones(count, np.bool_)
+    closes[:-1] = ~same_next
+    broken[message[opens & (at != start[message])]] = True
+    # the end of each message's items: its end, or its HistoryStep field
+    tail = np.array(start)
+    tail[message[closes]] = stop[closes]
+    has_items = np.zeros(start.size, np.bool_)
+    has_items[message] = True
+    broken |= ~has_items & (start < end)
+    stepped = np.flatnonzero(
+        ~broken & (tail < end) & rows & (buf[np.minimum(tail, buf.size - 1)] == 0x12)
+    )
+    if stepped.size:
+        cursor = tail.copy()
+        _read_step(buf, stepped, cursor, end, odd, step, has_step)
+        tail[stepped] = np.where(odd[stepped], end[stepped] + 1, cursor[stepped])
+        odd[stepped] = False  # the general walk reads it again
+    broken |= tail != end
+    if broken.any():
+        mine = ~broken[message]
+        at, message, stop = at[mine], message[mine], stop[mine]
+    return message, at, stop, np.flatnonzero(broken)
+
+
+def _walk_fields(
+    buf: Bytes,
+    start: Ints,
+    end: Ints,
+    rows: Bools,
+    which: Ints,
+    odd: Bools,
+    step: Ints,
+    has_step: Bools,
+) -> tuple[Ints, Ints, Ints, Ints]:
+    """The items (message, offset, header length, end) of messages `which`, walked field
+    by field: the k-th field of every message at once, by its tag and length."""
+    last = buf.size - 16
+    cursor = start.copy()
     walked: list[tuple[Ints, Ints, Ints, Ints]] = []
-    active = np.nonzero(cursor < end)[0]
+    active = which[cursor[which] < end[which]]
     while active.size:
         at = np.minimum(cursor[active], last)
         tag = buf[at]
@@ -217,38 +292,11 @@ def _read_items(
         cursor[kept] = stop[good]
         walked.append((kept, at[good], header[good], stop[good]))
         active = kept[cursor[kept] < end[kept]]
-    if walked:
-        message, at, header, stop = (np.concatenate(c) for c in zip(*walked, strict=True))
-    else:
-        message = at = header = stop = np.zeros(0, np.int64)
-    content = at + header
-    key_length = buf[content + 1].astype(np.int64)
-    good = (content + 2 <= stop) & (key_length < 0x80)
-    good &= (buf[content] == 0x0A) | (buf[content] == 0x12)
-    key_end = np.minimum(content + 2 + key_length, last)
-    # more `nested_key` parts ("_wandb", "runtime"): passed over, the first one named
-    parts = np.ones(message.size, np.int64)
-    for _ in range(8):
-        more = good & (buf[key_end] == 0x12) & (key_end < stop)
-        if not more.any():
-            break
-        part = buf[key_end + 1].astype(np.int64)
-        good &= ~more | (part < 0x80)
-        key_end = np.where(more, np.minimum(key_end + 2 + part, last), key_end)
-        parts += more
-    good &= (buf[key_end] == 0x82) & (buf[key_end + 1] == 0x01)
-    value_length, value_start, ok = _varint(buf, key_end + 2)
-    good &= ok & (value_start + value_length == stop)
-    odd[message[~good]] = True
-    # a key in several parts is kept as the bytes of all of them (its name made once per
-    # distinct key by `_keys`)
-    span = key_end - (content + 2)
-    columns = (message, header, content, stop, content + 2, span, value_start, value_length)
-    kept = [column[good] for column in (*columns, parts, key_length)]
-    # by message, then position: the walk made them position by position, each run of them
-    # in message order, which a stable sort merges
-    order = np.argsort(kept[0], kind="stable")
-    return _Items(*(column[order] for column in kept)), odd, step, has_step
+    if not walked:
+        none = np.zeros(0, np.int64)
+        return none, none, none, none
+    message, at, header, stop = (np.concatenate(c) for c in zip(*walked, strict=True))
+    return message, at, header, stop
 
 
 def _read_step(
@@ -269,45 +317,65 @@ def _read_step(
     cursor[which] = np.where(good, at + 2 + length, end[which])
 
 
-def _gather(buf: Bytes, start: Ints, length: Ints) -> Bytes:
-    """The bytes at each of `start` (`length` of them) as the rows of a zero-padded matrix
-    whose width is a multiple of 8."""
-    width = max(-(-int(length.max()) // 8) * 8 if length.size else 8, 8)
-    windows = np.lib.stride_tricks.sliding_window_view(buf, width)
-    matrix: Bytes = windows[np.minimum(start, windows.shape[0] - 1)]
-    matrix[np.arange(width)[None, :] >= length[:, None]] = 0
-    return matrix
-
-
-def _row_hash(matrix: Bytes, length: Ints) -> npt.NDArray[np.uint64]:
-    """A 64-bit hash of each row's bytes and length (equal rows, equal hashes)."""
-    words = np.ascontiguousarray(matrix).view(np.uint64)
-    hashed = length.astype(np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(words.shape[1]):
-            hashed = (hashed ^ words[:, column]) * _MIX
-            hashed ^= hashed >> np.uint64(29)
-    return hashed
+#: the low k bytes of a little-endian word, for k = 0 ... 8
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
+#: values whose distinct ones the others are looked up among (`_distinct`)
+_SAMPLE = 1024
 
 
 def _keys(buf: Bytes, items: _Items) -> tuple[Ints, list[bytes], list[str], Bools]:
     """Each item's key as an index into the distinct keys (their bytes and names), and which
-    items have a zero byte in their key (which the padding would hide)."""
+    items have a zero byte in their key.
+
+    A key is read as the 8-byte words that cover it (the bytes past its end cleared), and
+    hashed; the distinct hashes are found, and every key is checked word by word against the
+    first key with its hash."""
     if items.record.size == 0:
         return np.zeros(0, np.int64), [], [], np.zeros(0, np.bool_)
-    matrix = _gather(buf, items.key_start, items.key_length)
-    within = np.arange(matrix.shape[1])[None, :] < items.key_length[:, None]
-    zero = ((matrix == 0) & within).any(axis=1)
-    hashed = _row_hash(matrix, items.key_length)
-    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if not (matrix == matrix[first[inverse]]).all():
-        raise _UnsureError  # two keys with one hash
-    raw = [bytes(buf[items.key_start[i] : items.key_start[i] + items.key_length[i]]) for i in first]
+    start, length = items.key_start, items.key_length
+    words = _words(buf, "<u8")
+    hashed = length.astype(np.uint64)
+    columns = []
+    with np.errstate(over="ignore"):
+        for offset in range(0, max(int(length.max()), 1), 8):
+            low = _LOW_BYTES[np.maximum(np.minimum(length - offset, 8), 0)]
+            column = words[np.minimum(start + offset, words.size - 1)] & low
+            columns.append(column)
+            hashed = (hashed ^ column) * _MIX
+            hashed ^= hashed >> np.uint64(29)
+    codes, first = _distinct(hashed)
+    for column in columns:
+        if not (column == column[first][codes]).all():
+            raise _UnsureError  # two keys with one hash
+    raw = [bytes(buf[start[i] : start[i] + length[i]]) for i in first.tolist()]
     names = [
-        _key_name(span, int(items.first_key_length[i])) for span, i in zip(raw, first, strict=True)
+        _key_name(span, int(items.first_key_length[i]))
+        for span, i in zip(raw, first.tolist(), strict=True)
     ]
-    return inverse.astype(np.int64), raw, names, zero
+    zero = np.array([b"\0" in span for span in raw], np.bool_)[codes]
+    return codes, raw, names, zero
+
+
+def _distinct(values: npt.NDArray[np.uint64]) -> tuple[Ints, Ints]:
+    """(each value's index among the distinct values, the first position of each distinct
+    value). A handful of keys stand for thousands of items: the distinct values among the
+    first few are found, and every value is looked up among them (a binary search in a
+    short list, cheaper than sorting them all); values not met yet go round again."""
+    codes = np.zeros(values.size, np.int64)
+    first: list[int] = []
+    index = np.arange(values.size)
+    rest = values
+    while rest.size:
+        found, at = np.unique(rest[:_SAMPLE], return_index=True)
+        position = np.minimum(np.searchsorted(found, rest), found.size - 1)
+        hit = found[position] == rest
+        if 2 * int(np.count_nonzero(hit)) < rest.size:  # many keys: sorting pays
+            found, at, inverse = np.unique(rest, return_index=True, return_inverse=True)
+            position, hit = inverse.reshape(-1), np.ones(rest.size, np.bool_)
+        codes[index[hit]] = len(first) + position[hit]
+        first.extend(index[at].tolist())
+        index, rest = index[~hit], rest[~hit]
+    return codes, np.asarray(first, np.int64)
 
 
 def _key_name(span: bytes, first: int) -> str:
@@ -324,18 +392,56 @@ def _plain_numbers(buf: Bytes, start: Ints, length: Ints) -> tuple[npt.NDArray[n
     """The values that are plain JSON numbers, as the general decoder reads them
     (`offline._json`, then float: one without '.', 'e' or 'E' goes through Python's int, so
     `-0` is 0), and which are."""
-    matrix = _gather(buf, start, length)
-    rows = matrix.view(f"S{matrix.shape[1]}").ravel()
-    text = pl.Series(rows).cast(pl.String, strict=False)
-    frame = pl.DataFrame({"text": text}).select(
-        plain=pl.col("text").str.contains(_NUMBER).fill_null(False),
-        number=pl.col("text").cast(pl.Float64, strict=False).fill_null(np.nan),
+    width = max(-(-int(length.max()) // 8) * 8 if length.size else 8, 8)
+    matrix = _word_matrix(buf, start, length, width).view(np.uint8).reshape(-1, width)
+    # the rows as a list of bytes each, cut to their lengths: binary values as Polars makes
+    # them from numpy's bytes (which is eight times slower)
+    rows = pl.Series(matrix).cast(pl.List(pl.UInt8))
+    frame = (
+        pl.DataFrame({"row": rows, "length": length})
+        .select(text=pl.col("row").list.head(pl.col("length")).cast(pl.Binary))
+        .select(text=pl.col("text").cast(pl.String, strict=False))
+        .select(
+            plain=pl.col("text").str.contains(_NUMBER).fill_null(False),
+            number=pl.col("text").cast(pl.Float64, strict=False).fill_null(np.nan),
+        )
     )
-    plain = frame["plain"].to_numpy()
-    number = frame["number"].to_numpy()
-    integer = ~((matrix == ord(".")) | (matrix == ord("e")) | (matrix == ord("E"))).any(axis=1)
-    number = np.where(integer, number + 0.0, number)
-    return np.where(plain, number, np.nan), plain
+    plain = frame["plain"].to_numpy().copy()
+    number = np.where(plain, frame["number"].to_numpy(), np.nan)
+    for i in np.flatnonzero((number == 0) & np.signbit(number)).tolist():
+        raw = bytes(buf[start[i] : start[i] + length[i]])
+        if b"." not in raw and b"e" not in raw and b"E" not in raw:
+            number[i] = 0.0  # Python's int: no negative zero
+    return number, plain
+
+
+def _word_matrix(buf: Bytes, start: Ints, length: Ints, width: int) -> npt.NDArray[np.uint64]:
+    """The bytes at each of `start` (`length` of them, at most `width`, a multiple of 8)
+    as the rows of a matrix of little-endian words, the bytes past each end zero."""
+    words = _words(buf, "<u8")
+    out = np.empty((start.size, width // 8), np.uint64)
+    for column, offset in enumerate(range(0, width, 8)):
+        low = _LOW_BYTES[np.maximum(np.minimum(length - offset, 8), 0)]
+        out[:, column] = words[np.minimum(start + offset, words.size - 1)] & low
+    return out
+
+
+def _same_bytes(buf: Bytes, a: Ints, b: Ints, length: Ints) -> Bools:
+    """Whether the `length` bytes at each of `a` equal those at `b`, 8 at a time."""
+    words = _words(buf, "<u8")
+    last = words.size - 1
+    same = np.ones(a.size, np.bool_)
+    which = np.arange(a.size)
+    offset = 0
+    while which.size:
+        low = _LOW_BYTES[np.maximum(np.minimum(length[which] - offset, 8), 0)]
+        left = words[np.minimum(a[which] + offset, last)]
+        right = words[np.minimum(b[which] + offset, last)]
+        same[which] &= ((left ^ right) & low) == 0
+        offset += 8
+        if offset >= 24:  # the few long ones go on alone
+            which = which[length[which] > offset]
+    return same
 
 
 @dataclass
@@ -351,20 +457,18 @@ class _Batch:
     first: Ints  # each file's first record
     unsure: Bools  # files to leave to the general decoder
     summary_odd: Bools  # summary records with items this path does not read (by record)
+    is_history: Bools  # by record
+    is_summary: Bools
 
 
-def _decode(
-    framed: list[tuple[bytes, list[int]]], general: object
-) -> list[tuple[_Run, list[str]] | None]:
-    payload = b"".join(p for p, _ in framed)
-    buf: Bytes = np.frombuffer(payload + bytes(_PAD), np.uint8)
-    sizes = np.array([len(p) for p, _ in framed], np.int64)
+def _decode(framed: list[Framed], general: object) -> list[tuple[_Run, list[str]] | None]:
+    payload = b"".join([*(piece for piece, _, _ in framed), bytes(_PAD)])
+    buf: Bytes = np.frombuffer(payload, np.uint8)
+    sizes = np.array([len(piece) for piece, _, _ in framed], np.int64)
     base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    counts = np.array([len(e) for _, e in framed], np.int64)
-    ends = np.concatenate(
-        [np.asarray(e, np.int64) + b for (_, e), b in zip(framed, base, strict=True)]
-    ).astype(np.int64)
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    counts = np.array([s.size for _, s, _ in framed], np.int64)
+    starts = np.concatenate([s + b for (_, s, _), b in zip(framed, base, strict=True)])
+    ends = np.concatenate([e + b for (_, _, e), b in zip(framed, base, strict=True)])
     file_of = np.repeat(np.arange(len(framed)), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     unsure = np.zeros(len(framed), np.bool_)
@@ -381,21 +485,24 @@ def _decode(
     length, content, ok = _varint(buf, np.minimum(tag_at + 1, buf.size - 8))
     # a history or summary record with more fields after it
     unsure[file_of[ours & ~(ok & (content + length == ends))]] = True
+    is_history = ours & (tag == _HISTORY_TAG)
+    is_summary = ours & (tag == _SUMMARY_TAG)
+    odd_summary = np.zeros(ends.size, np.bool_)
     batch = _Batch(
-        payload, buf, starts, ends, content, file_of, first, unsure, np.zeros(ends.size, np.bool_)
-    )
-
-    history = np.nonzero(ours & (tag == _HISTORY_TAG))[0]
-    summary = np.nonzero(ours & (tag == _SUMMARY_TAG))[0]
-    held = np.concatenate((history, summary))
-    rows = np.arange(held.size) < history.size
+        payload, buf, starts, ends, content, file_of, first, unsure, odd_summary, is_history,
+        is_summary,
+    )  # fmt: skip
+    history = np.nonzero(is_history)[0]
+    summary = np.nonzero(is_summary)[0]
+    held = np.nonzero(ours)[0]  # in increasing position, as `_read_items` needs
+    rows = tag[held] == _HISTORY_TAG
     items, odd, field_step, has_field_step = _read_items(buf, content[held], ends[held], rows)
     # a history record with a key in several parts, or anything else
-    unsure[file_of[history[odd[: history.size]]]] = True
+    unsure[file_of[history[odd[rows]]]] = True
     items.record = held[items.record]
     key_of, key_bytes, keys, zero = _keys(buf, items)
     unsure[file_of[items.record[zero]]] = True
-    in_history = np.isin(items.record, history)
+    in_history = batch.is_history[items.record]
     # "a.b" from `key` and `nested_key` together is not what it seems: the general way
     several = (items.key_parts > 1) & (buf[items.start] == 0x0A)
     unsure[file_of[items.record[in_history & several]]] = True
@@ -409,11 +516,11 @@ def _decode(
         )
 
     runs: list[_Run] = [general._Run() for _ in framed]  # type: ignore[attr-defined]
-    given = (field_step[: history.size], has_field_step[: history.size])
+    given = (field_step[rows], has_field_step[rows])
     points = _history_points(
         batch, items, history, in_history, given, key_of, keys, values, plain, runs, general
     )
-    batch.summary_odd[summary] = odd[history.size :]
+    batch.summary_odd[summary] = odd[~rows]
     warnings = _apply_in_order(
         batch, items, history, summary, key_of, key_bytes, keys, ours, runs,
         general,
@@ -452,7 +559,7 @@ def _history_points(
     key = key_of[where]
     value = values[where]
     is_plain = plain[where]
-    row_of = np.searchsorted(history, items.record[where])
+    row_of = _positions(history, batch.ends.size)[items.record[where]]
     names = (_STEP, _RUNTIME, _TIMESTAMP)
     code = {name: keys.index(name) if name in keys else -1 for name in names}
     is_step, is_runtime, is_stamp = (key == code[name] for name in names)
@@ -602,7 +709,7 @@ def _apply_in_order(
     slot = np.concatenate((np.arange(summary.size), np.full(others.size, -1)))[order]
     record = record[order]
     bounds = np.searchsorted(file_of[record], np.arange(len(runs) + 1))
-    summary_items = np.nonzero(np.isin(items.record, summary))[0]
+    summary_items = np.nonzero(batch.is_summary[items.record])[0]
     item_bounds = np.searchsorted(items.record[summary_items], summary)
     item_ends = np.append(item_bounds[1:], summary_items.size)
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)
@@ -667,13 +774,13 @@ def _repeats_next_row(
     `offline._auto_summary` decides: every item not of a `_` key has the bytes of an item
     of that row. Records it decides otherwise (odd items, long lengths) are marked False
     here and decided by `_auto_summary` itself."""
-    in_summary = np.isin(items.record, summary)
+    in_summary = batch.is_summary[items.record]
     s_items = np.nonzero(in_summary)[0]
-    slot = np.searchsorted(summary, items.record[s_items])
+    slot = _positions(summary, batch.ends.size)[items.record[s_items]]
     target = next_row[slot]
     own = ~np.array([k.startswith(b"_") for k in key_bytes], np.bool_)[key_of[s_items]]
     matched = np.zeros(s_items.size, np.bool_)
-    h_items = np.nonzero(np.isin(items.record, history))[0]
+    h_items = np.nonzero(batch.is_history[items.record])[0]
     # an own key in several parts: `_auto_summary` names it by its first part
     batch.summary_odd[items.record[s_items[own & (items.key_parts[s_items] > 1)]]] = True
     check = np.nonzero(own & (target >= 0))[0]
@@ -687,8 +794,8 @@ def _repeats_next_row(
     missing = np.bincount(slot, weights=(own & ~matched).astype(np.float64), minlength=summary.size)
     # `_len_fields` reads item lengths of at most two bytes; a longer one it leaves to
     # `_auto_summary`, which then answers False
-    long_header = np.zeros(summary.size, np.bool_)
-    np.logical_or.at(long_header, slot, items.header[s_items] > 3)
+    long = (items.header[s_items] > 3).astype(np.float64)
+    long_header = np.bincount(slot, weights=long, minlength=summary.size) > 0
     auto: Bools = (count > 0) & (missing == 0) & ~batch.summary_odd[summary] & ~long_header
     return auto
 
@@ -700,16 +807,9 @@ def _same_items(
     history record `target` (the same key bytes, key tag, length and value bytes make the
     same content), and where that is not clear (a key twice in the row, a long value)."""
     keys = int(key_of.max()) + 1 if key_of.size else 1
-    h_pair = items.record[h_items] * keys + key_of[h_items]
-    order = np.argsort(h_pair, kind="stable")
-    pairs = h_pair[order]
-    twice = pairs[1:][pairs[1:] == pairs[:-1]]
-    s_pair = target * keys + key_of[s_items]
-    at = np.minimum(np.searchsorted(pairs, s_pair), max(pairs.size - 1, 0))
-    found = pairs[at] == s_pair
-    match = h_items[order[at]]
+    found, match, twice = _find_pairs(items.record, key_of, keys, h_items, s_items, target)
     length = items.end - items.start
-    unclear = found & (np.isin(s_pair, twice) | (items.value_length[s_items] > _MAX_ITEM))
+    unclear = found & (twice | (items.value_length[s_items] > _MAX_ITEM))
     same = found & ~unclear & (items.key_parts[s_items] == 1)
     same &= buf[items.start[s_items]] == buf[items.start[match]]  # `key` or `nested_key`
     same &= (length[s_items] == length[match]) & (
@@ -717,10 +817,70 @@ def _same_items(
     )
     check = np.nonzero(same)[0]
     if check.size:
-        left = _gather(buf, items.value_start[s_items[check]], items.value_length[s_items[check]])
-        right = _gather(buf, items.value_start[match[check]], items.value_length[match[check]])
-        same[check] = (left == right).all(axis=1)
+        same[check] = _same_bytes(
+            buf,
+            items.value_start[s_items[check]],
+            items.value_start[match[check]],
+            items.value_length[s_items[check]],
+        )
     return same, unclear
+
+
+def _find_pairs(
+    record: Ints, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """For each summary item, whether history record `target` has an item with its key,
+    such an item, and whether it has more than one (a table of rows by keys when
+    that is small: a few keys for thousands of rows, as usual; else sorted pairs)."""
+    rows = record[h_items]
+    if rows.size and (rows[1:] >= rows[:-1]).all():
+        first = np.ones(rows.size, np.bool_)
+        first[1:] = rows[1:] != rows[:-1]
+        if first.sum() * keys <= 4 * (h_items.size + s_items.size) + 4096:
+            return _pairs_by_table(rows, first, key_of, keys, h_items, s_items, target)
+    return _pairs_by_sorting(record, key_of, keys, h_items, s_items, target)
+
+
+def _pairs_by_table(
+    rows: Ints, first: Bools, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """`_find_pairs` for history items in record order (`rows`, `first` of each record)."""
+    distinct = rows[first]
+    row_of = np.cumsum(first) - 1
+    flat = row_of * keys + key_of[h_items]
+    table = np.full(distinct.size * keys, -1, np.int64)
+    table[flat] = h_items  # (which item of a key twice in a row: unclear, either way)
+    counts = np.bincount(flat, minlength=distinct.size * keys)
+    at = np.minimum(np.searchsorted(distinct, target), distinct.size - 1)
+    s_flat = np.where(distinct[at] == target, at * keys + key_of[s_items], -1)
+    match = np.where(s_flat >= 0, table[s_flat], -1)
+    found = match >= 0
+    return found, np.maximum(match, 0), found & (counts[s_flat] > 1)
+
+
+def _pairs_by_sorting(
+    record: Ints, key_of: Ints, keys: int, h_items: Ints, s_items: Ints, target: Ints
+) -> tuple[Bools, Ints, Bools]:
+    """`_find_pairs` for any history items, by their sorted (record, key) pairs."""
+    if h_items.size == 0:
+        none = np.zeros(s_items.size, np.bool_)
+        return none, np.zeros(s_items.size, np.int64), none
+    h_pair = record[h_items] * keys + key_of[h_items]
+    order = np.argsort(h_pair, kind="stable")
+    pairs = h_pair[order]
+    s_pair = target * keys + key_of[s_items]
+    at = np.minimum(np.searchsorted(pairs, s_pair), pairs.size - 1)
+    found = pairs[at] == s_pair
+    twice = found & np.isin(s_pair, pairs[1:][pairs[1:] == pairs[:-1]])
+    return found, h_items[order[at]], twice
+
+
+def _positions(records: Ints, count: int) -> Ints:
+    """Each of `count` records' position in the sorted `records` (-1 if not there): a
+    look-up for many items, cheaper than a binary search each."""
+    position = np.full(count, -1, np.int64)
+    position[records] = np.arange(records.size)
+    return position
 
 
 def _row_items(payload: bytes, items: _Items, record: int) -> set[bytes]:

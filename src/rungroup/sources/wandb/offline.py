@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rungroup.runs import Runs
@@ -507,22 +508,26 @@ def settled(reading: Reading, path: Path) -> _Run:
     return run
 
 
-#: run files decoded together by `bulk` (numpy's fixed cost shared; memory bounded)
-BATCH = 64
-
-
 def _read_runs(files: list[Path]) -> Iterator[tuple[Path, _Run | None]]:
-    """Each file's run, decoded in bulk where it can be, else the general way."""
-    for at in range(0, len(files), BATCH):
-        batch = files[at : at + BATCH]
-        datas: list[bytes] = []
-        for path in batch:
-            try:
-                datas.append(read_bytes(path))
-            except OSError:
-                datas.append(b"")  # the general way says so
-        for path, fast in zip(batch, bulk.read_runs(datas, batch), strict=True):
-            yield path, fast if fast is not None else _read_run(path)
+    """Each file's run, decoded in bulk where it can be, else the general way; big folders
+    by this process and a worker process together (`parallel.py`)."""
+    from rungroup.sources.wandb import parallel
+
+    return parallel.read_runs(files, _read_batch, _read_run)
+
+
+def _read_batch(batch: list[Path]) -> list[tuple[Path, _Run | None]]:
+    """The runs of a few files decoded together (numpy's fixed costs shared)."""
+    datas: list[bytes] = []
+    for path in batch:
+        try:
+            datas.append(read_bytes(path))
+        except OSError:
+            datas.append(b"")  # the general way says so
+    return [
+        (path, fast if fast is not None else _read_run(path))
+        for path, fast in zip(batch, bulk.read_runs(datas, batch), strict=True)
+    ]
 
 
 def _read_run(path: Path) -> _Run | None:
@@ -599,11 +604,37 @@ def load_wandb(
             parsed.append((path, run))
     records: list[RunRecord] = []
     chunks: list[pl.DataFrame] = []
+    held: list[tuple[str, pl.DataFrame]] = []  # runs decoded in bulk, not yet in a chunk
     for (path, run), run_id in zip(parsed, run_ids(parsed), strict=True):
         records.append(run_record(path, run, run_id, project, group, job_type))
-        if run.values or (run.points is not None and run.points.height):
-            chunks.append(run_chunk(run_id, run))
-    return assemble(records, chunks)
+        if run.points is not None and run.points.height:
+            held.append((run_id, run.points))
+        elif run.values:
+            chunks += [*_bulk_chunk(held), run_chunk(run_id, run)]
+            held = []
+    return assemble(records, [*chunks, *_bulk_chunk(held)])
+
+
+def _bulk_chunk(runs: list[tuple[str, pl.DataFrame]]) -> list[pl.DataFrame]:
+    """The histories of runs decoded in bulk (in order) as one chunk: what `run_chunk` makes
+    of each, joined, without a handful of Polars calls a run."""
+    if not runs:
+        return []
+    points = pl.concat([p for _, p in runs], rechunk=True)
+    heights = np.array([p.height for _, p in runs], np.int64)
+    ids = pl.Series([run_id for run_id, _ in runs], dtype=pl.String)
+    return [
+        pl.DataFrame(
+            [
+                ids.gather(np.repeat(np.arange(len(runs)), heights)).alias("run_id"),
+                points["metric"].cast(pl.String),
+                points["step"].cast(pl.Int64),
+                points["time"].cast(pl.Float64),
+                points["timestamp"].cast(pl.Int64).cast(pl.Datetime("us", "UTC")),
+                points["value"].cast(pl.Float64),
+            ]
+        )
+    ]
 
 
 def run_ids(parsed: list[tuple[Path, _Run]]) -> list[str]:
