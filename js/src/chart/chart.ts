@@ -285,16 +285,21 @@ export class ChartPanel {
     // only fields whose values changed are passed on as modified: Vega's operators that read
     // only the others (x extent, facets by colour order when the groups are as many) skip
     const changed = new Array<boolean>(width).fill(false);
-    for (let i = 0; i < kept; i++) {
-      const tuple = held[i];
-      const index = next[i];
-      for (let f = 0; f < width; f++) {
-        const value = sources[f][index];
-        if (tuple[fields[f]] !== value) {
-          tuple[fields[f]] = value;
-          changed[f] = true;
+    // field by field: one property name per loop keeps the tuples' property access
+    // monomorphic (row by row, every access sees another name: several times slower)
+    for (let f = 0; f < width; f++) {
+      const field = fields[f];
+      const source = sources[f];
+      let differs = false;
+      for (let i = 0; i < kept; i++) {
+        const tuple = held[i];
+        const value = source[next[i]];
+        if (tuple[field] !== value) {
+          tuple[field] = value;
+          differs = true;
         }
       }
+      changed[f] = differs;
     }
     const added = next.slice(kept).map((i) => rowAt(columns, i));
     const changes = vega.changeset() as ChangeSet;
