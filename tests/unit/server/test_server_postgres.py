@@ -214,3 +214,35 @@ def test_x_where_numpys_guess_is_a_bin_off_lands_where_numpy_histogram_puts_it(
     assert_frame_equal(pushed, rg.aggregate(_in_memory(database), view), rel_tol=1e-12)
     per_bin = np.histogram(np.arange(last + 1.0), points, (0, last))[0]
     assert pushed.height == int((per_bin > 0).sum())
+
+
+@pytest.mark.parametrize("x", ["step", "time"])
+def test_the_per_run_statement_sends_what_the_single_scan_sends(server: Server, x: str) -> None:
+    """MLflow's `(run_uuid, key, step)` index is there: each run's rows are grouped through it,
+    the runs split over connections; the same sums, counts and buckets as one scan of the
+    table grouped by (run, metric, bucket)."""
+    from rungroup.sources.mlflow.postgres import SqlHistory
+
+    database = rg.load(server.uri(), **SWEEP)
+    provider = database.provider
+    assert isinstance(provider, SqlHistory)
+    ids = [str(i) for i in database.runs["id"]]
+    answers = []
+    for per_run in (True, False):
+        provider._per_run = per_run
+        sums = provider.bucket_sums(ids, ["loss", "acc", "absent"], x, 17)
+        assert sums is not None
+        order = np.lexsort((sums.bucket, sums.metric, sums.run))
+        answers.append((sums, order))
+    (split, a), (scan, b) = answers
+    for field in ("run", "metric", "bucket", "counts", "dropped"):
+        assert np.array_equal(getattr(split, field)[a], getattr(scan, field)[b]), field
+    # the same values added in another order (index order, not the table's)
+    assert np.allclose(split.sums[a], scan.sums[b], rtol=1e-13, atol=0)
+    assert set(split.run.tolist()) == set(range(len(ids)))  # positions of every part's runs
+    assert np.array_equal(split.lo, scan.lo, equal_nan=True)
+    assert split.received == scan.received
+    # the store MLflow made has the index the per-run statement reads through
+    provider._per_run = None
+    provider.bucket_sums(ids, ["loss"], x, 5)
+    assert provider._per_run is True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -41,6 +42,15 @@ __all__ = ["SqlHistory", "load_postgres"]
 #: the memory the GROUP BY of a push-down may use before spilling (about 100 bytes a group:
 #: 1,000 runs x 1,500 buckets fit)
 WORK_MEM = "256MB"
+#: Connections a per-run push-down spreads the runs over (each is a server process).
+PER_RUN_CONNECTIONS = 2
+#: Whether `metrics` has an index that leads with `run_uuid` (MLflow's own
+#: `(run_uuid, key, step)`): each run's rows are then read through it (`sums_query(per_run)`).
+_RUN_INDEX = (
+    "SELECT count(*) > 0 AS found FROM pg_index i JOIN pg_attribute a "
+    "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+    "WHERE i.indrelid = 'metrics'::regclass AND a.attname = 'run_uuid'"
+)
 
 
 def _x_sql(x: str) -> str | None:
@@ -58,6 +68,7 @@ class SqlHistory:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._per_run: bool | None = None
 
     def __repr__(self) -> str:
         return f"SqlHistory({self._database.name})"
@@ -89,11 +100,16 @@ class SqlHistory:
             present = [i for i in range(len(metrics)) if np.isfinite(lo[i])]
             if not present:
                 return empty_sums(lo, hi, bins, received)
-            query, parameters = sums_query(x_sql, x, present, lo, hi, bins)
-            table = reader.select(query, (runs_json, metrics_json, DBL_MAX, *parameters))
-        received += table.nbytes
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
+            if self._per_run is None:
+                self._per_run = bool(reader.select(_RUN_INDEX).column("found")[0].as_py())
+            per_run = self._per_run
+            query, parameters = sums_query(x_sql, x, present, lo, hi, bins, per_run=per_run)
+            if not per_run:
+                table = reader.select(query, (runs_json, metrics_json, DBL_MAX, *parameters))
+                frame, size = _frame(table), table.nbytes
+        if per_run:
+            frame, size = self._per_run_sums(run_ids, metrics_json, query, parameters)
+        received += size
         counts = frame["counts"].cast(pl.Int64).to_numpy()
         return BucketSums(
             run=frame["run"].cast(pl.Int64).to_numpy(),
@@ -106,6 +122,27 @@ class SqlHistory:
             width=(hi - lo) / bins,
             received=received,
         )
+
+    def _per_run_sums(
+        self, run_ids: list[str], metrics_json: str, query: str, parameters: tuple[str, ...]
+    ) -> tuple[pl.DataFrame, int]:
+        """The per-run statement over the runs split in contiguous parts, one connection
+        each, in threads (the driver lets go of the GIL while the server works), the parts'
+        run positions made positions in `run_ids` again; and the bytes received."""
+        parts = max(1, min(PER_RUN_CONNECTIONS, len(run_ids)))
+        bounds = np.linspace(0, len(run_ids), parts + 1).astype(int)
+
+        def part(start: int, end: int) -> tuple[pl.DataFrame, int]:
+            with self._database.connect() as reader:
+                reader.select("SELECT set_config('work_mem', $1, true)", (WORK_MEM,))
+                ids = json.dumps(run_ids[start:end])
+                table = reader.select(query, (ids, metrics_json, DBL_MAX, *parameters))
+            frame = _frame(table).with_columns(pl.col("run") + start)
+            return frame, table.nbytes
+
+        with ThreadPoolExecutor(parts, thread_name_prefix="rungroup-sql") as pool:
+            answers = list(pool.map(part, bounds[:-1], bounds[1:]))
+        return pl.concat([frame for frame, _ in answers]), sum(size for _, size in answers)
 
     def points(self, metrics: list[str] | None, starts: dict[str, int | None]) -> pl.DataFrame:
         """The raw points (`HISTORY_SCHEMA`) of `metrics` (None: all) of the runs in `starts`."""
@@ -181,6 +218,12 @@ def _lazy_history(
     return register_io_source(
         batches, schema=HISTORY_SCHEMA, is_pure=True, explain_name="MLflow metrics in SQL"
     )
+
+
+def _frame(table: Any) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _rows(reader: Any, query: str) -> list[tuple[Any, ...]]:
