@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 import pytest
+from bitwise import assert_bit_identical
 
-from rungroup.runs import LoadWarning, Runs
+from rungroup.runs import LoadWarning
 from rungroup.sources import files
 from rungroup.sources.mlflow import filestore, sqlite
 from rungroup.sources.mlflow.reader import load_mlflow
@@ -79,21 +80,6 @@ def special_sqlite(empty_mlflow_db: Path, tmp_path_factory: pytest.TempPathFacto
     return path
 
 
-def _bits(frame: pl.DataFrame) -> pl.DataFrame:
-    """Floats as their bit patterns, so that NaN, -0.0 and the last bit are compared."""
-    return frame.with_columns(
-        pl.col(c).reinterpret(signed=True) for c, t in frame.schema.items() if t == pl.Float64
-    )
-
-
-def assert_identical(a: Runs, b: Runs) -> None:
-    assert a.runs.schema == b.runs.schema
-    assert _bits(a.runs).equals(_bits(b.runs))
-    ha, hb = a.history.collect(), b.history.collect()
-    assert ha.schema == hb.schema
-    assert _bits(ha).equals(_bits(hb))
-
-
 def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]:
     calls: list[Any] = []
     real = getattr(module, name)
@@ -122,7 +108,7 @@ def test_file_store_one_text_parse_equals_file_by_file(
     assert history["metric"].n_unique() == len(KEYS) + 1
 
     monkeypatch.setattr(filestore, "_joined", lambda *_: None)
-    assert_identical(fast, load_mlflow(special_files))  # the parallel scan
+    assert_bit_identical(fast, load_mlflow(special_files))  # the parallel scan
     assert one_by_one == []
 
     def no_scan(*_: Any, **__: Any) -> Any:
@@ -131,7 +117,7 @@ def test_file_store_one_text_parse_equals_file_by_file(
     monkeypatch.setattr(pl, "scan_csv", no_scan)
     slow = load_mlflow(special_files)
     assert len(one_by_one) == 3 * (len(KEYS) + 1)
-    assert_identical(fast, slow)
+    assert_bit_identical(fast, slow)
 
 
 def test_a_malformed_line_is_named_and_only_its_file_is_reread(
@@ -157,7 +143,7 @@ def test_a_malformed_line_is_named_and_only_its_file_is_reread(
     assert history.filter(pl.col("metric") == "m07").height == 3 * 40 + 1
     monkeypatch.setattr(filestore, "_joined", lambda *_: None)
     with pytest.warns(LoadWarning):
-        assert_identical(runs, load_mlflow(copy))
+        assert_bit_identical(runs, load_mlflow(copy))
 
 
 def test_bad_files_everywhere_equal_the_general_path(
@@ -176,7 +162,7 @@ def test_bad_files_everywhere_equal_the_general_path(
     assert steps.to_list() == [0, 0] * 3
     monkeypatch.setattr(filestore, "_joined", lambda *_: None)
     with pytest.warns(LoadWarning):
-        assert_identical(fast, load_mlflow(copy))
+        assert_bit_identical(fast, load_mlflow(copy))
 
 
 def test_unreadable_and_empty_metric_files(special_files: Path, tmp_path: Path) -> None:
@@ -241,7 +227,7 @@ def test_sqlite_adbc_ranges_equal_the_standard_library(
     monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
     slow = load_mlflow(special_sqlite)
     assert len(general) == 1
-    assert_identical(fast, slow)
+    assert_bit_identical(fast, slow)
 
 
 @pytest.mark.slow  # mlflow creates its SQLite schema (about 10 s, once a session)
@@ -266,7 +252,7 @@ def test_sqlite_bad_rows_are_named_and_ranges_still_used(
     monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
     with pytest.warns(LoadWarning, match=rf"table metrics, row {rowid}"):
         slow = load_mlflow(copy)
-    assert_identical(fast, slow)
+    assert_bit_identical(fast, slow)
     assert fast.history.collect().height == load_mlflow(special_sqlite).history.collect().height
 
 
@@ -294,4 +280,4 @@ def test_sqlite_a_rowid_range_without_rows_keeps_the_fast_path(
     assert len(fetches) == 4 and general == []
     assert fast.history.collect().filter(pl.col("step") == 5000).height == 1
     monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
-    assert_identical(fast, load_mlflow(copy))
+    assert_bit_identical(fast, load_mlflow(copy))

@@ -24,8 +24,9 @@ from typing import Any
 
 import polars as pl
 import pytest
+from bitwise import assert_bit_identical, bits
 
-from rungroup.runs import LoadWarning, Runs
+from rungroup.runs import LoadWarning
 from rungroup.sources.mlflow import sqlite
 from rungroup.sources.mlflow.reader import load_mlflow
 
@@ -78,21 +79,6 @@ def store(empty_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     shutil.copy(empty_mlflow_db, path)
     _log(MlflowClient(tracking_uri=f"sqlite:///{path}"))
     return path
-
-
-def _bits(frame: pl.DataFrame) -> pl.DataFrame:
-    """Floats as their bit patterns, so that NaN, -0.0 and the last bit are compared."""
-    return frame.with_columns(
-        pl.col(c).reinterpret(signed=True) for c, t in frame.schema.items() if t == pl.Float64
-    )
-
-
-def _identical(a: Runs, b: Runs) -> None:
-    assert a.runs.schema == b.runs.schema
-    assert _bits(a.runs).equals(_bits(b.runs))
-    ha, hb = a.history.collect(), b.history.collect()
-    assert ha.schema == hb.schema
-    assert _bits(ha).equals(_bits(hb))
 
 
 def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
@@ -153,7 +139,7 @@ def test_ranges_equal_the_standard_library_and_the_table(
     assert history["run_id"].n_unique() == expected_runs
     table = _table(store, fast.runs["id"].to_list())
     got = history.select(pl.col("run_id", "metric").cast(pl.String), "step", "value")
-    assert _bits(got).equals(_bits(table))  # every point, in rowid order, bit for bit
+    assert bits(got).equals(bits(table))  # every point, in rowid order, bit for bit
     special = got.filter(pl.col("metric") == "special")["value"].to_list()[: len(VALUES)]
     # DBL_MAX is how the store writes inf; SQLite keeps -0.0 as the integer 0
     assert [str(v) for v in special] == [
@@ -164,7 +150,7 @@ def test_ranges_equal_the_standard_library_and_the_table(
     _without_adbc(monkeypatch)
     slow = load_mlflow(store, include_deleted=include_deleted)
     assert len(general) == 1
-    _identical(fast, slow)
+    assert_bit_identical(fast, slow)
 
 
 def test_summaries_are_mlflows_latest_values(store: Path) -> None:
@@ -273,5 +259,5 @@ def test_a_driver_without_the_batch_option_keeps_the_fast_path(
     monkeypatch.setattr(sqlite, "BATCH_ROWS_OPTION", "adbc.sqlite.query.no_such_option")
     monkeypatch.setattr(sqlite, "SPLIT_ROWS", 0)
     general = _calls(monkeypatch, "_sqlite_history")
-    _identical(load_mlflow(store), expected)
+    assert_bit_identical(load_mlflow(store), expected)
     assert general == []
