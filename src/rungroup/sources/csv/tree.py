@@ -38,6 +38,7 @@ from rungroup.sources.frames.convert import (
     TIME_COLUMNS,
     TIMESTAMP_COLUMNS,
     detect_column,
+    wide_columns,
     wide_to_long,
 )
 from rungroup.sources.runrecords import (
@@ -522,43 +523,13 @@ def _long(
     metric names kept categorical: the same rows in the same order (one metric after the
     other, nulls dropped), without making and hashing a string for every point (a third of
     a stacked read's time). The tests hold it equal to `wide_to_long`."""
-    if step is None:
-        step_expr = pl.int_range(pl.len(), dtype=pl.Int64).over("run_id")
-    else:
-        step_expr = pl.col(step).cast(pl.Float64, strict=False).round().cast(pl.Int64)
-    time_expr = (
-        pl.col(time).cast(pl.Float64, strict=False)
-        if time is not None
-        else pl.lit(None, pl.Float64)
-    )
-    stamp_expr = pl.lit(None, pl.Datetime("us", "UTC"))
-    if timestamp is not None:
-        dtype = frame.schema[timestamp]
-        if dtype.is_numeric():
-            stamp = (pl.col(timestamp).cast(pl.Float64) * 1e6).round().cast(pl.Int64)
-            stamp_expr = stamp.cast(pl.Datetime("us", "UTC"))
-        elif isinstance(dtype, pl.Datetime):
-            return _categorical(
-                wide_to_long(
-                    frame, run=_RUN, step=step, time=time, timestamp=timestamp, metrics=metrics
-                )
+    if timestamp is not None and isinstance(frame.schema[timestamp], pl.Datetime):
+        return _categorical(
+            wide_to_long(
+                frame, run=_RUN, step=step, time=time, timestamp=timestamp, metrics=metrics
             )
-    base = frame.select(
-        pl.col(_RUN).alias("run_id"),
-        *[pl.col(m).cast(pl.Float64, strict=False).alias(f"m:{m}") for m in metrics],
-        time_expr.alias("time"),
-        stamp_expr.alias("timestamp"),
-    )
-    if step is None:
-        base = base.with_columns(step_expr.alias("step"))
-    else:
-        base = base.with_columns(frame.select(step_expr.alias("step")).to_series())
-        base = base.filter(pl.col("step").is_not_null())
-    if time is None and timestamp is not None:
-        first = pl.col("timestamp").min().over("run_id")
-        base = base.with_columns(
-            ((pl.col("timestamp") - first).dt.total_microseconds() / 1e6).alias("time")
         )
+    base = wide_columns(frame, pl.col(_RUN), step, time, timestamp, metrics)
     if not metrics:
         return pl.DataFrame(schema=_CATEGORICAL_CHUNK)
     index = base.select("run_id", "step", "time", "timestamp")

@@ -72,6 +72,54 @@ def _is_numeric(dtype: pl.DataType) -> bool:
     return dtype.is_numeric() or dtype == pl.Boolean
 
 
+def wide_columns(
+    frame: pl.DataFrame,
+    run: pl.Expr,
+    step: str | None,
+    time: str | None,
+    timestamp: str | None,
+    metrics: Sequence[str],
+) -> pl.DataFrame:
+    """What every long form of a wide table is made of: `run_id` (the expression `run`), one
+    Float64 column ``m:<metric>`` per metric, `time`, `timestamp` (UTC) and `step` (the row
+    number per run without a step column; rows without a step left out), `time` taken from
+    the timestamp when there is no time column."""
+    if step is None:
+        step_expr = pl.int_range(pl.len(), dtype=pl.Int64).over("run_id")
+    else:
+        step_expr = pl.col(step).cast(pl.Float64, strict=False).round().cast(pl.Int64)
+    time_expr = (
+        pl.col(time).cast(pl.Float64, strict=False)
+        if time is not None
+        else pl.lit(None, pl.Float64)
+    )
+    stamp_expr = pl.lit(None, pl.Datetime("us", "UTC"))
+    if timestamp is not None:
+        stamp = pl.col(timestamp)
+        if frame.schema[timestamp].is_numeric():
+            stamp = (stamp.cast(pl.Float64) * 1e6).round().cast(pl.Int64)
+            stamp_expr = stamp.cast(pl.Datetime("us", "UTC"))
+        elif isinstance(frame.schema[timestamp], pl.Datetime):
+            stamp_expr = _utc(stamp, frame.schema[timestamp])
+    base = frame.select(
+        run.alias("run_id"),
+        *[pl.col(m).cast(pl.Float64, strict=False).alias(f"m:{m}") for m in metrics],
+        time_expr.alias("time"),
+        stamp_expr.alias("timestamp"),
+    )
+    if step is None:
+        base = base.with_columns(step_expr.alias("step"))
+    else:
+        base = base.with_columns(frame.select(step_expr.alias("step")).to_series())
+        base = base.filter(pl.col("step").is_not_null())
+    if time is None and timestamp is not None:
+        first = pl.col("timestamp").min().over("run_id")
+        base = base.with_columns(
+            ((pl.col("timestamp") - first).dt.total_microseconds() / 1e6).alias("time")
+        )
+    return base
+
+
 def wide_to_long(
     frame: pl.DataFrame,
     *,
@@ -92,43 +140,7 @@ def wide_to_long(
     if metrics is None:
         metrics = [c for c, dtype in frame.schema.items() if c not in axes and _is_numeric(dtype)]
     run_expr = pl.lit(run_id, pl.String) if run is None else pl.col(run).cast(pl.String)
-    if step is None:
-        step_expr = pl.int_range(pl.len(), dtype=pl.Int64).over("run_id")
-    else:
-        step_expr = pl.col(step).cast(pl.Float64, strict=False).round().cast(pl.Int64)
-    time_expr = (
-        pl.col(time).cast(pl.Float64, strict=False)
-        if time is not None
-        else pl.lit(None, pl.Float64)
-    )
-    if timestamp is not None:
-        stamp = pl.col(timestamp)
-        if frame.schema[timestamp].is_numeric():
-            stamp = (stamp.cast(pl.Float64) * 1e6).round().cast(pl.Int64)
-            stamp_expr = stamp.cast(pl.Datetime("us", "UTC"))
-        elif isinstance(frame.schema[timestamp], pl.Datetime):
-            stamp_expr = _utc(stamp, frame.schema[timestamp])
-        else:
-            stamp_expr = pl.lit(None, pl.Datetime("us", "UTC"))
-    else:
-        stamp_expr = pl.lit(None, pl.Datetime("us", "UTC"))
-    base = frame.select(
-        run_expr.alias("run_id"),
-        *[pl.col(m).cast(pl.Float64, strict=False).alias(f"m:{m}") for m in metrics],
-        time_expr.alias("time"),
-        stamp_expr.alias("timestamp"),
-    )
-    if step is None:
-        base = base.with_columns(step_expr.alias("step"))
-    else:
-        base = base.with_columns(frame.select(step_expr.alias("step")).to_series())
-    if step is not None:
-        base = base.filter(pl.col("step").is_not_null())
-    if time is None and timestamp is not None:
-        first = pl.col("timestamp").min().over("run_id")
-        base = base.with_columns(
-            ((pl.col("timestamp") - first).dt.total_microseconds() / 1e6).alias("time")
-        )
+    base = wide_columns(frame, run_expr, step, time, timestamp, metrics)
     if not metrics:
         return pl.DataFrame(schema=CHUNK_SCHEMA)
     long = base.unpivot(
