@@ -62,16 +62,11 @@ def mlflow_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlflow.tracking import MlflowClient
 
     root = tmp_path_factory.mktemp("mlflow-files") / "mlruns"
-    old = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    try:
+    # MLflow refuses a file store unless told it may
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         client = MlflowClient(tracking_uri=root.as_uri())
         _log_mlflow(client, Metric, Param, RunTag)
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
-        else:
-            os.environ["MLFLOW_ALLOW_FILE_STORE"] = old
     return root
 
 

@@ -58,15 +58,10 @@ def special_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from mlflow.tracking import MlflowClient
 
     root = tmp_path_factory.mktemp("fast-files") / "mlruns"
-    old = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    try:
+    # MLflow refuses a file store unless told it may
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         _log(MlflowClient(tracking_uri=root.as_uri()))
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
-        else:
-            os.environ["MLFLOW_ALLOW_FILE_STORE"] = old
     yield root
 
 
