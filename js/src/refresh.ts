@@ -15,6 +15,8 @@ import type { TableMeta, TableRow } from "./types";
 
 interface DataReply extends Reply {
   spec: Record<string, unknown> | null;
+  /** The spec's panels without their series (Vega draws it; the series canvas the rest). */
+  frame: Record<string, unknown> | null;
   spec_key: string;
   chart_rows: number;
   focus_label: string | null;
@@ -109,7 +111,7 @@ export function repaint(parts: Parts, scheduler: () => Scheduler): Refresh {
       if (reply.spec !== null) probe.embedded++;
       const series = columnsOf(arrow(buffers[0]));
       const decoded = performance.now();
-      await chart.show(reply.spec, reply.spec_key, series, reply.legend);
+      await chart.show(reply.spec, reply.frame, reply.spec_key, series, reply.legend);
       chart.explain(reply.empty ?? null, reply.no_values ?? []);
       chart.fileName = reply.chart_file || chart.fileName;
       const drawnAt = performance.now();

@@ -55,6 +55,8 @@ RAW_UNIT = "rg_raw"
 THIN_UNIT = "rg_thin"
 #: Fields of the widget's chart rows besides `CHART_COLUMNS`: the group page's layer and run.
 PAGE_COLUMNS = ("layer", "run")
+#: Datasets of the widget's frame spec: each panel's extent (two rows, `x` and `y`).
+FRAME_PREFIX = "rg_frame_"
 #: Data fields of the widget's rows: each series' colour, which stretches of it have fewer runs
 #: than its most (`rungroup.widget.legend`), and the unsmoothed line behind a smoothed one.
 COLOUR_FIELD = "rg_colour"
@@ -276,7 +278,13 @@ def chart(
 class WidgetSpec:
     """The Explorer's Vega-Lite spec and what the widget needs to know about it."""
 
+    #: Every mark of every panel: what exports and images of the chart draw.
     spec: dict[str, Any]
+    #: The panels without their series: titles, axes and grid, with each panel's scales set
+    #: by its extent rows. The browser draws the lines and bands over it on a canvas of its
+    #: own (js/src/chart/series.ts): Vega's dataflow over every drawn point took half of a
+    #: repaint. Same datasets as `spec`, plus `FRAME_PREFIX` + panel number for the extents.
+    frame: dict[str, Any]
     #: A digest of the spec: the browser embeds again only when it changes.
     key: str
     #: The frame columns the spec reads (the chart rows carry these and no others).
@@ -409,6 +417,20 @@ def _widget_panel(
     return layers
 
 
+def _frame_panel(axes: _Axes, metric: str, number: int) -> alt.Chart:
+    """One panel of the frame spec: an invisible mark over the panel's two extent rows (its
+    lowest and highest x and y, computed by the browser from the rows it draws), so that
+    Vega-Lite makes the same scales, axes and grid as the full panel's layers would."""
+    y_axis = (
+        alt.Axis(labelOverlap=True, format="~g")
+        if axes.view and axes.view.log_y
+        else alt.Axis(labelOverlap=True)
+    )
+    y = alt.Y("y:Q", title=y_title(metric, axes.view), scale=axes.y_scale, axis=y_axis)
+    mark: alt.Chart = _named(f"{FRAME_PREFIX}{number}").mark_point(opacity=0).encode(x=axes.x, y=y)
+    return mark
+
+
 #: Wall-time spans (seconds) up to which the axis shows seconds, the time of day, the date.
 _SECONDS_SPAN = 600.0
 _DAY_SPAN = 2 * 86400.0
@@ -488,6 +510,7 @@ def widget_spec(
     thin = has_thin(drawn)
     datasets = _Datasets()
     panels: list[Any] = []
+    frames: list[Any] = []
     for number, metric in enumerate(_metrics(drawn)):
         layers: list[alt.Chart] = []
         where = {"metric": metric}
@@ -499,6 +522,16 @@ def widget_spec(
         layers += _widget_panel(axes, metric, base, number, raw=raw, thin=thin)
         title = alt.TitleParams(text=metric, subtitle=_subtitle(view), anchor="start")
         panels.append(alt.layer(*layers).properties(title=title, width=width, height=height))
+        frame_layer = _frame_panel(axes, metric, number)
+        frames.append(alt.layer(frame_layer).properties(title=title, width=width, height=height))
+    meta = {
+        "datasets": datasets.listed,
+        "log_y": bool(view.log_y),
+        "grouped": axes.grouped,
+        "raw": raw,
+        "thin": thin,
+        "group_page": group_page,
+    }
     combined = alt.concat(
         *panels,
         columns=columns,
@@ -506,10 +539,13 @@ def widget_spec(
             alt.VariableParameter(name=ISOLATED_PARAM, value=None),
             alt.VariableParameter(name=BAND_PARAM, value=BAND_OPACITY),
         ],
-        usermeta={"rungroup": {"datasets": datasets.listed}},
+        usermeta={"rungroup": meta},
     ).resolve_scale(color="shared")
     spec: dict[str, Any] = combined.to_dict(validate=False)
+    frame: dict[str, Any] = alt.concat(
+        *frames, columns=columns, usermeta={"rungroup": meta}
+    ).to_dict(validate=False)
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     extra = (COLOUR_FIELD, *((PART_FIELD,) if thin else ()), *((RAW_FIELD,) if raw else ()))
     fields = (*CHART_COLUMNS, ORDER_FIELD, *extra, *(PAGE_COLUMNS if group_page else ()))
-    return WidgetSpec(spec=spec, key=key, fields=fields)
+    return WidgetSpec(spec=spec, frame=frame, key=key, fields=fields)

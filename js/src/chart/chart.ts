@@ -1,13 +1,17 @@
-// The charts: the spec comes from Python (rungroup.chart.widget_spec), embedded as it is; its
-// data are named sources fed from Arrow rows. A new spec is embedded only when its shape
-// changes; otherwise the existing view gets new data.
-import embed, { type Result, vega } from "vega-embed";
+// The charts: two specs come from Python (rungroup.chart.widget_spec). Vega draws the `frame`
+// (titles, axes, grid; each panel's scales set by two extent rows) and the series canvas
+// draws the lines and bands over it from the Arrow columns (series.ts). The full `spec`, with
+// every mark, draws the exported images. A new frame is embedded only when the spec's shape
+// changes; otherwise the existing view gets new extents.
+import embed, { type Result, vega, vegaLite } from "vega-embed";
 import { h } from "../dom";
-import { Crosshair, panelsOf, type Tracks, tracksOf } from "./crosshair";
+import { Crosshair, panelsOf } from "./crosshair";
 import { Emphasis } from "./emphasis";
 import { Legend, type LegendData } from "./legend";
-import { type Columns, type Dataset, datasetsOf, partition, type Row, rowAt } from "./partition";
+import { type Columns, type Dataset, datasetsOf, partition, rowAt } from "./partition";
+import { type Layers, SeriesCanvas } from "./series";
 import { bandOpacity, themeBackground, themeConfig } from "./theme";
+import { extentRows, type Tracks, tracksOf } from "./tracks";
 
 /** The narrowest a panel may be (its plot area, axes and titles, px); as many columns as fit. */
 export const MIN_PANEL = 320;
@@ -16,12 +20,19 @@ const PANEL_CHROME = 78;
 const HEIGHTS = { min: 120, max: 640, initial: 220 };
 const ISOLATED_SIGNAL = "rg_isolated";
 const BAND_SIGNAL = "rg_band";
+/** The frame's extent datasets: this prefix and the panel's number (rungroup.chart.FRAME_PREFIX). */
+const FRAME_PREFIX = "rg_frame_";
 
-/** Vega's ChangeSet has these too (vega-dataflow), though its typings leave them out. */
-type ChangeSet = ReturnType<typeof vega.changeset> & {
-  reflow(): ChangeSet;
-  clean(value: boolean): ChangeSet;
-};
+/** What `usermeta.rungroup` of the specs tells the browser. */
+interface SpecMeta {
+  log_y?: boolean;
+  grouped?: boolean;
+  raw?: boolean;
+}
+
+function metaOf(spec: Record<string, unknown>): SpecMeta {
+  return (spec.usermeta as { rungroup?: SpecMeta } | undefined)?.rungroup ?? {};
+}
 
 /** `spec` with the browser's panel layout: its columns, and each panel's plot size. The only
  * change the browser makes to a spec: Python cannot know the widget's width. */
@@ -41,13 +52,21 @@ export class ChartPanel {
   private readonly handle: HTMLDivElement;
   private readonly crosshair: Crosshair;
   private readonly emphasis: Emphasis;
+  private readonly series: SeriesCanvas;
   private result: Result | null = null;
   specKey: string | null = null;
   private hoverListeners: ((series: string | null) => void)[] = [];
+  /** The full spec (every mark): the exported images draw it. */
+  private full: Record<string, unknown> | null = null;
   private datasets: Dataset[] = [];
-  /** The row objects each dataset of the view holds (Vega's tuples: updated in place). */
-  private held = new Map<string, Row[]>();
-  private tracks: Tracks | null = null;
+  /** The rows drawn last, and their split into the full spec's datasets. */
+  private columns: Columns = { length: 0, values: {} };
+  private parts = new Map<string, number[]>();
+  private tracks: Tracks = new Map();
+  private layers: Layers = { grouped: false, raw: false };
+  private logY = false;
+  /** The extent rows each panel's frame was given last (JSON, to skip unchanged ones). */
+  private extents = new Map<string, string>();
   /** Panel columns, plot width and height the view was embedded with (or resized to). */
   private size = { columns: 0, width: 0, height: HEIGHTS.initial };
   private panels = 0;
@@ -58,7 +77,7 @@ export class ChartPanel {
 
   constructor(private readonly root: HTMLElement) {
     this.legend = new Legend({
-      isolate: (series) => this.setSignal(ISOLATED_SIGNAL, series),
+      isolate: (series) => this.isolate(series),
       hover: (series) => this.emit(series),
     });
     this.canvasHost = h("div", { class: "rg-chart-canvas" });
@@ -86,14 +105,44 @@ export class ChartPanel {
     };
     this.crosshair = new Crosshair(this.canvasHost, { ...shared, legend: () => this.legendData, hover: (key) => this.emit(key) });
     this.emphasis = new Emphasis(this.canvasHost, { ...shared, background: () => themeBackground(this.root), bandOpacity });
+    this.series = new SeriesCanvas({ ...shared, bandOpacity, layers: () => this.layers });
   }
 
-  /** The drawn rows by panel and series (made when first needed after a data change). */
   private currentTracks(): Tracks {
-    if (this.tracks === null) {
-      this.tracks = tracksOf(this.datasets.map((d) => ({ metric: String(d.where.metric), rows: this.held.get(d.name) ?? [] })));
-    }
     return this.tracks;
+  }
+
+  /** Take new rows: their split into datasets and tracks, and each panel's extent rows
+   * (only those that changed). Returns the frame datasets' new rows by name. */
+  private take(columns: Columns): Map<string, { x: number; y: number }[]> {
+    this.columns = columns;
+    this.parts = partition(this.datasets, columns);
+    const byMetric = new Map<string, number[]>();
+    for (const dataset of this.datasets) {
+      const metric = String(dataset.where.metric);
+      const rows = this.parts.get(dataset.name) ?? [];
+      const list = byMetric.get(metric);
+      if (list === undefined) byMetric.set(metric, [...rows]);
+      else for (const row of rows) list.push(row);
+    }
+    this.tracks = tracksOf(columns, [...byMetric].map(([metric, rows]) => ({ metric, rows })));
+    const fields = ["line", ...(this.layers.grouped ? ["lower", "upper"] : []), ...(this.layers.raw ? ["raw"] : [])];
+    const changed = new Map<string, { x: number; y: number }[]>();
+    [...byMetric.keys()].forEach((metric, number) => {
+      const rows = extentRows(this.tracks.get(metric) ?? [], { fields, logY: this.logY });
+      const name = `${FRAME_PREFIX}${number}`;
+      const text = JSON.stringify(rows);
+      if (this.extents.get(name) === text) return;
+      this.extents.set(name, text);
+      changed.set(name, rows);
+    });
+    return changed;
+  }
+
+  /** Draw the series (and the hovered one) for the view's current scales. */
+  private drawSeries(): void {
+    this.series.draw();
+    this.emphasis.redraw();
   }
 
   private legendData: LegendData = { title: "", entries: [] };
@@ -147,7 +196,7 @@ export class ChartPanel {
       void view
         .resize()
         .runAsync()
-        .then(() => this.emphasis.redraw());
+        .then(() => this.drawSeries());
     } catch {
       // panels of their own sizes: embed again
       this.invalidate();
@@ -185,15 +234,11 @@ export class ChartPanel {
     for (const listener of this.hoverListeners) listener(series);
   }
 
-  private setSignal(name: string, value: unknown): void {
-    const view = this.view;
-    if (!view) return;
-    try {
-      view.signal(name, value);
-      void view.runAsync().then(() => this.emphasis.redraw());
-    } catch {
-      // a spec without this parameter
-    }
+  /** Isolate `series` (null: show all again): the series are drawn again, Vega's frame
+   * stays as it is. */
+  private isolate(series: string[] | null): void {
+    void series; // the legend holds the isolation; the drawings read it from there
+    if (this.view) this.drawSeries();
   }
 
   get view(): Result["view"] | null {
@@ -209,134 +254,62 @@ export class ChartPanel {
     this.specKey = null;
   }
 
-  async show(spec: Record<string, unknown> | null, specKey: string, columns: Columns, legend: LegendData): Promise<void> {
+  async show(
+    spec: Record<string, unknown> | null,
+    frame: Record<string, unknown> | null,
+    specKey: string,
+    columns: Columns,
+    legend: LegendData,
+  ): Promise<void> {
     this.legendData = legend;
-    this.tracks = null;
     if (spec !== null || this.result === null) {
-      if (spec === null) return; // nothing to draw yet
+      if (spec === null || frame === null) return; // nothing to draw yet
       this.result?.finalize();
       this.result = null;
       this.canvasHost.replaceChildren();
-      // Embed with the data in place (an empty view would size itself for no data).
-      const datasets = datasetsOf(spec);
-      const parts = partition(datasets, columns);
-      const values: Record<string, unknown> = { ...((spec.datasets ?? {}) as Record<string, unknown>) };
-      for (const dataset of datasets) {
-        values[dataset.name] = (parts.get(dataset.name) ?? []).map((i) => rowAt(columns, i));
-      }
-      this.panels = Array.isArray(spec.concat) ? spec.concat.length : 1;
+      this.full = spec;
+      this.datasets = datasetsOf(spec);
+      const meta = metaOf(spec);
+      this.layers = { grouped: meta.grouped ?? true, raw: meta.raw ?? false };
+      this.logY = meta.log_y ?? false;
+      this.extents.clear();
+      // Embed with the extents in place (an empty view would size itself for no data).
+      const values: Record<string, unknown> = { ...((frame.datasets ?? {}) as Record<string, unknown>) };
+      for (const [name, rows] of this.take(columns)) values[name] = rows;
+      this.panels = Array.isArray(frame.concat) ? frame.concat.length : 1;
       this.size = { ...this.layout(), height: this.size.height };
-      const result = await embed(this.canvasHost, { ...sized(spec, this.size), datasets: values } as never, {
+      const result = await embed(this.canvasHost, { ...sized(frame, this.size), datasets: values } as never, {
         actions: false,
-        // canvas: a panel can hold thousands of (invisible) hover points, which as SVG
-        // elements cost hundreds of milliseconds per repaint
         renderer: "canvas",
-        // Vega warns about the extent of the (deliberately) empty tooltip layer until a
-        // series is hovered; warnings are for spec authors, errors still show.
+        // Vega warns about the empty extents of a panel without values; warnings are for
+        // spec authors, errors still show.
         logLevel: vega.Error,
-        // aria: no description string per drawn point (formatted on every repaint, and only
-        // an SVG renderer would use them)
+        // aria: no description string per drawn item (only an SVG renderer would use them)
         config: { ...themeConfig(this.root), aria: false } as never,
         // no loader: the spec carries no URLs and nothing may be fetched
       });
       this.result = result;
       this.specKey = specKey;
-      this.datasets = datasets;
-      const view = result.view;
-      // Vega's tuples, kept so that they can be updated in place (a copy of the list: the
-      // array itself is Vega's own)
-      this.held = new Map(datasets.map((d) => [d.name, [...(view.data(d.name) as Row[])]]));
+      const under = this.canvasHost.querySelector<HTMLCanvasElement>("canvas.marks");
+      if (under) this.series.attach(under);
       this.crosshair.attach();
       this.emphasis.attach();
       this.legend.set(legend);
-      view.signal(BAND_SIGNAL, bandOpacity());
-      await view.runAsync();
-      this.emphasis.redraw();
+      await result.view.runAsync();
+      this.drawSeries();
       return;
     }
     const view = this.result.view;
-    const parts = partition(this.datasets, columns);
-    for (const [name, next] of parts) this.update(name, columns, next);
+    for (const [name, rows] of this.take(columns)) view.data(name, rows);
     this.legend.set(legend);
     await view.runAsync();
-    this.emphasis.redraw();
+    this.drawSeries();
   }
 
-  /** Give dataset `name` the rows `next` (indexes into `columns`), in place: the tuples Vega
-   * holds take the new rows' values (a modification), and only a difference in length inserts
-   * or removes tuples. Replacing them all would make Vega drop and rebuild every item of every
-   * line and band (their scenegraph items, encodings, bounds, and the facets' bookkeeping). */
-  private update(name: string, columns: Columns, next: number[]): void {
-    const view = this.view;
-    const held = this.held.get(name);
-    if (!view) return;
-    if (held === undefined) {
-      const rows = next.map((i) => rowAt(columns, i));
-      view.data(name, rows);
-      this.held.set(name, [...rows]);
-      return;
-    }
-    const kept = Math.min(held.length, next.length);
-    // fields the tuples have but the new rows lack become undefined, as a new row's would be
-    const fields = [...new Set([...Object.keys(held[0] ?? {}), ...Object.keys(columns.values)])];
-    const missing: ArrayLike<unknown> = [];
-    const sources = fields.map((field) => columns.values[field] ?? missing);
-    const width = fields.length;
-    // only fields whose values changed are passed on as modified: Vega's operators that read
-    // only the others (x extent, facets by colour order when the groups are as many) skip
-    const changed = new Array<boolean>(width).fill(false);
-    // field by field: one property name per loop keeps the tuples' property access
-    // monomorphic (row by row, every access sees another name: several times slower)
-    for (let f = 0; f < width; f++) {
-      const field = fields[f];
-      const source = sources[f];
-      let differs = false;
-      for (let i = 0; i < kept; i++) {
-        const tuple = held[i];
-        const value = source[next[i]];
-        if (tuple[field] !== value) {
-          tuple[field] = value;
-          differs = true;
-        }
-      }
-      changed[f] = differs;
-    }
-    const added = next.slice(kept).map((i) => rowAt(columns, i));
-    const changes = vega.changeset() as ChangeSet;
-    if (added.length > 0) changes.insert(added);
-    // Removing rows would also have Vega drop the facets (per series sub-dataflows) left
-    // empty, and a later grouping with more series build them again: they are kept.
-    if (held.length > kept) changes.remove(held.slice(kept)).clean(false);
-    const modified = fields.filter((_, f) => changed[f]);
-    if (kept > 0 && modified.length > 0) {
-      // The values are already in place. `reflow` passes every kept tuple on as modified, and
-      // one modification per field (of the first tuple, to the value it has) marks the field
-      // as changed. A modification by predicate would visit every tuple once per field.
-      changes.reflow();
-      const first = held[0];
-      for (const field of modified) changes.modify(first, field, first[field]);
-    }
-    view.change(name, changes);
-    held.length = kept;
-    for (const row of added) held.push(row);
-  }
-
-  /** Rows in the Vega view's datasets (what the chart was fed last; tooltip copies aside)
-   * and the sum of their `line` values: the tests compare both with Python's frame. */
+  /** The rows the series canvas drew from and the sum of their `line` values: the tests
+   * compare both with Python's frame. */
   rows(): { rows: number; lineSum: number } {
-    let rows = 0;
-    let lineSum = 0;
-    for (const dataset of this.datasets) {
-      let tuples: Row[] = [];
-      try {
-        tuples = (this.view?.data(dataset.name) as Row[] | undefined) ?? [];
-      } catch {
-        // not in this view
-      }
-      rows += tuples.length;
-      for (const tuple of tuples) if (typeof tuple.line === "number" && Number.isFinite(tuple.line)) lineSum += tuple.line;
-    }
-    return { rows, lineSum };
+    return { rows: this.series.drawn.rows, lineSum: this.series.drawn.lineSum };
   }
 
   /** Series listed in the crosshair's tooltip shown last. */
@@ -355,75 +328,22 @@ export class ChartPanel {
     await this.view?.runAsync();
   }
 
-  /** Lines and bands drawn (one line mark per series and panel), read from the scenegraph,
-   * and `misplaced`: line points drawn above or below their neighbour the wrong way round
-   * for the values they show (0 unless a data swap left items positioned for old values). */
+  /** Lines and bands drawn (a line per series, or run, and panel), and line points drawn
+   * where their values do not put them: the wrong way round from their neighbour, or outside
+   * their panel (0 unless the scales were left from older data). */
   counts(): { lines: number; bands: number; misplaced: number } {
-    const counts = { lines: 0, bands: 0, misplaced: 0 };
-    const view = this.view;
-    if (!view) return counts;
-    type Node = { marktype?: string; name?: string; items?: Node[]; y?: number; datum?: Row };
-    const visit = (mark: Node): void => {
-      const items = mark.items ?? [];
-      // the unsmoothed lines and the dashed stretches are drawn beside a series' line, not
-      // as lines of their own
-      const beside = /^rg_(raw|thin)_/.test(mark.name ?? "");
-      if (mark.marktype === "line" && items.length > 0 && !beside) {
-        counts.lines++;
-        for (let i = 1; i < items.length; i++) {
-          const [a, b] = [items[i - 1], items[i]];
-          // the value the layer plots: its calculated y (full or dashed stretches), else line
-          const plotted = (d: Row | undefined) => (d && "rg_y" in d ? d.rg_y : d?.line);
-          const [va, vb] = [plotted(a.datum), plotted(b.datum)];
-          if (typeof va !== "number" || typeof vb !== "number" || !Number.isFinite(va) || !Number.isFinite(vb)) continue;
-          // screen y grows downwards: a larger value is drawn higher up
-          if (Math.sign(vb - va) !== Math.sign((a.y ?? 0) - (b.y ?? 0))) counts.misplaced++;
-        }
-      } else if (mark.marktype === "area" && items.length > 0) counts.bands++;
-      else if (mark.marktype === "group") {
-        for (const item of items) for (const child of item.items ?? []) visit(child);
-      }
-    };
-    visit((view.scenegraph() as unknown as { root: Node }).root);
-    return counts;
+    const { lines, bands, misplaced, outside } = this.series.drawn;
+    return { lines, bands, misplaced: misplaced + outside };
   }
 
-  /** Each series' line colour as drawn (the scenegraph's strokes), and the panels' boxes in
-   * page coordinates: the tests check colours and hover panels through them. */
+  /** Each line's colour as drawn, the series drawn dashed, and the panels' boxes in page
+   * coordinates: the tests check colours and hover panels through them. */
   drawnStyle(): { strokes: Record<string, string>; dashed: number; panels: { x: number; y: number; width: number; height: number }[] } {
-    const strokes: Record<string, string> = {};
-    let dashed = 0;
+    const { strokes, dashed } = this.series.drawn;
     const panels: { x: number; y: number; width: number; height: number }[] = [];
     const view = this.view;
-    const canvas = this.canvasHost.querySelector<HTMLCanvasElement>("canvas:not(.rg-emphasis)");
+    const canvas = this.canvasHost.querySelector<HTMLCanvasElement>("canvas.marks");
     if (!view || !canvas) return { strokes, dashed, panels };
-    type Node = {
-      marktype?: string;
-      name?: string;
-      items?: Node[];
-      stroke?: string;
-      strokeDash?: number[];
-      defined?: boolean;
-      datum?: Row;
-      x?: number;
-      y?: number;
-      width?: number;
-      height?: number;
-    };
-    const visit = (mark: Node): void => {
-      const items = mark.items ?? [];
-      if (mark.marktype === "line" && items[0]?.strokeDash && items.filter((i) => i.defined !== false).length >= 2) dashed++;
-      for (const item of items) {
-        if (mark.marktype === "line" && item.datum && typeof item.stroke === "string") {
-          const key = typeof item.datum.run === "string" ? item.datum.run : String(item.datum.series);
-          strokes[key] ??= item.stroke;
-          break;
-        }
-        for (const child of item.items ?? []) visit(child);
-      }
-    };
-    const root = (view.scenegraph() as unknown as { root: Node }).root;
-    visit(root);
     const box = canvas.getBoundingClientRect();
     const [ox, oy] = view.origin();
     for (const { x0, y0, width, height } of panelsOf(view)) panels.push({ x: box.left + ox + x0, y: box.top + oy + y0, width, height });
@@ -446,16 +366,26 @@ export class ChartPanel {
   }
 
   /** The chart as an image URL, on an opaque background (the theme's, or white): a
-   * transparent image of a dark theme's light text is unreadable on a white page. */
+   * transparent image of a dark theme's light text is unreadable on a white page. Drawn by
+   * Vega from the full spec (every mark), the same size as the panels on screen. */
   async image(type: "png" | "svg", background: "theme" | "white" = "theme"): Promise<string> {
-    const view = this.view;
-    if (!view) throw new Error("no chart to export yet");
-    const before = view.background();
-    view.background(background === "white" ? "#ffffff" : themeBackground(this.root));
+    const full = this.full;
+    if (!this.view || full === null) throw new Error("no chart to export yet");
+    const values: Record<string, unknown> = { ...((full.datasets ?? {}) as Record<string, unknown>) };
+    for (const dataset of this.datasets) {
+      values[dataset.name] = (this.parts.get(dataset.name) ?? []).map((i) => rowAt(this.columns, i));
+    }
+    const config = { ...themeConfig(this.root), aria: false };
+    const compiled = vegaLite.compile({ ...sized(full, this.size), datasets: values } as never, { config: config as never }).spec;
+    const view = new vega.View(vega.parse(compiled), { renderer: "none", logLevel: vega.Error });
     try {
+      view.signal(BAND_SIGNAL, bandOpacity());
+      view.signal(ISOLATED_SIGNAL, this.legend.isolation);
+      view.background(background === "white" ? "#ffffff" : themeBackground(this.root));
+      await view.runAsync();
       return await view.toImageURL(type, type === "png" ? 2 : 1);
     } finally {
-      view.background(before);
+      view.finalize();
     }
   }
 

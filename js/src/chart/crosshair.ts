@@ -2,13 +2,13 @@
 // the nearest x any series has a point at and lists every visible series there, with its
 // line and band named by what they are, n, and values to 4 significant digits. The series
 // nearest the pointer (in pixels) is the hovered one: it and its table row come forward.
-// Pure DOM over Vega's canvas: the spec carries no hover marks, so a pointer move costs a
-// few binary searches and one small list, never a Vega re-render (unless the hovered
-// series changes).
+// Pure DOM over the chart's canvases: a pointer move costs a few binary searches and one
+// small list, never a Vega re-render.
 import type { Result } from "vega-embed";
 import { h } from "../dom";
 import type { LegendData, LegendEntry } from "./legend";
 import type { Row } from "./partition";
+import { rowOf, type Track, type Tracks, xNumber } from "./tracks";
 
 type View = Result["view"];
 
@@ -25,17 +25,6 @@ interface SceneMark {
   items?: SceneItem[];
 }
 
-/** One line of one panel: its key (series, or run on a group page), and its rows by x. */
-interface Track {
-  key: string;
-  series: string;
-  rows: Row[];
-  xs: Float64Array;
-}
-
-/** One panel's tracks, by the metric the panel shows. */
-export type Tracks = Map<string, Track[]>;
-
 const significant = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 });
 /** How far (px) from a line the pointer still hovers its series. */
 const HOVER_REACH = 24;
@@ -46,33 +35,6 @@ export function formatValue(value: unknown): string {
   const magnitude = Math.abs(value);
   if (magnitude !== 0 && (magnitude >= 1e6 || magnitude < 1e-4)) return value.toPrecision(4);
   return significant.format(value);
-}
-
-export function xNumber(value: unknown): number {
-  if (value instanceof Date) return value.getTime();
-  return typeof value === "number" ? value : Number(value);
-}
-
-/** Tracks from the datasets' rows: each dataset's rows split by run (group page) or series,
- * sorted by x. */
-export function tracksOf(datasets: { metric: string; rows: Row[] }[]): Tracks {
-  const tracks: Tracks = new Map();
-  for (const { metric, rows } of datasets) {
-    const byKey = new Map<string, Row[]>();
-    for (const row of rows) {
-      const key = typeof row.run === "string" ? row.run : String(row.series);
-      let list = byKey.get(key);
-      if (list === undefined) byKey.set(key, (list = []));
-      list.push(row);
-    }
-    const panel = tracks.get(metric) ?? [];
-    for (const [key, list] of byKey) {
-      list.sort((a, b) => xNumber(a.x) - xNumber(b.x));
-      panel.push({ key, series: String(list[0].series), rows: list, xs: Float64Array.from(list, (r) => xNumber(r.x)) });
-    }
-    tracks.set(metric, panel);
-  }
-  return tracks;
 }
 
 /** Index of the value in sorted `xs` nearest to `x` (-1 for none). */
@@ -155,7 +117,7 @@ export class Crosshair {
     this.pending = null;
     const view = this.host.view();
     if (!event || !view) return;
-    const canvas = this.el.querySelector<HTMLCanvasElement>("canvas:not(.rg-emphasis)");
+    const canvas = this.el.querySelector<HTMLCanvasElement>("canvas.marks");
     if (!canvas) return this.hide();
     const box = canvas.getBoundingClientRect();
     const [ox, oy] = view.origin();
@@ -191,7 +153,7 @@ export class Crosshair {
       const i = nearest(track.xs, best);
       // a line without a point within half a step of x is not there
       if (i < 0 || !closeEnough(track.xs, i, best)) continue;
-      const row = track.rows[i];
+      const row = rowOf(track, i);
       const y = typeof row.line === "number" ? yScale(row.line) : Number.NaN;
       listed.push({ track, row, entry: entries.get(track.key) ?? entries.get(track.series), distance: Math.abs(y - (py - y0)) });
     }

@@ -91,6 +91,7 @@ def _data(widget: Explorer, request: Mapping[str, Any]) -> Reply:
     same = request.get("spec_key") == frame.spec.key
     body = {
         "spec": None if same else frame.spec.spec,
+        "frame": None if same else frame.spec.frame,
         "spec_key": frame.spec.key,
         "chart_rows": frame.drawn.height,
         "focus_label": frame.focus_label,
