@@ -164,13 +164,9 @@ def _axes(
         grouped=grouped,
         width=width,
         height=height,
-        # The widget's lines and bands are split by colour order, not by label: Vega keeps
-        # one sub-dataflow per series of a line or band, keyed by the fields that split
-        # them, and keyed by number they stay when a new grouping relabels the series
-        # (only their rows change). Their colour is still the label's.
-        # by expression, not as a field: a colour field would split every line and band by
-        # colour too, and a regrouping (new colours in each place of the order) would make
-        # Vega rebuild their sub-dataflows
+        # The widget's lines and bands are split by colour order, not by label, and drawn in
+        # that order, as the browser's series canvas draws them (js/src/chart/series.ts).
+        # The colour is read from the row (the group's stable colour), not mapped by a scale.
         path_colour={"value": {"expr": f"datum.{COLOUR_FIELD}"}} if widget else colour,
         path_detail=f"{ORDER_FIELD}:N" if widget else "series:N",
     )

@@ -77,7 +77,10 @@ export class ChartPanel {
 
   constructor(private readonly root: HTMLElement) {
     this.legend = new Legend({
-      isolate: (series) => this.isolate(series),
+      // the legend holds the isolation and the drawings read it: Vega's frame stays as it is
+      isolate: () => {
+        if (this.view) this.drawSeries();
+      },
       hover: (series) => this.emit(series),
     });
     this.canvasHost = h("div", { class: "rg-chart-canvas" });
@@ -100,16 +103,12 @@ export class ChartPanel {
     const shared = {
       view: () => this.view,
       metrics: () => [...new Set(this.datasets.map((d) => String(d.where.metric)))],
-      tracks: () => this.currentTracks(),
+      tracks: () => this.tracks,
       isolated: () => this.legend.isolation,
     };
     this.crosshair = new Crosshair(this.canvasHost, { ...shared, legend: () => this.legendData, hover: (key) => this.emit(key) });
     this.emphasis = new Emphasis(this.canvasHost, { ...shared, background: () => themeBackground(this.root), bandOpacity });
     this.series = new SeriesCanvas({ ...shared, bandOpacity, layers: () => this.layers });
-  }
-
-  private currentTracks(): Tracks {
-    return this.tracks;
   }
 
   /** Take new rows: their split into datasets and tracks, and each panel's extent rows
@@ -234,12 +233,6 @@ export class ChartPanel {
     for (const listener of this.hoverListeners) listener(series);
   }
 
-  /** Isolate `series` (null: show all again): the series are drawn again, Vega's frame
-   * stays as it is. */
-  private isolate(series: string[] | null): void {
-    void series; // the legend holds the isolation; the drawings read it from there
-    if (this.view) this.drawSeries();
-  }
 
   get view(): Result["view"] | null {
     return this.result?.view ?? null;
