@@ -192,7 +192,7 @@ def _compiled(spec: dict[str, Any]) -> Any:
 @pytest.mark.parametrize("group_page", [False, True])
 def test_widget_spec_splits_lines_and_bands_by_colour_order(group_page: bool) -> None:
     """Lines and bands are split by `rg_order` (and a group page's run lines by run), never by
-    the series label, so that Vega keeps their sub-dataflows when a grouping relabels them;
+    the series label, and drawn in that order, as the browser's series canvas draws them;
     their colour is the row's ``rg_colour``."""
     frame = rg.aggregate(sample(), band="minmax")
     view = rg.View(band="minmax")
