@@ -3,26 +3,16 @@
 // other series recede, and draws the hovered series' band and line again on top. A hover
 // change costs one small canvas drawing of one series, never a Vega re-render (which redraws
 // every mark of every panel: the encode and paint of some 16,000 items per move).
-import type { Result } from "vega-embed";
 import { h } from "../dom";
-import { colourOf, eachPanel, overlay, paintBand, paintLine } from "./series";
-import type { Tracks } from "./tracks";
-
-type View = Result["view"];
+import { type ChartState, colourOf, eachPanel, overlay, paintBand, paintLine } from "./series";
 
 /** How much of the plot area's colour covers what is not hovered. */
 const WASH = 0.8;
 /** The hovered line's width (px): wider than the others'. */
 const WIDTH = 2.5;
 
-export interface EmphasisHost {
-  view(): View | null;
-  /** The panels' metrics in the spec's order. */
-  metrics(): string[];
-  tracks(): Tracks;
-  isolated(): string[] | null;
+export interface EmphasisHost extends ChartState {
   background(): string;
-  bandOpacity(): number;
 }
 
 export class Emphasis {

@@ -37,13 +37,17 @@ export interface Layers {
   raw: boolean;
 }
 
-export interface SeriesHost {
+/** What a drawing over the chart reads from it. */
+export interface ChartState {
   view(): View | null;
   /** The panels' metrics in the spec's order. */
   metrics(): string[];
   tracks(): Tracks;
   isolated(): string[] | null;
   bandOpacity(): number;
+}
+
+export interface SeriesHost extends ChartState {
   layers(): Layers;
 }
 
