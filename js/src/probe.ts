@@ -23,10 +23,11 @@ export interface Probe {
   /** Rows of the runs table, and chart points Python sent. */
   total: number;
   points: number;
-  /** Rows the Vega view holds, and the sum of their `line` values. */
+  /** Rows the series canvas drew from, and the sum of their `line` values. */
   viewRows: number;
   viewLineSum: number;
-  /** Lines and bands drawn, and line points drawn out of order (0 unless a swap went wrong). */
+  /** Lines and bands drawn, and line points drawn out of order or outside their panel (0
+   * unless the scales were left from older data). */
   lines: number;
   bands: number;
   misplaced: number;

@@ -190,9 +190,9 @@ def count(page: Any, selector: str) -> int:
 
 
 def chart_counts(page: Any) -> tuple[int, int]:
-    """(lines, bands) drawn in the Vega view: line and area marks with data, per series and
-    panel, counted in the view's scenegraph by the widget after each repaint. Every line
-    point is drawn where its value puts it (the data swap re-ran Vega's encoders)."""
+    """(lines, bands) drawn by the widget's series canvas, per series and panel, as it
+    recorded them in its last drawing. Every line point is drawn where its value puts it:
+    in order with its neighbours and inside its panel (the scales follow the new data)."""
     drawn = probe(page)
     misplaced = drawn["misplaced"]
     assert misplaced == 0, f"{misplaced} line points drawn for other values than theirs"
