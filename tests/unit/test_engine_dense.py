@@ -22,9 +22,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import rungroup as rg
-from rungroup.engine import dense
+from rungroup.engine import dense, dense_matrix, dense_stats
 from rungroup.engine.grouping import group_runs
 from rungroup.engine.workspace import Workspace
+from rungroup.engine.xaxis import categorical_codes
 from rungroup.runs import Runs
 
 METRICS = ("loss", "acc", "lr")
@@ -202,7 +203,7 @@ def test_time_as_x_and_the_bootstrap_take_the_general_path() -> None:
 def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Any] = []  # matrices made from the history
     derivations: list[Any] = []  # smoothed or bucketed matrices made from those
-    prepare, derived = dense.prepare, dense._derived
+    prepare, derived = dense.prepare, dense_matrix.derived
 
     def counting_prepare(*args: Any) -> Any:
         reads.append(args[3:])
@@ -214,7 +215,7 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
         return derived(made, bins, smoothing)
 
     monkeypatch.setattr(dense, "prepare", counting_prepare)
-    monkeypatch.setattr(dense, "_derived", counting_derived)
+    monkeypatch.setattr(dense, "derived", counting_derived)
     runs = _grid_runs("run-metric-step")
     workspace = Workspace(runs)
     first = workspace.aggregate(group_by=("group",), points=10)
@@ -251,8 +252,8 @@ def test_matrices_are_kept_per_runs_object_and_view(monkeypatch: pytest.MonkeyPa
 
 def test_a_workspace_stops_its_threads_when_closed_or_collected() -> None:
     runs = _grid_runs("run-metric-step")
-    threshold = dense._PARALLEL_CELLS
-    dense._PARALLEL_CELLS = 1
+    threshold = dense_stats._PARALLEL_CELLS
+    dense_stats._PARALLEL_CELLS = 1
     try:
         with Workspace(runs) as workspace:
             workspace.aggregate(grouping=False, band="minmax", points=10)
@@ -265,7 +266,7 @@ def test_a_workspace_stops_its_threads_when_closed_or_collected() -> None:
         gc.collect()
         assert pool._shutdown
     finally:
-        dense._PARALLEL_CELLS = threshold
+        dense_stats._PARALLEL_CELLS = threshold
 
 
 def test_runs_logging_at_their_own_steps_take_the_general_path() -> None:
@@ -286,15 +287,15 @@ def test_runs_logging_at_their_own_steps_take_the_general_path() -> None:
 @given(histories(), VIEWS)
 def test_blocks_reduced_in_threads_give_the_same_frames(runs: Runs, view: dict[str, Any]) -> None:
     """Every block big enough for the thread pool (and big classes cut in two)."""
-    threshold = dense._PARALLEL_CELLS
-    dense._PARALLEL_CELLS = 1
+    threshold = dense_stats._PARALLEL_CELLS
+    dense_stats._PARALLEL_CELLS = 1
     try:
         both_paths(runs, **view)
     finally:
-        dense._PARALLEL_CELLS = threshold
+        dense_stats._PARALLEL_CELLS = threshold
 
 
-def _prepared_equal(got: dense.Prepared, expected: dense.Prepared) -> None:
+def _prepared_equal(got: dense_matrix.Prepared, expected: dense_matrix.Prepared) -> None:
     assert np.array_equal(got.run_codes, expected.run_codes)
     assert np.array_equal(got.metric_codes, expected.metric_codes)
     for a, b in zip(got.matrices, expected.matrices, strict=True):
@@ -331,7 +332,7 @@ def test_hiding_runs_cuts_the_kept_matrices_as_prepare_makes_them(
         assert found is None or every is not None
         return
     bins = with_hidden.points if with_hidden.align == "bucket" else None
-    _prepared_equal(found[0], dense._derived(expected, bins, None))
+    _prepared_equal(found[0], dense_matrix.derived(expected, bins, None))
     event("cut from the kept matrices" if every is not None else "read")
     with Workspace(runs) as workspace:
         workspace.aggregate(shown)
@@ -368,9 +369,9 @@ def test_several_hidden_runs_keep_a_regular_history_on_the_fast_read() -> None:
     view = rg.View(points=10, hidden=frozenset({"r0", "r2"}))
     grouping = group_runs(runs, view)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dense, "_scattered", lambda points: pytest.fail("read cell by cell"))
+        patch.setattr(dense_matrix, "_scattered", lambda points: pytest.fail("read cell by cell"))
         made = dense.prepare(runs, grouping, ["acc", "loss"], None)
     assert made is not None and made.matrices[0].values.shape == (2, 30)
     assert sorted(made.others.tolist()) == sorted(
-        dense.categorical_codes(runs.history.collect_schema()["run_id"], ["r0", "r2"]).tolist()
+        categorical_codes(runs.history.collect_schema()["run_id"], ["r0", "r2"]).tolist()
     )

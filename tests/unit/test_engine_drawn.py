@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rungroup as rg
-from rungroup.engine import dense
+from rungroup.engine import dense_stats
 from rungroup.engine.aggregate import aggregate_drawn
 from rungroup.engine.stats import STAT_COLUMNS
 from rungroup.view import BANDS
@@ -56,7 +56,7 @@ def test_a_mean_and_std_chart_needs_no_order_statistics(monkeypatch: Any) -> Non
     def unwanted(*args: Any) -> Any:
         raise AssertionError("the runs were sorted at each point")
 
-    monkeypatch.setattr(dense, "_order_statistics", unwanted)
+    monkeypatch.setattr(dense_stats, "_order_statistics", unwanted)
     drawn = aggregate_drawn(runs, rg.View(line="mean", band="std"))
     assert drawn["line"].to_list() == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert drawn["upper"].to_list() == [2.0, 3.0, 4.0, 5.0, 6.0]

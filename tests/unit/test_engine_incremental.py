@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import rungroup as rg
-from rungroup.engine import dense, last_values
+from rungroup.engine import dense, dense_matrix, dense_stats, last_values
 from rungroup.engine.grouping import group_runs
 from rungroup.engine.workspace import Workspace
 from rungroup.engine.xaxis import select_metrics
@@ -55,7 +55,9 @@ def fresh_copy(runs: Runs) -> Runs:
     return Runs(runs.runs, runs.history.collect())
 
 
-def assert_same_matrices(got: dense.Prepared | None, expected: dense.Prepared | None) -> None:
+def assert_same_matrices(
+    got: dense_matrix.Prepared | None, expected: dense_matrix.Prepared | None
+) -> None:
     assert (got is None) == (expected is None)
     if got is None or expected is None:
         return
@@ -259,7 +261,7 @@ def test_slices_are_kept_with_the_matrices(monkeypatch: pytest.MonkeyPatch) -> N
     first = workspace.aggregate(view)
     found = workspace._matrices.prepared(view, group_runs(runs, view), ["acc", "loss"])
     assert found is not None and len(found[1]) == 2  # one slice per metric
-    monkeypatch.setattr(dense, "MetricMatrix", None)  # a new slice would fail
+    monkeypatch.setattr(dense_stats, "MetricMatrix", None)  # a new slice would fail
     regrouped = workspace.aggregate(grouping=False, points=10)
     assert first.height and regrouped.height
 

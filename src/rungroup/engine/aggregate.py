@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rungroup.engine import dense
+from rungroup.engine import dense, dense_stats
 from rungroup.engine.align import align, bucket_arrays, bucket_from_sums, is_sorted
+from rungroup.engine.dense_matrix import Prepared
 from rungroup.engine.grouping import RUN_KEY, Grouping
 from rungroup.engine.provider import BucketSums, HistoryProvider
 from rungroup.engine.smoothing import smooth
@@ -93,7 +94,7 @@ def aggregate_grouping(
     drawn_only: bool = False,
     matrices: dense.Matrices | None = None,
     pool: Callable[[], Executor] | None = None,
-    pushed: dict[tuple[Any, ...], BucketSums | dense.Prepared | None] | None = None,
+    pushed: dict[tuple[Any, ...], BucketSums | Prepared | None] | None = None,
 ) -> pl.DataFrame:
     """The Aggregate of the series of `grouping` (the view's, over `runs`); `drawn_only`: its
     columns but the statistics, computing only those the line and the band are made of (the
@@ -115,7 +116,7 @@ def aggregate_grouping(
         found = kept.prepared(view, grouping, metrics)
         if found is not None and dense.usable(found[0], view):
             made, slices = found
-            stats = dense.statistics(made, grouping, view, wanted, slices=slices, pool=pool)
+            stats = dense_stats.statistics(made, grouping, view, wanted, slices=slices, pool=pool)
     if stats is None:
         stats = _general_statistics(runs, view, grouping, metrics)
     if stats is None or stats.height == 0:
@@ -132,7 +133,7 @@ def _pushed_statistics(
     view: View,
     grouping: Grouping,
     metrics: list[str],
-    pushed: dict[tuple[Any, ...], BucketSums | dense.Prepared | None] | None,
+    pushed: dict[tuple[Any, ...], BucketSums | Prepared | None] | None,
     wanted: frozenset[str] = frozenset(STAT_COLUMNS),
     pool: Callable[[], Executor] | None = None,
 ) -> pl.DataFrame | None:
@@ -158,12 +159,12 @@ def _pushed_statistics(
         # regrouping is then a column reduction, with no sort of the sums
         matrices_key = ("matrices", *key)
         made = None if pushed is None else pushed.get(matrices_key)
-        if not isinstance(made, dense.Prepared):
+        if not isinstance(made, Prepared):
             n_rows = int(run_rows.max()) + 1 if run_rows.size else 0
             made = bucket_matrices(sums, run_rows, n_rows, n_metrics)
             if pushed is not None:
                 pushed[matrices_key] = made
-        return dense.statistics(made, grouping, view, wanted, pool=pool)
+        return dense_stats.statistics(made, grouping, view, wanted, pool=pool)
     run_index = run_rows[sums.run]
     keys = (run_index * n_metrics + sums.metric) * view.points + sums.bucket
     order = np.argsort(keys, kind="stable")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rungroup.engine import dense
 from rungroup.engine.align import bin_index, segment_sums
+from rungroup.engine.dense_matrix import MetricMatrix, Prepared, contiguous
 from rungroup.engine.provider import BucketSums
 
 
@@ -95,12 +95,12 @@ def _reduce(
 
 def bucket_matrices(
     sums: BucketSums, run_rows: np.ndarray, n_rows: int, n_metrics: int
-) -> dense.Prepared:
+) -> Prepared:
     """The per-run bucketed series of `sums` as the dense path's matrices (one row per run,
     ``run_rows[sums.run]`` its row; a column per bin any run has a point in), exactly as
-    `dense._bucketed` makes them from a history in memory: a cell is the mean of the run's
+    `dense_matrix.bucketed` makes them from a history in memory: a cell is the mean of the run's
     finite values in the bin (NaN if none), `dropped` counts the others, `present` says
-    where the run logged. A regrouping reduces these (`dense.statistics`, a column operation
+    where the run logged. A regrouping reduces these (`dense_stats.statistics`, a column operation
     over the runs of each series) without sorting the sums again."""
     matrices = []
     for metric in range(n_metrics):
@@ -126,8 +126,6 @@ def bucket_matrices(
         centre = (
             lo + (used.astype(np.float64) + 0.5) * width if width > 0 else np.full(used.size, lo)
         )
-        matrices.append(
-            dense.MetricMatrix(centre, values, dropped, present, dense._contiguous(present))
-        )
+        matrices.append(MetricMatrix(centre, values, dropped, present, contiguous(present)))
     none = np.zeros(0, np.int64)
-    return dense.Prepared(tuple(matrices), run_codes=none, metric_codes=none, others=none)
+    return Prepared(tuple(matrices), run_codes=none, metric_codes=none, others=none)

@@ -27,6 +27,7 @@ import polars as pl
 
 from rungroup.engine import dense, last_values
 from rungroup.engine.aggregate import aggregate_grouping
+from rungroup.engine.dense_matrix import Prepared
 from rungroup.engine.grouping import Grouping, _group_runs, grouping_inputs, without_hidden
 from rungroup.engine.provider import BucketSums
 from rungroup.engine.recipe import attach_recipe
@@ -61,9 +62,7 @@ class Workspace:
         self._last: last_values.LastValues | None = None
         self._finals: dict[str, pl.DataFrame] = {}
         #: a history provider's answers (engine/provider.py), by (runs, metrics, x, points)
-        self._pushed: OrderedDict[tuple[Any, ...], BucketSums | dense.Prepared | None] = (
-            OrderedDict()
-        )
+        self._pushed: OrderedDict[tuple[Any, ...], BucketSums | Prepared | None] = OrderedDict()
         # a list, so that the finalizer holds the pool and not the workspace
         self._pools: list[ThreadPoolExecutor] = []
         self._finalizer = weakref.finalize(self, _stop, self._pools)
@@ -118,7 +117,7 @@ class Workspace:
             made = kept[1]
         return without_hidden(made, self._runs, view) if hidden else made
 
-    def _kept_pushed(self) -> OrderedDict[tuple[Any, ...], BucketSums | dense.Prepared | None]:
+    def _kept_pushed(self) -> OrderedDict[tuple[Any, ...], BucketSums | Prepared | None]:
         while len(self._pushed) > PUSHED:
             self._pushed.popitem(last=False)
         return self._pushed
