@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 from rungroup.runs import LoadWarning
 from rungroup.sources import castagnoli
 from rungroup.sources.castagnoli import crc32c, frames_intact, masked_crc32c_many
-from rungroup.sources.tensorboard import events
+from rungroup.sources.tensorboard import decode, events, layout, records
 from rungroup.sources.tensorboard.events import load_tensorboard
 
 TAGS = ("loss", "acc", "a/tag/longer/than/sixteen/bytes", "grad_norm", "ünïcode")
@@ -114,12 +114,13 @@ def _general_load(source: Path, **options: Any) -> tuple[pl.DataFrame, pl.DataFr
     CRC, the protobuf walk for every record, file by file."""
     patch = pytest.MonkeyPatch()
     try:
-        patch.setattr(events, "_candidate_frames", lambda buf: (np.zeros(0, np.int64),) * 3)
+        patch.setattr(records, "_candidate_frames", lambda buf: (np.zeros(0, np.int64),) * 3)
         patch.setattr(
-            events, "_simple_values", lambda d, r, *_: np.zeros(len(r[0]), dtype=np.bool_)
+            decode, "simple_values", lambda d, r, *_: (np.zeros(len(r[0]), dtype=np.bool_), None)
         )
-        patch.setattr(events, "frames_intact", lambda *_: None)
-        patch.setattr(events, "_decode_together", lambda *_: False)
+        patch.setattr(records, "frames_intact", lambda *_: None)
+        patch.setattr(decode, "frames_intact", lambda *_: None)
+        patch.setattr(decode, "_decode_together", lambda *_: False)
         return _load(source, **options)
     finally:
         patch.undo()
@@ -148,7 +149,7 @@ def test_fast_read_equals_general_path(logs: Path, check_crc: bool) -> None:
 def test_batches_of_any_size(logs: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
     """A run's files split over batches (or one file a batch) read the same."""
     whole = _load(logs / "runs")
-    monkeypatch.setattr(events, "_BATCH_BYTES", batch)
+    monkeypatch.setattr(events, "BATCH_BYTES", batch)
     _same(_load(logs / "runs"), whole)
 
 
@@ -177,17 +178,17 @@ def test_fast_read_with_subfolder_prefixes(logs: Path) -> None:
 def test_clean_files_take_the_fast_path(logs: Path) -> None:
     """The batch decode and the one-pass CRC accept clean files (else the speed is gone)."""
     files = sorted((logs / "runs" / "a").glob("events.out.tfevents.*"))
-    batch: list[events._Pending] = [
-        (events._Scalars(), path, "", path.read_bytes()) for path in files
+    batch: list[decode.Pending] = [
+        (decode.Scalars(), path, "", path.read_bytes()) for path in files
     ]
-    assert events._decode_together(batch, True)
+    assert decode._decode_together(batch, True)
     data = files[0].read_bytes()
     buf = np.frombuffer(data, dtype=np.uint8)
-    heads = events._frame_heads(data, buf, files[0])
-    lengths = events._stored(buf, heads, 8, np.uint64).astype(np.int64)
+    heads = records.frame_heads(data, buf, files[0])
+    lengths = records.stored(buf, heads, 8, np.uint64).astype(np.int64)
     assert frames_intact(buf, heads, lengths) is True
     starts = heads + 12
-    done = events._simple_values(data, (starts, starts + lengths), "", events._Scalars(), [])
+    done, _ = layout.simple_values(data, (starts, starts + lengths), "", [])
     # all but the file_version event, step 0's (no step field) and the 5-byte steps
     assert int((~done).sum()) == 1 + 2 * len(TAGS)
 
@@ -328,7 +329,7 @@ def test_frame_heads_against_the_python_walk(payloads: list[bytes], cut: int) ->
     data = data[: max(len(data) - cut, 0)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LoadWarning)
-        heads = events._frame_heads(data, np.frombuffer(data, dtype=np.uint8), Path("f"))
+        heads = records.frame_heads(data, np.frombuffer(data, dtype=np.uint8), Path("f"))
     want, said = _walk(data)
     assert heads.tolist() == want
     messages = [str(w.message) for w in caught]

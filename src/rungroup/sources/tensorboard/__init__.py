@@ -1,4 +1,5 @@
-"""TensorBoard event files: `events.py` decodes them, `follower.py` tails them while runs are
+"""TensorBoard event files: `events.py` finds the runs and loads them (framed by `records.py`,
+decoded by `decode.py`, `layout.py` and `values.py`), `follower.py` tails them while runs are
 written."""
 
 from __future__ import annotations

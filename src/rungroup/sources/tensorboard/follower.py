@@ -28,16 +28,15 @@ from rungroup.runs import HISTORY_SCHEMA, LoadWarning, Runs
 from rungroup.sources.files import read_bytes
 from rungroup.sources.follow_common import LAST_SCHEMA, last_chunk, update_last
 from rungroup.sources.runrecords import assemble, shown, warn
+from rungroup.sources.tensorboard.decode import Scalars, decode_events
 from rungroup.sources.tensorboard.events import (
-    _frame_records,
-    _Scalars,
-    _simple_values,
-    decode_events,
     find_run_files,
     merge_hparams_folders,
     run_record,
     timed_points,
 )
+from rungroup.sources.tensorboard.layout import simple_values
+from rungroup.sources.tensorboard.records import frame_records
 
 __all__ = ["TensorBoardFollower", "complete_length"]
 
@@ -264,23 +263,22 @@ class TensorBoardFollower:
         with warnings.catch_warnings():
             warnings.simplefilter("error", LoadWarning)
             try:
-                starts, ends = _frame_records(big, pending[0][1], self.check_crc)
+                starts, ends = frame_records(big, pending[0][1], self.check_crc)
             except LoadWarning:
                 return set()  # damage somewhere: the per-file decoder says where
         if len(starts) != sum(item[4] for item in pending):
             return set()
-        fast = _Scalars()
         untimed: list[tuple[int, float]] = []
-        done = _simple_values(big, (starts, ends), "", fast, untimed)
+        done, points = simple_values(big, (starts, ends), "", untimed)
         if untimed:
             return set()  # wall times that are not times: the per-file decoder warns
         owner = np.searchsorted(bounds, starts, side="right") - 1
         total = np.bincount(owner, minlength=len(pending))
         simple = np.bincount(owner[done], minlength=len(pending))
         all_simple = total == simple
-        if fast.blocks:
+        if points is not None:
             rows = owner[done]
-            self._batch_rows(pending, fast.blocks[0], rows, all_simple[rows], blocks, owners)
+            self._batch_rows(pending, points, rows, all_simple[rows], blocks, owners)
         return set(np.flatnonzero(all_simple).tolist())
 
     def _batch_rows(
@@ -324,7 +322,7 @@ class TensorBoardFollower:
     def _decode_file(self, run: _Run, path: Path, prefix: str, data: bytes) -> list[pl.DataFrame]:
         """The points of one file's new records, through `load_tensorboard`'s decoder."""
         known = run.files[path]
-        scalars = _Scalars(
+        scalars = Scalars(
             first_wall=run.first_wall,
             last_wall=run.last_wall,
             hparams=run.hparams,
@@ -345,12 +343,12 @@ class TensorBoardFollower:
         templated: bool,
         run_files: list[tuple[Path, dict[str, Any], list[tuple[Path, str]]]],
     ) -> Runs:
-        parsed: dict[Path, tuple[dict[str, Any], _Scalars]] = {}
+        parsed: dict[Path, tuple[dict[str, Any], Scalars]] = {}
         for folder, fields, _ in run_files:
             run = self._runs[folder]
             parsed[folder] = (
                 fields,
-                _Scalars(
+                Scalars(
                     first_wall=run.first_wall,
                     last_wall=run.last_wall,
                     hparams=dict(run.hparams),
