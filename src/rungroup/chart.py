@@ -525,8 +525,6 @@ def widget_spec(
         "log_y": bool(view.log_y),
         "grouped": axes.grouped,
         "raw": raw,
-        "thin": thin,
-        "group_page": group_page,
     }
     combined = alt.concat(
         *panels,

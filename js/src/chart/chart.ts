@@ -11,7 +11,7 @@ import { Legend, type LegendData } from "./legend";
 import { type Columns, type Dataset, datasetsOf, partition, rowAt } from "./partition";
 import { type Layers, SeriesCanvas } from "./series";
 import { bandOpacity, themeBackground, themeConfig } from "./theme";
-import { extentRows, type Tracks, tracksOf } from "./tracks";
+import { extentRows, type Tracks, tracksOf, valuesOf } from "./tracks";
 
 /** The narrowest a panel may be (its plot area, axes and titles, px); as many columns as fit. */
 export const MIN_PANEL = 320;
@@ -299,10 +299,22 @@ export class ChartPanel {
     this.drawSeries();
   }
 
-  /** The rows the series canvas drew from and the sum of their `line` values: the tests
-   * compare both with Python's frame. */
+  /** The rows the series canvas draws from and the sum of their `line` values: the tests
+   * compare both with Python's frame (counted when the probe is read, not per repaint). */
   rows(): { rows: number; lineSum: number } {
-    return { rows: this.series.drawn.rows, lineSum: this.series.drawn.lineSum };
+    let rows = 0;
+    let lineSum = 0;
+    for (const panel of this.tracks.values()) {
+      for (const track of panel) {
+        rows += track.index.length;
+        const lines = valuesOf(track.columns, "line");
+        for (const i of track.index) {
+          const value = lines[i];
+          if (typeof value === "number" && Number.isFinite(value)) lineSum += value;
+        }
+      }
+    }
+    return { rows, lineSum };
   }
 
   /** Series listed in the crosshair's tooltip shown last. */

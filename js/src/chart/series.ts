@@ -53,9 +53,6 @@ export interface SeriesHost extends ChartState {
 
 /** What the last drawing drew: the tests read it through the probe. */
 export interface Drawn {
-  /** Rows of the tracks and the sum of their finite `line` values. */
-  rows: number;
-  lineSum: number;
   /** Lines (series and runs) with a point drawn, and bands with a polygon drawn. */
   lines: number;
   bands: number;
@@ -70,7 +67,7 @@ export interface Drawn {
 }
 
 function emptyDrawn(): Drawn {
-  return { rows: 0, lineSum: 0, lines: 0, bands: 0, dashed: 0, misplaced: 0, outside: 0, strokes: {} };
+  return { lines: 0, bands: 0, dashed: 0, misplaced: 0, outside: 0, strokes: {} };
 }
 
 /** A track's screen positions: x, and y of one field, NaN where there is no value to draw. */
@@ -294,16 +291,6 @@ export class SeriesCanvas {
     const context = overlay(this.canvas, under, { left: under.offsetLeft, top: under.offsetTop });
     if (!context) return;
     const tracks = this.host.tracks();
-    for (const panel of tracks.values()) {
-      for (const track of panel) {
-        drawn.rows += track.index.length;
-        const lines = valuesOf(track.columns, "line");
-        for (const i of track.index) {
-          const value = lines[i];
-          if (typeof value === "number" && Number.isFinite(value)) drawn.lineSum += value;
-        }
-      }
-    }
     const isolated = this.host.isolated();
     const out = (track: Track) => isolated !== null && !track.run && !isolated.includes(track.series);
     const band = this.host.bandOpacity();
